@@ -1,0 +1,53 @@
+// Lint: typescript-eslint's recommended rules plus the import direction between rooms
+// (see docs/architecture.md). A room may only import the rooms listed for it.
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+const rooms = ["nix", "chunking", "compression", "api", "storage", "db", "token", "server", "gc", "client", "admin", "bin"];
+/** room -> rooms it may import (besides itself) */
+const allowed = {
+  nix: [],
+  chunking: ["nix"],
+  compression: [],
+  api: ["nix"],
+  storage: ["nix"],
+  db: [],
+  token: [],
+  server: ["nix", "chunking", "compression", "api", "storage", "db", "token", "gc"],
+  gc: ["db", "storage", "nix"],
+  client: ["nix", "api", "token"],
+  admin: ["token", "server", "api"],
+  bin: ["server", "client", "admin"],
+};
+
+const restrictions = Object.entries(allowed).map(([room, may]) => ({
+  files: [`src/${room}/**/*.ts`],
+  rules: {
+    "no-restricted-imports": [
+      "error",
+      {
+        patterns: rooms
+          .filter((r) => r !== room && !may.includes(r))
+          .map((r) => ({
+            regex: `^(\\.\\./)+${r}(/|$)`,
+            message: `src/${room} may not import src/${r} (import direction, see docs/architecture.md)`,
+          })),
+      },
+    ],
+  },
+}));
+
+export default tseslint.config(
+  { ignores: ["dist/**", "node_modules/**", ".bench/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { ecmaVersion: 2024, sourceType: "module", globals: { process: "readonly", console: "readonly", Buffer: "readonly", setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly", URL: "readonly", AbortController: "readonly", AbortSignal: "readonly", TextEncoder: "readonly", TextDecoder: "readonly", fetch: "readonly", Response: "readonly", Headers: "readonly", setImmediate: "readonly", queueMicrotask: "readonly", structuredClone: "readonly", performance: "readonly" } },
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+      "@typescript-eslint/consistent-type-imports": "error",
+      "no-constant-condition": ["error", { checkLoops: false }],
+    },
+  },
+  ...restrictions,
+);

@@ -1,0 +1,92 @@
+// `npm test`: installs what the tests need when missing (real Nix), lints, type-checks, starts the
+// shared services once (a throwaway PostgreSQL cluster and an S3-compatible server on loopback),
+// runs every test file with node's test runner, and tears the services down.
+//
+// Env: ATTIC_TEST_FILTER=<substring> narrows the files run; ATTIC_TEST_SKIP_CHECKS=1 skips lint and tsc.
+import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { startPostgres } from "../test/helpers/postgres.ts";
+import { startS3 } from "../test/helpers/s3.ts";
+
+const root = join(import.meta.dirname, "..");
+
+function run(cmd: string, args: string[]): void {
+  console.log(`$ ${cmd} ${args.join(" ")}`);
+  const r = spawnSync(cmd, args, { stdio: "inherit", cwd: root });
+  if (r.status !== 0) {
+    console.error(`${cmd} failed with exit code ${r.status}`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+function ensureNix(): void {
+  if (spawnSync("nix-store", ["--version"]).status === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error("The tests need real Nix: install it with `sudo apt-get install -y nix-bin`.");
+    process.exit(1);
+  }
+  console.log("Installing Debian nix-bin (real Nix for the tests)...");
+  run("apt-get", ["update", "-qq"]);
+  run("apt-get", ["install", "-y", "-qq", "nix-bin", "zstd", "xz-utils"]);
+}
+
+function testFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...testFiles(p));
+    else if (name.endsWith(".test.ts")) out.push(relative(root, p));
+  }
+  return out;
+}
+
+ensureNix();
+if (!process.env.ATTIC_TEST_SKIP_CHECKS) {
+  run("npx", ["eslint", "."]);
+  run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"]);
+}
+
+const filter = process.env.ATTIC_TEST_FILTER;
+const files = testFiles(join(root, "test")).filter((f) => !filter || f.includes(filter));
+if (files.length === 0) {
+  console.error(`no test files match ${filter ?? "(all)"}`);
+  process.exit(1);
+}
+
+const pg = await startPostgres();
+const s3 = await startS3();
+console.log(`services: PostgreSQL ${pg.url}, S3 ${s3.endpoint}`);
+
+const child = spawn(
+  process.execPath,
+  ["--test", "--test-reporter=spec", `--test-concurrency=${process.env.ATTIC_TEST_CONCURRENCY ?? "2"}`, ...files],
+  {
+    cwd: root,
+    stdio: ["ignore", "pipe", "inherit"],
+    env: {
+      ...process.env,
+      ATTIC_TEST_PG_URL: pg.url,
+      ATTIC_TEST_S3_ENDPOINT: s3.endpoint,
+      ATTIC_TEST_S3_REGION: s3.region,
+      ATTIC_TEST_S3_ACCESS_KEY_ID: s3.accessKeyId,
+      ATTIC_TEST_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    },
+  },
+);
+let passed = 0;
+let failed = 0;
+let tail = "";
+child.stdout!.on("data", (buf: Buffer) => {
+  process.stdout.write(buf);
+  tail = (tail + buf.toString("utf8")).slice(-4096);
+});
+const code: number = await new Promise((resolve) => child.on("exit", (c) => resolve(c ?? 1)));
+for (const m of tail.matchAll(/ℹ (pass|fail) (\d+)/g)) {
+  if (m[1] === "pass") passed = Number(m[2]);
+  else failed = Number(m[2]);
+}
+await s3.stop();
+pg.stop();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(code);

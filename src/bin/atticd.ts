@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+console.error("atticd: not implemented yet");
+process.exit(1);
