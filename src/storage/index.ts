@@ -1,0 +1,32 @@
+// Entry point of the storage room: pick a backend from config. The S3 backend (and with it the
+// AWS SDK) is loaded only when configured.
+import { LocalStorage } from "./local.ts";
+import type { StorageDriver } from "./types.ts";
+
+export type StorageConfig =
+  | { type: "local"; path: string }
+  | { type: "s3"; region: string; bucket: string; endpoint?: string; credentials?: { access_key_id: string; secret_access_key: string } };
+
+export interface StorageOptions {
+  /** where non-fatal problems go (a pino-style logger fits) */
+  logger?: { warn(obj: object, msg: string): void };
+}
+
+export async function createStorage(config: StorageConfig, options: StorageOptions = {}): Promise<StorageDriver> {
+  switch (config.type) {
+    case "local":
+      return LocalStorage.open(config.path);
+    case "s3": {
+      const { S3Storage } = await import("./s3.ts");
+      const { type: _type, ...s3 } = config;
+      return new S3Storage(s3, options);
+    }
+  }
+}
+
+export { newChunkKey, isValidKey } from "./keys.ts";
+export { remoteFileId } from "./remote-file.ts";
+export { LocalStorage } from "./local.ts";
+export { InvalidStorageKeyError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
+export type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
+export type { S3Storage, S3StorageOptions } from "./s3.ts";

@@ -1,0 +1,134 @@
+// Local folder backend. Writes go to a temp name in the target's shard directory, are fsynced and
+// then renamed, so a crash or abort never leaves a half file under a live key.
+import { randomBytes } from "node:crypto";
+import { access, mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { assertValidKey } from "./keys.ts";
+import { prepareLayout, shardedPath, sweepTempFiles, TEMP_PREFIX } from "./local-layout.ts";
+import { remoteFileId } from "./remote-file.ts";
+import { chunksOf, forEachLimit } from "./streams.ts";
+import { StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
+import type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
+
+const DELETE_CONCURRENCY = 20;
+
+function isErrno(err: unknown, code: string): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === code;
+}
+
+async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Make a rename durable: the directory entry itself must reach the disk. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export class LocalStorage implements StorageDriver {
+  readonly name: string;
+  readonly root: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.name = `local:${root}`;
+  }
+
+  /** Open (creating or migrating as needed) the storage folder at `path`. */
+  static async open(path: string): Promise<LocalStorage> {
+    const root = resolve(path);
+    await prepareLayout(root);
+    return new LocalStorage(root);
+  }
+
+  remoteFileFor(key: string): { remoteFile: RemoteFile; remoteFileId: string } {
+    const remoteFile: RemoteFile = { Local: { name: assertValidKey(key) } };
+    return { remoteFile, remoteFileId: remoteFileId(remoteFile) };
+  }
+
+  private pathOf(remoteFile: RemoteFile): string {
+    if (!("Local" in remoteFile)) throw new UnsupportedRemoteFileError("local", remoteFile);
+    return shardedPath(this.root, assertValidKey(remoteFile.Local.name));
+  }
+
+  async put(remoteFile: RemoteFile, body: Readable, signal?: AbortSignal): Promise<PutResult> {
+    const target = this.pathOf(remoteFile);
+    signal?.throwIfAborted();
+    const dir = dirname(target);
+    await mkdir(dir, { recursive: true });
+    const temp = join(dir, `${TEMP_PREFIX}${randomBytes(12).toString("hex")}`);
+    const file = await open(temp, "wx", 0o644);
+    let fileOpen = true;
+    let renamed = false;
+    let size = 0;
+    try {
+      for await (const chunk of chunksOf(body, signal)) {
+        await writeAll(file, chunk);
+        size += chunk.length;
+      }
+      await file.sync();
+      fileOpen = false;
+      await file.close();
+      signal?.throwIfAborted();
+      await rename(temp, target);
+      renamed = true;
+      await syncDirectory(dir);
+    } finally {
+      if (fileOpen) await file.close().catch(() => {});
+      if (!renamed) await rm(temp, { force: true });
+    }
+    return { size };
+  }
+
+  async get(remoteFile: RemoteFile, signal?: AbortSignal): Promise<Readable> {
+    const path = this.pathOf(remoteFile);
+    signal?.throwIfAborted();
+    let file: FileHandle;
+    try {
+      file = await open(path, "r");
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) throw new StorageNotFoundError(remoteFileId(remoteFile));
+      throw err;
+    }
+    return file.createReadStream(signal ? { signal } : {});
+  }
+
+  async has(remoteFile: RemoteFile): Promise<boolean> {
+    try {
+      await access(this.pathOf(remoteFile));
+      return true;
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return false;
+      throw err;
+    }
+  }
+
+  async deleteMany(remoteFiles: RemoteFile[]): Promise<{ failed: { remoteFile: RemoteFile; error: Error }[] }> {
+    const failed: { remoteFile: RemoteFile; error: Error }[] = [];
+    await forEachLimit(remoteFiles, DELETE_CONCURRENCY, async (remoteFile) => {
+      try {
+        // Empty shard directories stay: there are at most 4096 of them and removing one would
+        // race with a concurrent put into it.
+        await rm(this.pathOf(remoteFile), { force: true });
+      } catch (err) {
+        failed.push({ remoteFile, error: err as Error });
+      }
+    });
+    return { failed };
+  }
+
+  /** Remove temp files a crashed process left behind (older than `olderThanMs`). */
+  sweepTempFiles(olderThanMs: number): Promise<number> {
+    return sweepTempFiles(this.root, olderThanMs);
+  }
+}

@@ -1,0 +1,188 @@
+// S3 backend (AWS or any S3-compatible server). Objects live at the bucket root under their key,
+// as upstream (`<uuid>.chunk`). A `RemoteFile` recorded with another region or bucket is still
+// honoured, with one client per region, so a migrated deployment keeps serving old files.
+// This module is imported only when S3 storage is configured: it pulls in the AWS SDK.
+import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { addAbortSignal, Readable } from "node:stream";
+import { assertValidKey } from "./keys.ts";
+import { remoteFileId } from "./remote-file.ts";
+import { makeS3Client, type S3StorageConfig } from "./s3-client.ts";
+import { uploadStream, type UploadLimits, type UploadStats } from "./s3-upload.ts";
+import { forEachLimit } from "./streams.ts";
+import { StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
+import type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
+
+export type { S3StorageConfig } from "./s3-client.ts";
+
+export interface S3StorageOptions {
+  /** bytes per multipart part, and the PutObject threshold (default 8 MiB, as upstream) */
+  partSize?: number;
+  /** multipart parts uploading at once (default 4) */
+  maxPartsInFlight?: number;
+  /** where non-fatal problems go (a pino-style logger fits) */
+  logger?: { warn(obj: object, msg: string): void };
+}
+
+const MIB = 1024 * 1024;
+/** S3's limit for one DeleteObjects request. */
+const DELETE_BATCH = 1000;
+const SINGLE_DELETE_CONCURRENCY = 20;
+
+type S3Location = { region: string; bucket: string; key: string };
+
+function errorName(err: unknown): string | undefined {
+  return (err as { name?: string } | null)?.name;
+}
+function httpStatus(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+}
+
+export class S3Storage implements StorageDriver {
+  readonly name: string;
+  readonly stats: UploadStats = { multipartStarted: 0, multipartCompleted: 0, multipartAborted: 0, multipartAbortFailed: 0, maxPartsInFlight: 0 };
+  private readonly config: S3StorageConfig;
+  private readonly limits: UploadLimits;
+  private readonly logger: S3StorageOptions["logger"];
+  private readonly clients = new Map<string, S3Client>();
+  /** Set once a server answered that it has no DeleteObjects; deletes then go one by one. */
+  private batchDeleteUnsupported = false;
+
+  constructor(config: S3StorageConfig, options: S3StorageOptions = {}) {
+    this.config = config;
+    this.name = `s3:${config.region}/${config.bucket}`;
+    this.limits = { partSize: options.partSize ?? 8 * MIB, maxPartsInFlight: options.maxPartsInFlight ?? 4 };
+    this.logger = options.logger;
+  }
+
+  remoteFileFor(key: string): { remoteFile: RemoteFile; remoteFileId: string } {
+    const remoteFile: RemoteFile = { S3: { region: this.config.region, bucket: this.config.bucket, key: assertValidKey(key) } };
+    return { remoteFile, remoteFileId: remoteFileId(remoteFile) };
+  }
+
+  private locate(remoteFile: RemoteFile): S3Location {
+    if (!("S3" in remoteFile)) throw new UnsupportedRemoteFileError("s3", remoteFile);
+    const { region, bucket, key } = remoteFile.S3;
+    return { region, bucket, key: assertValidKey(key) };
+  }
+
+  private clientFor(region: string): S3Client {
+    let client = this.clients.get(region);
+    if (!client) {
+      client = makeS3Client(this.config, region);
+      this.clients.set(region, client);
+    }
+    return client;
+  }
+
+  private warn = (error: unknown, message: string): void => {
+    this.logger?.warn({ err: error }, message);
+  };
+
+  async put(remoteFile: RemoteFile, body: Readable, signal?: AbortSignal): Promise<PutResult> {
+    const { region, bucket, key } = this.locate(remoteFile);
+    const size = await uploadStream(
+      { client: this.clientFor(region), target: { Bucket: bucket, Key: key }, limits: this.limits, stats: this.stats, warn: this.warn },
+      body,
+      signal,
+    );
+    return { size };
+  }
+
+  async get(remoteFile: RemoteFile, signal?: AbortSignal): Promise<Readable> {
+    const { region, bucket, key } = this.locate(remoteFile);
+    let body: unknown;
+    try {
+      ({ Body: body } = await this.clientFor(region).send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal }));
+    } catch (err) {
+      if (errorName(err) === "NoSuchKey") throw new StorageNotFoundError(remoteFileId(remoteFile));
+      throw err;
+    }
+    if (!(body instanceof Readable)) throw new Error(`GetObject s3://${bucket}/${key} returned no stream`);
+    return signal ? addAbortSignal(signal, body) : body;
+  }
+
+  async has(remoteFile: RemoteFile): Promise<boolean> {
+    const { region, bucket, key } = this.locate(remoteFile);
+    try {
+      await this.clientFor(region).send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return true;
+    } catch (err) {
+      // HEAD responses have no body, so a missing key shows only as a bare 404.
+      if (errorName(err) === "NotFound" || errorName(err) === "NoSuchKey") return false;
+      throw err;
+    }
+  }
+
+  async deleteMany(remoteFiles: RemoteFile[]): Promise<{ failed: { remoteFile: RemoteFile; error: Error }[] }> {
+    const failed: { remoteFile: RemoteFile; error: Error }[] = [];
+    const groups = new Map<string, { region: string; bucket: string; files: { remoteFile: RemoteFile; key: string }[] }>();
+    for (const remoteFile of remoteFiles) {
+      let location: S3Location;
+      try {
+        location = this.locate(remoteFile);
+      } catch (err) {
+        failed.push({ remoteFile, error: err as Error });
+        continue;
+      }
+      const id = `${location.region}\u0000${location.bucket}`;
+      let group = groups.get(id);
+      if (!group) groups.set(id, (group = { region: location.region, bucket: location.bucket, files: [] }));
+      group.files.push({ remoteFile, key: location.key });
+    }
+    for (const { region, bucket, files } of groups.values()) {
+      for (let i = 0; i < files.length; i += DELETE_BATCH) {
+        failed.push(...(await this.deleteBatch(this.clientFor(region), bucket, files.slice(i, i + DELETE_BATCH))));
+      }
+    }
+    return { failed };
+  }
+
+  private async deleteBatch(client: S3Client, bucket: string, files: { remoteFile: RemoteFile; key: string }[]): Promise<{ remoteFile: RemoteFile; error: Error }[]> {
+    if (this.batchDeleteUnsupported) return this.deleteOneByOne(client, bucket, files);
+    let errors;
+    try {
+      ({ Errors: errors } = await client.send(
+        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: files.map((f) => ({ Key: f.key })), Quiet: true } }),
+      ));
+    } catch (err) {
+      const status = httpStatus(err);
+      if (errorName(err) === "NotImplemented" || status === 501 || status === 405) {
+        this.batchDeleteUnsupported = true;
+        this.warn(err, `s3:${bucket}: the server has no DeleteObjects; deleting objects one by one`);
+        return this.deleteOneByOne(client, bucket, files);
+      }
+      return files.map(({ remoteFile }) => ({ remoteFile, error: err as Error }));
+    }
+    const byKey = new Map(files.map((f) => [f.key, f.remoteFile]));
+    const failed: { remoteFile: RemoteFile; error: Error }[] = [];
+    for (const e of errors ?? []) {
+      const remoteFile = e.Key === undefined ? undefined : byKey.get(e.Key);
+      if (!remoteFile || e.Code === "NoSuchKey") continue;
+      failed.push({ remoteFile, error: new Error(`DeleteObjects s3://${bucket}/${e.Key}: ${e.Code ?? "error"} ${e.Message ?? ""}`.trim()) });
+    }
+    return failed;
+  }
+
+  private async deleteOneByOne(client: S3Client, bucket: string, files: { remoteFile: RemoteFile; key: string }[]): Promise<{ remoteFile: RemoteFile; error: Error }[]> {
+    const failed: { remoteFile: RemoteFile; error: Error }[] = [];
+    await forEachLimit(files, SINGLE_DELETE_CONCURRENCY, async ({ remoteFile, key }) => {
+      try {
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      } catch (err) {
+        if (errorName(err) !== "NoSuchKey") failed.push({ remoteFile, error: err as Error });
+      }
+    });
+    return failed;
+  }
+
+  async presignedUrl(remoteFile: RemoteFile, expiresInSeconds: number): Promise<string> {
+    const { region, bucket, key } = this.locate(remoteFile);
+    return getSignedUrl(this.clientFor(region), new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInSeconds });
+  }
+
+  async close(): Promise<void> {
+    for (const client of this.clients.values()) client.destroy();
+    this.clients.clear();
+  }
+}

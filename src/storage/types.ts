@@ -1,0 +1,63 @@
+// The storage seam: a tiny driver interface that the local folder and S3 backends implement.
+// Keys are validated opaque names (`<uuid>.chunk`); the DB records where each file lives as a
+// `RemoteFile` (upstream's `remote_file` JSON) so an upstream deployment stays readable.
+import type { Readable } from "node:stream";
+
+/** upstream `remote_file` JSON, externally tagged */
+export type RemoteFile =
+  | { Local: { name: string } }
+  | { S3: { region: string; bucket: string; key: string } }
+  | { Http: { url: string } };
+
+export interface PutResult {
+  /** bytes written */
+  size: number;
+}
+
+export interface StorageDriver {
+  /** human name for logs: `local:/path` or `s3:region/bucket` */
+  readonly name: string;
+  /**
+   * The `RemoteFile` (and its `remote_file_id`) a new key will be stored under.
+   * Throws InvalidStorageKeyError for a key that is not a safe file name.
+   */
+  remoteFileFor(key: string): { remoteFile: RemoteFile; remoteFileId: string };
+  /**
+   * Stream `body` into a new file. Atomic: the file becomes visible under `remoteFile` only when
+   * the whole stream was written; on error or abort nothing is left behind and the promise
+   * rejects (with the source's error, or an AbortError when `signal` fired).
+   */
+  put(remoteFile: RemoteFile, body: Readable, signal?: AbortSignal): Promise<PutResult>;
+  /** A stream of the file's bytes. Rejects with StorageNotFoundError if it does not exist. */
+  get(remoteFile: RemoteFile, signal?: AbortSignal): Promise<Readable>;
+  has(remoteFile: RemoteFile): Promise<boolean>;
+  /** Delete many files; missing files count as deleted. Returns the ones that failed. */
+  deleteMany(remoteFiles: RemoteFile[]): Promise<{ failed: { remoteFile: RemoteFile; error: Error }[] }>;
+  /** Optional capability: a URL a client can GET directly (S3 presigned). */
+  presignedUrl?(remoteFile: RemoteFile, expiresInSeconds: number): Promise<string | null>;
+  /** Release connections. */
+  close?(): Promise<void>;
+}
+
+export class StorageNotFoundError extends Error {
+  constructor(what: string) {
+    super(`storage file not found: ${what}`);
+    this.name = "StorageNotFoundError";
+  }
+}
+
+/** A key that is not a safe opaque file name (see keys.ts). */
+export class InvalidStorageKeyError extends Error {
+  constructor(key: string) {
+    super(`invalid storage key: ${JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key)}`);
+    this.name = "InvalidStorageKeyError";
+  }
+}
+
+/** A `RemoteFile` of a kind this backend cannot serve (e.g. `Local` given to S3, or `Http`). */
+export class UnsupportedRemoteFileError extends Error {
+  constructor(backend: string, remoteFile: RemoteFile) {
+    super(`${backend} storage does not understand the remote file ${JSON.stringify(remoteFile)}`);
+    this.name = "UnsupportedRemoteFileError";
+  }
+}

@@ -1,0 +1,60 @@
+// A pass-through HTTP proxy in front of the test S3 server that records every request and can
+// inject faults (an S3 error answer, or a delay that makes the server look slow). Tests use it to
+// see what a storage driver sent (batched deletes, aborted multipart uploads) and to exercise
+// retries, failures and bounded concurrency.
+import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export interface SeenRequest {
+  method: string;
+  url: string;
+}
+
+export type Fault = { status: number; code: string } | { delayMs: number } | undefined;
+
+export interface FaultProxy {
+  endpoint: string;
+  /** every request seen, oldest first */
+  readonly seen: SeenRequest[];
+  /** decide per request (called once per HTTP attempt); undefined forwards it unchanged */
+  rule: ((req: SeenRequest) => Fault) | undefined;
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(target: string): Promise<FaultProxy> {
+  const upstream = new URL(target);
+  const server = createServer(async (req, res) => {
+    const seen: SeenRequest = { method: req.method ?? "GET", url: req.url ?? "/" };
+    proxy.seen.push(seen);
+    const fault = proxy.rule?.(seen);
+    if (fault && "status" in fault) {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(fault.status, { "content-type": "application/xml" });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code}</Code><Message>injected by the test proxy</Message></Error>`);
+      });
+      return;
+    }
+    if (fault) await sleep(fault.delayMs);
+    const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    out.on("error", (err) => res.destroy(err));
+    req.on("error", (err) => out.destroy(err));
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  const proxy: FaultProxy = {
+    endpoint: `http://127.0.0.1:${port}`,
+    seen: [],
+    rule: undefined,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  return proxy;
+}
