@@ -1,0 +1,131 @@
+// The `atticadm` shell: parses flags with commander, lazy-loads the command, and has the one
+// top-level catch: user errors (bad flags, config problems, a verify-only key) become
+// `Error: <message>` with exit code 1; anything else is reported as a bug.
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { DurationParseError, parseDuration } from "../api/duration.ts";
+import { ConfigError, ConfigNotFoundError } from "../server/config/load.ts";
+import { CannotSignError } from "../token/jwt.ts";
+import { isValidCachePattern } from "../token/permissions.ts";
+import type { AdminCtx } from "./context.ts";
+import { UserError } from "./errors.ts";
+import type { MakeTokenOptions } from "./commands/make-token.ts";
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+  return pkg.version ?? "unknown";
+}
+
+function parseValidity(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    if (error instanceof DurationParseError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
+}
+
+function collectPattern(value: string, previous: string[] | undefined): string[] {
+  if (!isValidCachePattern(value)) {
+    throw new InvalidArgumentError(
+      "a cache name pattern is 1 to 50 characters of letters, digits, -, _, + and the wildcard *, and cannot start with - or _",
+    );
+  }
+  return [...(previous ?? []), value];
+}
+
+const PATTERN_FLAGS: readonly [flag: string, description: string][] = [
+  ["pull", "A cache that the token may pull from"],
+  ["push", "A cache that the token may push to"],
+  ["delete", "A cache that the token may delete store paths from"],
+  ["create-cache", "A cache that the token may create"],
+  ["configure-cache", "A cache that the token may configure"],
+  ["configure-cache-retention", "A cache that the token may configure retention/quota for"],
+  ["destroy-cache", "A cache that the token may destroy"],
+];
+
+export function buildProgram(ctx: AdminCtx): Command {
+  const program = new Command("atticadm")
+    .description("Attic server administration utilities.")
+    .version(version(), "-V, --version", "Print version")
+    .option("-f, --config <path>", "Path to the config file")
+    .helpOption("-h, --help", "Print help")
+    .helpCommand("help [command]", "Print help for a command")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => ctx.stdout.write(text),
+      writeErr: (text) => ctx.stderr.write(text),
+      outputError: (text, write) => write(text.replace(/^error: /, "Error: ")),
+    });
+
+  const makeToken = program
+    .command("make-token")
+    .summary("Generate a new token")
+    .description(
+      "Generate a new token.\n\nFor example, a token for Alice with read-write access to any cache starting with `dev-`\n" +
+        'and read-only access to `prod`, expiring in 2 years:\n\n  atticadm make-token --sub "alice" --validity "2y" --pull "dev-*" --push "dev-*" --pull "prod"',
+    )
+    .requiredOption("--sub <sub>", "The subject of the JWT token")
+    .addOption(
+      new Option("--validity <duration>", 'The validity period of the JWT token, e.g. "2 years", "3 months", "1y"')
+        .argParser(parseValidity)
+        .makeOptionMandatory(),
+    )
+    .option("--dump-claims", "Dump the claims without signing and encoding it", false);
+  for (const [flag, description] of PATTERN_FLAGS) {
+    makeToken.option(`--${flag} <pattern>`, `${description}; may contain wildcards, repeatable`, collectPattern);
+  }
+  makeToken.helpOption("-h, --help", "Print help").exitOverride().action(async (opts: Record<string, unknown>) => {
+    const list = (name: string): string[] => (opts[name] as string[] | undefined) ?? [];
+    const options: MakeTokenOptions = {
+      sub: opts.sub as string,
+      validity: opts.validity as number,
+      dumpClaims: opts.dumpClaims === true,
+      pull: list("pull"),
+      push: list("push"),
+      delete: list("delete"),
+      createCache: list("createCache"),
+      configureCache: list("configureCache"),
+      configureCacheRetention: list("configureCacheRetention"),
+      destroyCache: list("destroyCache"),
+    };
+    const { run } = await import("./commands/make-token.ts");
+    await run(options, { ...ctx, configPath: program.opts<{ config?: string }>().config });
+  });
+  return program;
+}
+
+/** Runs atticadm with `argv` (node, script, args…) and returns the exit code. */
+export async function main(argv: string[], ctx: AdminCtx = { env: process.env, stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  try {
+    await buildProgram(ctx).parseAsync(argv);
+    return 0;
+  } catch (error) {
+    return report(error, ctx);
+  }
+}
+
+function report(error: unknown, ctx: AdminCtx): number {
+  // commander printed the help, the version or the usage error already
+  if (error instanceof CommanderError) return error.exitCode;
+  if (
+    error instanceof UserError ||
+    error instanceof ConfigError ||
+    error instanceof ConfigNotFoundError ||
+    error instanceof CannotSignError ||
+    isSystemError(error)
+  ) {
+    ctx.stderr.write(`Error: ${(error as Error).message}\n`);
+    return 1;
+  }
+  ctx.stderr.write(
+    "Error: atticadm ran into an internal error. This is a bug in attic-ts, not something you did wrong.\n" +
+      "Please report it to the attic-ts maintainers with the command you ran and the details below.\n\n" +
+      `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  return 70;
+}
+
+function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === "string" && typeof (error as NodeJS.ErrnoException).syscall === "string";
+}

@@ -1,0 +1,239 @@
+// The one description of server.toml: every table and key with its kind, default, env var and
+// meaning. load.ts validates against it, reference.ts renders docs/config-reference.md from it.
+// Defaults are written as they would appear in TOML and go through the same readers as the file.
+import type { ValueKind, ValueRules } from "./values.ts";
+
+export type TomlDefault = string | number | boolean | readonly string[];
+
+export interface KeySpec extends ValueRules {
+  /** dotted path, e.g. `garbage-collection.interval` */
+  key: string;
+  kind: ValueKind;
+  description: string;
+  default?: TomlDefault;
+  /** shown in the docs instead of `default` when the default depends on something else */
+  defaultNote?: string;
+  /** when the key must be given (docs text); the loader enforces it */
+  required?: string;
+  /** read when the key is absent */
+  env?: string;
+  /** the key only applies to this storage type */
+  storageType?: "local" | "s3";
+  /** not in upstream Attic */
+  ours?: boolean;
+}
+
+export interface TableSpec {
+  /** dotted path; "" is the top level */
+  table: string;
+  description: string;
+  required: boolean;
+  ours?: boolean;
+}
+
+export const ENV_CONFIG_BASE64 = "ATTIC_SERVER_CONFIG_BASE64";
+export const ENV_DATABASE_URL = "ATTIC_SERVER_DATABASE_URL";
+export const ENV_TOKEN_RS256_PUBKEY_BASE64 = "ATTIC_SERVER_TOKEN_RS256_PUBKEY_BASE64";
+export const ENV_TOKEN_RS256_SECRET_BASE64 = "ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64";
+export const ENV_TOKEN_HS256_SECRET_BASE64 = "ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64";
+
+/** The legacy top-level key: its presence is an error that explains the move. */
+export const DEPRECATED_TOP_LEVEL_SECRET = "token-hs256-secret-base64";
+
+export const TABLES: readonly TableSpec[] = [
+  { table: "", description: "Top-level keys.", required: true },
+  {
+    table: "database",
+    description: "The database holding caches, objects, NARs and chunks. The table must be present, but may be empty when `ATTIC_SERVER_DATABASE_URL` is set.",
+    required: true,
+  },
+  { table: "storage", description: "Where NAR chunks are stored: a local folder or an S3-compatible bucket.", required: true },
+  {
+    table: "storage.credentials",
+    description: "Static S3 credentials. Without this table the AWS default credential chain is used (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, instance roles, …).",
+    required: false,
+  },
+  {
+    table: "chunking",
+    description:
+      "Content-defined chunking of NARs (FastCDC). The whole table is required. Changing the sizes later moves the cut points, so new uploads deduplicate poorly against old chunks for a while.",
+    required: true,
+  },
+  { table: "compression", description: "Compression of stored chunks. Optional; if the table is present, `type` is required.", required: false },
+  { table: "garbage-collection", description: "Garbage collection of unaccessed objects and orphaned data.", required: false },
+  { table: "jwt", description: "Verification of JSON Web Tokens.", required: false },
+  {
+    table: "jwt.signing",
+    description:
+      "The key that signs and verifies tokens: exactly one of the three keys. Without this table the environment is read, in this order: `ATTIC_SERVER_TOKEN_RS256_PUBKEY_BASE64`, `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64`, `ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64` (empty values count as unset).",
+    required: false,
+  },
+];
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+export const KEYS: readonly KeySpec[] = [
+  { key: "listen", kind: "socket-address", default: "[::]:8080", description: "Socket address to listen on (`IPv4:port` or `[IPv6]:port`)." },
+  {
+    key: "allowed-hosts",
+    kind: "string-list",
+    default: [],
+    description: "Allowed `Host` headers. Empty: every host is allowed; configure this in production.",
+  },
+  {
+    key: "api-endpoint",
+    kind: "endpoint",
+    description:
+      "The canonical API endpoint given to clients, ending with `/` (e.g. `https://cache.example/`). Unset: synthesised from the request's `Host` and `X-Forwarded-Proto`, which is unsafe in production.",
+  },
+  {
+    key: "substituter-endpoint",
+    kind: "endpoint",
+    description: "The canonical binary cache endpoint, ending with `/`. Unset: the API endpoint.",
+  },
+  {
+    key: "soft-delete-caches",
+    kind: "boolean",
+    default: false,
+    description: "Mark destroyed caches as deleted instead of removing their rows; their names stay taken.",
+  },
+  {
+    key: "require-proof-of-possession",
+    kind: "boolean",
+    default: true,
+    description: "Require uploading the whole NAR even when it already exists in the global store (otherwise knowing its hash is enough to add it to a cache).",
+  },
+  { key: "max-nar-info-size", kind: "integer", min: 1, default: 1048576, description: "Largest accepted upload info (narinfo JSON), in bytes." },
+  {
+    key: "presigned-redirects",
+    kind: "boolean",
+    default: true,
+    ours: true,
+    description: "With S3 storage, answer downloads of single-chunk NARs with a 307 redirect to a presigned URL instead of streaming through the server.",
+  },
+
+  {
+    key: "database.url",
+    kind: "database-url",
+    env: "ATTIC_SERVER_DATABASE_URL",
+    required: "unless `ATTIC_SERVER_DATABASE_URL` is set",
+    description: "`sqlite:///absolute/path/server.db` or `postgres://user:password@host/db`.",
+  },
+  { key: "database.heartbeat", kind: "boolean", default: false, description: "Send a heartbeat query every minute." },
+  { key: "database.pool-size", kind: "integer", min: 1, max: 1000, default: 10, ours: true, description: "Maximum number of database connections (PostgreSQL)." },
+
+  { key: "storage.type", kind: "enum", values: ["local", "s3"], required: "always", description: "`local` or `s3`." },
+  { key: "storage.path", kind: "string", storageType: "local", required: "for `local`", description: "The folder holding the chunks." },
+  { key: "storage.region", kind: "string", storageType: "s3", required: "for `s3`", description: "The S3 region." },
+  { key: "storage.bucket", kind: "string", storageType: "s3", required: "for `s3`", description: "The S3 bucket." },
+  {
+    key: "storage.endpoint",
+    kind: "string",
+    storageType: "s3",
+    description: "A custom S3 endpoint (MinIO, R2, Garage, …). When set, path-style addressing is used. Unset: AWS.",
+  },
+  { key: "storage.credentials.access_key_id", kind: "string", storageType: "s3", required: "in `[storage.credentials]`", description: "The access key ID." },
+  {
+    key: "storage.credentials.secret_access_key",
+    kind: "string",
+    storageType: "s3",
+    required: "in `[storage.credentials]`",
+    description: "The secret access key.",
+  },
+
+  {
+    key: "chunking.nar-size-threshold",
+    kind: "integer",
+    min: 0,
+    required: "always",
+    description: "NARs at least this large (bytes) are chunked. `0` disables chunking, `1` chunks every NAR.",
+  },
+  { key: "chunking.min-size", kind: "integer", min: 64, max: 64 * MiB, required: "always", description: "Preferred minimum chunk size in bytes (64 B – 64 MiB)." },
+  { key: "chunking.avg-size", kind: "integer", min: 256, max: 256 * MiB, required: "always", description: "Preferred average chunk size in bytes (256 B – 256 MiB)." },
+  { key: "chunking.max-size", kind: "integer", min: KiB, max: GiB, required: "always", description: "Maximum chunk size in bytes (1 KiB – 1 GiB). `min-size ≤ avg-size ≤ max-size`." },
+
+  {
+    key: "compression.type",
+    kind: "enum",
+    values: ["none", "brotli", "zstd", "xz"],
+    default: "zstd",
+    required: "when `[compression]` is present",
+    description: "`none`, `brotli`, `zstd` or `xz`.",
+  },
+  {
+    key: "compression.level",
+    kind: "integer",
+    defaultNote: "zstd `8`, brotli `5`, xz `2`",
+    description: "Compression level: zstd 1–22, brotli 0–11, xz 0–9. Ignored for `none`.",
+  },
+
+  {
+    key: "garbage-collection.interval",
+    kind: "duration",
+    default: "12 hours",
+    description: "How often garbage collection runs (humantime, e.g. `12 hours`). `0` disables the periodic run; `atticd --mode garbage-collector-once` still works.",
+  },
+  {
+    key: "garbage-collection.default-retention-period",
+    kind: "duration",
+    default: "0",
+    description:
+      "Objects whose creation and last access are both older than this are collected, unless the cache sets its own period. `0` disables time-based collection by default.",
+  },
+  {
+    key: "garbage-collection.stale-grace-period",
+    kind: "duration",
+    default: "1 hour",
+    ours: true,
+    description: "Pending NAR and chunk rows and upload holders older than this (left by a crashed or interrupted server) are reaped.",
+  },
+  {
+    key: "garbage-collection.max-size",
+    kind: "size",
+    ours: true,
+    description:
+      'Global quota on the logical size of all caches, in bytes or with a unit (`"500 GiB"`). Over it, least-recently-used objects are collected. Unset: no quota.',
+  },
+
+  { key: "jwt.token-bound-issuer", kind: "string", description: "If set, tokens must carry this `iss` claim (and minted tokens get it)." },
+  {
+    key: "jwt.token-bound-audiences",
+    kind: "string-list",
+    description: "If set, a token's `aud` claim must contain one of these (and minted tokens get them all).",
+  },
+  {
+    key: "jwt.signing.token-rs256-pubkey-base64",
+    kind: "secret",
+    env: ENV_TOKEN_RS256_PUBKEY_BASE64,
+    description: "Base64 of a PEM RSA public key (SPKI or PKCS#1): verify tokens only; `atticadm make-token` cannot mint.",
+  },
+  {
+    key: "jwt.signing.token-rs256-secret-base64",
+    kind: "secret",
+    env: ENV_TOKEN_RS256_SECRET_BASE64,
+    description: "Base64 of a PEM RSA private key (PKCS#1 or PKCS#8): sign and verify with RS256.",
+  },
+  {
+    key: "jwt.signing.token-hs256-secret-base64",
+    kind: "secret",
+    env: ENV_TOKEN_HS256_SECRET_BASE64,
+    description: "Base64 of an HMAC secret (any bytes; e.g. `openssl rand 64 | base64 -w0`): sign and verify with HS256.",
+  },
+];
+
+/** The signing keys in the order the environment is consulted. */
+export const SIGNING_KEYS = KEYS.filter((k) => k.key.startsWith("jwt.signing."));
+
+export function keySpec(key: string): KeySpec {
+  const spec = KEYS.find((k) => k.key === key);
+  if (!spec) throw new Error(`internal: no config key ${key}`);
+  return spec;
+}
+
+/** The table a key belongs to ("" for the top level) and its name inside it. */
+export function splitKey(key: string): { table: string; name: string } {
+  const table = TABLES.filter((t) => t.table !== "" && key.startsWith(`${t.table}.`)).sort((a, b) => b.table.length - a.table.length)[0];
+  return table ? { table: table.table, name: key.slice(table.table.length + 1) } : { table: "", name: key };
+}

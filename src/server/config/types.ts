@@ -1,0 +1,73 @@
+// The internal, validated and frozen configuration. The on-disk shape (upstream's server.toml,
+// kebab-case) is described by schema.ts; this is what the rest of the server reads.
+import type { JwtSigning } from "../../token/keys.ts";
+
+export type CompressionType = "none" | "brotli" | "zstd" | "xz";
+
+/** Nix's names for the compression types (brotli is `br`). */
+export type NarinfoCompression = "none" | "br" | "zstd" | "xz";
+
+/** Same shape as src/storage's driver config (credentials keep upstream's snake_case names). */
+export type StorageConfig =
+  | { type: "local"; path: string }
+  | {
+      type: "s3";
+      region: string;
+      bucket: string;
+      /** a custom endpoint (MinIO, R2, …); path-style addressing is forced when set */
+      endpoint?: string;
+      /** unset: the AWS default credential chain (env, profile, instance role) */
+      credentials?: { access_key_id: string; secret_access_key: string };
+    };
+
+export interface Config {
+  /** a validated socket address, `IPv4:port` or `[IPv6]:port` (e.g. `[::]:8080`) */
+  listen: string;
+  /** empty: every Host header is accepted */
+  allowedHosts: readonly string[];
+  /** ends with `/`; null: synthesised from the request's Host and X-Forwarded-Proto */
+  apiEndpoint: string | null;
+  /** ends with `/`; null: same as the API endpoint */
+  substituterEndpoint: string | null;
+  softDeleteCaches: boolean;
+  requireProofOfPossession: boolean;
+  maxNarInfoSize: number;
+  /** ours: answer single-chunk NAR downloads on S3 with a 307 to a presigned URL */
+  presignedRedirects: boolean;
+  database: {
+    url: string;
+    heartbeat: boolean;
+    /** ours: connection pool size (PostgreSQL) */
+    poolSize: number;
+  };
+  storage: StorageConfig;
+  chunking: {
+    /** NARs at least this large are chunked; 0 disables chunking */
+    narSizeThreshold: number;
+    minSize: number;
+    avgSize: number;
+    maxSize: number;
+  };
+  compression: {
+    type: CompressionType;
+    /** the effective level (the per-type default when unset) */
+    level: number;
+    /** the narinfo `Compression:` name stored with NARs and chunks: none, br, zstd, xz */
+    narinfoName: NarinfoCompression;
+  };
+  garbageCollection: {
+    /** seconds between runs; 0 disables the periodic run */
+    interval: number;
+    /** seconds; 0 disables time-based collection unless a cache sets its own */
+    defaultRetentionPeriod: number;
+    /** ours: seconds after which stale pending uploads and holders are reaped */
+    staleGracePeriod: number;
+    /** ours: global quota on the logical size of all caches in bytes; null = none */
+    maxSize: number | null;
+  };
+  jwt: {
+    tokenBoundIssuer: string | null;
+    tokenBoundAudiences: readonly string[] | null;
+    signing: JwtSigning;
+  };
+}

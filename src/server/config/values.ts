@@ -1,0 +1,159 @@
+// Readers for the value kinds of the config schema. Each takes the raw TOML value and returns
+// the internal value or throws a ValueProblem whose message completes "<key>: …".
+import { isIPv4, isIPv6 } from "node:net";
+import { parseDuration } from "../../api/duration.ts";
+
+export class ValueProblem extends Error {}
+
+export type ValueKind =
+  | "string"
+  | "boolean"
+  | "integer"
+  | "string-list"
+  | "duration"
+  | "size"
+  | "socket-address"
+  | "endpoint"
+  | "database-url"
+  | "enum"
+  | "secret";
+
+/** Bounds and choices a key may add to its kind. */
+export interface ValueRules {
+  min?: number;
+  max?: number;
+  values?: readonly string[];
+}
+
+const show = (raw: unknown): string => (typeof raw === "string" ? JSON.stringify(raw) : `${JSON.stringify(raw) ?? String(raw)}`);
+
+function typeName(raw: unknown): string {
+  if (Array.isArray(raw)) return "an array";
+  if (raw === null) return "null";
+  if (raw instanceof Date || (typeof raw === "object" && raw?.constructor?.name === "TomlDate")) return "a date";
+  if (typeof raw === "object") return "a table";
+  if (typeof raw === "number") return Number.isInteger(raw) ? "an integer" : "a float";
+  return `a ${typeof raw}`;
+}
+
+function expectString(raw: unknown, what = "a string"): string {
+  if (typeof raw !== "string") throw new ValueProblem(`expected ${what}, got ${typeName(raw)}`);
+  return raw;
+}
+
+function readInteger(raw: unknown, rules: ValueRules): number {
+  if (typeof raw !== "number" || !Number.isSafeInteger(raw)) throw new ValueProblem(`expected an integer, got ${typeName(raw)} ${show(raw)}`);
+  if (rules.min !== undefined && raw < rules.min) throw new ValueProblem(`must be at least ${rules.min}, got ${raw}`);
+  if (rules.max !== undefined && raw > rules.max) throw new ValueProblem(`must be at most ${rules.max}, got ${raw}`);
+  return raw;
+}
+
+function readDuration(raw: unknown): number {
+  const text = expectString(raw, 'a duration string such as "12 hours" or "3 months"');
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    throw new ValueProblem((error as Error).message);
+  }
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1000 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** Bytes as an integer, or a string like "500 GiB", "1.5 TB", "750M" (K/M/G/T alone are binary). */
+export function parseSize(raw: unknown): number {
+  if (typeof raw === "number") return readInteger(raw, { min: 0 });
+  const text = expectString(raw, 'a size in bytes or a string such as "500 GiB"');
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(text);
+  const factor = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined;
+  if (!match || factor === undefined) {
+    throw new ValueProblem(`invalid size ${show(text)}: expected a number with an optional unit B, KB, KiB, MB, MiB, GB, GiB, TB or TiB`);
+  }
+  const bytes = Math.floor(Number(match[1]) * factor);
+  if (!Number.isSafeInteger(bytes)) throw new ValueProblem(`size ${show(text)} is too large`);
+  return bytes;
+}
+
+/** A socket address as Rust's SocketAddr reads it: `IPv4:port` or `[IPv6]:port`. */
+export function parseSocketAddress(raw: unknown): { address: string; host: string; port: number } {
+  const text = expectString(raw);
+  const v6 = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text);
+  const v4 = /^([\d.]+):(\d{1,5})$/.exec(text);
+  const host = v6 ? v6[1]! : v4 ? v4[1]! : null;
+  const port = Number((v6 ?? v4)?.[2]);
+  if (host === null || !(v6 ? isIPv6(host) : isIPv4(host)) || port > 65535) {
+    throw new ValueProblem(`expected a socket address such as "[::]:8080" or "127.0.0.1:8080", got ${show(text)} (host names are not allowed)`);
+  }
+  return { address: text, host, port };
+}
+
+function readEndpoint(raw: unknown): string {
+  const text = expectString(raw);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ValueProblem(`expected an http(s) URL, got ${show(text)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ValueProblem(`expected an http(s) URL, got ${show(text)}`);
+  if (!text.endsWith("/")) throw new ValueProblem(`must end with "/" (for example ${show(`${text}/`)})`);
+  return text;
+}
+
+function readDatabaseUrl(raw: unknown): string {
+  const text = expectString(raw);
+  if (!/^(sqlite|postgres|postgresql):/.test(text)) {
+    throw new ValueProblem(`expected a sqlite:// or postgres:// URL, got ${show(text.replace(/:\/\/[^@/]*@/, "://…@"))}`);
+  }
+  return text;
+}
+
+export function readValue(kind: ValueKind, raw: unknown, rules: ValueRules = {}): unknown {
+  switch (kind) {
+    case "string":
+      return expectString(raw);
+    case "secret":
+      return expectString(raw, "a base64 string");
+    case "boolean":
+      if (typeof raw !== "boolean") throw new ValueProblem(`expected true or false, got ${typeName(raw)} ${show(raw)}`);
+      return raw;
+    case "integer":
+      return readInteger(raw, rules);
+    case "string-list":
+      if (!Array.isArray(raw) || !raw.every((v) => typeof v === "string")) {
+        throw new ValueProblem(`expected an array of strings, got ${typeName(raw)}`);
+      }
+      return Object.freeze([...raw]);
+    case "duration":
+      return readDuration(raw);
+    case "size":
+      return parseSize(raw);
+    case "socket-address":
+      return parseSocketAddress(raw).address;
+    case "endpoint":
+      return readEndpoint(raw);
+    case "database-url":
+      return readDatabaseUrl(raw);
+    case "enum": {
+      const text = expectString(raw);
+      if (!rules.values?.includes(text)) {
+        throw new ValueProblem(`expected one of ${rules.values?.map((v) => JSON.stringify(v)).join(", ")}, got ${show(text)}`);
+      }
+      return text;
+    }
+  }
+}
