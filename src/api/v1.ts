@@ -1,0 +1,84 @@
+// Wire types of the Attic API (/_api/v1), shared by server and client. Field names and shapes
+// are upstream's exactly (serde snake_case, externally tagged enums); see spec section 1.3.
+
+export const API_PREFIX = "_api/v1/";
+export const HEADER_NAR_INFO = "X-Attic-Nar-Info";
+export const HEADER_NAR_INFO_PREAMBLE_SIZE = "X-Attic-Nar-Info-Preamble-Size";
+export const HEADER_CACHE_VISIBILITY = "X-Attic-Cache-Visibility";
+/** The official client switches to preamble mode when the JSON is at least this long. */
+export const PREAMBLE_THRESHOLD = 4096;
+
+/** `"Generate"` or `{"Keypair": "name:base64(64 bytes)"}` */
+export type KeypairConfig = "Generate" | { Keypair: string };
+
+/** `"Global"` (use the server default) or `{"Period": seconds}` (0 = never collect). */
+export type RetentionPeriodConfig = "Global" | { Period: number };
+
+/** GET /_api/v1/cache-config/{cache}; PATCH takes the same shape with every field optional. */
+export interface CacheConfig {
+  keypair?: KeypairConfig;
+  substituter_endpoint?: string;
+  api_endpoint?: string;
+  public_key?: string;
+  is_public?: boolean;
+  store_dir?: string;
+  priority?: number;
+  upstream_cache_key_names?: string[];
+  retention_period?: RetentionPeriodConfig;
+  /** Ours (not upstream): logical size quota in bytes, null = none. Needs `cq` to change. */
+  max_size?: number | null;
+}
+
+/** POST /_api/v1/cache-config/{cache}: every field required, as upstream. */
+export interface CreateCacheRequest {
+  keypair: KeypairConfig;
+  is_public: boolean;
+  store_dir: string;
+  priority: number;
+  upstream_cache_key_names: string[];
+}
+
+export interface GetMissingPathsRequest {
+  cache: string;
+  store_path_hashes: string[];
+}
+
+export interface GetMissingPathsResponse {
+  missing_paths: string[];
+}
+
+/** The upload info sent with PUT /_api/v1/upload-path (header or preamble). */
+export interface UploadPathNarInfo {
+  cache: string;
+  store_path_hash: string;
+  store_path: string;
+  /** base names (`hash-name`), not full paths */
+  references: string[];
+  system?: string | null;
+  deriver?: string | null;
+  sigs: string[];
+  ca?: string | null;
+  /** `sha256:<64 hex>` or `sha256:<52 nix32>` */
+  nar_hash: string;
+  nar_size: number;
+}
+
+export type UploadPathResult =
+  | { kind: "Uploaded"; file_size: number; frac_deduplicated: number | null }
+  | { kind: "Deduplicated"; frac_deduplicated: null };
+
+/** Every JSON error the server returns. */
+export interface ErrorResponse {
+  code: number;
+  error: string;
+  message: string;
+}
+
+/** Cache names: `^[A-Za-z0-9][A-Za-z0-9-_+]{0,49}$` (upstream attic/src/cache.rs). */
+export const CACHE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9\-_+]{0,49}$/;
+/** Token patterns: like cache names, plus `*`. */
+export const CACHE_NAME_PATTERN_RE = /^[A-Za-z0-9*][A-Za-z0-9\-_+*]{0,49}$/;
+
+export function isValidCacheName(name: string): boolean {
+  return CACHE_NAME_RE.test(name);
+}

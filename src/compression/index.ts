@@ -1,0 +1,125 @@
+// The compression room: the four codecs a chunk can be stored in, as streams and as one-shot
+// buffers. Each chunk is compressed on its own, so a multi-chunk NAR is served as concatenated
+// frames (zstd, xz) which Nix and the reference CLIs decode whole. Decompressors here decode ONE
+// chunk: Node's zstd decoder silently stops after the first frame (see notes/dependencies.md), so
+// callers that must decompress a multi-chunk NAR do it chunk by chunk.
+import { PassThrough, Readable, type Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
+import lzma from "lzma-native";
+
+/** Names used in server.toml. */
+export type CompressionType = "none" | "brotli" | "zstd" | "xz";
+/** Names used in narinfo `Compression:` and stored in the `nar`/`chunk` rows. */
+export type NarinfoCompression = "none" | "br" | "zstd" | "xz";
+
+export const COMPRESSION_TYPES: readonly CompressionType[] = ["none", "brotli", "zstd", "xz"];
+
+/** Accepted level range per type; `none` ignores its level. */
+export const LEVEL_RANGE: Readonly<Record<CompressionType, { min: number; max: number; default: number }>> = {
+  none: { min: 0, max: 0, default: 0 },
+  // upstream's async-compression default for zstd is 8 (attic's compression.level default)
+  zstd: { min: 1, max: 22, default: 8 },
+  brotli: { min: 0, max: 11, default: 4 },
+  xz: { min: 0, max: 9, default: 6 },
+};
+
+export class UnknownCompressionError extends Error {
+  constructor(name: string) {
+    super(`unknown compression "${name}" (expected one of none, br, zstd, xz)`);
+    this.name = "UnknownCompressionError";
+  }
+}
+
+export function narinfoCompressionName(type: CompressionType): NarinfoCompression {
+  return type === "brotli" ? "br" : type;
+}
+
+export function parseNarinfoCompression(name: string): NarinfoCompression {
+  if (name === "none" || name === "br" || name === "zstd" || name === "xz") return name;
+  throw new UnknownCompressionError(name);
+}
+
+/** Output piece size for zlib streams: big pieces keep per-call overhead low on large NARs. */
+const ZLIB_CHUNK = 256 * 1024;
+
+function checkLevel(type: CompressionType, level: number): void {
+  const range = LEVEL_RANGE[type];
+  if (type !== "none" && (!Number.isInteger(level) || level < range.min || level > range.max)) {
+    throw new RangeError(`compression level for ${type} must be an integer within ${range.min}..${range.max} (got ${level})`);
+  }
+}
+
+/** A Transform that compresses whatever passes through it into one frame/stream. */
+export function createCompressor(type: CompressionType, level: number): Transform {
+  checkLevel(type, level);
+  switch (type) {
+    case "none":
+      return new PassThrough();
+    case "zstd":
+      return zlib.createZstdCompress({ chunkSize: ZLIB_CHUNK, params: { [zlib.constants.ZSTD_c_compressionLevel]: level } });
+    case "brotli":
+      return zlib.createBrotliCompress({ chunkSize: ZLIB_CHUNK, params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level } });
+    case "xz":
+      return lzma.createCompressor({ preset: level, check: lzma.CHECK_CRC64, threads: 1 }) as Transform;
+  }
+}
+
+/** A Transform that decodes one chunk stored with `compression` (a single frame or stream). */
+export function createDecompressor(compression: NarinfoCompression): Transform {
+  switch (compression) {
+    case "none":
+      return new PassThrough();
+    case "zstd":
+      return zlib.createZstdDecompress({ chunkSize: ZLIB_CHUNK });
+    case "br":
+      return zlib.createBrotliDecompress({ chunkSize: ZLIB_CHUNK });
+    case "xz":
+      return lzma.createDecompressor({ threads: 1 }) as Transform;
+  }
+}
+
+async function collect(source: Readable, transform: Transform): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  await pipeline(source, transform, async (input: AsyncIterable<Buffer>) => {
+    for await (const part of input) parts.push(part);
+  });
+  return Buffer.concat(parts);
+}
+
+/** Compresses one chunk held in memory (chunks are bounded by `chunking.max-size`). */
+export async function compressBuffer(type: CompressionType, level: number, data: Uint8Array): Promise<Buffer> {
+  checkLevel(type, level);
+  switch (type) {
+    case "none":
+      return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    case "zstd":
+      return await oneShot((cb) => zlib.zstdCompress(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } }, cb));
+    case "brotli":
+      return await oneShot((cb) =>
+        zlib.brotliCompress(data, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.byteLength } }, cb),
+      );
+    case "xz":
+      return await collect(Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), createCompressor("xz", level));
+  }
+}
+
+/** Decodes one chunk held in memory. */
+export async function decompressBuffer(compression: NarinfoCompression, data: Uint8Array): Promise<Buffer> {
+  switch (compression) {
+    case "none":
+      return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    case "zstd":
+      return await oneShot((cb) => zlib.zstdDecompress(data, cb));
+    case "br":
+      return await oneShot((cb) => zlib.brotliDecompress(data, cb));
+    case "xz":
+      return await collect(Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), createDecompressor("xz"));
+  }
+}
+
+function oneShot(start: (callback: (error: Error | null, result: Buffer) => void) => void): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    start((error, result) => (error ? reject(error) : resolve(result)));
+  });
+}

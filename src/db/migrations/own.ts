@@ -1,0 +1,61 @@
+// Our migrations on top of upstream's schema. They are recorded in `attic_ts_migrations`, never
+// in `seaql_migrations`: upstream's migrator refuses to start when that table names a migration
+// it does not know. Everything here only adds (nullable columns, indexes), so upstream's server
+// keeps working on a database we migrated.
+import { sql } from "kysely";
+import type { Db } from "../connect.ts";
+
+export interface OwnMigration {
+  name: string;
+  up(tx: Db): Promise<void>;
+}
+
+async function exec(tx: Db, statements: string[]): Promise<void> {
+  for (const s of statements) await sql.raw(s).execute(tx.kysely);
+}
+
+export const OWN_MIGRATIONS: readonly OwnMigration[] = [
+  {
+    // Indexes for the queries upstream runs without one: dedup lookups by nar_hash on SQLite
+    // (upstream's SQLite rebuild of nar lost idx-nar-nar-hash), the orphan-NAR scan and the
+    // nar -> object cascade (object.nar_id), and time-based retention per cache.
+    name: "attic-ts_0001_indexes",
+    up: (tx) =>
+      exec(tx, [
+        `CREATE INDEX IF NOT EXISTS "idx-nar-nar-hash" ON "nar" ("nar_hash")`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-object-nar-id" ON "object" ("nar_id")`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-object-cache-created" ON "object" ("cache_id", "created_at")`,
+      ]),
+  },
+  {
+    // cache.max_size: the per-cache size quota (issue 7). nar/chunk.held_at: when a hold was last
+    // taken, so GC can tell a hold leaked by a crashed server from a live one (decision 4).
+    // Holds already present (leaked by an upstream server, which never records held_at) start
+    // their grace period now.
+    name: "attic-ts_0002_quota_and_holds",
+    up: async (tx) => {
+      const ts = tx.engine === "postgres" ? "timestamp with time zone" : "timestamp_with_timezone_text";
+      await exec(tx, [
+        `ALTER TABLE "cache" ADD COLUMN "max_size" bigint NULL`,
+        `ALTER TABLE "nar" ADD COLUMN "held_at" ${ts} NULL`,
+        `ALTER TABLE "chunk" ADD COLUMN "held_at" ${ts} NULL`,
+      ]);
+      const now = new Date();
+      await tx.kysely.updateTable("nar").set({ held_at: now }).where("holders_count", ">", 0).execute();
+      await tx.kysely.updateTable("chunk").set({ held_at: now }).where("holders_count", ">", 0).execute();
+    },
+  },
+  {
+    // Named leases (queries/leases.ts): one garbage collector at a time across processes.
+    name: "attic-ts_0003_leases",
+    up: (tx) =>
+      exec(tx, [
+        `CREATE TABLE "attic_ts_lease" ( "name" varchar NOT NULL PRIMARY KEY, "owner" varchar NOT NULL, ` +
+          `"expires_at" ${tx.engine === "postgres" ? "timestamp with time zone" : "timestamp_with_timezone_text"} NOT NULL )`,
+      ]),
+  },
+];
+
+export function ownMigrationsTable(): string {
+  return `CREATE TABLE IF NOT EXISTS "attic_ts_migrations" ( "name" varchar NOT NULL PRIMARY KEY, "applied_at" bigint NOT NULL )`;
+}

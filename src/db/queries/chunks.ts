@@ -1,0 +1,122 @@
+// Queries on `chunk`. A chunk is inserted pending (P) and held by its uploader, becomes valid
+// (V) once its file is stored, and stays alive while a chunkref or a hold points at it.
+import { transaction, type Db } from "../connect.ts";
+import type { ChunkRow } from "../schema.ts";
+import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
+
+/** Find a valid chunk with this hash and compression and hold it (see findAndLockNar). */
+export async function findAndLockChunk(db: Db, chunkHash: string, compression: string): Promise<ChunkRow | null> {
+  const row = await db.kysely
+    .updateTable("chunk")
+    .set((eb) => ({ holders_count: eb("holders_count", "+", 1), held_at: new Date() }))
+    .where("id", "in", (eb) =>
+      eb
+        .selectFrom("chunk as candidate")
+        .select("candidate.id")
+        .where("candidate.chunk_hash", "=", chunkHash)
+        .where("candidate.compression", "=", compression)
+        .where("candidate.state", "=", "V")
+        .limit(1)
+        .$if(db.engine === "postgres", (q) => q.forUpdate().skipLocked()),
+    )
+    .returning(CHUNK_COLUMNS)
+    .executeTakeFirst();
+  return row ? toChunkRow(row) : null;
+}
+
+export async function releaseChunk(db: Db, id: number): Promise<void> {
+  await db.kysely
+    .updateTable("chunk")
+    .set((eb) => ({ holders_count: eb("holders_count", "-", 1) }))
+    .where("id", "=", id)
+    .where("holders_count", ">", 0)
+    .execute();
+}
+
+export interface NewChunkRow {
+  chunk_hash: string;
+  chunk_size: number;
+  compression: string;
+  /** upstream's RemoteFile JSON */
+  remote_file: string;
+  remote_file_id: string;
+  /** the uploader's hold; default 1 */
+  holders_count?: number;
+  /** default: now */
+  created_at?: Date;
+}
+
+export async function insertPendingChunk(db: Db, row: NewChunkRow): Promise<number> {
+  const now = new Date();
+  const holders = row.holders_count ?? 1;
+  const inserted = await db.kysely
+    .insertInto("chunk")
+    .values({
+      state: "P",
+      chunk_hash: row.chunk_hash,
+      chunk_size: row.chunk_size,
+      file_hash: null,
+      file_size: null,
+      compression: row.compression,
+      remote_file: row.remote_file,
+      remote_file_id: row.remote_file_id,
+      holders_count: holders,
+      created_at: row.created_at ?? now,
+      held_at: holders > 0 ? now : null,
+    })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  return inserted.id;
+}
+
+/**
+ * Pending -> valid once its file is stored; the uploader's hold stays until it releases it.
+ * Throws when the chunk is no longer pending (GC reaped it as stale).
+ */
+export async function markChunkValid(db: Db, id: number, file: { fileHash: string; fileSize: number; chunkSize?: number }): Promise<void> {
+  const result = await db.kysely
+    .updateTable("chunk")
+    .set({
+      state: "V",
+      file_hash: file.fileHash,
+      file_size: file.fileSize,
+      ...(file.chunkSize === undefined ? {} : { chunk_size: file.chunkSize }),
+    })
+    .where("id", "=", id)
+    .where("state", "=", "P")
+    .executeTakeFirst();
+  if (result.numUpdatedRows === 0n) throw new Error(`chunk ${id} is no longer pending`);
+}
+
+/** chunkrefs pointing at it become NULL (ON DELETE SET NULL): their NARs turn incomplete. */
+export async function deleteChunk(db: Db, id: number): Promise<boolean> {
+  const result = await db.kysely.deleteFrom("chunk").where("id", "=", id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/**
+ * After a failed upload: delete a chunk it created unless something uses it now (a hold or a
+ * chunkref of another upload that found it meanwhile). True when deleted; the caller then
+ * deletes the file. REPEATABLE READ on PostgreSQL: if another upload touched the row after our
+ * snapshot, the statement fails and is retried on fresh data instead of deleting on stale data.
+ */
+export async function discardChunkIfUnused(db: Db, id: number): Promise<boolean> {
+  return transaction(
+    db,
+    async (tx) => {
+      const result = await tx.kysely
+        .deleteFrom("chunk")
+        .where("id", "=", id)
+        .where("holders_count", "=", 0)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.chunk_id", "=", "chunk.id"))))
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    },
+    { isolation: "repeatable read", retries: 5 },
+  );
+}
+
+export async function getChunk(db: Db, id: number): Promise<ChunkRow | null> {
+  const row = await db.kysely.selectFrom("chunk").select(CHUNK_COLUMNS).where("id", "=", id).executeTakeFirst();
+  return row ? toChunkRow(row) : null;
+}

@@ -1,0 +1,221 @@
+// The queries of garbage collection (spec section 8, issue 7). The GC module runs them in this
+// order: expired objects (retention) and over-quota objects (LRU) -> orphan NARs -> orphan chunks
+// marked D -> storage files deleted -> D rows removed; plus recovery of state left by crashes.
+//
+// Safety against concurrent uploads (several replicas on one PostgreSQL):
+//   - Uploads hold a NAR/chunk (holders_count + 1, a row update) before linking to it and release
+//     it after; a link (object, chunkref) or a hold always exists while the row is in use.
+//   - The reaping statements skip rows another transaction has locked (FOR UPDATE SKIP LOCKED)
+//     and run under REPEATABLE READ: a row changed after the statement's snapshot (a new hold,
+//     a release after linking) makes it fail and be retried on fresh data, so GC never acts on
+//     a stale "no link, no hold" view. On SQLite every statement runs alone (one writer).
+//   - insertChunkRef links only valid chunks and share-locks them; markNarValid/markChunkValid
+//     only move pending rows. An upload whose rows GC did reap fails; it never publishes a NAR
+//     that points at deleted data.
+//
+// Stale state (decision 4). holders_count cannot be attributed to a process, so instead of
+// resetting counts we let time decide, with a grace period far longer than any upload:
+//   - Pending rows older than the grace period are dead uploads: pending NARs are deleted (their
+//     chunkrefs cascade), pending chunks with no chunkref are marked D like any orphan chunk.
+//   - Every hold records `held_at` (our column). An orphan whose last hold is older than the
+//     grace period is collected even though holders_count > 0: that hold was leaked by a
+//     crash. Counts are left as they are (a late release is harmless: releases never go
+//     below 0), since the row is about to go anyway.
+//   - An upload that really does outlive the grace period loses its rows and fails cleanly at
+//     markNarValid/markChunkValid/insertChunkRef, which is the price of never leaking forever.
+import { sql } from "kysely";
+import { transaction, type Db } from "../connect.ts";
+import type { ChunkRow } from "../schema.ts";
+import { toInt, parseTimestamp } from "../values.ts";
+import { batches, maxBatch } from "./batch.ts";
+import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
+
+/** GC statements on PostgreSQL: REPEATABLE READ, retried on serialization failures. */
+function reaping<T>(db: Db, fn: (tx: Db) => Promise<T>): Promise<T> {
+  return transaction(db, fn, { isolation: "repeatable read", retries: 8 });
+}
+
+export interface RetentionCache {
+  id: number;
+  name: string;
+  /** seconds, > 0 */
+  retentionPeriod: number;
+}
+
+/**
+ * Caches subject to time-based GC: their own retention_period, or the global default when NULL;
+ * 0 disables. Soft-deleted caches are included (as upstream: their objects are collected too).
+ */
+export async function listRetentionCaches(db: Db, defaultRetentionSecs: number): Promise<RetentionCache[]> {
+  const rows = await db.kysely
+    .selectFrom("cache")
+    .select((eb) => ["id", "name", eb.fn.coalesce("retention_period", eb.cast<number>(eb.val(defaultRetentionSecs), "bigint")).as("period")])
+    .execute();
+  return rows
+    .map((r) => ({ id: toInt(r.id), name: r.name, retentionPeriod: toInt(r.period) }))
+    .filter((c) => c.retentionPeriod !== 0);
+}
+
+/** Objects of the cache created before the cutoff and not downloaded since. Returns how many. */
+export async function deleteExpiredObjects(db: Db, opts: { cacheId: number; cutoff: Date }): Promise<number> {
+  const result = await db.kysely
+    .deleteFrom("object")
+    .where("cache_id", "=", opts.cacheId)
+    .where("created_at", "<", opts.cutoff)
+    .where((eb) => eb.or([eb("last_accessed_at", "is", null), eb("last_accessed_at", "<", opts.cutoff)]))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+export interface StaleHoldOption {
+  /** holds last taken before this are treated as leaked by a crash (see the header); omit to respect every hold */
+  staleHoldBefore?: Date;
+}
+
+/** Valid NARs no object points at and nobody holds. Their chunkrefs cascade. Returns how many. */
+export async function deleteOrphanNars(db: Db, opts: StaleHoldOption = {}): Promise<number> {
+  return reaping(db, async (tx) => {
+    const result = await tx.kysely
+      .deleteFrom("nar")
+      .where("id", "in", (eb) =>
+        eb
+          .selectFrom("nar as orphan")
+          .select("orphan.id")
+          .where("orphan.state", "=", "V")
+          .where((w) =>
+            opts.staleHoldBefore
+              ? w.or([w("orphan.holders_count", "=", 0), w("orphan.held_at", "<", opts.staleHoldBefore)])
+              : w("orphan.holders_count", "=", 0),
+          )
+          .where((w) => w.not(w.exists(w.selectFrom("object").select("object.id").whereRef("object.nar_id", "=", "orphan.id"))))
+          .$if(tx.engine === "postgres", (q) => q.forUpdate().skipLocked()),
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  });
+}
+
+/** Valid chunks no chunkref points at and nobody holds become D (deleted). Returns how many. */
+export async function markOrphanChunksDeleted(db: Db, opts: StaleHoldOption = {}): Promise<number> {
+  return reaping(db, async (tx) => {
+    const result = await tx.kysely
+      .updateTable("chunk")
+      .set({ state: "D" })
+      .where("id", "in", (eb) =>
+        eb
+          .selectFrom("chunk as orphan")
+          .select("orphan.id")
+          .where("orphan.state", "=", "V")
+          .where((w) =>
+            opts.staleHoldBefore
+              ? w.or([w("orphan.holders_count", "=", 0), w("orphan.held_at", "<", opts.staleHoldBefore)])
+              : w("orphan.holders_count", "=", 0),
+          )
+          .where((w) => w.not(w.exists(w.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.chunk_id", "=", "orphan.id"))))
+          .$if(tx.engine === "postgres", (q) => q.forUpdate().skipLocked()),
+      )
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  });
+}
+
+/** Up to `limit` chunks in state D, oldest id first: their files are to be deleted, then their rows. */
+export async function selectDeletedChunks(db: Db, limit: number): Promise<ChunkRow[]> {
+  const rows = await db.kysely.selectFrom("chunk").select(CHUNK_COLUMNS).where("state", "=", "D").orderBy("id").limit(limit).execute();
+  return rows.map(toChunkRow);
+}
+
+/** Remove rows of D chunks whose files are gone; batched under the engine's variable limit. */
+export async function deleteChunkRows(db: Db, ids: readonly number[]): Promise<number> {
+  let deleted = 0;
+  for (const batch of batches(ids, maxBatch(db))) {
+    const result = await db.kysely.deleteFrom("chunk").where("id", "in", batch).where("state", "=", "D").executeTakeFirst();
+    deleted += Number(result.numDeletedRows);
+  }
+  return deleted;
+}
+
+/** Pending rows older than the grace period belong to uploads that died (see the header). */
+export async function reapStalePending(db: Db, olderThan: Date): Promise<{ nars: number; chunks: number }> {
+  return reaping(db, async (tx) => {
+    const nars = await tx.kysely.deleteFrom("nar").where("state", "=", "P").where("created_at", "<", olderThan).executeTakeFirst();
+    const chunks = await tx.kysely
+      .updateTable("chunk")
+      .set({ state: "D" })
+      .where("state", "=", "P")
+      .where("created_at", "<", olderThan)
+      .where((w) => w.not(w.exists(w.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.chunk_id", "=", "chunk.id"))))
+      .executeTakeFirst();
+    return { nars: Number(nars.numDeletedRows), chunks: Number(chunks.numUpdatedRows) };
+  });
+}
+
+// Size quotas (ours). The logical size of a cache is the sum of the NAR sizes of its objects:
+// what the cache would take on its own, whatever is shared with other caches.
+
+export async function cacheLogicalSize(db: Db, cacheId: number): Promise<number> {
+  const row = await db.kysely
+    .selectFrom("object")
+    .innerJoin("nar", "nar.id", "object.nar_id")
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("nar.nar_size"), sql<number>`0`).as("size"))
+    .where("object.cache_id", "=", cacheId)
+    .executeTakeFirstOrThrow();
+  return toInt(row.size);
+}
+
+/** Sum over all caches (a NAR in two caches counts twice), for the global quota. */
+export async function totalLogicalSize(db: Db): Promise<number> {
+  const row = await db.kysely
+    .selectFrom("object")
+    .innerJoin("nar", "nar.id", "object.nar_id")
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("nar.nar_size"), sql<number>`0`).as("size"))
+    .executeTakeFirstOrThrow();
+  return toInt(row.size);
+}
+
+export interface QuotaCache {
+  id: number;
+  name: string;
+  maxSize: number;
+}
+
+export async function listQuotaCaches(db: Db): Promise<QuotaCache[]> {
+  const rows = await db.kysely.selectFrom("cache").select(["id", "name", "max_size"]).where("max_size", "is not", null).execute();
+  return rows.map((r) => ({ id: toInt(r.id), name: r.name, maxSize: toInt(r.max_size) }));
+}
+
+export interface LruObject {
+  id: number;
+  cache_id: number;
+  nar_size: number;
+  /** last download, or creation when never downloaded */
+  last_used: Date;
+}
+
+/** The least recently used objects of a cache (or of all caches when cacheId is null), oldest first. */
+export async function leastRecentlyUsedObjects(db: Db, cacheId: number | null, limit: number): Promise<LruObject[]> {
+  const rows = await db.kysely
+    .selectFrom("object")
+    .innerJoin("nar", "nar.id", "object.nar_id")
+    .select((eb) => [
+      "object.id as id",
+      "object.cache_id as cache_id",
+      "nar.nar_size as nar_size",
+      eb.fn.coalesce("object.last_accessed_at", "object.created_at").as("last_used"),
+    ])
+    .$if(cacheId !== null, (q) => q.where("object.cache_id", "=", cacheId!))
+    .orderBy("last_used")
+    .orderBy("object.id")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ id: toInt(r.id), cache_id: toInt(r.cache_id), nar_size: toInt(r.nar_size), last_used: parseTimestamp(r.last_used) }));
+}
+
+export async function deleteObjects(db: Db, ids: readonly number[]): Promise<number> {
+  let deleted = 0;
+  for (const batch of batches(ids, maxBatch(db))) {
+    const result = await db.kysely.deleteFrom("object").where("id", "in", batch).executeTakeFirst();
+    deleted += Number(result.numDeletedRows);
+  }
+  return deleted;
+}

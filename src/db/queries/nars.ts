@@ -1,0 +1,132 @@
+// Queries on `nar` and `chunkref`. A hold (holders_count + 1) keeps GC away from a NAR while an
+// upload links an object to it; the holder releases it when done. Holds record `held_at` so GC
+// can see through holds leaked by a crashed server (see gc.ts).
+import type { Db } from "../connect.ts";
+import type { NarRow, RowState } from "../schema.ts";
+import { NAR_COLUMNS, toNarRow } from "./rows.ts";
+
+/**
+ * Find a valid NAR with this hash and hold it, in one statement. On PostgreSQL a row that
+ * another transaction has locked (GC deleting it) is skipped rather than waited for.
+ */
+export async function findAndLockNar(db: Db, narHash: string): Promise<NarRow | null> {
+  const row = await db.kysely
+    .updateTable("nar")
+    .set((eb) => ({ holders_count: eb("holders_count", "+", 1), held_at: new Date() }))
+    .where("id", "in", (eb) =>
+      eb
+        .selectFrom("nar as candidate")
+        .select("candidate.id")
+        .where("candidate.nar_hash", "=", narHash)
+        .where("candidate.state", "=", "V")
+        .limit(1)
+        .$if(db.engine === "postgres", (q) => q.forUpdate().skipLocked()),
+    )
+    .returning(NAR_COLUMNS)
+    .executeTakeFirst();
+  return row ? toNarRow(row) : null;
+}
+
+export async function releaseNar(db: Db, id: number): Promise<void> {
+  await db.kysely
+    .updateTable("nar")
+    .set((eb) => ({ holders_count: eb("holders_count", "-", 1) }))
+    .where("id", "=", id)
+    .where("holders_count", ">", 0)
+    .execute();
+}
+
+/** True when the NAR does not exist or fewer of its chunks are valid than it has (a chunkref lost its chunk). */
+export async function narHasMissingChunks(db: Db, narId: number): Promise<boolean> {
+  const row = await db.kysely
+    .selectFrom("nar")
+    .leftJoin("chunkref", "chunkref.nar_id", "nar.id")
+    .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
+    .select((eb) => ["nar.num_chunks", eb.fn.count<number>("chunk.id").as("valid")])
+    .where("nar.id", "=", narId)
+    .groupBy(["nar.id", "nar.num_chunks"])
+    .executeTakeFirst();
+  if (!row) return true;
+  return Number(row.valid) < Number(row.num_chunks);
+}
+
+export interface NewNarRow {
+  state: RowState;
+  nar_hash: string;
+  nar_size: number;
+  compression: string;
+  num_chunks: number;
+  holders_count?: number;
+  /** default: now */
+  created_at?: Date;
+}
+
+export async function insertNar(db: Db, row: NewNarRow): Promise<number> {
+  const now = new Date();
+  const holders = row.holders_count ?? 0;
+  const inserted = await db.kysely
+    .insertInto("nar")
+    .values({
+      state: row.state,
+      nar_hash: row.nar_hash,
+      nar_size: row.nar_size,
+      compression: row.compression,
+      num_chunks: row.num_chunks,
+      holders_count: holders,
+      created_at: row.created_at ?? now,
+      held_at: holders > 0 ? now : null,
+    })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  return inserted.id;
+}
+
+/**
+ * Pending -> valid with its final chunk count. Throws when the NAR is no longer pending (GC
+ * reaped it as stale), so the upload fails instead of publishing a NAR without chunks.
+ */
+export async function markNarValid(db: Db, id: number, numChunks: number): Promise<void> {
+  const result = await db.kysely
+    .updateTable("nar")
+    .set({ state: "V", num_chunks: numChunks })
+    .where("id", "=", id)
+    .where("state", "=", "P")
+    .executeTakeFirst();
+  if (result.numUpdatedRows === 0n) throw new Error(`NAR ${id} is no longer pending`);
+}
+
+/** Chunkrefs go with it (ON DELETE CASCADE), and so do objects pointing at it. */
+export async function deleteNar(db: Db, id: number): Promise<boolean> {
+  const result = await db.kysely.deleteFrom("nar").where("id", "=", id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+export async function getNar(db: Db, id: number): Promise<NarRow | null> {
+  const row = await db.kysely.selectFrom("nar").select(NAR_COLUMNS).where("id", "=", id).executeTakeFirst();
+  return row ? toNarRow(row) : null;
+}
+
+/**
+ * Link chunk `chunkId` at position `seq` of the NAR. Only a valid chunk is linked: one that GC
+ * has marked deleted would leave the NAR pointing at a file about to vanish, so that throws. On
+ * PostgreSQL the chunk row is share-locked until the caller's statement commits, so GC cannot
+ * mark it deleted in between.
+ */
+export async function insertChunkRef(db: Db, narId: number, seq: number, chunkId: number): Promise<number> {
+  const inserted = await db.kysely
+    .insertInto("chunkref")
+    .columns(["nar_id", "seq", "chunk_id"])
+    .expression((eb) =>
+      eb
+        .selectFrom("chunk")
+        // typed casts: PostgreSQL would read bare parameters in a SELECT list as text
+        .select((s) => [s.cast(s.val(narId), "bigint").as("nar_id"), s.cast(s.val(seq), "integer").as("seq"), "chunk.id as chunk_id"])
+        .where("chunk.id", "=", chunkId)
+        .where("chunk.state", "=", "V")
+        .$if(db.engine === "postgres", (q) => q.forShare()),
+    )
+    .returning("id")
+    .executeTakeFirst();
+  if (!inserted) throw new Error(`chunk ${chunkId} is not valid (deleted by GC?); cannot link it into NAR ${narId}`);
+  return inserted.id;
+}

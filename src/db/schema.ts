@@ -1,0 +1,193 @@
+// The tables as upstream Attic leaves them after all its migrations (spec section 7), plus our
+// own nullable columns (`cache.max_size`, `nar.held_at`, `chunk.held_at`; see migrations/own.ts).
+// Column types describe what queries may bind; what a SELECT returns differs per engine
+// (SQLite: text timestamps, 0/1 booleans), so queries hand out the normalized `*Row` types.
+import type { ColumnType, Generated, Insertable } from "kysely";
+
+/** A timestamp column: bound as a Date on both engines, read back as Date (PG) or text (SQLite). */
+export type Timestamp = ColumnType<Date | string, Date, Date>;
+type NullableTimestamp = ColumnType<Date | string | null, Date | null | undefined, Date | null>;
+type Bool = ColumnType<boolean | number, boolean, boolean>;
+
+/** `nar.state` / `chunk.state` (CHAR(1)). */
+export const STATE_VALID = "V";
+export const STATE_PENDING = "P";
+/** defined upstream but never written */
+export const STATE_CONFIRMED_DEDUPLICATED = "C";
+export const STATE_DELETED = "D";
+export type RowState = "V" | "P" | "C" | "D";
+
+export interface CacheTable {
+  id: Generated<number>;
+  name: string;
+  keypair: string;
+  is_public: Bool;
+  store_dir: string;
+  priority: number;
+  /** JSON array of key names */
+  upstream_cache_key_names: string;
+  created_at: Timestamp;
+  deleted_at: NullableTimestamp;
+  /** seconds; NULL means the global default, 0 disables time-based GC */
+  retention_period: number | null;
+  /** ours: maximum logical size in bytes (sum of NAR sizes), NULL = no per-cache quota */
+  max_size: number | null;
+}
+
+export interface NarTable {
+  id: Generated<number>;
+  state: RowState;
+  /** typed base16, `sha256:<hex>` */
+  nar_hash: string;
+  nar_size: number;
+  /** narinfo compression name: none, br, xz, zstd */
+  compression: string;
+  num_chunks: Generated<number>;
+  holders_count: Generated<number>;
+  created_at: Timestamp;
+  /** ours: when holders_count was last raised; lets GC see through holds leaked by a crash */
+  held_at: NullableTimestamp;
+}
+
+export interface ObjectTable {
+  id: Generated<number>;
+  cache_id: number;
+  nar_id: number;
+  store_path_hash: string;
+  store_path: string;
+  /** JSON array of store path base names */
+  references: string;
+  system: string | null;
+  deriver: string | null;
+  /** JSON array of signatures */
+  sigs: string;
+  ca: string | null;
+  created_at: Timestamp;
+  last_accessed_at: NullableTimestamp;
+  created_by: string | null;
+}
+
+export interface ChunkTable {
+  id: Generated<number>;
+  state: RowState;
+  /** sha256 of the uncompressed chunk, `sha256:<hex>` */
+  chunk_hash: string;
+  chunk_size: number;
+  /** sha256 of the stored (compressed) bytes; NULL while pending */
+  file_hash: string | null;
+  file_size: number | null;
+  compression: string;
+  /** upstream's RemoteFile JSON */
+  remote_file: string;
+  remote_file_id: string;
+  holders_count: Generated<number>;
+  created_at: Timestamp;
+  /** ours: see NarTable.held_at */
+  held_at: NullableTimestamp;
+}
+
+export interface ChunkRefTable {
+  id: Generated<number>;
+  nar_id: number;
+  /** zero-based position of the chunk in the NAR */
+  seq: number;
+  /** NULL when the chunk was deleted (ON DELETE SET NULL): the NAR is incomplete */
+  chunk_id: number | null;
+}
+
+/** upstream SeaORM's migration record; only upstream's 15 version strings go here */
+export interface SeaqlMigrationsTable {
+  version: string;
+  applied_at: number;
+}
+
+/** our own migration record, kept apart so upstream's migrator never sees unknown versions */
+export interface OwnMigrationsTable {
+  name: string;
+  applied_at: number;
+}
+
+/** ours: a named lease held by one process until it expires (e.g. the garbage collector) */
+export interface LeaseTable {
+  name: string;
+  owner: string;
+  expires_at: Timestamp;
+}
+
+export interface Database {
+  cache: CacheTable;
+  nar: NarTable;
+  object: ObjectTable;
+  chunk: ChunkTable;
+  chunkref: ChunkRefTable;
+  seaql_migrations: SeaqlMigrationsTable;
+  attic_ts_migrations: OwnMigrationsTable;
+  attic_ts_lease: LeaseTable;
+}
+
+export interface CacheRow {
+  id: number;
+  name: string;
+  keypair: string;
+  is_public: boolean;
+  store_dir: string;
+  priority: number;
+  upstream_cache_key_names: string;
+  created_at: Date;
+  deleted_at: Date | null;
+  retention_period: number | null;
+  max_size: number | null;
+}
+
+export interface NarRow {
+  id: number;
+  state: RowState;
+  nar_hash: string;
+  nar_size: number;
+  compression: string;
+  num_chunks: number;
+  holders_count: number;
+  created_at: Date;
+  held_at: Date | null;
+}
+
+export interface ObjectRow {
+  id: number;
+  cache_id: number;
+  nar_id: number;
+  store_path_hash: string;
+  store_path: string;
+  references: string;
+  system: string | null;
+  deriver: string | null;
+  sigs: string;
+  ca: string | null;
+  created_at: Date;
+  last_accessed_at: Date | null;
+  created_by: string | null;
+}
+
+export interface ChunkRow {
+  id: number;
+  state: RowState;
+  chunk_hash: string;
+  chunk_size: number;
+  file_hash: string | null;
+  file_size: number | null;
+  compression: string;
+  remote_file: string;
+  remote_file_id: string;
+  holders_count: number;
+  created_at: Date;
+  held_at: Date | null;
+}
+
+export interface ChunkRefRow {
+  id: number;
+  nar_id: number;
+  seq: number;
+  chunk_id: number | null;
+}
+
+export type NewCache = Insertable<CacheTable>;
+export type NewObject = Insertable<ObjectTable>;

@@ -1,0 +1,173 @@
+// A Kysely dialect for Node's built-in SQLite (`node:sqlite`, DatabaseSync): Kysely's own SQLite
+// adapter, introspector and query compiler, with a driver of ours. One connection per process;
+// Kysely serializes its use (the adapter reports no support for multiple connections), so a
+// transaction owns the connection until it ends.
+//
+// Transactions start with BEGIN IMMEDIATE: they take the write lock up front, so two processes
+// on one file wait for each other (busy_timeout) instead of failing on a lock upgrade.
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import {
+  CompiledQuery,
+  SelectQueryNode,
+  SqliteAdapter,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+  type DatabaseConnection,
+  type DatabaseIntrospector,
+  type Dialect,
+  type DialectAdapter,
+  type Driver,
+  type Kysely,
+  type QueryCompiler,
+  type QueryResult,
+} from "kysely";
+import { formatSqliteTimestamp } from "./values.ts";
+
+export interface NodeSqliteConfig {
+  /** file path or `:memory:` */
+  path: string;
+  readOnly?: boolean;
+}
+
+const PRAGMAS = [
+  "PRAGMA journal_mode = WAL",
+  "PRAGMA synchronous = NORMAL",
+  "PRAGMA foreign_keys = ON",
+  "PRAGMA busy_timeout = 5000",
+  "PRAGMA temp_store = MEMORY",
+];
+
+export class NodeSqliteDialect implements Dialect {
+  readonly #config: NodeSqliteConfig;
+
+  constructor(config: NodeSqliteConfig) {
+    this.#config = config;
+  }
+
+  createDriver(): Driver {
+    return new NodeSqliteDriver(this.#config);
+  }
+
+  createQueryCompiler(): QueryCompiler {
+    return new SqliteQueryCompiler();
+  }
+
+  createAdapter(): DialectAdapter {
+    return new SqliteAdapter();
+  }
+
+  createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new SqliteIntrospector(db);
+  }
+}
+
+class NodeSqliteDriver implements Driver {
+  readonly #config: NodeSqliteConfig;
+  #db: DatabaseSync | null = null;
+  #connection: NodeSqliteConnection | null = null;
+
+  constructor(config: NodeSqliteConfig) {
+    this.#config = config;
+  }
+
+  async init(): Promise<void> {
+    const db = new DatabaseSync(this.#config.path, { readOnly: this.#config.readOnly ?? false });
+    for (const pragma of PRAGMAS) {
+      // journal_mode cannot change on a read-only or in-memory database; that is fine
+      try {
+        db.exec(pragma);
+      } catch (err) {
+        if (!pragma.includes("journal_mode")) throw err;
+      }
+    }
+    this.#db = db;
+    this.#connection = new NodeSqliteConnection(db);
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    if (!this.#connection) throw new Error("SQLite database is not open");
+    return this.#connection;
+  }
+
+  async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("BEGIN IMMEDIATE"));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("COMMIT"));
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("ROLLBACK"));
+  }
+
+  async releaseConnection(): Promise<void> {}
+
+  async destroy(): Promise<void> {
+    this.#connection?.clear();
+    this.#db?.close();
+    this.#db = null;
+    this.#connection = null;
+  }
+}
+
+/** prepared statements kept per connection; our queries are few and repeat */
+const STATEMENT_CACHE_SIZE = 256;
+
+class NodeSqliteConnection implements DatabaseConnection {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  clear(): void {
+    this.#statements.clear();
+  }
+
+  #prepare(sqlText: string): StatementSync {
+    let stmt = this.#statements.get(sqlText);
+    if (stmt) {
+      // keep recently used statements at the end of the insertion order
+      this.#statements.delete(sqlText);
+    } else {
+      stmt = this.#db.prepare(sqlText);
+      if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
+        const oldest = this.#statements.keys().next().value;
+        if (oldest !== undefined) this.#statements.delete(oldest);
+      }
+    }
+    this.#statements.set(sqlText, stmt);
+    return stmt;
+  }
+
+  async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const stmt = this.#prepare(compiledQuery.sql);
+    const params = compiledQuery.parameters.map(toSqliteValue);
+    if (stmt.columns().length > 0) {
+      return { rows: stmt.all(...params) as R[] };
+    }
+    const { changes, lastInsertRowid } = stmt.run(...params);
+    return { rows: [], numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid) };
+  }
+
+  async *streamQuery<R>(compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
+    if (!SelectQueryNode.is(compiledQuery.query)) throw new Error("SQLite streaming supports SELECT queries only");
+    // a fresh statement: iterating one from the cache would be reset by a nested use
+    const stmt = this.#db.prepare(compiledQuery.sql);
+    for (const row of stmt.iterate(...compiledQuery.parameters.map(toSqliteValue))) {
+      yield { rows: [row as R] };
+    }
+  }
+}
+
+/** node:sqlite binds null, numbers, bigints, strings and bytes only. */
+function toSqliteValue(value: unknown): SQLInputValue {
+  if (value === undefined || value === null) return null;
+  if (value instanceof Date) return formatSqliteTimestamp(value);
+  if (typeof value === "boolean") return value ? 1 : 0;
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "string") return value;
+  if (value instanceof Uint8Array) return value;
+  throw new TypeError(`cannot bind a ${typeof value} to SQLite`);
+}

@@ -1,0 +1,76 @@
+// The one error catalogue: every error the server returns, with upstream's `error` name, HTTP
+// status and message text (spec section 1.4). Routes throw these; one handler renders
+// `{"code","error","message"}`. Storage and DB layers never build HTTP errors.
+
+export type ErrorKind =
+  | "NotFound"
+  | "Unauthorized"
+  | "InternalServerError"
+  | "NoSuchCache"
+  | "CacheAlreadyExists"
+  | "NoSuchObject"
+  | "InvalidCompressionType"
+  | "IncompleteNar"
+  | "AccessError"
+  | "RequestError"
+  | "ServiceUnavailable";
+
+const CATALOGUE: Record<ErrorKind, { status: number; message: string }> = {
+  NotFound: { status: 404, message: "The URL you requested was not found." },
+  Unauthorized: { status: 401, message: "Unauthorized." },
+  InternalServerError: { status: 500, message: "The server encountered an internal error or misconfiguration." },
+  NoSuchCache: { status: 404, message: "The requested cache does not exist." },
+  CacheAlreadyExists: { status: 400, message: "The cache already exists." },
+  NoSuchObject: { status: 404, message: "The requested object does not exist." },
+  InvalidCompressionType: { status: 400, message: 'Invalid compression type "{name}".' },
+  IncompleteNar: { status: 503, message: "The requested NAR has missing chunks and needs to be repaired." },
+  AccessError: { status: 403, message: "Access error: User does not have permission to complete this action." },
+  RequestError: { status: 400, message: "General request error: {detail}" },
+  // Ours: the database or object store is unreachable; clients should retry.
+  ServiceUnavailable: { status: 503, message: "The service is temporarily unavailable: {detail}" },
+};
+
+export class ServerError extends Error {
+  readonly kind: ErrorKind;
+  readonly status: number;
+  /** the original error, logged for 5xx, never shown to clients */
+  override readonly cause: unknown;
+
+  constructor(kind: ErrorKind, params: { detail?: string; name?: string; cause?: unknown } = {}) {
+    const entry = CATALOGUE[kind];
+    super(entry.message.replace("{detail}", params.detail ?? "").replace("{name}", params.name ?? ""));
+    this.name = "ServerError";
+    this.kind = kind;
+    this.status = entry.status;
+    this.cause = params.cause;
+  }
+
+  toJSON(): { code: number; error: string; message: string } {
+    return { code: this.status, error: this.kind, message: this.message };
+  }
+}
+
+export const notFound = () => new ServerError("NotFound");
+export const unauthorized = () => new ServerError("Unauthorized");
+export const noSuchCache = () => new ServerError("NoSuchCache");
+export const noSuchObject = () => new ServerError("NoSuchObject");
+export const cacheAlreadyExists = () => new ServerError("CacheAlreadyExists");
+export const accessError = () => new ServerError("AccessError");
+export const incompleteNar = () => new ServerError("IncompleteNar");
+export const requestError = (detail: string, cause?: unknown) => new ServerError("RequestError", { detail, cause });
+export const internalError = (cause: unknown) => new ServerError("InternalServerError", { cause });
+export const serviceUnavailable = (detail: string, cause?: unknown) =>
+  new ServerError("ServiceUnavailable", { detail, cause });
+
+/**
+ * Plain-text rejections that happen before auth (upstream's axum extractors answer these in
+ * text, not JSON): invalid path segments, wrong content type, malformed or mis-shaped JSON.
+ */
+export class PlainRejection extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "PlainRejection";
+    this.status = status;
+  }
+}

@@ -1,0 +1,41 @@
+// JSON request bodies: content-type and shape checks that answer like upstream's axum
+// extractors (415 / 400 / 422, plain text), before auth.
+import type { FastifyRequest } from "fastify";
+import { PlainRejection } from "./errors.ts";
+
+/** A preValidation hook; async so fastify does not wait for a `done` callback. */
+export async function requireJsonContentType(request: FastifyRequest): Promise<void> {
+  const ct = request.headers["content-type"];
+  const mime = typeof ct === "string" ? ct.split(";")[0]!.trim().toLowerCase() : "";
+  if (mime !== "application/json" && !(mime.startsWith("application/") && mime.endsWith("+json"))) {
+    throw new PlainRejection(415, "Expected request with `Content-Type: application/json`");
+  }
+}
+
+export function shapeError(detail: string): PlainRejection {
+  return new PlainRejection(422, `Failed to deserialize the JSON body into the target type: ${detail}`);
+}
+
+export function asObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw shapeError("invalid type: expected a map");
+  return body as Record<string, unknown>;
+}
+
+export function field<T>(obj: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string, required: true): T;
+export function field<T>(obj: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string, required: false): T | undefined;
+export function field<T>(obj: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string, required: boolean): T | undefined {
+  const v = obj[name];
+  if (v === undefined || (v === null && !required && what.includes("null"))) {
+    if (required) throw shapeError(`missing field \`${name}\``);
+    return v as T | undefined;
+  }
+  if (!check(v)) throw shapeError(`${name}: invalid type, expected ${what}`);
+  return v;
+}
+
+export const isString = (v: unknown): v is string => typeof v === "string";
+export const isBool = (v: unknown): v is boolean => typeof v === "boolean";
+export const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
+export const isI32 = (v: unknown): v is number => isInt(v) && v >= -(2 ** 31) && v < 2 ** 31;
+export const isU32 = (v: unknown): v is number => isInt(v) && v >= 0 && v < 2 ** 32;
+export const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);

@@ -1,0 +1,77 @@
+// The Nix binary cache protocol: /{cache}/nix-cache-info, /{cache}/{hash}.narinfo,
+// /{cache}/nar/{hash}.nar. Permission is checked before anything about the cache or the object
+// is revealed (decision 1).
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
+import { getCacheByName } from "../../db/queries/caches.ts";
+import { bumpLastAccessed, findNarChunks, findObjectForNarinfo } from "../../db/queries/objects.ts";
+import type { CacheRow } from "../../db/schema.ts";
+import { renderNixCacheInfo } from "../../nix/cache-info.ts";
+import { authorizeCache, isTrue } from "../auth.ts";
+import { incompleteNar, internalError, noSuchObject } from "../errors.ts";
+import { buildNarInfo } from "../narinfo.ts";
+import { narResponseStream } from "../download/nar-stream.ts";
+import { cacheNameParam, storePathHashParam } from "../params.ts";
+
+export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
+  const { db, storage, config } = app.deps;
+
+  async function pullableCache(request: FastifyRequest): Promise<CacheRow> {
+    const name = cacheNameParam(request.params);
+    const row = await getCacheByName(db, name);
+    const { cache } = authorizeCache(request.attic.claims, name, row, ["pull"]);
+    return cache;
+  }
+
+  app.get("/:cache/nix-cache-info", async (request, reply) => {
+    const cache = await pullableCache(request);
+    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    return reply
+      .type("text/x-nix-cache-info")
+      .send(renderNixCacheInfo({ wantMassQuery: true, storeDir: cache.store_dir, priority: cache.priority }));
+  });
+
+  app.get("/:cache/:file", async (request, reply) => {
+    const hash = storePathHashParam((request.params as { file: string }).file, "narinfo");
+    const cache = await pullableCache(request);
+    const found = await findObjectForNarinfo(db, cache.name, hash);
+    if (!found) {
+      app.metrics.inc("attic_narinfo_requests_total", 1, { result: "miss" });
+      throw noSuchObject();
+    }
+    app.metrics.inc("attic_narinfo_requests_total", 1, { result: "hit" });
+    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    const text = buildNarInfo(found.object, found.nar, cache.keypair, cache.store_dir);
+    return reply.type("text/x-nix-narinfo").send(text);
+  });
+
+  app.get("/:cache/nar/:file", async (request, reply) => {
+    const hash = storePathHashParam((request.params as { file: string }).file, "nar");
+    const cache = await pullableCache(request);
+    const found = await findObjectForNarinfo(db, cache.name, hash);
+    if (!found) throw noSuchObject();
+    const chunks = await findNarChunks(db, found.nar.id);
+    if (chunks.length !== found.nar.num_chunks) {
+      throw internalError(new Error(`NAR ${found.nar.id} has ${chunks.length} chunk refs, expected ${found.nar.num_chunks}`));
+    }
+    const stored = chunks.map((c) => c.chunk);
+    if (stored.some((c) => c === null)) throw incompleteNar();
+    await bumpLastAccessed(db, found.object.id);
+    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    app.metrics.inc("attic_nar_downloads_total");
+
+    const response = await narResponseStream(storage, found.nar, stored as NonNullable<(typeof stored)[number]>[], {
+      presign: config.presignedRedirects,
+      method: request.method,
+    });
+    if (response.kind === "redirect") return reply.redirect(response.url, 307);
+    reply.type("application/x-nix-nar");
+    if (response.contentLength !== undefined) reply.header("content-length", response.contentLength);
+    if (request.method === "HEAD") {
+      response.stream.destroy();
+      return reply.send();
+    }
+    response.stream.on("data", (b: Buffer) => app.metrics.inc("attic_nar_download_bytes_total", b.length));
+    return reply.send(response.stream);
+  });
+}

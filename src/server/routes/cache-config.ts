@@ -1,0 +1,130 @@
+// Cache management: GET/POST/PATCH/DELETE /_api/v1/cache-config/{cache}, and the
+// /{cache}/attic-cache-info alias of GET (spec section 1.3).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { CacheConfig, RetentionPeriodConfig } from "../../api/v1.ts";
+import { createCache, getCacheByName, hardDeleteCache, softDeleteCache, updateCache } from "../../db/queries/caches.ts";
+import type { CacheRow } from "../../db/schema.ts";
+import { SigningKeypair } from "../../nix/signing.ts";
+import { apiEndpoint, substituterEndpoint } from "../app.ts";
+import { authorizeCache, isTrue, permissionFor, type PermissionFlag } from "../auth.ts";
+import { isKeypairConfig, keypairFromConfig } from "../cache-keys.ts";
+import { accessError, cacheAlreadyExists, noSuchCache, requestError, unauthorized } from "../errors.ts";
+import { asObject, field, isBool, isI32, isInt, isString, isStringArray, requireJsonContentType, shapeError } from "../json-body.ts";
+import { cacheNameParam } from "../params.ts";
+
+export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
+  const { db, config } = app.deps;
+
+  async function getConfig(request: FastifyRequest, reply: FastifyReply) {
+    const name = cacheNameParam(request.params);
+    const row = await getCacheByName(db, name);
+    const { cache } = authorizeCache(request.attic.claims, name, row, ["pull"]);
+    return reply.type("application/json").send(cacheConfigOf(request, cache));
+  }
+  app.get("/_api/v1/cache-config/:cache", getConfig);
+  app.get("/:cache/attic-cache-info", getConfig);
+
+  function cacheConfigOf(request: FastifyRequest, cache: CacheRow): CacheConfig {
+    return {
+      substituter_endpoint: substituterEndpoint(request, config, cache.name),
+      api_endpoint: apiEndpoint(request, config),
+      public_key: SigningKeypair.parse(cache.keypair).publicKey().toString(),
+      is_public: isTrue(cache.is_public),
+      store_dir: cache.store_dir,
+      priority: cache.priority,
+      upstream_cache_key_names: JSON.parse(cache.upstream_cache_key_names) as string[],
+      retention_period: cache.retention_period === null ? "Global" : { Period: cache.retention_period },
+      max_size: cache.max_size ?? null,
+    };
+  }
+
+  app.post("/_api/v1/cache-config/:cache", { preValidation: requireJsonContentType }, async (request, reply) => {
+    const name = cacheNameParam(request.params);
+    const body = asObject(request.body);
+    const keypairCfg = body.keypair;
+    if (keypairCfg === undefined) throw shapeError("missing field `keypair`");
+    if (!isKeypairConfig(keypairCfg)) throw shapeError("keypair: expected \"Generate\" or {\"Keypair\": string}");
+    const isPublic = field(body, "is_public", isBool, "a boolean", true);
+    const storeDir = field(body, "store_dir", isString, "a string", true);
+    const priority = field(body, "priority", isI32, "i32", true);
+    const upstream = field(body, "upstream_cache_key_names", isStringArray, "a sequence of strings", true);
+
+    // creating needs `cc` on the name; public caches grant nothing here (as upstream)
+    const perm = permissionFor(request.attic.claims, name, null, false);
+    if (!perm.canDiscover()) throw unauthorized();
+    if (!perm.createCache) throw accessError();
+
+    const keypair = keypairFromConfig(keypairCfg, name);
+    const created = await createCache(db, {
+      name,
+      keypair: keypair.toString(),
+      is_public: isPublic,
+      store_dir: storeDir,
+      priority,
+      upstream_cache_key_names: JSON.stringify(upstream),
+      retention_period: null,
+    });
+    if (!created) throw cacheAlreadyExists();
+    return reply.code(200).send();
+  });
+
+  app.patch("/_api/v1/cache-config/:cache", { preValidation: requireJsonContentType }, async (request, reply) => {
+    const name = cacheNameParam(request.params);
+    const body = asObject(request.body);
+    const keypairCfg = body.keypair;
+    if (keypairCfg !== undefined && keypairCfg !== null && !isKeypairConfig(keypairCfg)) {
+      throw shapeError("keypair: expected \"Generate\" or {\"Keypair\": string}");
+    }
+    const isPublic = field(body, "is_public", isBool, "a boolean or null", false);
+    const storeDir = field(body, "store_dir", isString, "a string or null", false);
+    const priority = field(body, "priority", isI32, "i32 or null", false);
+    const upstream = field(body, "upstream_cache_key_names", isStringArray, "a sequence of strings or null", false);
+    const retention = body.retention_period;
+    if (retention !== undefined && retention !== null && !isRetention(retention)) {
+      throw shapeError("retention_period: expected \"Global\" or {\"Period\": u32}");
+    }
+    const maxSize = body.max_size;
+    if (maxSize !== undefined && maxSize !== null && !(isInt(maxSize) && maxSize >= 0)) {
+      throw shapeError("max_size: expected a non-negative integer or null");
+    }
+
+    const flags: PermissionFlag[] = ["configureCache"];
+    if ((retention !== undefined && retention !== null) || maxSize !== undefined) flags.push("configureCacheRetention");
+    const row = await getCacheByName(db, name);
+    const { cache } = authorizeCache(request.attic.claims, name, row, flags);
+
+    const patch: Partial<Omit<CacheRow, "id">> = {};
+    if (keypairCfg !== undefined && keypairCfg !== null) patch.keypair = keypairFromConfig(keypairCfg, name).toString();
+    if (isPublic !== undefined && isPublic !== null) patch.is_public = isPublic;
+    if (storeDir !== undefined && storeDir !== null) patch.store_dir = storeDir;
+    if (priority !== undefined && priority !== null) patch.priority = priority;
+    if (upstream !== undefined && upstream !== null) patch.upstream_cache_key_names = JSON.stringify(upstream);
+    if (retention !== undefined && retention !== null) {
+      if (retention === "Global") patch.retention_period = null;
+      else {
+        if (retention.Period > 2 ** 31 - 1) throw requestError("Invalid retention period");
+        patch.retention_period = retention.Period;
+      }
+    }
+    if (maxSize !== undefined) patch.max_size = maxSize;
+    if (Object.keys(patch).length === 0) throw requestError("No modifiable fields were set.");
+    await updateCache(db, cache.id, patch);
+    return reply.code(200).send();
+  });
+
+  app.delete("/_api/v1/cache-config/:cache", async (request, reply) => {
+    const name = cacheNameParam(request.params);
+    const row = await getCacheByName(db, name);
+    const { cache } = authorizeCache(request.attic.claims, name, row, ["destroyCache"]);
+    const deleted = config.softDeleteCaches ? await softDeleteCache(db, cache.id) : await hardDeleteCache(db, cache.id);
+    if (!deleted) throw noSuchCache();
+    return reply.code(200).send();
+  });
+}
+
+function isRetention(v: unknown): v is RetentionPeriodConfig {
+  if (v === "Global") return true;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const p = (v as { Period?: unknown }).Period;
+  return Object.keys(v).length === 1 && typeof p === "number" && Number.isSafeInteger(p) && p >= 0 && p < 2 ** 32;
+}

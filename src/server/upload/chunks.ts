@@ -1,0 +1,98 @@
+// Storing one chunk: found by (hash, compression) and held, or compressed, written to storage
+// and recorded. Rows are inserted as pending (P) with the uploader's hold (holders_count 1) so
+// neither GC nor a failed upload elsewhere can take them; the caller releases the hold once the
+// chunkref that keeps the chunk alive exists.
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { compressBuffer, type CompressionType } from "../../compression/index.ts";
+import type { Db } from "../../db/connect.ts";
+import { discardChunkIfUnused, findAndLockChunk, insertPendingChunk, markChunkValid } from "../../db/queries/chunks.ts";
+import { newChunkKey } from "../../storage/index.ts";
+import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
+
+export interface HeldChunk {
+  id: number;
+  /** compressed size */
+  fileSize: number;
+  deduplicated: boolean;
+}
+
+export interface CreatedChunk {
+  id: number;
+  remoteFile: RemoteFile;
+}
+
+export function sha256Typed(data: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
+}
+
+export class ChunkStore {
+  /** in-process uploads of the same chunk wait for each other instead of storing it twice */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+
+  private readonly db: Db;
+  private readonly storage: StorageDriver;
+  private readonly compression: { type: CompressionType; level: number; narinfoName: string };
+
+  constructor(db: Db, storage: StorageDriver, compression: { type: CompressionType; level: number; narinfoName: string }) {
+    this.db = db;
+    this.storage = storage;
+    this.compression = compression;
+  }
+
+  /** Store (or find) a chunk of server-chunked data; its hash was computed here, so dedup is trusted. */
+  async storeBuffer(data: Buffer, created: CreatedChunk[], signal: AbortSignal): Promise<HeldChunk> {
+    const chunkHash = sha256Typed(data);
+    const key = `${chunkHash}/${this.compression.narinfoName}`;
+    for (;;) {
+      const existing = await findAndLockChunk(this.db, chunkHash, this.compression.narinfoName);
+      if (existing) return { id: existing.id, fileSize: existing.file_size ?? 0, deduplicated: true };
+      const other = this.inflight.get(key);
+      if (!other) break;
+      await other.catch(() => {});
+    }
+    const work = this.writeNew(data, chunkHash, created, signal);
+    this.inflight.set(key, work);
+    try {
+      return await work;
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+
+  private async writeNew(data: Buffer, chunkHash: string, created: CreatedChunk[], signal: AbortSignal): Promise<HeldChunk> {
+    const compressed = await compressBuffer(this.compression.type, this.compression.level, data);
+    const pending = await this.insertPending(chunkHash, data.length, created);
+    await this.storage.put(pending.remoteFile, Readable.from([compressed]), signal);
+    await markChunkValid(this.db, pending.id, { fileHash: sha256Typed(compressed), fileSize: compressed.length });
+    return { id: pending.id, fileSize: compressed.length, deduplicated: false };
+  }
+
+  /** A new pending chunk row (held by us) and where its file goes. */
+  async insertPending(chunkHash: string, chunkSize: number, created: CreatedChunk[]): Promise<CreatedChunk> {
+    const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newChunkKey());
+    const id = await insertPendingChunk(this.db, {
+      chunk_hash: chunkHash,
+      chunk_size: chunkSize,
+      compression: this.compression.narinfoName,
+      remote_file: JSON.stringify(remoteFile),
+      remote_file_id: remoteFileId,
+      holders_count: 1,
+    });
+    const c = { id, remoteFile };
+    created.push(c);
+    return c;
+  }
+
+  /**
+   * After a failed upload: drop the chunks it created unless another upload has started using
+   * them meanwhile (then they live on), and delete their files.
+   */
+  async discard(created: CreatedChunk[]): Promise<void> {
+    const gone: RemoteFile[] = [];
+    for (const c of created) {
+      if (await discardChunkIfUnused(this.db, c.id)) gone.push(c.remoteFile);
+    }
+    if (gone.length > 0) await this.storage.deleteMany(gone);
+  }
+}

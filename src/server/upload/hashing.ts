@@ -1,0 +1,38 @@
+import { createHash, type Hash } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+import { NixHash } from "../../nix/hash.ts";
+
+/** Pass-through that counts bytes (and optionally hashes them: the compressed file's hash). */
+export class ByteCounter extends Transform {
+  bytes = 0;
+  private readonly hash: Hash | null;
+  private digest: string | null = null;
+
+  constructor(withHash = false) {
+    super();
+    this.hash = withHash ? createHash("sha256") : null;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.hash?.update(chunk);
+    cb(null, chunk);
+  }
+
+  typedHash(): string {
+    if (!this.hash) throw new Error("ByteCounter created without hashing");
+    this.digest ??= this.hash.digest("hex");
+    return `sha256:${this.digest}`;
+  }
+}
+
+/** SHA-256 and length of a whole stream (proof of possession). */
+export async function hashStream(source: AsyncIterable<Buffer>): Promise<{ hash: NixHash; size: number }> {
+  const h = createHash("sha256");
+  let size = 0;
+  for await (const piece of source) {
+    h.update(piece);
+    size += piece.length;
+  }
+  return { hash: NixHash.fromDigest("sha256", h.digest()), size };
+}

@@ -1,0 +1,226 @@
+// PUT /_api/v1/upload-path after auth: NAR-level dedup, or one streaming pass that verifies the
+// NAR (structure, hash, size), splits it by content, compresses and stores each chunk once for
+// all caches, and only then makes the object visible. A failed or aborted upload removes what it
+// wrote. Memory stays bounded: at most CONCURRENT_CHUNKS chunks (≤ max-size each) are in flight.
+import { Readable } from "node:stream";
+import { chain } from "../streams.ts";
+import type { UploadPathResult } from "../../api/v1.ts";
+import { chunkStream } from "../../chunking/stream.ts";
+import { createCompressor } from "../../compression/index.ts";
+import type { Db } from "../../db/connect.ts";
+import { transaction } from "../../db/connect.ts";
+import { markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
+import { deleteNar, findAndLockNar, insertChunkRef, insertNar, markNarValid, narHasMissingChunks, releaseNar } from "../../db/queries/nars.ts";
+import { upsertObject } from "../../db/queries/objects.ts";
+import type { CacheRow } from "../../db/schema.ts";
+import { NarError, NarValidator } from "../../nix/nar/parse.ts";
+import type { StorageDriver } from "../../storage/types.ts";
+import type { Config } from "../config/types.ts";
+import { requestError } from "../errors.ts";
+import type { Metrics } from "../metrics.ts";
+import type { BodyReader } from "./body.ts";
+import { ChunkStore, type CreatedChunk, type HeldChunk } from "./chunks.ts";
+import { ByteCounter, hashStream } from "./hashing.ts";
+import type { UploadInfo } from "./info.ts";
+
+/** chunks compressed and written at once per upload (upstream: 10) */
+const CONCURRENT_CHUNKS = 10;
+
+export class Uploader {
+  private readonly chunks: ChunkStore;
+  /** in-process uploads of the same NAR wait for the first instead of storing it again */
+  private readonly inflight = new Map<string, Promise<void>>();
+
+  private readonly db: Db;
+  private readonly storage: StorageDriver;
+  private readonly config: Config;
+  private readonly metrics: Metrics;
+
+  constructor(db: Db, storage: StorageDriver, config: Config, metrics: Metrics) {
+    this.db = db;
+    this.storage = storage;
+    this.config = config;
+    this.metrics = metrics;
+    this.chunks = new ChunkStore(db, storage, {
+      type: config.compression.type,
+      level: config.compression.level,
+      narinfoName: config.compression.narinfoName,
+    });
+  }
+
+  async upload(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult> {
+    const narHash = info.narHash.toTypedBase16();
+    for (;;) {
+      const dedup = await this.tryDedup(narHash, info, cache, body, sub);
+      if (dedup) return dedup;
+      const other = this.inflight.get(narHash);
+      if (!other) break;
+      await other;
+    }
+    let done!: () => void;
+    this.inflight.set(narHash, new Promise<void>((r) => (done = r)));
+    try {
+      // another process may have finished the same NAR between our lookup and the claim
+      const dedup = await this.tryDedup(narHash, info, cache, body, sub);
+      if (dedup) return dedup;
+      const threshold = this.config.chunking.narSizeThreshold;
+      const chunked = threshold !== 0 && info.nar_size >= threshold;
+      const result = chunked ? await this.uploadChunked(info, cache, body, sub) : await this.uploadWhole(info, cache, body, sub);
+      this.metrics.inc("attic_uploads_total");
+      this.metrics.inc("attic_upload_bytes_total", info.nar_size);
+      return result;
+    } finally {
+      this.inflight.delete(narHash);
+      done();
+    }
+  }
+
+  /** NAR-level dedup: a valid, complete NAR with this hash exists in any cache. */
+  private async tryDedup(narHash: string, info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult | null> {
+    const nar = await findAndLockNar(this.db, narHash);
+    if (!nar) return null;
+    try {
+      if (await narHasMissingChunks(this.db, nar.id)) return null;
+      if (this.config.requireProofOfPossession) {
+        const proof = await hashStream(body.take(info.nar_size));
+        if (!proof.hash.equals(info.narHash) || proof.size !== info.nar_size || nar.nar_size !== info.nar_size) {
+          throw requestError("Bad NAR Hash or Size");
+        }
+      } else if (nar.nar_size !== info.nar_size) {
+        throw requestError("Bad NAR Hash or Size");
+      }
+      await upsertObject(this.db, objectRow(info, cache, nar.id, sub));
+      this.metrics.inc("attic_uploads_deduplicated_total");
+      return { kind: "Deduplicated", frac_deduplicated: null };
+    } finally {
+      await releaseNar(this.db, nar.id);
+    }
+  }
+
+  private async uploadChunked(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult> {
+    const compression = this.config.compression.narinfoName;
+    const narId = await insertNar(this.db, { state: "P", nar_hash: info.narHash.toTypedBase16(), nar_size: info.nar_size, compression, num_chunks: 0 });
+    const created: CreatedChunk[] = [];
+    const abort = new AbortController();
+    const tasks = new Set<Promise<void>>();
+    let firstError: unknown = null;
+    let fileSize = 0;
+    let dedupBytes = 0;
+    let seq = 0;
+    const counter = new ByteCounter();
+    const validator = new NarValidator();
+    try {
+      const nar = chain(Readable.from(body.take(info.nar_size)), counter, validator) as AsyncIterable<Buffer>;
+      for await (const chunk of chunkStream(nar, this.config.chunking)) {
+        if (firstError) break;
+        const mySeq = seq++;
+        const task = this.storeChunk(chunk, narId, mySeq, created, abort.signal).then(
+          (held) => {
+            fileSize += held.fileSize;
+            if (held.deduplicated) dedupBytes += chunk.length;
+          },
+          (err: unknown) => {
+            firstError ??= err;
+            abort.abort();
+          },
+        );
+        tasks.add(task);
+        void task.finally(() => tasks.delete(task));
+        while (tasks.size >= CONCURRENT_CHUNKS) await Promise.race(tasks);
+      }
+      await Promise.all(tasks);
+      if (firstError) throw firstError;
+      const { narHash, narSize } = validator.result();
+      if (!narHash.equals(info.narHash) || narSize !== info.nar_size) throw requestError("Bad NAR Hash or Size");
+      await transaction(this.db, async (tx) => {
+        await markNarValid(tx, narId, seq);
+        await upsertObject(tx, objectRow(info, cache, narId, sub));
+      });
+      return {
+        kind: "Uploaded",
+        file_size: fileSize,
+        frac_deduplicated: info.nar_size > 0 ? dedupBytes / info.nar_size : 0,
+      };
+    } catch (err) {
+      abort.abort();
+      await Promise.allSettled(tasks);
+      await this.discardNar(narId, created);
+      throw asUploadError(err, counter.bytes, info.nar_size, "Bad NAR Hash or Size");
+    }
+  }
+
+  /** Store one chunk and link it into the NAR; the chunk's hold is released once the link exists. */
+  private async storeChunk(data: Buffer, narId: number, seq: number, created: CreatedChunk[], signal: AbortSignal): Promise<HeldChunk> {
+    const held = await this.chunks.storeBuffer(data, created, signal);
+    try {
+      await insertChunkRef(this.db, narId, seq, held.id);
+    } finally {
+      await releaseChunk(this.db, held.id);
+    }
+    this.metrics.inc(held.deduplicated ? "attic_chunks_deduplicated_total" : "attic_chunks_uploaded_total");
+    return held;
+  }
+
+  /** Below the chunking threshold: the whole NAR is one chunk, streamed through compression to storage. */
+  private async uploadWhole(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult> {
+    const compression = this.config.compression;
+    const created: CreatedChunk[] = [];
+    const counter = new ByteCounter();
+    let narId: number | null = null;
+    try {
+      const pending = await this.chunks.insertPending(info.narHash.toTypedBase16(), info.nar_size, created);
+      const validator = new NarValidator();
+      const fileCounter = new ByteCounter(true);
+      const stream = chain(Readable.from(body.take(info.nar_size)), counter, validator, createCompressor(compression.type, compression.level), fileCounter);
+      await this.storage.put(pending.remoteFile, stream);
+      const { narHash, narSize } = validator.result();
+      if (!narHash.equals(info.narHash) || narSize !== info.nar_size) throw requestError("Bad chunk hash or size");
+      await markChunkValid(this.db, pending.id, { fileHash: fileCounter.typedHash(), fileSize: fileCounter.bytes });
+      await transaction(this.db, async (tx) => {
+        narId = await insertNar(tx, { state: "V", nar_hash: info.narHash.toTypedBase16(), nar_size: info.nar_size, compression: compression.narinfoName, num_chunks: 1 });
+        await insertChunkRef(tx, narId, 0, pending.id);
+        await upsertObject(tx, objectRow(info, cache, narId, sub));
+      });
+      await releaseChunk(this.db, pending.id);
+      this.metrics.inc("attic_chunks_uploaded_total");
+      return { kind: "Uploaded", file_size: fileCounter.bytes, frac_deduplicated: null };
+    } catch (err) {
+      for (const c of created) await releaseChunk(this.db, c.id).catch(() => {});
+      await this.chunks.discard(created).catch(() => {});
+      throw asUploadError(err, counter.bytes, info.nar_size, "Bad chunk hash or size");
+    }
+  }
+
+  private async discardNar(narId: number, created: CreatedChunk[]): Promise<void> {
+    try {
+      await deleteNar(this.db, narId);
+      await this.chunks.discard(created);
+    } catch {
+      // left for GC: a pending NAR and unreferenced chunks are reaped after the grace period
+    }
+  }
+}
+
+/** Structural NAR errors on a short body are reported as upstream reports a short body. */
+function asUploadError(err: unknown, received: number, claimed: number, shortMessage: string): unknown {
+  if (err instanceof NarError) {
+    if (received < claimed) return requestError(shortMessage);
+    return requestError(`Invalid NAR: ${err.message}`);
+  }
+  return err;
+}
+
+function objectRow(info: UploadInfo, cache: CacheRow, narId: number, sub: string | null) {
+  return {
+    cache_id: cache.id,
+    nar_id: narId,
+    store_path_hash: info.store_path_hash,
+    store_path: info.store_path,
+    references: JSON.stringify(info.references),
+    deriver: info.deriver ?? null,
+    sigs: JSON.stringify(info.sigs),
+    ca: info.ca ?? null,
+    created_by: sub,
+  };
+}
+

@@ -1,0 +1,180 @@
+// A real atticd for integration tests: the app built by buildApp() from a config parsed by the
+// real loader, listening on a random loopback port, over one of the backend combinations
+// {sqlite, postgres} × {local, s3}. Tokens come from test/helpers/tokens.ts (independent HS256).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../../src/server/app.ts";
+import { parseConfig } from "../../src/server/config/load.ts";
+import type { Config } from "../../src/server/config/types.ts";
+import { openDatabase, type Db } from "../../src/db/connect.ts";
+import { migrate } from "../../src/db/migrations/index.ts";
+import { createStorage } from "../../src/storage/index.ts";
+import type { StorageDriver } from "../../src/storage/types.ts";
+import { createDatabase } from "./postgres.ts";
+import { atticClaims, mintHs256, newSecret, ALL, type Flags } from "./tokens.ts";
+
+export type DbKind = "sqlite" | "postgres";
+export type StorageKind = "local" | "s3";
+export interface Backend {
+  db: DbKind;
+  storage: StorageKind;
+}
+
+export const ALL_BACKENDS: Backend[] = [
+  { db: "sqlite", storage: "local" },
+  { db: "postgres", storage: "local" },
+  { db: "sqlite", storage: "s3" },
+  { db: "postgres", storage: "s3" },
+];
+
+/** ATTIC_TEST_BACKENDS=sqlite-local,postgres-s3 narrows the matrix for a local run. */
+export function backendsFromEnv(defaults: Backend[] = ALL_BACKENDS): Backend[] {
+  const env = process.env.ATTIC_TEST_BACKENDS;
+  if (!env) return defaults;
+  return env.split(",").map((s) => {
+    const [db, storage] = s.trim().split("-") as [DbKind, StorageKind];
+    return { db, storage };
+  });
+}
+
+export const backendName = (b: Backend) => `${b.db}+${b.storage}`;
+
+export interface TestServer {
+  url: string;
+  app: FastifyInstance;
+  config: Config;
+  db: Db;
+  storage: StorageDriver;
+  dir: string;
+  secret: Buffer;
+  /** TOML text of the config (to run atticd/atticadm against the same setup) */
+  configToml: string;
+  databaseUrl: string;
+  token(caches: Record<string, Flags>, extra?: Record<string, unknown>): string;
+  rootToken(): string;
+  /** fetch relative to the server URL, with an optional bearer token */
+  fetch(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export interface ServerOptions {
+  backend?: Backend;
+  /** extra top-level TOML lines */
+  top?: string;
+  chunking?: { threshold: number; min: number; avg: number; max: number };
+  compression?: { type: string; level?: number };
+  gc?: string;
+}
+
+export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
+  const backend = opts.backend ?? { db: "sqlite", storage: "local" };
+  const dir = mkdtempSync(join(tmpdir(), "attic-it-"));
+  const secret = newSecret();
+  const suffix = randomBytes(6).toString("hex");
+
+  let databaseUrl: string;
+  if (backend.db === "sqlite") databaseUrl = `sqlite://${join(dir, "server.db")}`;
+  else {
+    const cluster = process.env.ATTIC_TEST_PG_URL;
+    if (!cluster) throw new Error("ATTIC_TEST_PG_URL is not set: run the tests through `npm test`");
+    databaseUrl = await createDatabase(cluster, `it_${suffix}`);
+  }
+
+  let storageToml: string;
+  if (backend.storage === "local") storageToml = `type = "local"\npath = ${JSON.stringify(join(dir, "storage"))}`;
+  else {
+    const endpoint = process.env.ATTIC_TEST_S3_ENDPOINT;
+    if (!endpoint) throw new Error("ATTIC_TEST_S3_ENDPOINT is not set: run the tests through `npm test`");
+    const bucket = `attic-${suffix}`;
+    const res = await fetch(`${endpoint}/${bucket}`, { method: "PUT" });
+    if (!res.ok) throw new Error(`create bucket: ${res.status}`);
+    storageToml = [
+      `type = "s3"`,
+      `region = ${JSON.stringify(process.env.ATTIC_TEST_S3_REGION ?? "us-east-1")}`,
+      `bucket = ${JSON.stringify(bucket)}`,
+      `endpoint = ${JSON.stringify(endpoint)}`,
+      `[storage.credentials]`,
+      `access_key_id = ${JSON.stringify(process.env.ATTIC_TEST_S3_ACCESS_KEY_ID ?? "S3RVER")}`,
+      `secret_access_key = ${JSON.stringify(process.env.ATTIC_TEST_S3_SECRET_ACCESS_KEY ?? "S3RVER")}`,
+    ].join("\n");
+  }
+  const ch = opts.chunking ?? { threshold: 65536, min: 16384, avg: 65536, max: 262144 };
+  const configToml = [
+    `listen = "127.0.0.1:0"`,
+    opts.top ?? "",
+    `[database]`,
+    `url = ${JSON.stringify(databaseUrl)}`,
+    `[storage]`,
+    storageToml,
+    `[chunking]`,
+    `nar-size-threshold = ${ch.threshold}`,
+    `min-size = ${ch.min}`,
+    `avg-size = ${ch.avg}`,
+    `max-size = ${ch.max}`,
+    `[compression]`,
+    `type = ${JSON.stringify(opts.compression?.type ?? "zstd")}`,
+    opts.compression?.level !== undefined ? `level = ${opts.compression.level}` : "",
+    `[garbage-collection]`,
+    opts.gc ?? `interval = "0"`,
+    `[jwt.signing]`,
+    `token-hs256-secret-base64 = ${JSON.stringify(secret.toString("base64"))}`,
+    "",
+  ].join("\n");
+
+  const { config } = parseConfig(configToml, { source: join(dir, "server.toml"), env: {} });
+  const db = await openDatabase(config.database.url, { poolSize: 10 });
+  await migrate(db);
+  const storage = await createStorage(config.storage);
+  const app = await buildApp({ config, db, storage, logger: false });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const addr = app.server.address();
+  if (!addr || typeof addr === "string") throw new Error("no address");
+  const url = `http://127.0.0.1:${addr.port}`;
+
+  const server: TestServer = {
+    url,
+    app,
+    config,
+    db,
+    storage,
+    dir,
+    secret,
+    configToml,
+    databaseUrl,
+    token: (caches, extra) => mintHs256(secret, atticClaims("tester", caches, extra)),
+    rootToken: () => mintHs256(secret, atticClaims("root", { "*": ALL })),
+    fetch(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+      return fetch(url + path, { ...init, headers });
+    },
+    async stop() {
+      await app.close();
+      await storage.close?.();
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
+
+/** Create a cache through the API with the root token. */
+export async function createCacheViaApi(server: TestServer, name: string, body: Partial<Record<string, unknown>> = {}): Promise<void> {
+  const res = await server.fetch(`/_api/v1/cache-config/${name}`, {
+    method: "POST",
+    token: server.rootToken(),
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      keypair: "Generate",
+      is_public: false,
+      store_dir: "/nix/store",
+      priority: 41,
+      upstream_cache_key_names: ["cache.nixos.org-1"],
+      ...body,
+    }),
+  });
+  if (res.status !== 200) throw new Error(`create cache ${name}: ${res.status} ${await res.text()}`);
+}
