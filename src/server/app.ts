@@ -7,7 +7,7 @@ import type { StorageDriver } from "../storage/types.ts";
 import type { Claims } from "../token/claims.ts";
 import { verifyToken } from "../token/jwt.ts";
 import type { Config } from "./config/types.ts";
-import { PlainRejection, ServerError, requestError, notFound } from "./errors.ts";
+import { PlainRejection, ServerError, requestError, notFound, unavailableReason } from "./errors.ts";
 import { tokenFromRequest } from "./auth.ts";
 import { homeRoutes } from "./routes/home.ts";
 import { binaryCacheRoutes } from "./routes/binary-cache.ts";
@@ -103,6 +103,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
       return reply.code(e.statusCode).type("text/plain; charset=utf-8").send(e.message);
+    }
+    const unavailable = unavailableReason(error);
+    if (unavailable) {
+      request.log.warn({ err: error }, "backend unavailable");
+      return reply.code(503).type("application/json").send(new ServerError("ServiceUnavailable", { detail: unavailable }).toJSON());
     }
     const wrapped = new ServerError("InternalServerError", { cause: error });
     request.log.error({ err: error }, "internal error");

@@ -74,3 +74,24 @@ export class PlainRejection extends Error {
     this.status = status;
   }
 }
+
+// Errors that mean a backend is unreachable for now, not that the request is wrong: PostgreSQL
+// connection loss and shutdown (class 08, 57P01-57P03), refused/reset sockets, and the pg pool's
+// own "Connection terminated" errors, S3 5xx/throttling. They become 503 ServiceUnavailable so
+// clients retry.
+const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "57P01", "57P02", "57P03"]);
+
+export function unavailableReason(error: unknown): string | null {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && (UNAVAILABLE_CODES.has(code) || code.startsWith("08"))) return "a backend is unreachable";
+    // the object store answered 5xx (after the S3 client's own retries) or throttled us
+    const httpStatus = (e as { $metadata?: { httpStatusCode?: unknown } }).$metadata?.httpStatusCode;
+    if (typeof httpStatus === "number" && (httpStatus >= 500 || httpStatus === 429)) return "the object store is unavailable";
+    const message = (e as { message?: unknown }).message;
+    if (typeof message === "string" && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(message)) {
+      return "a backend is unreachable";
+    }
+  }
+  return null;
+}

@@ -28,6 +28,10 @@ export const logger = {
     if (levelFromEnv() === "silent") return;
     process.stderr.write(JSON.stringify({ level: 30, time: Date.now(), msg, ...fields }) + "\n");
   },
+  warn(msg: string, fields: Record<string, unknown> = {}): void {
+    if (levelFromEnv() === "silent" || levelFromEnv() === "error" || levelFromEnv() === "fatal") return;
+    process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, ...fields }) + "\n");
+  },
   error(msg: string, fields: Record<string, unknown> = {}): void {
     process.stderr.write(JSON.stringify({ level: 50, time: Date.now(), msg, ...fields }) + "\n");
   },

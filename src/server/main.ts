@@ -4,7 +4,7 @@
 // garbage-collector-once, db-migrations, check-config.
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { openDatabase, type Db } from "../db/connect.ts";
+import { openDatabase, ping, type Db } from "../db/connect.ts";
 import { migrate, pendingMigrations } from "../db/migrations/index.ts";
 import { startGarbageCollectionLoop, runGarbageCollectionOnce, formatGcReport } from "../gc/index.ts";
 import { createStorage } from "../storage/index.ts";
@@ -104,6 +104,14 @@ async function serve(
   firstRun: { configPath: string } | null,
 ): Promise<number> {
   const stops: (() => Promise<void>)[] = [];
+  if (config.database.heartbeat) {
+    // upstream's heartbeat: a query every minute keeps idle connections alive through proxies
+    const timer = setInterval(() => {
+      ping(db).catch((err: unknown) => logger.warn("database heartbeat failed", { error: String(err) }));
+    }, 60_000);
+    timer.unref();
+    stops.push(async () => clearInterval(timer));
+  }
   if (mode === "monolithic" || mode === "garbage-collector") {
     const loop = startGarbageCollectionLoop({ db, storage, config: config.garbageCollection, log: logger });
     stops.push(() => loop.stop());

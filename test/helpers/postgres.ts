@@ -15,6 +15,9 @@ export interface PostgresCluster {
   stop(): void;
   /** Stop and start the server again on the same port (for reconnection tests). */
   restart(): void;
+  /** Stop the server, keeping the data (startServer brings it back on the same port). */
+  stopServer(): void;
+  startServer(): void;
 }
 
 function asPostgres(args: string[]): void {
@@ -52,6 +55,8 @@ export async function startPostgres(): Promise<PostgresCluster> {
       stopServer();
       start();
     },
+    stopServer,
+    startServer: start,
     stop() {
       try {
         stopServer();

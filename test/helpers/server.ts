@@ -67,35 +67,58 @@ export interface ServerOptions {
   chunking?: { threshold: number; min: number; avg: number; max: number };
   compression?: { type: string; level?: number };
   gc?: string;
+  /** S3 endpoint the server talks to (default ATTIC_TEST_S3_ENDPOINT; e.g. a fault proxy in front of it) */
+  s3Endpoint?: string;
+  /** PostgreSQL cluster URL to create the database in (default ATTIC_TEST_PG_URL) */
+  pgClusterUrl?: string;
 }
 
-export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
+export interface ServerSetup {
+  dir: string;
+  secret: Buffer;
+  databaseUrl: string;
+  /** TOML text of the config */
+  configToml: string;
+  /** the bucket when the storage is S3 */
+  bucket?: string;
+}
+
+/**
+ * A temporary folder, database (SQLite file or a fresh PostgreSQL database) and storage (local
+ * folder or a fresh S3 bucket) with the TOML config that points at them. `share` reuses the
+ * database and storage of an earlier setup (replicas of one deployment).
+ */
+export async function prepareServer(opts: ServerOptions = {}, share?: ServerSetup): Promise<ServerSetup> {
   const backend = opts.backend ?? { db: "sqlite", storage: "local" };
   const dir = mkdtempSync(join(tmpdir(), "attic-it-"));
-  const secret = newSecret();
+  const secret = share?.secret ?? newSecret();
   const suffix = randomBytes(6).toString("hex");
 
   let databaseUrl: string;
-  if (backend.db === "sqlite") databaseUrl = `sqlite://${join(dir, "server.db")}`;
+  let bucket: string | undefined;
+  if (share) databaseUrl = share.databaseUrl;
+  else if (backend.db === "sqlite") databaseUrl = `sqlite://${join(dir, "server.db")}`;
   else {
-    const cluster = process.env.ATTIC_TEST_PG_URL;
+    const cluster = opts.pgClusterUrl ?? process.env.ATTIC_TEST_PG_URL;
     if (!cluster) throw new Error("ATTIC_TEST_PG_URL is not set: run the tests through `npm test`");
     databaseUrl = await createDatabase(cluster, `it_${suffix}`);
   }
 
   let storageToml: string;
-  if (backend.storage === "local") storageToml = `type = "local"\npath = ${JSON.stringify(join(dir, "storage"))}`;
+  if (backend.storage === "local") storageToml = `type = "local"\npath = ${JSON.stringify(join(share?.dir ?? dir, "storage"))}`;
   else {
     const endpoint = process.env.ATTIC_TEST_S3_ENDPOINT;
     if (!endpoint) throw new Error("ATTIC_TEST_S3_ENDPOINT is not set: run the tests through `npm test`");
-    const bucket = `attic-${suffix}`;
-    const res = await fetch(`${endpoint}/${bucket}`, { method: "PUT" });
-    if (!res.ok) throw new Error(`create bucket: ${res.status}`);
+    bucket = share?.bucket ?? `attic-${suffix}`;
+    if (!share) {
+      const res = await fetch(`${endpoint}/${bucket}`, { method: "PUT" });
+      if (!res.ok) throw new Error(`create bucket: ${res.status}`);
+    }
     storageToml = [
       `type = "s3"`,
       `region = ${JSON.stringify(process.env.ATTIC_TEST_S3_REGION ?? "us-east-1")}`,
       `bucket = ${JSON.stringify(bucket)}`,
-      `endpoint = ${JSON.stringify(endpoint)}`,
+      `endpoint = ${JSON.stringify(opts.s3Endpoint ?? endpoint)}`,
       `[storage.credentials]`,
       `access_key_id = ${JSON.stringify(process.env.ATTIC_TEST_S3_ACCESS_KEY_ID ?? "S3RVER")}`,
       `secret_access_key = ${JSON.stringify(process.env.ATTIC_TEST_S3_SECRET_ACCESS_KEY ?? "S3RVER")}`,
@@ -124,6 +147,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     "",
   ].join("\n");
 
+  return { dir, secret, databaseUrl, configToml, bucket };
+}
+
+export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
+  const { dir, secret, databaseUrl, configToml } = await prepareServer(opts);
   const { config } = parseConfig(configToml, { source: join(dir, "server.toml"), env: {} });
   const db = await openDatabase(config.database.url, { poolSize: 10 });
   await migrate(db);

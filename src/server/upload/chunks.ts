@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { compressBuffer, type CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
-import { discardChunkIfUnused, findAndLockChunk, insertPendingChunk, markChunkValid } from "../../db/queries/chunks.ts";
+import { discardChunkIfUnused, findAndLockChunk, insertPendingChunk, markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
 import { newChunkKey } from "../../storage/index.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 
@@ -63,8 +63,14 @@ export class ChunkStore {
   private async writeNew(data: Buffer, chunkHash: string, created: CreatedChunk[], signal: AbortSignal): Promise<HeldChunk> {
     const compressed = await compressBuffer(this.compression.type, this.compression.level, data);
     const pending = await this.insertPending(chunkHash, data.length, created);
-    await this.storage.put(pending.remoteFile, Readable.from([compressed]), signal);
-    await markChunkValid(this.db, pending.id, { fileHash: sha256Typed(compressed), fileSize: compressed.length });
+    try {
+      await this.storage.put(pending.remoteFile, Readable.from([compressed]), signal);
+      await markChunkValid(this.db, pending.id, { fileHash: sha256Typed(compressed), fileSize: compressed.length });
+    } catch (err) {
+      // give up our hold so that discard() (or GC) can remove the row and its file
+      await releaseChunk(this.db, pending.id).catch(() => {});
+      throw err;
+    }
     return { id: pending.id, fileSize: compressed.length, deduplicated: false };
   }
 

@@ -1,0 +1,121 @@
+// The real `atticd` as a child process (src/bin/atticd.ts under this Node), for tests and
+// benchmarks that need what only a process has: modes, signals, a crash, its own peak RSS.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./ports.ts";
+
+export const ATTICD = fileURLToPath(new URL("../../src/bin/atticd.ts", import.meta.url));
+export const ATTICADM = fileURLToPath(new URL("../../src/bin/atticadm.ts", import.meta.url));
+
+export interface AtticdProcess {
+  child: ChildProcess;
+  url: string;
+  /** everything written to stderr so far */
+  stderr(): string;
+  /** peak resident set size so far (VmHWM), in bytes */
+  peakRss(): number;
+  /** resolves with the exit code (or the signal name) */
+  exited: Promise<number | string>;
+  /** SIGTERM and wait for the exit */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+export interface SpawnOptions {
+  /** a config file path; written from `configToml` into `dir` when given */
+  configPath?: string;
+  configToml?: string;
+  dir?: string;
+  mode?: string;
+  env?: NodeJS.ProcessEnv;
+  /** resolve once this appears on stderr (default: "Listening on" for serving modes) */
+  readyText?: string | null;
+  extraArgs?: string[];
+  listen?: boolean;
+}
+
+export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProcess> {
+  let configPath = opts.configPath;
+  if (opts.configToml !== undefined) {
+    if (!opts.dir) throw new Error("dir is needed to write the config");
+    configPath = join(opts.dir, "server.toml");
+    writeFileSync(configPath, opts.configToml);
+  }
+  const mode = opts.mode ?? "monolithic";
+  const serving = ["monolithic", "api-server"].includes(mode);
+  const port = serving && opts.listen !== false ? await freePort() : 0;
+  const args = [ATTICD, ...(configPath ? ["-f", configPath] : []), "--mode", mode];
+  if (port) args.push("-l", `127.0.0.1:${port}`);
+  args.push(...(opts.extraArgs ?? []));
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ATTIC_LOG_LEVEL: process.env.ATTIC_LOG_LEVEL ?? "warn", ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+  child.stdout!.on("data", (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
+  const readyText = opts.readyText === undefined ? (serving ? "Listening on" : null) : opts.readyText;
+  if (readyText) {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`atticd not ready after 30 s:\n${err}`)), 30_000);
+      const check = () => {
+        if (err.includes(readyText)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stderr!.on("data", check);
+      child.stdout!.on("data", check);
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`atticd exited (${code}) before it was ready:\n${err}`));
+      });
+      check();
+    });
+  }
+  let peak = 0;
+  const sample = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch {
+      // the process is gone; keep the last figure
+    }
+    return peak;
+  };
+  const sampler = setInterval(sample, 200);
+  sampler.unref();
+  void exited.then(() => clearInterval(sampler));
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    stderr: () => err,
+    peakRss: sample,
+    exited,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs atticd to completion (check-config, db-migrations, garbage-collector-once). */
+export async function runAtticd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string; stdout: string }> {
+  return runNode(ATTICD, args, env);
+}
+
+export async function runAtticadm(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string; stdout: string }> {
+  return runNode(ATTICADM, args, env);
+}
+
+async function runNode(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string; stdout: string }> {
+  const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+  const code = await new Promise<number>((resolve) => child.on("exit", (c) => resolve(c ?? -1)));
+  return { code, stderr, stdout };
+}

@@ -1,0 +1,120 @@
+// Backends failing under a running server: the S3 server answering errors mid-upload (through a
+// fault proxy), and PostgreSQL restarted while the server runs. Uploads fail cleanly (503,
+// nothing half-visible, nothing left behind), and everything works again once the backend is
+// back, without restarting atticd.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { startFaultProxy, type FaultProxy } from "../helpers/s3-fault-proxy.ts";
+import { createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
+import { narFixture, seededBytes, uploadNar } from "../helpers/nar.ts";
+import { startPostgres, type PostgresCluster } from "../helpers/postgres.ts";
+import { parseNarInfo } from "../../src/nix/narinfo.ts";
+import { decompressWithCli } from "../helpers/decompress.ts";
+
+async function servedIntact(s: TestServer, cache: string, hash: string, nar: Buffer): Promise<void> {
+  const res = await s.fetch(`/${cache}/${hash}.narinfo`, { token: s.rootToken() });
+  assert.equal(res.status, 200);
+  const info = parseNarInfo(await res.text());
+  const body = Buffer.from(await (await s.fetch(`/${cache}/${info.url}`, { token: s.rootToken() })).arrayBuffer());
+  assert.ok((await decompressWithCli(info.compression ?? "none", body)).equals(nar));
+}
+
+describe("S3 errors mid-upload", () => {
+  let proxy: FaultProxy;
+  let s: TestServer;
+  before(async () => {
+    const target = process.env.ATTIC_TEST_S3_ENDPOINT;
+    if (!target) throw new Error("ATTIC_TEST_S3_ENDPOINT is not set: run the tests through `npm test`");
+    proxy = await startFaultProxy(target);
+    s = await startServer({
+      backend: { db: "sqlite", storage: "s3" },
+      s3Endpoint: proxy.endpoint,
+      chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 },
+    });
+    await createCacheViaApi(s, "c");
+  });
+  after(async () => {
+    await s.stop();
+    await proxy.close();
+  });
+
+  test("every PUT failing: 503, no object, no valid chunk or NAR rows; a retry succeeds", async () => {
+    const fx = narFixture(seededBytes(700_000, 31), "s3fault");
+    let puts = 0;
+    proxy.rule = (req) => {
+      if (req.method !== "PUT") return undefined;
+      puts++;
+      return puts > 3 ? { status: 500, code: "InternalError" } : undefined;
+    };
+    const res = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
+    const text = await res.text();
+    assert.equal(res.status, 503, text);
+    assert.equal(JSON.parse(text).error, "ServiceUnavailable");
+    proxy.rule = undefined;
+
+    assert.equal((await s.fetch(`/c/${fx.storePathHash}.narinfo`, { token: s.rootToken() })).status, 404);
+    const objects = await s.db.kysely.selectFrom("object").select("id").execute();
+    assert.equal(objects.length, 0);
+    const nars = await s.db.kysely.selectFrom("nar").select("id").execute();
+    assert.equal(nars.length, 0, "the failed NAR row is removed");
+    // chunks already written are kept only as valid, unheld rows (GC reaps them) or removed
+    const held = await s.db.kysely.selectFrom("chunk").select("id").where("holders_count", ">", 0).execute();
+    assert.equal(held.length, 0, "no chunk is left held");
+    const pending = await s.db.kysely.selectFrom("chunk").select("id").where("state", "=", "P").execute();
+    assert.equal(pending.length, 0, "no chunk is left pending");
+
+    const retry = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
+    assert.equal(retry.status, 200, await retry.text());
+    await servedIntact(s, "c", fx.storePathHash, fx.nar);
+  });
+
+  test("transient 503s are retried by the S3 client and the upload succeeds", async () => {
+    const fx = narFixture(seededBytes(400_000, 32), "s3flaky");
+    let n = 0;
+    proxy.rule = (req) => (req.method === "PUT" && n++ % 5 === 0 ? { status: 503, code: "SlowDown" } : undefined);
+    try {
+      const res = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
+      assert.equal(res.status, 200, await res.text());
+    } finally {
+      proxy.rule = undefined;
+    }
+    await servedIntact(s, "c", fx.storePathHash, fx.nar);
+  });
+});
+
+describe("PostgreSQL restarted under a running server", () => {
+  let cluster: PostgresCluster;
+  let s: TestServer;
+  before(async () => {
+    cluster = await startPostgres();
+    s = await startServer({ backend: { db: "postgres", storage: "local" }, pgClusterUrl: cluster.url });
+    await createCacheViaApi(s, "c");
+  });
+  after(async () => {
+    await s.stop();
+    cluster.stop();
+  });
+
+  test("requests fail with 503 while it is down and recover once it is back", async () => {
+    const before = narFixture(seededBytes(100_000, 41), "before");
+    assert.equal((await uploadNar(s, before, { cache: "c", token: s.rootToken() })).status, 200);
+    cluster.stopServer();
+    try {
+      const down = await s.fetch(`/c/${before.storePathHash}.narinfo`, { token: s.rootToken() });
+      assert.equal(down.status, 503);
+      assert.equal(((await down.json()) as { error: string }).error, "ServiceUnavailable");
+      assert.equal((await s.fetch("/healthz")).status, 503);
+    } finally {
+      cluster.startServer();
+    }
+    // pooled connections were cut: the first requests after the restart must still succeed
+    for (let i = 0; i < 3; i++) {
+      const res = await s.fetch(`/c/${before.storePathHash}.narinfo`, { token: s.rootToken() });
+      assert.equal(res.status, 200, `request ${i} after the restart: ${res.status}`);
+    }
+    assert.equal((await s.fetch("/healthz")).status, 200);
+    const afterFx = narFixture(seededBytes(100_000, 42), "after");
+    assert.equal((await uploadNar(s, afterFx, { cache: "c", token: s.rootToken() })).status, 200);
+    await servedIntact(s, "c", afterFx.storePathHash, afterFx.nar);
+  });
+});
