@@ -60,7 +60,8 @@ console.log(`services: PostgreSQL ${pg.url}, S3 ${s3.endpoint}`);
 
 const child = spawn(
   process.execPath,
-  ["--test", "--test-reporter=spec", `--test-concurrency=${process.env.ATTIC_TEST_CONCURRENCY ?? "2"}`, ...files],
+  // a hung test fails after 5 minutes instead of blocking CI
+  ["--test", "--test-reporter=spec", "--test-timeout=300000", `--test-concurrency=${process.env.ATTIC_TEST_CONCURRENCY ?? "2"}`, ...files],
   {
     cwd: root,
     stdio: ["ignore", "pipe", "inherit"],
@@ -74,6 +75,16 @@ const child = spawn(
     },
   },
 );
+// an interrupted run (Ctrl-C, CI timeout) still removes the cluster and the S3 server
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    child.kill(signal);
+    void s3.stop().finally(() => {
+      pg.stop();
+      process.exit(130);
+    });
+  });
+}
 let passed = 0;
 let failed = 0;
 let tail = "";

@@ -29,11 +29,13 @@ export interface NodeSqliteConfig {
   readOnly?: boolean;
 }
 
+// busy_timeout first: switching a new file to WAL takes a lock that another process starting at
+// the same moment may hold
 const PRAGMAS = [
+  "PRAGMA busy_timeout = 5000",
   "PRAGMA journal_mode = WAL",
   "PRAGMA synchronous = NORMAL",
   "PRAGMA foreign_keys = ON",
-  "PRAGMA busy_timeout = 5000",
   "PRAGMA temp_store = MEMORY",
 ];
 

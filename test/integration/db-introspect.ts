@@ -30,7 +30,9 @@ async function rows(db: Db, query: RawBuilder<unknown>): Promise<Record<string, 
 export async function columnsOf(db: Db, table: string): Promise<ColumnInfo[]> {
   if (db.engine === "sqlite") {
     const r = await rows(db, sql`SELECT name, type, "notnull" AS nn, dflt_value FROM pragma_table_info(${table}) ORDER BY cid`);
-    return r.map((c) => ({ name: String(c.name), type: String(c.type), notNull: c.nn === 1, default: c.dflt_value === null ? null : String(c.dflt_value) }));
+    // SQLite type names are case-insensitive, and recent versions report `integer` as `INTEGER`
+    // whatever the DDL said (the DDL text itself is upstream's, lowercase)
+    return r.map((c) => ({ name: String(c.name), type: String(c.type).replace(/^INTEGER$/, "integer"), notNull: c.nn === 1, default: c.dflt_value === null ? null : String(c.dflt_value) }));
   }
   const r = await rows(
     db,

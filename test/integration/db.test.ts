@@ -169,8 +169,10 @@ for (const engine of ["sqlite", "postgres"] as const) {
 
       test("two concurrent migrate() calls on one database are safe", async () => {
         const url = await freshUrl(engine);
-        const [a, b] = [await open(url), await open(url)];
-        const results = await Promise.all([migrate(a), migrate(b)]);
+        // Two processes, as in production: node:sqlite is synchronous, so two connections in one
+        // thread would wait on each other's lock inside the same event loop.
+        const results = await Promise.all([migrateInChild(url), migrateInChild(url)]);
+        const b = await open(url);
         const applied = results.map((r) => r.applied).sort((x, y) => y.length - x.length);
         assert.deepEqual(applied[0], ALL_MIGRATIONS);
         assert.deepEqual(applied[1], []);
@@ -712,6 +714,25 @@ for (const engine of ["sqlite", "postgres"] as const) {
         });
         assert.equal((await getCacheByName(db, name))!.id, id);
       });
+    });
+  });
+}
+
+async function migrateInChild(url: string): Promise<{ applied: string[] }> {
+  const { execFile } = await import("node:child_process");
+  const connect = new URL("../../src/db/connect.ts", import.meta.url).href;
+  const migrations = new URL("../../src/db/migrations/index.ts", import.meta.url).href;
+  const script = `
+    const { openDatabase } = await import(${JSON.stringify(connect)});
+    const { migrate } = await import(${JSON.stringify(migrations)});
+    const db = await openDatabase(process.argv[1]);
+    const result = await migrate(db);
+    await db.close();
+    process.stdout.write(JSON.stringify(result));`;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ["--input-type=module", "-e", script, url], (err, stdout, stderr) => {
+      if (err) reject(new Error(`migrate in a child process failed: ${stderr}`));
+      else resolve(JSON.parse(stdout) as { applied: string[] });
     });
   });
 }

@@ -1,27 +1,64 @@
 // Queries on `chunk`. A chunk is inserted pending (P) and held by its uploader, becomes valid
 // (V) once its file is stored, and stays alive while a chunkref or a hold points at it.
+import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import type { ChunkRow } from "../schema.ts";
 import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
+import { parseTimestamp } from "../values.ts";
 
-/** Find a valid chunk with this hash and compression and hold it (see findAndLockNar). */
+/**
+ * Find a valid chunk with this hash and compression and hold it, in one statement (see
+ * findAndLockNar for why the state is checked on the updated row itself).
+ */
 export async function findAndLockChunk(db: Db, chunkHash: string, compression: string): Promise<ChunkRow | null> {
   const row = await db.kysely
     .updateTable("chunk")
     .set((eb) => ({ holders_count: eb("holders_count", "+", 1), held_at: new Date() }))
-    .where("id", "in", (eb) =>
+    .where("id", "=", (eb) =>
       eb
         .selectFrom("chunk as candidate")
         .select("candidate.id")
         .where("candidate.chunk_hash", "=", chunkHash)
         .where("candidate.compression", "=", compression)
         .where("candidate.state", "=", "V")
-        .limit(1)
-        .$if(db.engine === "postgres", (q) => q.forUpdate().skipLocked()),
+        .orderBy("candidate.id")
+        .limit(1),
     )
+    .where("state", "=", "V")
     .returning(CHUNK_COLUMNS)
     .executeTakeFirst();
   return row ? toChunkRow(row) : null;
+}
+
+export type ChunkClaim = { kind: "found"; chunk: ChunkRow } | { kind: "busy" } | { kind: "created"; id: number };
+
+/**
+ * The one place where a chunk is either found (and held) or created (pending, held by us), so
+ * that uploads of the same chunk on several replicas store it once: on PostgreSQL the check and
+ * the insert run under a transaction-scoped advisory lock on the chunk's hash. When another
+ * upload is writing the same chunk right now (a pending row newer than `busyAfter`, or one that
+ * became valid between our two looks), the answer is "busy": wait a moment and claim again.
+ * Older pending rows are leftovers (GC reaps them).
+ */
+export async function claimChunk(db: Db, row: NewChunkRow, busyAfter: Date): Promise<ChunkClaim> {
+  return transaction(db, async (tx) => {
+    if (tx.engine === "postgres") {
+      await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`chunk:${row.chunk_hash}/${row.compression}`}, 0))`.execute(tx.kysely);
+    }
+    const found = await findAndLockChunk(tx, row.chunk_hash, row.compression);
+    if (found) return { kind: "found", chunk: found };
+    // One look at V and P rows together: a row that turned V since the statement above (its
+    // writer finished meanwhile) must send us back to find it, not make us store a copy.
+    const others = await tx.kysely
+      .selectFrom("chunk")
+      .select(["state", "created_at"])
+      .where("chunk_hash", "=", row.chunk_hash)
+      .where("compression", "=", row.compression)
+      .where("state", "in", ["V", "P"])
+      .execute();
+    if (others.some((c) => c.state === "V" || parseTimestamp(c.created_at) > busyAfter)) return { kind: "busy" };
+    return { kind: "created", id: await insertPendingChunk(tx, row) };
+  });
 }
 
 export async function releaseChunk(db: Db, id: number): Promise<void> {

@@ -219,3 +219,12 @@ export async function deleteObjects(db: Db, ids: readonly number[]): Promise<num
   }
   return deleted;
 }
+
+/** Every object of the soft-deleted caches (as upstream: a deleted cache's objects are garbage). */
+export async function deleteObjectsOfDeletedCaches(db: Db): Promise<number> {
+  const result = await db.kysely
+    .deleteFrom("object")
+    .where("cache_id", "in", (eb) => eb.selectFrom("cache").select("cache.id").where("cache.deleted_at", "is not", null))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,30 +1,61 @@
 // Queries on `nar` and `chunkref`. A hold (holders_count + 1) keeps GC away from a NAR while an
 // upload links an object to it; the holder releases it when done. Holds record `held_at` so GC
 // can see through holds leaked by a crashed server (see gc.ts).
-import type { Db } from "../connect.ts";
+import { sql } from "kysely";
+import { transaction, type Db } from "../connect.ts";
+import { parseTimestamp } from "../values.ts";
 import type { NarRow, RowState } from "../schema.ts";
 import { NAR_COLUMNS, toNarRow } from "./rows.ts";
 
 /**
- * Find a valid NAR with this hash and hold it, in one statement. On PostgreSQL a row that
- * another transaction has locked (GC deleting it) is skipped rather than waited for.
+ * Find a valid NAR with this hash and hold it, in one statement. The state is checked on the
+ * updated row itself: on PostgreSQL an UPDATE that waited for GC's lock re-checks it on the new
+ * row version, so a NAR that GC just removed or marked is never held and reused.
  */
 export async function findAndLockNar(db: Db, narHash: string): Promise<NarRow | null> {
   const row = await db.kysely
     .updateTable("nar")
     .set((eb) => ({ holders_count: eb("holders_count", "+", 1), held_at: new Date() }))
-    .where("id", "in", (eb) =>
+    .where("id", "=", (eb) =>
       eb
         .selectFrom("nar as candidate")
         .select("candidate.id")
         .where("candidate.nar_hash", "=", narHash)
         .where("candidate.state", "=", "V")
-        .limit(1)
-        .$if(db.engine === "postgres", (q) => q.forUpdate().skipLocked()),
+        .orderBy("candidate.id")
+        .limit(1),
     )
+    .where("state", "=", "V")
     .returning(NAR_COLUMNS)
     .executeTakeFirst();
   return row ? toNarRow(row) : null;
+}
+
+export type NarClaim = { kind: "valid" } | { kind: "busy" } | { kind: "created"; id: number };
+
+/**
+ * Create the pending row of a NAR about to be uploaded, unless a valid one exists by now
+ * ("valid": go and deduplicate) or another upload on any replica is storing the same NAR (a
+ * pending row newer than `busyAfter`: "busy", wait and look again). On PostgreSQL the check and
+ * the insert run under an advisory lock on the hash, so two replicas never both create it.
+ */
+export async function claimNar(
+  db: Db,
+  row: Omit<NewNarRow, "state">,
+  opts: { busyAfter: Date; ignoreValid?: boolean },
+): Promise<NarClaim> {
+  return transaction(db, async (tx) => {
+    if (tx.engine === "postgres") await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`nar:${row.nar_hash}`}, 0))`.execute(tx.kysely);
+    const existing = await tx.kysely
+      .selectFrom("nar")
+      .select(["state", "created_at"])
+      .where("nar_hash", "=", row.nar_hash)
+      .where("state", "in", ["V", "P"])
+      .execute();
+    if (!opts.ignoreValid && existing.some((n) => n.state === "V")) return { kind: "valid" };
+    if (existing.some((n) => n.state === "P" && parseTimestamp(n.created_at) > opts.busyAfter)) return { kind: "busy" };
+    return { kind: "created", id: await insertNar(tx, { ...row, state: "P" }) };
+  });
 }
 
 export async function releaseNar(db: Db, id: number): Promise<void> {

@@ -6,9 +6,14 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { compressBuffer, type CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
-import { discardChunkIfUnused, findAndLockChunk, insertPendingChunk, markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { claimChunk, discardChunkIfUnused, insertPendingChunk, markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
 import { newChunkKey } from "../../storage/index.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
+
+/** a pending NAR or chunk younger than this is being written by another upload: wait for it */
+export const BUSY_WINDOW_MS = 120_000;
+export const BUSY_POLL_MS = 100;
 
 export interface HeldChunk {
   id: number;
@@ -45,33 +50,54 @@ export class ChunkStore {
     const chunkHash = sha256Typed(data);
     const key = `${chunkHash}/${this.compression.narinfoName}`;
     for (;;) {
-      const existing = await findAndLockChunk(this.db, chunkHash, this.compression.narinfoName);
-      if (existing) return { id: existing.id, fileSize: existing.file_size ?? 0, deduplicated: true };
       const other = this.inflight.get(key);
-      if (!other) break;
-      await other.catch(() => {});
-    }
-    const work = this.writeNew(data, chunkHash, created, signal);
-    this.inflight.set(key, work);
-    try {
-      return await work;
-    } finally {
-      this.inflight.delete(key);
+      if (other) {
+        await other.catch(() => {});
+        continue;
+      }
+      const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newChunkKey());
+      const claim = await claimChunk(
+        this.db,
+        {
+          chunk_hash: chunkHash,
+          chunk_size: data.length,
+          compression: this.compression.narinfoName,
+          remote_file: JSON.stringify(remoteFile),
+          remote_file_id: remoteFileId,
+          holders_count: 1,
+        },
+        new Date(Date.now() - BUSY_WINDOW_MS),
+      );
+      if (claim.kind === "found") return { id: claim.chunk.id, fileSize: claim.chunk.file_size ?? 0, deduplicated: true };
+      if (claim.kind === "busy") {
+        // another replica is writing this chunk: use its copy once it is valid
+        signal.throwIfAborted();
+        await sleep(BUSY_POLL_MS);
+        continue;
+      }
+      const mine = { id: claim.id, remoteFile };
+      created.push(mine);
+      const work = this.writeNew(data, mine, signal);
+      this.inflight.set(key, work);
+      try {
+        return await work;
+      } finally {
+        this.inflight.delete(key);
+      }
     }
   }
 
-  private async writeNew(data: Buffer, chunkHash: string, created: CreatedChunk[], signal: AbortSignal): Promise<HeldChunk> {
-    const compressed = await compressBuffer(this.compression.type, this.compression.level, data);
-    const pending = await this.insertPending(chunkHash, data.length, created);
+  private async writeNew(data: Buffer, pending: CreatedChunk, signal: AbortSignal): Promise<HeldChunk> {
     try {
+      const compressed = await compressBuffer(this.compression.type, this.compression.level, data);
       await this.storage.put(pending.remoteFile, Readable.from([compressed]), signal);
       await markChunkValid(this.db, pending.id, { fileHash: sha256Typed(compressed), fileSize: compressed.length });
+      return { id: pending.id, fileSize: compressed.length, deduplicated: false };
     } catch (err) {
       // give up our hold so that discard() (or GC) can remove the row and its file
       await releaseChunk(this.db, pending.id).catch(() => {});
       throw err;
     }
-    return { id: pending.id, fileSize: compressed.length, deduplicated: false };
   }
 
   /** A new pending chunk row (held by us) and where its file goes. */

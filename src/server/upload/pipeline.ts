@@ -3,6 +3,7 @@
 // all caches, and only then makes the object visible. A failed or aborted upload removes what it
 // wrote. Memory stays bounded: at most CONCURRENT_CHUNKS chunks (≤ max-size each) are in flight.
 import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { chain } from "../streams.ts";
 import type { UploadPathResult } from "../../api/v1.ts";
 import { chunkStream } from "../../chunking/stream.ts";
@@ -10,7 +11,7 @@ import { createCompressor } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { transaction } from "../../db/connect.ts";
 import { markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
-import { deleteNar, findAndLockNar, insertChunkRef, insertNar, markNarValid, narHasMissingChunks, releaseNar } from "../../db/queries/nars.ts";
+import { claimNar, deleteNar, findAndLockNar, insertChunkRef, insertNar, markNarValid, narHasMissingChunks, releaseNar } from "../../db/queries/nars.ts";
 import { upsertObject } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { NarError, NarValidator } from "../../nix/nar/parse.ts";
@@ -19,7 +20,7 @@ import type { Config } from "../config/types.ts";
 import { requestError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { BodyReader } from "./body.ts";
-import { ChunkStore, type CreatedChunk, type HeldChunk } from "./chunks.ts";
+import { BUSY_POLL_MS, BUSY_WINDOW_MS, ChunkStore, type CreatedChunk, type HeldChunk } from "./chunks.ts";
 import { ByteCounter, hashStream } from "./hashing.ts";
 import type { UploadInfo } from "./info.ts";
 
@@ -60,15 +61,38 @@ export class Uploader {
     let done!: () => void;
     this.inflight.set(narHash, new Promise<void>((r) => (done = r)));
     try {
-      // another process may have finished the same NAR between our lookup and the claim
-      const dedup = await this.tryDedup(narHash, info, cache, body, sub);
-      if (dedup) return dedup;
-      const threshold = this.config.chunking.narSizeThreshold;
-      const chunked = threshold !== 0 && info.nar_size >= threshold;
-      const result = chunked ? await this.uploadChunked(info, cache, body, sub) : await this.uploadWhole(info, cache, body, sub);
-      this.metrics.inc("attic_uploads_total");
-      this.metrics.inc("attic_upload_bytes_total", info.nar_size);
-      return result;
+      // a NAR found valid but incomplete (a lost chunk) is uploaded again rather than waited for
+      let ignoreValid = false;
+      for (;;) {
+        // another process may have finished the same NAR between our lookup and the claim
+        const dedup = await this.tryDedup(narHash, info, cache, body, sub);
+        if (dedup) return dedup;
+        const threshold = this.config.chunking.narSizeThreshold;
+        const chunked = threshold !== 0 && info.nar_size >= threshold;
+        let result: UploadPathResult;
+        if (chunked) {
+          const claim = await claimNar(
+            this.db,
+            { nar_hash: narHash, nar_size: info.nar_size, compression: this.config.compression.narinfoName, num_chunks: 0 },
+            { busyAfter: new Date(Date.now() - BUSY_WINDOW_MS), ignoreValid },
+          );
+          if (claim.kind === "valid") {
+            ignoreValid = true;
+            continue;
+          }
+          if (claim.kind === "busy") {
+            // another replica is storing this NAR right now: dedup against it once it is done
+            await sleep(BUSY_POLL_MS);
+            continue;
+          }
+          result = await this.uploadChunked(info, cache, body, sub, claim.id);
+        } else {
+          result = await this.uploadWhole(info, cache, body, sub);
+        }
+        this.metrics.inc("attic_uploads_total");
+        this.metrics.inc("attic_upload_bytes_total", info.nar_size);
+        return result;
+      }
     } finally {
       this.inflight.delete(narHash);
       done();
@@ -97,9 +121,7 @@ export class Uploader {
     }
   }
 
-  private async uploadChunked(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult> {
-    const compression = this.config.compression.narinfoName;
-    const narId = await insertNar(this.db, { state: "P", nar_hash: info.narHash.toTypedBase16(), nar_size: info.nar_size, compression, num_chunks: 0 });
+  private async uploadChunked(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null, narId: number): Promise<UploadPathResult> {
     const created: CreatedChunk[] = [];
     const abort = new AbortController();
     const tasks = new Set<Promise<void>>();

@@ -1,0 +1,261 @@
+// The garbage collector against a real server and real storage, on SQLite and PostgreSQL:
+// retention (per cache, global, never), shared NARs, soft-deleted caches, quotas (LRU), crash
+// leftovers after the grace period only, the lease, uploads racing a collection, and a run over
+// 100,000 orphan chunks.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { sql } from "kysely";
+import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
+import { narFixture, seededBytes, uploadNar, type NarFixture } from "../helpers/nar.ts";
+import { runGarbageCollectionOnce, formatGcReport, type GcConfig } from "../../src/gc/index.ts";
+import { insertNar } from "../../src/db/queries/nars.ts";
+import { insertPendingChunk } from "../../src/db/queries/chunks.ts";
+
+const GC: GcConfig = { defaultRetentionPeriod: 0, staleGracePeriod: 3600, maxSize: null };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function push(s: TestServer, cache: string, fx: NarFixture): Promise<void> {
+  const res = await uploadNar(s, fx, { cache, token: s.rootToken() });
+  assert.equal(res.status, 200, await res.text());
+}
+
+async function status(s: TestServer, cache: string, fx: NarFixture): Promise<number> {
+  return (await s.fetch(`/${cache}/${fx.storePathHash}.narinfo`, { token: s.rootToken() })).status;
+}
+
+async function configure(s: TestServer, cache: string, body: Record<string, unknown>): Promise<void> {
+  const res = await s.fetch(`/_api/v1/cache-config/${cache}`, {
+    method: "PATCH",
+    token: s.rootToken(),
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+function storageFiles(s: TestServer): string[] {
+  const root = join(s.dir, "storage");
+  return readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => e.name);
+}
+
+const backends = backendsFromEnv([
+  { db: "sqlite", storage: "local" },
+  { db: "postgres", storage: "local" },
+]);
+
+for (const backend of backends) {
+  describe(`garbage collection (${backendName(backend)})`, () => {
+    const chunking = { threshold: 1, min: 16384, avg: 65536, max: 262144 };
+
+    test("the seed's 1-second retention: the object goes, the storage is left holding only VERSION", async () => {
+      const s = await startServer({ backend, chunking });
+      try {
+        await createCacheViaApi(s, "hello");
+        const fx = narFixture(seededBytes(300_000, 1), "attic");
+        await push(s, "hello", fx);
+        await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(await status(s, "hello", fx), 200, "kept: no retention configured");
+        await configure(s, "hello", { retention_period: { Period: 1 } });
+        await sleep(1100);
+        const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(await status(s, "hello", fx), 404);
+        assert.equal(report.objectsExpired, 1);
+        assert.equal(report.nars, 1);
+        assert.ok(report.chunks >= 2 && report.bytesFreed > 0, formatGcReport(report));
+        assert.deepEqual(storageFiles(s), ["VERSION"]);
+        assert.match(formatGcReport(report), /objects removed: 1/);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("global default retention; a cache with 0 keeps everything; a download renews an object", async () => {
+      const s = await startServer({ backend });
+      try {
+        await createCacheViaApi(s, "a");
+        await createCacheViaApi(s, "forever");
+        const old = narFixture(seededBytes(1000, 2), "old");
+        const used = narFixture(seededBytes(1000, 3), "used");
+        const kept = narFixture(seededBytes(1000, 4), "kept");
+        await push(s, "a", old);
+        await push(s, "a", used);
+        await push(s, "forever", kept);
+        await configure(s, "forever", { retention_period: { Period: 0 } });
+        await sleep(1100);
+        assert.equal((await s.fetch(`/a/nar/${used.storePathHash}.nar`, { token: s.rootToken() })).status, 200);
+        await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: { ...GC, defaultRetentionPeriod: 1 } });
+        assert.equal(await status(s, "a", old), 404);
+        assert.equal(await status(s, "a", used), 200, "downloaded within the period");
+        assert.equal(await status(s, "forever", kept), 200);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("a NAR shared by two caches survives when one cache's object is collected; soft-deleted caches are collected", async () => {
+      const s = await startServer({ backend, chunking, top: "soft-delete-caches = true" });
+      try {
+        await createCacheViaApi(s, "short");
+        await createCacheViaApi(s, "long");
+        await createCacheViaApi(s, "gone");
+        const fx = narFixture(seededBytes(200_000, 5), "shared");
+        const lone = narFixture(seededBytes(200_000, 6), "lone");
+        await push(s, "short", fx);
+        await push(s, "long", fx);
+        await push(s, "gone", lone);
+        await configure(s, "short", { retention_period: { Period: 1 } });
+        const del = await s.fetch("/_api/v1/cache-config/gone", { method: "DELETE", token: s.rootToken() });
+        assert.equal(del.status, 200);
+        await sleep(1100);
+        const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(report.objectsExpired, 1);
+        assert.equal(report.objectsOfDeletedCaches, 1);
+        assert.equal(report.nars, 1, "only the deleted cache's NAR");
+        assert.equal(await status(s, "short", fx), 404);
+        const info = await s.fetch(`/long/${fx.storePathHash}.narinfo`, { token: s.rootToken() });
+        assert.equal(info.status, 200);
+        const nar = await s.fetch(`/long/nar/${fx.storePathHash}.nar`, { token: s.rootToken() });
+        assert.equal(nar.status, 200);
+        assert.ok(Buffer.from(await nar.arrayBuffer()).length > 0);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("quotas: the least recently used objects go first until the cache fits", async () => {
+      const s = await startServer({ backend });
+      try {
+        await createCacheViaApi(s, "q");
+        const fixtures = [0, 1, 2, 3].map((i) => narFixture(seededBytes(10_000, 10 + i), `q${i}`));
+        for (const fx of fixtures) {
+          await push(s, "q", fx);
+          await sleep(20);
+        }
+        // q0 is the oldest but was just downloaded: q1 and q2 are the least recently used
+        await sleep(20);
+        assert.equal((await s.fetch(`/q/nar/${fixtures[0]!.storePathHash}.nar`, { token: s.rootToken() })).status, 200);
+        const size = fixtures[0]!.narSize;
+        await configure(s, "q", { max_size: size * 2 + 100 });
+        const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(report.objectsOverQuota, 2);
+        assert.deepEqual(await Promise.all(fixtures.map((fx) => status(s, "q", fx))), [200, 404, 404, 200]);
+        // the global quota counts every cache; q3 (created before q0's download) is now the LRU
+        const report2 = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: { ...GC, maxSize: size + 100 } });
+        assert.equal(report2.objectsOverQuota, 1);
+        assert.deepEqual(await Promise.all(fixtures.map((fx) => status(s, "q", fx))), [200, 404, 404, 404]);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("crash leftovers (pending rows, leaked holds) are reaped after the grace period only", async () => {
+      const s = await startServer({ backend });
+      try {
+        const longAgo = new Date(Date.now() - 2 * 3600_000);
+        const file = (n: number) => s.storage.remoteFileFor(`00000000-0000-4000-8000-00000000000${n}.chunk`);
+        const freshNar = await insertNar(s.db, { state: "P", nar_hash: "sha256:" + "1".repeat(64), nar_size: 1, compression: "zstd", num_chunks: 0 });
+        const staleNar = await insertNar(s.db, { state: "P", nar_hash: "sha256:" + "2".repeat(64), nar_size: 1, compression: "zstd", num_chunks: 0, created_at: longAgo });
+        const staleChunk = await insertPendingChunk(s.db, { chunk_hash: "sha256:" + "3".repeat(64), chunk_size: 1, compression: "zstd", remote_file: JSON.stringify(file(1).remoteFile), remote_file_id: file(1).remoteFileId, created_at: longAgo });
+        const freshChunk = await insertPendingChunk(s.db, { chunk_hash: "sha256:" + "4".repeat(64), chunk_size: 1, compression: "zstd", remote_file: JSON.stringify(file(2).remoteFile), remote_file_id: file(2).remoteFileId });
+        // a valid orphan NAR whose hold leaked long ago, and one held right now
+        const leaked = await insertNar(s.db, { state: "V", nar_hash: "sha256:" + "5".repeat(64), nar_size: 1, compression: "zstd", num_chunks: 0, holders_count: 1 });
+        await s.db.kysely.updateTable("nar").set({ held_at: longAgo }).where("id", "=", leaked).execute();
+        const held = await insertNar(s.db, { state: "V", nar_hash: "sha256:" + "6".repeat(64), nar_size: 1, compression: "zstd", num_chunks: 0, holders_count: 1 });
+
+        const ids = async (table: "nar" | "chunk") => (await s.db.kysely.selectFrom(table).select("id").execute()).map((r) => r.id).sort((a, b) => a - b);
+        // a grace period longer than their age: nothing is touched
+        await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: { ...GC, staleGracePeriod: 3 * 3600 } });
+        assert.deepEqual(await ids("nar"), [freshNar, staleNar, leaked, held].sort((a, b) => a - b));
+        assert.deepEqual(await ids("chunk"), [staleChunk, freshChunk].sort((a, b) => a - b));
+
+        const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(report.staleNars, 1);
+        assert.equal(report.staleChunks, 1);
+        assert.deepEqual(await ids("nar"), [freshNar, held].sort((a, b) => a - b));
+        assert.deepEqual(await ids("chunk"), [freshChunk]);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("two collectors at once: one runs, the other skips", async () => {
+      const s = await startServer({ backend });
+      try {
+        const reports = await Promise.all([1, 2, 3].map(() => runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC })));
+        assert.ok(reports.filter((r) => r.ran).length >= 1);
+        assert.ok(reports.some((r) => !r.ran) || reports.every((r) => r.ran), "lease answers");
+        assert.match(formatGcReport({ ...reports[0]!, ran: false }), /skipped/);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("uploads racing collections never publish a narinfo whose NAR is missing", async () => {
+      const s = await startServer({ backend, chunking });
+      try {
+        await createCacheViaApi(s, "race");
+        await configure(s, "race", { retention_period: { Period: 1 } });
+        const base = seededBytes(400_000, 50);
+        for (let round = 0; round < 4; round++) {
+          const fixtures = [0, 1, 2].map((i) => narFixture(Buffer.concat([base, seededBytes(50_000, 60 + i)]), `r${round}-${i}`));
+          await Promise.all(fixtures.map((fx) => push(s, "race", fx)));
+          await sleep(1050);
+          // the objects are now expired: collect while the same NARs (same chunks) are uploaded again
+          const again = fixtures.map((fx) => ({ ...narFixture(Buffer.alloc(0)), nar: fx.nar, narHash: fx.narHash, narSize: fx.narSize }));
+          await Promise.all([runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC }), ...again.map((fx) => push(s, "race", fx))]);
+          for (const fx of again) {
+            const info = await s.fetch(`/race/${fx.storePathHash}.narinfo`, { token: s.rootToken() });
+            if (info.status === 404) continue; // collected after its upload: fine, as long as nothing is half there
+            assert.equal(info.status, 200);
+            const nar = await s.fetch(`/race/nar/${fx.storePathHash}.nar`, { token: s.rootToken() });
+            assert.equal(nar.status, 200, `round ${round}: narinfo served but NAR ${nar.status}`);
+            await nar.arrayBuffer();
+          }
+        }
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("100,000 orphan chunks are freed in one run", async () => {
+      const s = await startServer({ backend });
+      try {
+        const n = 100_000;
+        // under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters (10 per row)
+        const batch = 3000;
+        const now = new Date();
+        for (let start = 0; start < n; start += batch) {
+          const rows = [];
+          for (let i = start; i < Math.min(n, start + batch); i++) {
+            const key = `${i.toString(16).padStart(8, "0")}-0000-4000-8000-000000000000.chunk`;
+            const { remoteFile, remoteFileId } = s.storage.remoteFileFor(key);
+            rows.push({
+              state: "V",
+              chunk_hash: `sha256:${i.toString(16).padStart(64, "0")}`,
+              chunk_size: 1,
+              file_hash: null,
+              file_size: 10,
+              compression: "zstd",
+              remote_file: JSON.stringify(remoteFile),
+              remote_file_id: remoteFileId,
+              holders_count: 0,
+              created_at: now,
+            });
+          }
+          await s.db.kysely.insertInto("chunk").values(rows as never).execute();
+        }
+        const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(report.chunks, n, formatGcReport(report));
+        assert.equal(report.bytesFreed, 10 * n);
+        const left = await sql<{ n: number }>`SELECT count(*) AS n FROM chunk`.execute(s.db.kysely);
+        assert.equal(Number(left.rows[0]!.n), 0);
+      } finally {
+        await s.stop();
+      }
+    });
+  });
+}
