@@ -16,7 +16,7 @@ const allowed = {
   server: ["nix", "chunking", "compression", "api", "storage", "db", "token", "gc"],
   gc: ["db", "storage", "nix"],
   client: ["nix", "api", "token"],
-  admin: ["token", "server", "api"],
+  admin: ["token", "server", "api", "db"],
   bin: ["server", "client", "admin"],
 };
 

@@ -92,6 +92,17 @@ export function buildProgram(ctx: AdminCtx): Command {
     const { run } = await import("./commands/make-token.ts");
     await run(options, { ...ctx, configPath: program.opts<{ config?: string }>().config });
   });
+  program
+    .command("purge-cache")
+    .summary("Free the name of a soft-deleted cache")
+    .description("Remove a soft-deleted cache (soft-delete-caches = true) for good, so that its name can be used again.")
+    .argument("<name>", "The name of the deleted cache")
+    .helpOption("-h, --help", "Print help")
+    .exitOverride()
+    .action(async (name: string) => {
+      const { run } = await import("./commands/purge-cache.ts");
+      await run(name, { ...ctx, configPath: program.opts<{ config?: string }>().config });
+    });
   return program;
 }
 

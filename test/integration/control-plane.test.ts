@@ -4,6 +4,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { ALL, atticClaims, mintHs256 } from "../helpers/tokens.ts";
+import { runAtticadm } from "../helpers/atticd-process.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const backends = backendsFromEnv([
   { db: "sqlite", storage: "local" },
@@ -304,6 +307,17 @@ describe("server options", () => {
       assert.equal(again.status, 400);
       assert.equal(((await again.json()) as { error: string }).error, "CacheAlreadyExists");
       assert.equal((await s.fetch("/_api/v1/cache-config/soft", { token: s.rootToken() })).status, 404);
+
+      // an admin frees the name; a live cache cannot be purged
+      const configPath = join(s.dir, "server.toml");
+      writeFileSync(configPath, s.configToml);
+      await createCacheViaApi(s, "live");
+      const refused = await runAtticadm(["-f", configPath, "purge-cache", "live"]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /not deleted/);
+      const purged = await runAtticadm(["-f", configPath, "purge-cache", "soft"]);
+      assert.equal(purged.code, 0, purged.stderr);
+      await createCacheViaApi(s, "soft");
     } finally {
       await s.stop();
     }
