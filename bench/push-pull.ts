@@ -17,6 +17,7 @@ import { prepareServer, type Backend } from "../test/helpers/server.ts";
 import { startPostgres } from "../test/helpers/postgres.ts";
 import { startS3 } from "../test/helpers/s3.ts";
 import { atticClaims, ALL, mintHs256 } from "../test/helpers/tokens.ts";
+import { NixHash } from "../src/nix/hash.ts";
 
 const { values } = parseArgs({
   options: {
@@ -109,7 +110,7 @@ try {
               deriver: null,
               sigs: [],
               ca: null,
-              nar_hash: info.narHash,
+              nar_hash: NixHash.parse(info.narHash).toTypedBase16(),
               nar_size: narSize,
             }),
           },

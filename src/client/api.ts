@@ -1,0 +1,203 @@
+// The `/_api/v1` client (upstream client/src/api/mod.rs): fetch, `User-Agent`, lowercase
+// `bearer` token, URLs joined as `Url::join` does, errors displayed as `<error>: <message>`
+// or `HTTP <status>: <body>`.
+import { STATUS_CODES } from "node:http";
+import {
+  API_PREFIX,
+  HEADER_NAR_INFO,
+  HEADER_NAR_INFO_PREAMBLE_SIZE,
+  PREAMBLE_THRESHOLD,
+  type CacheConfig,
+  type CreateCacheRequest,
+  type GetMissingPathsRequest,
+  type UploadPathNarInfo,
+} from "../api/v1.ts";
+import { ApiError, NetworkError, UserError } from "./errors.ts";
+
+export const USER_AGENT = "Attic/attic-client (attic-ts)";
+
+/** What the client makes of an upload reply; unknown or unparsable replies count as uploaded. */
+export interface UploadOutcome {
+  deduplicated: boolean;
+  fileSize: number | null;
+  fracDeduplicated: number | null;
+}
+
+export interface UploadOptions {
+  forcePreamble?: boolean;
+  signal?: AbortSignal;
+}
+
+export class ApiClient {
+  #endpoint: URL;
+  readonly #token: string | null;
+
+  constructor(endpoint: string, token: string | null) {
+    this.#endpoint = parseEndpoint(endpoint);
+    this.#token = token;
+  }
+
+  get endpoint(): string {
+    return this.#endpoint.href;
+  }
+
+  /** Switch to the `api_endpoint` the server advertises, as upstream does before pushing. */
+  setEndpoint(endpoint: string): void {
+    this.#endpoint = parseEndpoint(endpoint);
+  }
+
+  async getCacheConfig(cache: string): Promise<CacheConfig> {
+    const res = await this.#send("GET", this.#cacheUrl(cache));
+    return (await readJson(res)) as CacheConfig;
+  }
+
+  async createCache(cache: string, request: CreateCacheRequest): Promise<void> {
+    await this.#send("POST", this.#cacheUrl(cache), request);
+  }
+
+  async configureCache(cache: string, patch: CacheConfig): Promise<void> {
+    await this.#send("PATCH", this.#cacheUrl(cache), patch);
+  }
+
+  async destroyCache(cache: string): Promise<void> {
+    await this.#send("DELETE", this.#cacheUrl(cache));
+  }
+
+  /** Hashes (of those given) that the cache does not hold, in no particular order. */
+  async getMissingPaths(cache: string, storePathHashes: string[]): Promise<string[]> {
+    const body: GetMissingPathsRequest = { cache, store_path_hashes: storePathHashes };
+    const res = await this.#send("POST", this.#url("get-missing-paths"), body);
+    const reply = (await readJson(res)) as { missing_paths?: unknown };
+    if (!Array.isArray(reply.missing_paths) || !reply.missing_paths.every((h) => typeof h === "string")) {
+      throw new UserError("Invalid response from the server: `missing_paths` is not a list of hashes");
+    }
+    return reply.missing_paths;
+  }
+
+  /**
+   * PUT upload-path with the NAR streamed (chunked encoding, no Content-Length). The upload info
+   * travels in the `X-Attic-Nar-Info` header, or as a preamble of the body when it is large.
+   */
+  async uploadPath(info: UploadPathNarInfo, nar: AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<UploadOutcome> {
+    const json = JSON.stringify(info);
+    const headers: Record<string, string> = {};
+    let body: AsyncIterable<Uint8Array>;
+    if (usePreamble(json, options.forcePreamble ?? false)) {
+      const preamble = Buffer.from(json);
+      headers[HEADER_NAR_INFO_PREAMBLE_SIZE] = String(preamble.length);
+      body = prepend(preamble, nar);
+    } else {
+      headers[HEADER_NAR_INFO] = json;
+      body = nar;
+    }
+    const url = this.#url("upload-path");
+    const res = await this.#fetch(url, {
+      method: "PUT",
+      headers: this.#headers(headers),
+      body: ReadableStream.from(body),
+      duplex: "half",
+      signal: options.signal,
+    });
+    if (!res.ok) throw await apiErrorOf(res);
+    return parseUploadOutcome(await res.text().catch(() => ""));
+  }
+
+  #url(route: string): URL {
+    return new URL(route, new URL(API_PREFIX, this.#endpoint));
+  }
+
+  #cacheUrl(cache: string): URL {
+    return new URL(cache, this.#url("cache-config/"));
+  }
+
+  #headers(extra: Record<string, string> = {}): Record<string, string> {
+    const headers: Record<string, string> = { "user-agent": USER_AGENT, ...extra };
+    if (this.#token !== null) headers.authorization = `bearer ${this.#token}`;
+    return headers;
+  }
+
+  async #send(method: string, url: URL, json?: unknown): Promise<Response> {
+    const init: RequestInit = { method, headers: this.#headers() };
+    if (json !== undefined) {
+      init.headers = this.#headers({ "content-type": "application/json" });
+      init.body = JSON.stringify(json);
+    }
+    const res = await this.#fetch(url, init);
+    if (!res.ok) throw await apiErrorOf(res);
+    return res;
+  }
+
+  async #fetch(url: URL, init: RequestInit & { duplex?: "half" }): Promise<Response> {
+    try {
+      return await fetch(url, init);
+    } catch (err) {
+      if ((err as Error).name === "AbortError") throw err;
+      // A failing request body (the NAR producer) surfaces as a cause of fetch's TypeError.
+      for (let cause = (err as Error).cause; cause instanceof Error; cause = cause.cause) {
+        if (cause instanceof UserError) throw cause;
+      }
+      throw new NetworkError(url.href, err);
+    }
+  }
+}
+
+/** Preamble mode when the info is large (as upstream, ≥ 4 KiB), or cannot travel in a header. */
+export function usePreamble(json: string, force: boolean): boolean {
+  return force || Buffer.byteLength(json) >= PREAMBLE_THRESHOLD || /[^\x20-\x7e]/.test(json);
+}
+
+export async function apiErrorOf(res: Response): Promise<ApiError> {
+  const text = await res.text().catch(() => "");
+  return apiErrorFrom(res.status, text);
+}
+
+/** `<error>: <message>` for the server's JSON errors, else `HTTP <status> <reason>: <body>`. */
+export function apiErrorFrom(status: number, body: string): ApiError {
+  try {
+    const j = JSON.parse(body) as { error?: unknown; message?: unknown };
+    if (typeof j.error === "string" && typeof j.message === "string") {
+      return new ApiError(status, j.error, `${j.error}: ${j.message}`);
+    }
+  } catch {
+    // not JSON: shown raw below
+  }
+  const reason = STATUS_CODES[status];
+  return new ApiError(status, null, `HTTP ${status}${reason === undefined ? "" : ` ${reason}`}: ${body}`);
+}
+
+export function parseUploadOutcome(body: string): UploadOutcome {
+  let j: unknown;
+  try {
+    j = JSON.parse(body);
+  } catch {
+    return { deduplicated: false, fileSize: null, fracDeduplicated: null };
+  }
+  const r = (typeof j === "object" && j !== null ? j : {}) as Record<string, unknown>;
+  return {
+    deduplicated: r.kind === "Deduplicated",
+    fileSize: typeof r.file_size === "number" ? r.file_size : null,
+    fracDeduplicated: typeof r.frac_deduplicated === "number" ? r.frac_deduplicated : null,
+  };
+}
+
+function parseEndpoint(endpoint: string): URL {
+  try {
+    return new URL(endpoint);
+  } catch {
+    throw new UserError(`Invalid endpoint URL "${endpoint}"`);
+  }
+}
+
+async function readJson(res: Response): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UserError(`Invalid response from the server (expected JSON, got ${text === "" ? "an empty body" : JSON.stringify(text.slice(0, 200))})`);
+  }
+}
+
+async function* prepend(head: Uint8Array, rest: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  yield head;
+  yield* rest;
+}

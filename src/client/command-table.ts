@@ -1,0 +1,183 @@
+// Every command and flag of `attic`, in one table: main.ts builds the commander parser from it
+// and completions.ts the shell completions, so the two cannot drift. Commands are loaded only
+// when run. Names, flags and defaults are upstream's (client/src/cli.rs, command/*.rs).
+import type { CommandModule } from "./context.ts";
+
+export interface ArgSpec {
+  /** kebab-case; the command receives it camelCased */
+  name: string;
+  description: string;
+  required?: boolean;
+  variadic?: boolean;
+  /** completed as file names */
+  file?: boolean;
+}
+
+export type ValueParser = "count" | "integer" | "repeatable";
+
+export interface OptSpec {
+  /** commander syntax: `-j, --jobs <N>`, `--public` */
+  flags: string;
+  description: string;
+  default?: unknown;
+  hidden?: boolean;
+  parser?: ValueParser;
+}
+
+export interface CommandSpec {
+  name: string;
+  description: string;
+  hidden?: boolean;
+  args?: ArgSpec[];
+  options?: OptSpec[];
+  subcommands?: CommandSpec[];
+  load?: () => Promise<CommandModule>;
+}
+
+const cacheArg = (description: string): ArgSpec => ({
+  name: "cache",
+  description: `${description} Either \`servername:cachename\` or \`cachename\` on the default server.`,
+  required: true,
+});
+
+const jobs: OptSpec = { flags: "-j, --jobs <N>", description: "The maximum number of parallel upload processes.", default: 5, parser: "count" };
+const ignoreUpstream: OptSpec = { flags: "--ignore-upstream-cache-filter", description: "Ignore the upstream cache filter." };
+const forcePreamble: OptSpec = { flags: "--force-preamble", description: "Always send the upload info as part of the payload.", hidden: true };
+const storeDirHelp = "The Nix store path this binary cache uses. You probably don't want to change this.";
+const priorityHelp = "The priority of the binary cache. A lower number denotes a higher priority; https://cache.nixos.org has a priority of 40.";
+const upstreamHelp =
+  "The signing key name of an upstream cache. When pushing to the cache, paths signed with this key will be skipped by default. Repeat to add several names.";
+
+// The casts: each command module narrows the options type it accepts (see CommandModule).
+const load = (p: Promise<unknown>): Promise<CommandModule> => p as Promise<CommandModule>;
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    name: "login",
+    description: "Log into an Attic server.",
+    args: [
+      { name: "name", description: "Name of the server (env: ATTIC_LOGIN_NAME)." },
+      { name: "endpoint", description: "Endpoint of the server (env: ATTIC_LOGIN_ENDPOINT)." },
+      { name: "token", description: "Access token (env: ATTIC_LOGIN_TOKEN)." },
+    ],
+    options: [{ flags: "--set-default", description: "Set the server as the default (env: ATTIC_LOGIN_FORCE_DEFAULT)." }],
+    load: () => load(import("./commands/login.ts")),
+  },
+  {
+    name: "use",
+    description: "Configure Nix to use a binary cache.",
+    args: [cacheArg("The cache to configure.")],
+    load: () => load(import("./commands/use.ts")),
+  },
+  {
+    name: "push",
+    description: "Push closures to a binary cache.",
+    args: [cacheArg("The cache to push to."), { name: "paths", description: "The store paths to push.", variadic: true, file: true }],
+    options: [
+      { flags: "--stdin", description: "Read paths from the standard input." },
+      { flags: "--no-closure", description: "Push the specified paths only and do not compute closures." },
+      ignoreUpstream,
+      jobs,
+      forcePreamble,
+    ],
+    load: () => load(import("./commands/push.ts")),
+  },
+  {
+    name: "cache",
+    description: "Manage caches on an Attic server.",
+    subcommands: [
+      {
+        name: "create",
+        description: "Create a cache. You need the `create_cache` permission on the cache that you are creating.",
+        args: [cacheArg("Name of the cache to create.")],
+        options: [
+          { flags: "--public", description: "Make the cache public: anyone can pull from it without a token. By default, caches are private." },
+          { flags: "--store-dir <PATH>", description: storeDirHelp, default: "/nix/store", hidden: true },
+          { flags: "--priority <N>", description: priorityHelp, default: 41, parser: "integer" },
+          { flags: "--upstream-cache-key-name <NAME>", description: upstreamHelp, default: ["cache.nixos.org-1"], parser: "repeatable" },
+        ],
+        load: () => load(import("./commands/cache-create.ts")),
+      },
+      {
+        name: "configure",
+        description: "Configure a cache. You need the `configure_cache` permission on the cache that you are configuring.",
+        args: [cacheArg("Name of the cache to configure.")],
+        options: [
+          { flags: "--regenerate-keypair", description: "Regenerate the signing keypair. All users will need to configure the new signing key in `nix.conf`." },
+          { flags: "--public", description: "Make the cache public. Use `--private` to make it private." },
+          { flags: "--private", description: "Make the cache private. Use `--public` to make it public." },
+          { flags: "--store-dir <PATH>", description: storeDirHelp, hidden: true },
+          { flags: "--priority <N>", description: priorityHelp, parser: "integer" },
+          { flags: "--upstream-cache-key-name <NAME>", description: upstreamHelp, parser: "repeatable" },
+          {
+            flags: "--retention-period <PERIOD>",
+            description: 'Set the retention period of the cache. You can use expressions like "2 years", "3 months" and "1y". Needs the `configure_cache_retention` permission.',
+          },
+          { flags: "--reset-retention-period", description: "Reset the retention period of the cache to global default." },
+          { flags: "--max-size <SIZE>", description: 'Set the size quota of the cache, like "10 GiB" or "500 MB" (attic-ts addition).' },
+          { flags: "--reset-max-size", description: "Remove the size quota of the cache (attic-ts addition)." },
+        ],
+        load: () => load(import("./commands/cache-configure.ts")),
+      },
+      {
+        name: "destroy",
+        description: "Destroy a cache. You need the `destroy_cache` permission on the cache that you are destroying.",
+        args: [cacheArg("Name of the cache to destroy.")],
+        options: [{ flags: "--no-confirm", description: "Don't ask for interactive confirmation." }],
+        load: () => load(import("./commands/cache-destroy.ts")),
+      },
+      {
+        name: "info",
+        description: "Show the current configuration of a cache.",
+        args: [cacheArg("Name of the cache to query.")],
+        load: () => load(import("./commands/cache-info.ts")),
+      },
+    ],
+  },
+  {
+    name: "watch-store",
+    description: "Watch the Nix Store for new paths and upload them to a binary cache.",
+    args: [cacheArg("The cache to push to.")],
+    options: [
+      { flags: "--no-closure", description: "Push the new paths only and do not compute closures.", hidden: true },
+      ignoreUpstream,
+      jobs,
+      forcePreamble,
+    ],
+    load: () => load(import("./commands/watch-store.ts")),
+  },
+  {
+    name: "get-closure",
+    description: "Returns the closure of a store path (test). This is similar to `nix-store -qR`.",
+    hidden: true,
+    args: [{ name: "store-path", description: "A store path, or a path inside the store, or a symlink to one.", required: true, file: true }],
+    options: [{ flags: "--include-outputs", description: "For derivations, include their outputs." }],
+    load: () => load(import("./commands/get-closure.ts")),
+  },
+  {
+    name: "gen-completions",
+    description: "Generate shell autocompletion files.",
+    args: [{ name: "shell", description: "The shell to generate autocompletion files for (bash, zsh, fish)." }],
+    load: () => load(import("./commands/gen-completions.ts")),
+  },
+];
+
+/** `-j, --jobs <N>` → `jobs`, `--no-closure` → `no-closure` */
+export function longName(flags: string): string {
+  const name = /--([a-z0-9-]+)/.exec(flags)?.[1];
+  if (name === undefined) throw new Error(`option without a long name: ${flags}`);
+  return name;
+}
+
+/** `-j, --jobs <N>` → `j` */
+export function shortName(flags: string): string | undefined {
+  return /(?:^|[\s,])-([a-zA-Z])\b/.exec(flags)?.[1];
+}
+
+export function camelCase(kebab: string): string {
+  return kebab.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function takesValue(flags: string): boolean {
+  return /[<[]/.test(flags);
+}

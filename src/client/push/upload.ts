@@ -1,0 +1,83 @@
+// Uploading one path: the upload info as upstream's client builds it (references as base
+// names, `deriver` and `system` null, `nar_hash` as `sha256:<hex>`), the NAR streamed from the
+// store, and retries with exponential backoff when the failure is transient (no answer, 5xx,
+// 429). Each attempt streams the NAR again from the start.
+import type { UploadPathNarInfo } from "../../api/v1.ts";
+import type { UploadOutcome, UploadOptions } from "../api.ts";
+import { sleep } from "../concurrency.ts";
+import { ApiError, NetworkError, NixError } from "../errors.ts";
+import type { PathInfo } from "../nix-path-info.ts";
+import type { LocalStore } from "../nix-store.ts";
+import type { PathBar } from "../progress.ts";
+import { hashOfPath } from "./plan.ts";
+
+export interface UploadApi {
+  uploadPath(info: UploadPathNarInfo, nar: AsyncIterable<Uint8Array>, options?: UploadOptions): Promise<UploadOutcome>;
+}
+
+export interface RetryPolicy {
+  attempts: number;
+  /** delay before the second attempt; doubled each time */
+  baseDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 500 };
+
+export interface UploadDeps {
+  store: Pick<LocalStore, "nar">;
+  api: UploadApi;
+  cache: string;
+  forcePreamble: boolean;
+  retry?: RetryPolicy;
+  signal?: AbortSignal;
+}
+
+export function uploadInfoOf(info: PathInfo, cache: string): UploadPathNarInfo {
+  // Field order as upstream's struct, so the JSON is byte-for-byte what its client sends.
+  return {
+    cache,
+    store_path_hash: hashOfPath(info.path),
+    store_path: info.path,
+    references: info.references.map((r) => r.slice(r.lastIndexOf("/") + 1)),
+    system: null,
+    deriver: null,
+    sigs: info.sigs,
+    ca: info.ca,
+    nar_hash: info.narHash,
+    nar_size: info.narSize,
+  };
+}
+
+export function isTransient(err: unknown): boolean {
+  if (err instanceof ApiError) return err.transient;
+  return err instanceof NetworkError;
+}
+
+export async function uploadWithRetry(info: PathInfo, deps: UploadDeps, bar: PathBar): Promise<UploadOutcome> {
+  const retry = deps.retry ?? DEFAULT_RETRY;
+  const uploadInfo = uploadInfoOf(info, deps.cache);
+  for (let attempt = 1; ; attempt++) {
+    const attemptAbort = new AbortController();
+    const signal = deps.signal === undefined ? attemptAbort.signal : AbortSignal.any([deps.signal, attemptAbort.signal]);
+    if (attempt > 1) bar.restart();
+    try {
+      return await deps.api.uploadPath(uploadInfo, counted(deps.store.nar(info.path, signal), bar), {
+        forcePreamble: deps.forcePreamble,
+        signal,
+      });
+    } catch (err) {
+      if (err instanceof NixError || !isTransient(err) || attempt >= retry.attempts || deps.signal?.aborted === true) throw err;
+      await sleep(retry.baseDelayMs * 2 ** (attempt - 1), deps.signal);
+    } finally {
+      // Stops `nix-store --dump` if the server answered before reading the whole body.
+      attemptAbort.abort();
+    }
+  }
+}
+
+async function* counted(source: AsyncIterable<Uint8Array>, bar: PathBar): AsyncIterable<Uint8Array> {
+  for await (const chunk of source) {
+    bar.advance(chunk.length);
+    yield chunk;
+  }
+}
