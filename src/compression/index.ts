@@ -7,6 +7,7 @@ import { PassThrough, Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import lzma from "lzma-native";
+import { compressionPool } from "./pool.ts";
 
 /** Names used in server.toml. */
 export type CompressionType = "none" | "brotli" | "zstd" | "xz";
@@ -89,9 +90,9 @@ async function collect(source: Readable, transform: Transform): Promise<Buffer> 
 
 /**
  * Compresses one chunk held in memory (chunks are bounded by `chunking.max-size`). zstd and
- * brotli run synchronously: measured here, Node's async one-shot zstd costs 4-8 ms per 64 KiB
- * chunk (a fresh native context per call, handed to the thread pool) and far more when ten run
- * at once, while the sync call takes about 0.1 ms, so blocking briefly is the faster choice.
+ * brotli run as synchronous calls in a worker pool (pool.ts): measured here, Node's async
+ * one-shot zstd costs 4-8 ms per 64 KiB chunk (a fresh native context per call) and far more
+ * when ten run at once, while the sync call takes about 0.1 ms; the pool spreads them over cores.
  */
 export async function compressBuffer(type: CompressionType, level: number, data: Uint8Array): Promise<Buffer> {
   checkLevel(type, level);
@@ -99,11 +100,8 @@ export async function compressBuffer(type: CompressionType, level: number, data:
     case "none":
       return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     case "zstd":
-      return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } });
     case "brotli":
-      return zlib.brotliCompressSync(data, {
-        params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.byteLength },
-      });
+      return await compressionPool().compress(type, level, data);
     case "xz":
       return await collect(Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), createCompressor("xz", level));
   }
