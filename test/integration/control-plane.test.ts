@@ -277,6 +277,7 @@ describe("server options", () => {
       const body = (await res.json()) as { error: string; message: string };
       assert.equal(body.error, "RequestError");
       assert.equal(body.message, "General request error: Bad Host");
+      assert.equal((await s.fetch("/healthz")).status, 200, "readiness probes answer any Host");
       const { request } = await import("node:http");
       const status = await new Promise<number>((resolve, reject) => {
         const req = request(s.url + "/", { headers: { host: "cache.example:80" } }, (r) => {
