@@ -10,6 +10,7 @@ import { narFixture, seededBytes, uploadNar } from "../helpers/nar.ts";
 import { startPostgres, type PostgresCluster } from "../helpers/postgres.ts";
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
+import { openDatabase, ping } from "../../src/db/connect.ts";
 
 async function servedIntact(s: TestServer, cache: string, hash: string, nar: Buffer): Promise<void> {
   const res = await s.fetch(`/${cache}/${hash}.narinfo`, { token: s.rootToken() });
@@ -93,6 +94,15 @@ describe("PostgreSQL restarted under a running server", () => {
   after(async () => {
     await s.stop();
     cluster.stop();
+  });
+
+  test("a Unix-socket URL (postgresql://…?host=/socket/dir) connects", async () => {
+    const db = await openDatabase(`postgresql://postgres@localhost:${cluster.port}/postgres?host=/tmp`);
+    try {
+      await ping(db);
+    } finally {
+      await db.close();
+    }
   });
 
   test("requests fail with 503 while it is down and recover once it is back", async () => {
