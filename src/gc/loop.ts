@@ -1,41 +1,64 @@
-// The periodic collector of the `monolithic` and `garbage-collector` modes: a run, then a pause
-// of `interval` seconds, until stopped. A failed run is logged and the loop goes on.
-import { formatGcReport, runGarbageCollectionOnce, type GcConfig, type GcDeps, type GcReport } from "./collect.ts";
+// The periodic collector of the `monolithic` and `garbage-collector` modes: a run at once, then a
+// pause of `interval` seconds, until stopped. A failed run is logged and the loop goes on; stop()
+// interrupts a run between its steps, so a shutdown never waits for a long collection.
+import { runGarbageCollectionOnce, type GcConfig, type GcDeps } from "./collect.ts";
+import { formatGcReport } from "./report.ts";
 
+/** What the loop needs of the server's logger (structural, so gc does not import server). */
 export interface GcLog {
   info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
 export interface GcLoop {
-  /** Stop after the run in progress, if any. */
+  /** Interrupt the run in progress, if any, and stop scheduling runs. */
   stop(): Promise<void>;
 }
 
-export function startGarbageCollectionLoop(deps: Omit<GcDeps, "config"> & { config: GcConfig & { interval: number }; log: GcLog }): GcLoop {
+export interface GcLoopDeps extends Omit<GcDeps, "config" | "signal"> {
+  /** `interval` in seconds; 0 disables the loop */
+  config: GcConfig & { interval: number };
+  log: GcLog;
+}
+
+export function startGarbageCollectionLoop(deps: GcLoopDeps): GcLoop {
   const { interval } = deps.config;
+  const { log } = deps;
   if (interval <= 0) {
-    deps.log.info("periodic garbage collection is disabled (garbage-collection.interval = 0)");
+    log.info("periodic garbage collection is disabled (garbage-collection.interval = 0)");
     return { stop: async () => {} };
   }
-  let stopped = false;
+  const shutdown = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+
+  async function runOnce(): Promise<void> {
+    try {
+      const report = await runGarbageCollectionOnce({ ...deps, signal: shutdown.signal });
+      if (!report.ran) {
+        log.info("garbage collection skipped: another collector holds the gc lease");
+        return;
+      }
+      log.info(formatGcReport(report).replace(/\n\s*/g, " "), { gc: { ...report } });
+      if (report.deleteFailures > 0) {
+        log.warn("some chunk files could not be deleted; they are retried by the next run", { failures: report.deleteFailures });
+      }
+    } catch (err) {
+      if (shutdown.signal.aborted) log.info("garbage collection interrupted by shutdown; the next run picks up where it stopped");
+      else log.error("garbage collection failed", { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
   const tick = () => {
-    running = runGarbageCollectionOnce(deps).then(
-      (report: GcReport) => {
-        if (report.ran) deps.log.info(formatGcReport(report).replace(/\n\s*/g, " "), { gc: { ...report } });
-      },
-      (err: unknown) => deps.log.error("garbage collection failed", { error: err instanceof Error ? err.message : String(err) }),
-    );
-    void running.then(() => {
-      if (!stopped) timer = setTimeout(tick, interval * 1000);
+    running = runOnce().finally(() => {
+      // not unref'd: in `garbage-collector` mode this timer is what keeps the process alive
+      if (!shutdown.signal.aborted) timer = setTimeout(tick, interval * 1000);
     });
   };
   tick();
   return {
     async stop() {
-      stopped = true;
+      shutdown.abort(new Error("the garbage collector is stopping"));
       clearTimeout(timer);
       await running;
     },

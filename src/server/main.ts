@@ -85,7 +85,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     const storage = await createStorage(config.storage);
     if (mode === "garbage-collector-once") {
-      const report = await runGarbageCollectionOnce({ db, storage, config: config.garbageCollection });
+      // SIGTERM/SIGINT stop the run between steps; the next run resumes from the database state
+      const stop = new AbortController();
+      for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort(new Error(`received ${sig}`)));
+      const report = await runGarbageCollectionOnce({ db, storage, config: config.garbageCollection, signal: stop.signal });
       console.error(formatGcReport(report));
       return 0;
     }

@@ -569,6 +569,11 @@ for (const engine of ["sqlite", "postgres"] as const) {
         const deleted = await selectDeletedChunks(db, 100_000);
         for (const id of orphans) assert.ok(deleted.some((c) => c.id === id));
         assert.ok(deleted.every((c) => c.state === "D"));
+        // paged by id: a page starts after the last id of the previous one
+        const [first, ...rest] = await selectDeletedChunks(db, 1);
+        assert.equal(first!.id, deleted[0]!.id);
+        assert.deepEqual(rest, []);
+        assert.deepEqual((await selectDeletedChunks(db, 100_000, first!.id)).map((c) => c.id), deleted.slice(1).map((c) => c.id));
         assert.equal(await deleteChunkRows(db, [...deleted.map((c) => c.id), held]), deleted.length, "only D rows are removed");
         assert.ok(await getChunk(db, held));
         assert.deepEqual(await selectDeletedChunks(db, 10), []);

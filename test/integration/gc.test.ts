@@ -1,10 +1,10 @@
 // The garbage collector against a real server and real storage, on SQLite and PostgreSQL:
 // retention (per cache, global, never), shared NARs, soft-deleted caches, quotas (LRU), crash
-// leftovers after the grace period only, the lease, uploads racing a collection, and a run over
-// 100,000 orphan chunks.
+// leftovers after the grace period only, the lease, uploads racing a collection, failed file
+// deletions retried, a run over 100,000 orphan chunks; and the seed's scenario on S3.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
@@ -12,6 +12,9 @@ import { narFixture, seededBytes, uploadNar, type NarFixture } from "../helpers/
 import { runGarbageCollectionOnce, formatGcReport, type GcConfig } from "../../src/gc/index.ts";
 import { insertNar } from "../../src/db/queries/nars.ts";
 import { insertPendingChunk } from "../../src/db/queries/chunks.ts";
+import { tryAcquireLease } from "../../src/db/queries/leases.ts";
+import type { RemoteFile } from "../../src/storage/types.ts";
+import { blockedAt, bucketKeys, chunkStates, failingFor, insertOrphanChunks } from "./gc-fixtures.ts";
 
 const GC: GcConfig = { defaultRetentionPeriod: 0, staleGracePeriod: 3600, maxSize: null };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -152,7 +155,7 @@ for (const backend of backends) {
       }
     });
 
-    test("crash leftovers (pending rows, leaked holds) are reaped after the grace period only", async () => {
+    test("crash leftovers (pending rows, leaked holds, temp files) are reaped after the grace period only", async () => {
       const s = await startServer({ backend });
       try {
         const longAgo = new Date(Date.now() - 2 * 3600_000);
@@ -165,30 +168,92 @@ for (const backend of backends) {
         const leaked = await insertNar(s.db, { state: "V", nar_hash: "sha256:" + "5".repeat(64), nar_size: 1, compression: "zstd", num_chunks: 0, holders_count: 1 });
         await s.db.kysely.updateTable("nar").set({ held_at: longAgo }).where("id", "=", leaked).execute();
         const held = await insertNar(s.db, { state: "V", nar_hash: "sha256:" + "6".repeat(64), nar_size: 1, compression: "zstd", num_chunks: 0, holders_count: 1 });
+        // the same for chunks: a valid orphan whose hold leaked, one held now
+        const leakedChunk = await insertPendingChunk(s.db, { chunk_hash: "sha256:" + "7".repeat(64), chunk_size: 1, compression: "zstd", remote_file: JSON.stringify(file(3).remoteFile), remote_file_id: file(3).remoteFileId });
+        const heldChunk = await insertPendingChunk(s.db, { chunk_hash: "sha256:" + "8".repeat(64), chunk_size: 1, compression: "zstd", remote_file: JSON.stringify(file(4).remoteFile), remote_file_id: file(4).remoteFileId });
+        await s.db.kysely.updateTable("chunk").set({ state: "V" }).where("id", "in", [leakedChunk, heldChunk]).execute();
+        await s.db.kysely.updateTable("chunk").set({ held_at: longAgo }).where("id", "=", leakedChunk).execute();
+        // files: the dead pending chunk's (written before the crash), the leaked chunk's, and
+        // temp files of writes that never finished, one old and one in progress
+        const shard = join(s.dir, "storage", "0", "00");
+        mkdirSync(shard, { recursive: true });
+        for (const n of [1, 3, 4]) writeFileSync(join(shard, `00000000-0000-4000-8000-00000000000${n}.chunk`), "x");
+        writeFileSync(join(shard, ".tmp-crashed"), "partial");
+        utimesSync(join(shard, ".tmp-crashed"), longAgo, longAgo);
+        writeFileSync(join(shard, ".tmp-writing"), "partial");
 
         const ids = async (table: "nar" | "chunk") => (await s.db.kysely.selectFrom(table).select("id").execute()).map((r) => r.id).sort((a, b) => a - b);
         // a grace period longer than their age: nothing is touched
         await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: { ...GC, staleGracePeriod: 3 * 3600 } });
         assert.deepEqual(await ids("nar"), [freshNar, staleNar, leaked, held].sort((a, b) => a - b));
-        assert.deepEqual(await ids("chunk"), [staleChunk, freshChunk].sort((a, b) => a - b));
+        assert.deepEqual(await ids("chunk"), [staleChunk, freshChunk, leakedChunk, heldChunk].sort((a, b) => a - b));
+        assert.equal(storageFiles(s).length, 6);
 
         const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
         assert.equal(report.staleNars, 1);
         assert.equal(report.staleChunks, 1);
+        assert.equal(report.nars, 1, "the NAR whose hold leaked");
+        assert.equal(report.chunks, 2, "the dead pending chunk and the chunk whose hold leaked");
+        assert.equal(report.tempFiles, 1);
         assert.deepEqual(await ids("nar"), [freshNar, held].sort((a, b) => a - b));
-        assert.deepEqual(await ids("chunk"), [freshChunk]);
+        assert.deepEqual(await ids("chunk"), [freshChunk, heldChunk].sort((a, b) => a - b));
+        assert.deepEqual(storageFiles(s).sort(), [".tmp-writing", "00000000-0000-4000-8000-000000000004.chunk", "VERSION"].sort());
       } finally {
         await s.stop();
       }
     });
 
-    test("two collectors at once: one runs, the other skips", async () => {
+    test("two collectors at once: one does the work, the other skips; a crashed collector's lease expires", async () => {
       const s = await startServer({ backend });
       try {
-        const reports = await Promise.all([1, 2, 3].map(() => runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC })));
-        assert.ok(reports.filter((r) => r.ran).length >= 1);
-        assert.ok(reports.some((r) => !r.ran) || reports.every((r) => r.ran), "lease answers");
-        assert.match(formatGcReport({ ...reports[0]!, ran: false }), /skipped/);
+        await insertOrphanChunks(s.db, s.storage, 10);
+        const slow = blockedAt(s.storage);
+        const first = runGarbageCollectionOnce({ db: s.db, storage: slow.storage, config: GC });
+        await slow.reached; // the first run is deleting files, under the lease
+        const second = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(second.ran, false);
+        assert.equal(second.chunks, 0);
+        assert.match(formatGcReport(second), /skipped/);
+        assert.deepEqual(await chunkStates(s.db), { D: 10 }, "the second run touched nothing");
+        slow.open();
+        const done = await first;
+        assert.equal(done.ran, true);
+        assert.equal(done.chunks, 10);
+        assert.equal((await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC })).ran, true, "the lease was released");
+
+        // a collector that died holding the lease: others skip until it expires
+        assert.equal(await tryAcquireLease(s.db, "gc", "crashed-collector", 300), true);
+        await insertOrphanChunks(s.db, s.storage, 3, { from: 100 });
+        assert.equal((await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC })).ran, false);
+        await sleep(350);
+        const after = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(after.ran, true);
+        assert.equal(after.chunks, 3);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("file deletions that fail keep their rows (state D) for the next run; the others are freed", async () => {
+      const s = await startServer({ backend });
+      try {
+        const root = join(s.dir, "storage");
+        // more than one page (1,000 rows), the whole first page failing
+        await insertOrphanChunks(s.db, s.storage, 1500, { localRoot: root });
+        const firstPage = (f: RemoteFile) => "Local" in f && parseInt(f.Local.name.slice(0, 8), 16) < 1000;
+        const report = await runGarbageCollectionOnce({ db: s.db, storage: failingFor(s.storage, firstPage), config: GC });
+        assert.equal(report.deleteFailures, 1000, formatGcReport(report));
+        assert.equal(report.chunks, 500, "the page after a failed one is still tried");
+        assert.equal(report.bytesFreed, 500 * 10);
+        assert.match(formatGcReport(report), /could not be deleted \(retried next run\): 1000/);
+        assert.deepEqual(await chunkStates(s.db), { D: 1000 });
+        assert.equal(storageFiles(s).length, 1 + 1000);
+
+        const retry = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+        assert.equal(retry.chunks, 1000);
+        assert.equal(retry.deleteFailures, 0);
+        assert.deepEqual(await chunkStates(s.db), {});
+        assert.deepEqual(storageFiles(s), ["VERSION"]);
       } finally {
         await s.stop();
       }
@@ -225,29 +290,7 @@ for (const backend of backends) {
       const s = await startServer({ backend });
       try {
         const n = 100_000;
-        // under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters (10 per row)
-        const batch = 3000;
-        const now = new Date();
-        for (let start = 0; start < n; start += batch) {
-          const rows = [];
-          for (let i = start; i < Math.min(n, start + batch); i++) {
-            const key = `${i.toString(16).padStart(8, "0")}-0000-4000-8000-000000000000.chunk`;
-            const { remoteFile, remoteFileId } = s.storage.remoteFileFor(key);
-            rows.push({
-              state: "V",
-              chunk_hash: `sha256:${i.toString(16).padStart(64, "0")}`,
-              chunk_size: 1,
-              file_hash: null,
-              file_size: 10,
-              compression: "zstd",
-              remote_file: JSON.stringify(remoteFile),
-              remote_file_id: remoteFileId,
-              holders_count: 0,
-              created_at: now,
-            });
-          }
-          await s.db.kysely.insertInto("chunk").values(rows as never).execute();
-        }
+        await insertOrphanChunks(s.db, s.storage, n);
         const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
         assert.equal(report.chunks, n, formatGcReport(report));
         assert.equal(report.bytesFreed, 10 * n);
@@ -259,3 +302,37 @@ for (const backend of backends) {
     });
   });
 }
+
+describe("garbage collection (postgres+s3)", () => {
+  test("the seed's 1-second retention on S3: the object goes, the bucket is left with no chunk", async () => {
+    const s = await startServer({ backend: { db: "postgres", storage: "s3" }, chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 } });
+    try {
+      if (s.config.storage.type !== "s3") throw new Error("expected S3 storage");
+      const bucket = s.config.storage.bucket;
+      await createCacheViaApi(s, "hello");
+      await createCacheViaApi(s, "kept");
+      const fx = narFixture(seededBytes(300_000, 70), "gone");
+      const kept = narFixture(seededBytes(100_000, 71), "kept");
+      await push(s, "hello", fx);
+      await push(s, "kept", kept);
+      const keysBefore = (await bucketKeys(bucket)).filter((k) => k.endsWith(".chunk"));
+      assert.ok(keysBefore.length >= 3, `chunks in the bucket: ${keysBefore.length}`);
+      await configure(s, "hello", { retention_period: { Period: 1 } });
+      await sleep(1100);
+      const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC });
+      assert.equal(report.objectsExpired, 1);
+      assert.equal(report.deleteFailures, 0);
+      assert.ok(report.chunks >= 2, formatGcReport(report));
+      assert.equal(await status(s, "hello", fx), 404);
+      const left = (await bucketKeys(bucket)).filter((k) => k.endsWith(".chunk"));
+      const rows = await s.db.kysely.selectFrom("chunk").select("remote_file").execute();
+      assert.equal(left.length, keysBefore.length - report.chunks);
+      assert.deepEqual(left.sort(), rows.map((r) => (JSON.parse(r.remote_file) as { S3: { key: string } }).S3.key).sort(), "only the kept cache's chunks remain");
+      const nar = await s.fetch(`/kept/nar/${kept.storePathHash}.nar`, { token: s.rootToken() });
+      assert.equal(nar.status, 200);
+      await nar.arrayBuffer();
+    } finally {
+      await s.stop();
+    }
+  });
+});

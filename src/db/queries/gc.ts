@@ -119,9 +119,20 @@ export async function markOrphanChunksDeleted(db: Db, opts: StaleHoldOption = {}
   });
 }
 
-/** Up to `limit` chunks in state D, oldest id first: their files are to be deleted, then their rows. */
-export async function selectDeletedChunks(db: Db, limit: number): Promise<ChunkRow[]> {
-  const rows = await db.kysely.selectFrom("chunk").select(CHUNK_COLUMNS).where("state", "=", "D").orderBy("id").limit(limit).execute();
+/**
+ * Up to `limit` chunks in state D with an id above `afterId`, in id order: their files are to be
+ * deleted, then their rows. Paging by id lets one run try every D row once, even when the files
+ * of a whole page could not be deleted.
+ */
+export async function selectDeletedChunks(db: Db, limit: number, afterId = 0): Promise<ChunkRow[]> {
+  const rows = await db.kysely
+    .selectFrom("chunk")
+    .select(CHUNK_COLUMNS)
+    .where("state", "=", "D")
+    .where("id", ">", afterId)
+    .orderBy("id")
+    .limit(limit)
+    .execute();
   return rows.map(toChunkRow);
 }
 

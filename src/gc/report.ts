@@ -1,0 +1,58 @@
+// What one garbage-collection run did: the figures `atticd --mode garbage-collector-once` prints
+// and the periodic loop logs.
+
+export interface GcReport {
+  /** false when another collector held the lease: nothing was done */
+  ran: boolean;
+  objectsExpired: number;
+  objectsOfDeletedCaches: number;
+  objectsOverQuota: number;
+  nars: number;
+  chunks: number;
+  /** compressed bytes of the chunk files deleted from storage */
+  bytesFreed: number;
+  staleNars: number;
+  staleChunks: number;
+  tempFiles: number;
+  /** chunk files whose deletion failed this time (their rows stay in state D for the next run) */
+  deleteFailures: number;
+  durationMs: number;
+}
+
+export function emptyReport(): GcReport {
+  return {
+    ran: false,
+    objectsExpired: 0,
+    objectsOfDeletedCaches: 0,
+    objectsOverQuota: 0,
+    nars: 0,
+    chunks: 0,
+    bytesFreed: 0,
+    staleNars: 0,
+    staleChunks: 0,
+    tempFiles: 0,
+    deleteFailures: 0,
+    durationMs: 0,
+  };
+}
+
+function human(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+}
+
+export function formatGcReport(r: GcReport): string {
+  if (!r.ran) return "Garbage collection skipped: another collector is running (it holds the gc lease).";
+  const objects = r.objectsExpired + r.objectsOfDeletedCaches + r.objectsOverQuota;
+  const lines = [
+    `Garbage collection finished in ${(r.durationMs / 1000).toFixed(2)} s:`,
+    `  objects removed: ${objects} (${r.objectsExpired} expired, ${r.objectsOfDeletedCaches} of deleted caches, ${r.objectsOverQuota} over quota)`,
+    `  NARs removed:    ${r.nars}`,
+    `  chunks removed:  ${r.chunks}`,
+    `  storage freed:   ${human(r.bytesFreed)} (${r.bytesFreed} bytes)`,
+  ];
+  if (r.staleNars + r.staleChunks + r.tempFiles > 0) {
+    lines.push(`  recovered from crashed uploads: ${r.staleNars} NARs, ${r.staleChunks} chunks, ${r.tempFiles} temporary files`);
+  }
+  if (r.deleteFailures > 0) lines.push(`  chunk files that could not be deleted (retried next run): ${r.deleteFailures}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,98 @@
+// The periodic collector (`monolithic` and `garbage-collector` modes) on a real SQLite database
+// and local storage: disabled by interval 0, a run at once and its report logged, a shutdown that
+// interrupts a long run between pages instead of waiting for it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { startServer } from "../helpers/server.ts";
+import { startGarbageCollectionLoop, type GcLog } from "../../src/gc/index.ts";
+import { chunkStates, insertOrphanChunks, withDeleteMany } from "./gc-fixtures.ts";
+
+const CONFIG = { interval: 3600, defaultRetentionPeriod: 0, staleGracePeriod: 3600, maxSize: null };
+
+function recorder(): GcLog & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
+  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
+  return {
+    lines,
+    info: (msg, fields) => lines.push({ level: "info", msg, fields }),
+    warn: (msg, fields) => lines.push({ level: "warn", msg, fields }),
+    error: (msg, fields) => lines.push({ level: "error", msg, fields }),
+  };
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test("interval 0 disables the loop; otherwise it runs at once, logs its report, and stops", async () => {
+  const s = await startServer();
+  try {
+    const off = recorder();
+    await insertOrphanChunks(s.db, s.storage, 5);
+    await startGarbageCollectionLoop({ db: s.db, storage: s.storage, config: { ...CONFIG, interval: 0 }, log: off }).stop();
+    assert.match(off.lines[0]!.msg, /disabled/);
+    assert.deepEqual(await chunkStates(s.db), { V: 5 }, "nothing ran");
+
+    const log = recorder();
+    const loop = startGarbageCollectionLoop({ db: s.db, storage: s.storage, config: CONFIG, log });
+    await until(() => log.lines.length > 0, "the first run");
+    await loop.stop();
+    assert.equal(log.lines.length, 1, JSON.stringify(log.lines));
+    assert.equal(log.lines[0]!.level, "info");
+    assert.match(log.lines[0]!.msg, /^Garbage collection finished in .* chunks removed: {2}5 /);
+    assert.equal((log.lines[0]!.fields?.gc as { chunks: number }).chunks, 5);
+    assert.deepEqual(await chunkStates(s.db), {});
+  } finally {
+    await s.stop();
+  }
+});
+
+test("stop() interrupts a long run between pages; the next run finishes the work", async () => {
+  const s = await startServer();
+  try {
+    await insertOrphanChunks(s.db, s.storage, 3000);
+    let calls = 0;
+    let stopping: Promise<void> | undefined;
+    const log = recorder();
+    const slow = withDeleteMany(s.storage, async (files) => {
+      calls++;
+      if (calls === 1) stopping = loop.stop(); // shutdown arrives while the first page is deleted
+      return s.storage.deleteMany(files);
+    });
+    const loop = startGarbageCollectionLoop({ db: s.db, storage: slow, config: CONFIG, log });
+    await until(() => stopping !== undefined, "the first page");
+    await stopping;
+    assert.equal(calls, 1, "no page after the shutdown");
+    assert.deepEqual(await chunkStates(s.db), { D: 2000 });
+    assert.deepEqual(log.lines.map((l) => l.level), ["info"]);
+    assert.match(log.lines[0]!.msg, /interrupted by shutdown/);
+
+    const next = recorder();
+    const again = startGarbageCollectionLoop({ db: s.db, storage: s.storage, config: CONFIG, log: next });
+    await until(() => next.lines.length > 0, "the next run");
+    await again.stop();
+    assert.equal((next.lines[0]!.fields?.gc as { chunks: number }).chunks, 2000);
+    assert.deepEqual(await chunkStates(s.db), {});
+  } finally {
+    await s.stop();
+  }
+});
+
+test("a failing run is logged as an error and the loop goes on", async () => {
+  const s = await startServer();
+  try {
+    const log = recorder();
+    await insertOrphanChunks(s.db, s.storage, 2);
+    const broken = withDeleteMany(s.storage, () => Promise.reject(new Error("storage is down (test)")));
+    const loop = startGarbageCollectionLoop({ db: s.db, storage: broken, config: { ...CONFIG, interval: 0.05 }, log });
+    await until(() => log.lines.filter((l) => l.level === "error").length >= 2, "two failed runs");
+    await loop.stop();
+    assert.equal(log.lines[0]!.msg, "garbage collection failed");
+    assert.match(String(log.lines[0]!.fields?.error), /storage is down/);
+  } finally {
+    await s.stop();
+  }
+});
