@@ -16,13 +16,12 @@ export type NarinfoCompression = "none" | "br" | "zstd" | "xz";
 
 export const COMPRESSION_TYPES: readonly CompressionType[] = ["none", "brotli", "zstd", "xz"];
 
-/** Accepted level range per type; `none` ignores its level. */
+/** Accepted level range and upstream's default level per type; `none` ignores its level. */
 export const LEVEL_RANGE: Readonly<Record<CompressionType, { min: number; max: number; default: number }>> = {
   none: { min: 0, max: 0, default: 0 },
-  // upstream's async-compression default for zstd is 8 (attic's compression.level default)
   zstd: { min: 1, max: 22, default: 8 },
-  brotli: { min: 0, max: 11, default: 4 },
-  xz: { min: 0, max: 9, default: 6 },
+  brotli: { min: 0, max: 11, default: 5 },
+  xz: { min: 0, max: 9, default: 2 },
 };
 
 export class UnknownCompressionError extends Error {

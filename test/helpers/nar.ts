@@ -77,16 +77,27 @@ export interface UploadOptions {
   extraInfo?: Record<string, unknown>;
 }
 
-export async function uploadNar(server: TestServer, fx: NarFixture, opts: UploadOptions): Promise<Response> {
-  const info = {
-    cache: opts.cache,
+/** The upload-path JSON (X-Attic-Nar-Info) of a fixture with no references or signatures. */
+export function uploadInfo(fx: NarFixture, cache: string): Record<string, unknown> {
+  return {
+    cache,
     store_path_hash: fx.storePathHash,
     store_path: fx.storePath,
-    references: opts.references ?? [],
+    references: [],
     system: null,
     deriver: null,
-    sigs: opts.sigs ?? [],
+    sigs: [],
     ca: null,
+    nar_hash: fx.narHash,
+    nar_size: fx.narSize,
+  };
+}
+
+export async function uploadNar(server: TestServer, fx: NarFixture, opts: UploadOptions): Promise<Response> {
+  const info = {
+    ...uploadInfo(fx, opts.cache),
+    references: opts.references ?? [],
+    sigs: opts.sigs ?? [],
     nar_hash: opts.narHash ?? fx.narHash,
     nar_size: opts.narSize ?? fx.narSize,
     ...opts.extraInfo,

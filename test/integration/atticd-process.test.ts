@@ -9,7 +9,7 @@ import { request } from "node:http";
 import { runAtticd, spawnAtticd } from "../helpers/atticd-process.ts";
 import { prepareServer } from "../helpers/server.ts";
 import { atticClaims, ALL, mintHs256 } from "../helpers/tokens.ts";
-import { narFixture, seededBytes, type NarFixture } from "../helpers/nar.ts";
+import { narFixture, seededBytes, uploadInfo, type NarFixture } from "../helpers/nar.ts";
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
 
@@ -26,20 +26,7 @@ async function createCache(url: string, token: string, name: string): Promise<vo
   assert.equal(res.status, 200, await res.text());
 }
 
-function uploadHeader(fx: NarFixture, cache: string): string {
-  return JSON.stringify({
-    cache,
-    store_path_hash: fx.storePathHash,
-    store_path: fx.storePath,
-    references: [],
-    system: null,
-    deriver: null,
-    sigs: [],
-    ca: null,
-    nar_hash: fx.narHash,
-    nar_size: fx.nar.length,
-  });
-}
+const uploadHeader = (fx: NarFixture, cache: string): string => JSON.stringify(uploadInfo(fx, cache));
 
 /** Starts a PUT upload-path whose body is sent in two halves; returns hooks to drive it. */
 function slowUpload(url: string, token: string, fx: NarFixture, cache: string) {

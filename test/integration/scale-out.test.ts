@@ -11,25 +11,12 @@ import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { runAtticd, spawnAtticd, type AtticdProcess } from "../helpers/atticd-process.ts";
 import { prepareServer, type ServerSetup } from "../helpers/server.ts";
 import { atticClaims, ALL, mintHs256 } from "../helpers/tokens.ts";
-import { narFixture, seededBytes, type NarFixture } from "../helpers/nar.ts";
+import { narFixture, seededBytes, uploadInfo, type NarFixture } from "../helpers/nar.ts";
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
 import { openDatabase, type Db } from "../../src/db/connect.ts";
 
-function header(fx: NarFixture, cache: string): string {
-  return JSON.stringify({
-    cache,
-    store_path_hash: fx.storePathHash,
-    store_path: fx.storePath,
-    references: [],
-    system: null,
-    deriver: null,
-    sigs: [],
-    ca: null,
-    nar_hash: fx.narHash,
-    nar_size: fx.nar.length,
-  });
-}
+const header = (fx: NarFixture, cache: string): string => JSON.stringify(uploadInfo(fx, cache));
 
 async function countBucketObjects(bucket: string): Promise<number> {
   const client = new S3Client({

@@ -3,15 +3,10 @@
 import { decodeSigningConfig, SigningKeyError, type JwtSigning, type SigningKind } from "../../token/keys.ts";
 import type { ConfigReader } from "./reader.ts";
 import { KEYS, SIGNING_KEYS, splitKey } from "./schema.ts";
-import type { CompressionType, Config, NarinfoCompression, StorageConfig } from "./types.ts";
+import { LEVEL_RANGE, narinfoCompressionName } from "../../compression/index.ts";
+import type { CompressionType, Config, StorageConfig } from "./types.ts";
 import { readValue, ValueProblem } from "./values.ts";
 
-const COMPRESSION: Record<CompressionType, { min: number; max: number; default: number; narinfoName: NarinfoCompression }> = {
-  none: { min: 0, max: 0, default: 0, narinfoName: "none" },
-  zstd: { min: 1, max: 22, default: 8, narinfoName: "zstd" },
-  brotli: { min: 0, max: 11, default: 5, narinfoName: "br" },
-  xz: { min: 0, max: 9, default: 2, narinfoName: "xz" },
-};
 
 const NO_SIGNING_MESSAGE = `no JWT signing key is configured. Set exactly one of these in the [jwt.signing] table:
   token-rs256-pubkey-base64, token-rs256-secret-base64, token-hs256-secret-base64
@@ -60,13 +55,13 @@ export function readChunking(r: ConfigReader): Config["chunking"] | undefined {
 export function readCompression(r: ConfigReader): Config["compression"] | undefined {
   const type = r.read<CompressionType>("compression.type", { required: r.tables.has("compression") });
   if (type === undefined) return undefined;
-  const spec = COMPRESSION[type];
+  const spec = LEVEL_RANGE[type];
   const level = r.read<number>("compression.level") ?? spec.default;
   if (type !== "none" && (level < spec.min || level > spec.max)) {
     r.problem("compression.level", `must be between ${spec.min} and ${spec.max} for ${type}, got ${level}`);
     return undefined;
   }
-  return { type, level, narinfoName: spec.narinfoName };
+  return { type, level, narinfoName: narinfoCompressionName(type) };
 }
 
 export function readSigning(r: ConfigReader): JwtSigning | undefined {

@@ -2,10 +2,8 @@
 // kebab-case) is described by schema.ts; this is what the rest of the server reads.
 import type { JwtSigning } from "../../token/keys.ts";
 
-export type CompressionType = "none" | "brotli" | "zstd" | "xz";
-
-/** Nix's names for the compression types (brotli is `br`). */
-export type NarinfoCompression = "none" | "br" | "zstd" | "xz";
+export type { CompressionType, NarinfoCompression } from "../../compression/index.ts";
+import type { CompressionType, NarinfoCompression } from "../../compression/index.ts";
 
 /** Same shape as src/storage's driver config (credentials keep upstream's snake_case names). */
 export type StorageConfig =

@@ -85,17 +85,5 @@ export function oracleAtticWindows(data: Uint8Array, p: ChunkingParams): { lengt
   return out;
 }
 
-/** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
-export function seededBytes(size: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+/** Deterministic pseudo-random bytes, shared with the other tests. */
+export { seededBytes } from "../../helpers/nar.ts";
