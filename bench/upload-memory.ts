@@ -74,6 +74,18 @@ try {
   });
   if (!created.ok) throw new Error(`create cache: ${created.status}`);
   const storePathHash = randomStorePathHash();
+  // the server's own memory gauges, sampled while the transfers run: where the peak comes from
+  const peaks = new Map<string, number>();
+  const sampler = setInterval(() => {
+    fetch(`${server.url}/metrics`)
+      .then((r) => r.text())
+      .then((text) => {
+        for (const m of text.matchAll(/^(process_resident_memory_bytes|nodejs_\w+_bytes) (\d+)$/gm)) {
+          peaks.set(m[1]!, Math.max(peaks.get(m[1]!) ?? 0, Number(m[2])));
+        }
+      })
+      .catch(() => {});
+  }, 250);
   t = process.hrtime.bigint();
   const res = await fetch(`${server.url}/_api/v1/upload-path`, {
     method: "PUT",
@@ -110,6 +122,8 @@ try {
   console.log(`upload   ${uploadSeconds.toFixed(1)} s  ${rate(uploadSeconds)}   server peak RSS ${(rssAfterUpload / MiB).toFixed(0)} MiB  ${text}`);
   console.log(`download ${downloadSeconds.toFixed(1)} s  ${rate(downloadSeconds)}   ${(downloaded / MiB).toFixed(0)} MiB compressed`);
   console.log(`zstd -${values.level} -T1 (reference) ${zstdSeconds.toFixed(1)} s  ${rate(zstdSeconds)}  ${(zstdOut / MiB).toFixed(0)} MiB`);
+  clearInterval(sampler);
+  console.log(`server gauges, highest sampled: ${[...peaks].map(([k, v]) => `${k} ${(v / MiB).toFixed(0)} MiB`).join(", ")}`);
   console.log(`server peak RSS overall ${(server.peakRss() / MiB).toFixed(0)} MiB for a ${(narSize / MiB).toFixed(0)} MiB NAR`);
 } finally {
   await server.stop();

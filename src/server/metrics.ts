@@ -51,8 +51,13 @@ export function createMetrics(): Metrics {
         if (!any) lines.push(`${name} 0`);
       }
       const mem = process.memoryUsage();
-      lines.push("# HELP process_resident_memory_bytes Resident memory", "# TYPE process_resident_memory_bytes gauge");
-      lines.push(`process_resident_memory_bytes ${mem.rss}`);
+      const gauges: [string, string, number][] = [
+        ["process_resident_memory_bytes", "Resident memory", mem.rss],
+        ["nodejs_heap_size_total_bytes", "V8 heap reserved", mem.heapTotal],
+        ["nodejs_heap_size_used_bytes", "V8 heap in use", mem.heapUsed],
+        ["nodejs_external_memory_bytes", "Memory of C++ objects bound to JavaScript objects (Buffers included)", mem.external],
+      ];
+      for (const [name, help, value] of gauges) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
       return lines.join("\n") + "\n";
     },
   };

@@ -22,7 +22,8 @@ import {
 } from "../../src/db/queries/caches.ts";
 import {
   deleteChunk,
-  discardChunkIfUnused,
+  discardUnusedChunks,
+  releaseChunks,
   findAndLockChunk,
   getChunk,
   insertPendingChunk,
@@ -49,12 +50,13 @@ import {
   findAndLockNar,
   getNar,
   insertChunkRef,
+  linkChunks,
   insertNar,
   markNarValid,
   narHasMissingChunks,
   releaseNar,
 } from "../../src/db/queries/nars.ts";
-import { bumpLastAccessed, findNarChunks, findObjectForNarinfo, getMissingPaths, getObject, upsertObject } from "../../src/db/queries/objects.ts";
+import { bumpLastAccessed, findNarChunks, findObjectForNarinfo, getMissingPaths, getObject, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
 import type { CacheRow } from "../../src/db/schema.ts";
 import { createDatabase } from "../helpers/postgres.ts";
 import { columnsOf, foreignKeysOf, indexesOf } from "./db-introspect.ts";
@@ -411,6 +413,21 @@ for (const engine of ["sqlite", "postgres"] as const) {
         assert.equal(await narHasMissingChunks(db, narId), true);
       });
 
+      test("findNarChunks pages by seq; narChunkSummary counts refs, valid chunks and their size", async () => {
+        const { narId, chunkIds } = await newNar(db, 5);
+        assert.deepEqual(await narChunkSummary(db, narId), { refs: 5, present: 5, fileSize: 250 });
+        const first = await findNarChunks(db, narId, { limit: 2 });
+        assert.deepEqual(first.map((c) => c.seq), [0, 1]);
+        const next = await findNarChunks(db, narId, { afterSeq: 1, limit: 2 });
+        assert.deepEqual(next.map((c) => c.chunk?.id), [chunkIds[2], chunkIds[3]]);
+        assert.deepEqual((await findNarChunks(db, narId, { afterSeq: 3, limit: 2 })).map((c) => c.seq), [4]);
+        assert.deepEqual(await findNarChunks(db, narId, { afterSeq: 4, limit: 2 }), []);
+        await deleteChunk(db, chunkIds[3]!);
+        assert.deepEqual(await narChunkSummary(db, narId), { refs: 5, present: 4, fileSize: null }, "no size for an incomplete NAR");
+        const empty = await insertNar(db, { state: "V", nar_hash: sha(), nar_size: 0, compression: "zstd", num_chunks: 0 });
+        assert.deepEqual(await narChunkSummary(db, empty), { refs: 0, present: 0, fileSize: 0 });
+      });
+
       test("getMissingPaths: deduplicated, batched, fast for 10,000 hashes", async () => {
         const c = await newCache(db);
         const other = await newCache(db);
@@ -485,21 +502,45 @@ for (const engine of ["sqlite", "postgres"] as const) {
         assert.equal((await getChunk(db, id))!.holders_count, 2);
         await releaseChunk(db, id);
         await releaseChunk(db, id);
-        assert.equal(await discardChunkIfUnused(db, id), true);
+        assert.deepEqual(await discardUnusedChunks(db, [id]), [{ id, remote_file: ch.remote_file }]);
+        assert.equal((await getChunk(db, id))!.state, "D", "marked first; the row goes once its file is deleted");
+        assert.equal(await deleteChunkRows(db, [id]), 1);
         assert.equal(await getChunk(db, id), null);
       });
 
-      test("discardChunkIfUnused keeps held or linked chunks; insertChunkRef refuses chunks that are not valid", async () => {
+      test("discardUnusedChunks keeps held or linked chunks; insertChunkRef refuses chunks that are not valid", async () => {
         const held = await newChunk(db);
-        assert.equal(await discardChunkIfUnused(db, held), false, "still held by its uploader");
+        assert.deepEqual(await discardUnusedChunks(db, [held]), [], "still held by its uploader");
         await releaseChunk(db, held);
         const narId = await insertNar(db, { state: "P", nar_hash: sha(), nar_size: 1, compression: "zstd", num_chunks: 0 });
         await insertChunkRef(db, narId, 0, held);
-        assert.equal(await discardChunkIfUnused(db, held), false, "linked");
+        assert.deepEqual(await discardUnusedChunks(db, [held]), [], "linked");
+        assert.equal((await getChunk(db, held))!.state, "V");
         const pending = await insertPendingChunk(db, { chunk_hash: sha(), chunk_size: 1, compression: "zstd", remote_file: "{}", remote_file_id: uniq("rf-") });
         await assert.rejects(insertChunkRef(db, narId, 1, pending), /not valid/);
         await db.kysely.updateTable("chunk").set({ state: "D" }).where("id", "=", held).execute();
         await assert.rejects(insertChunkRef(db, narId, 2, held), /not valid/);
+      });
+
+      test("linkChunks links a batch and gives up one hold per occurrence; all or nothing", async () => {
+        const a = await newChunk(db);
+        const b = await newChunk(db);
+        // the upload holds a twice (it occurs twice in the NAR) and b once
+        await db.kysely.updateTable("chunk").set({ holders_count: 2 }).where("id", "=", a).execute();
+        const narId = await insertNar(db, { state: "P", nar_hash: sha(), nar_size: 1, compression: "zstd", num_chunks: 0 });
+        await linkChunks(db, narId, [{ seq: 0, chunkId: a }, { seq: 1, chunkId: b }, { seq: 2, chunkId: a }]);
+        const refs = await db.kysely.selectFrom("chunkref").select(["seq", "chunk_id"]).where("nar_id", "=", narId).orderBy("seq").execute();
+        assert.deepEqual(refs.map((r) => [r.seq, r.chunk_id]), [[0, a], [1, b], [2, a]]);
+        assert.equal((await getChunk(db, a))!.holders_count, 0);
+        assert.equal((await getChunk(db, b))!.holders_count, 0);
+
+        const c = await newChunk(db);
+        const pending = await insertPendingChunk(db, { chunk_hash: sha(), chunk_size: 1, compression: "zstd", remote_file: "{}", remote_file_id: uniq("rf-") });
+        await assert.rejects(linkChunks(db, narId, [{ seq: 3, chunkId: c }, { seq: 4, chunkId: pending }]), /not valid/);
+        assert.equal((await getChunk(db, c))!.holders_count, 1, "a failed batch keeps its holds");
+        assert.equal((await db.kysely.selectFrom("chunkref").select("id").where("nar_id", "=", narId).execute()).length, 3);
+        await releaseChunks(db, [c, c]);
+        assert.equal((await getChunk(db, c))!.holders_count, 0, "never below zero");
       });
 
       test("remote_file_id is unique", async () => {

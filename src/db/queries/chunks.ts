@@ -3,6 +3,7 @@
 import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import type { ChunkRow } from "../schema.ts";
+import { batches, maxBatch } from "./batch.ts";
 import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
 import { parseTimestamp } from "../values.ts";
 
@@ -132,25 +133,53 @@ export async function deleteChunk(db: Db, id: number): Promise<boolean> {
 }
 
 /**
- * After a failed upload: delete a chunk it created unless something uses it now (a hold or a
- * chunkref of another upload that found it meanwhile). True when deleted; the caller then
- * deletes the file. REPEATABLE READ on PostgreSQL: if another upload touched the row after our
- * snapshot, the statement fails and is retried on fresh data instead of deleting on stale data.
+ * Give up upload holds: one decrement per occurrence of an id (a NAR that repeats a chunk holds
+ * it once per occurrence). Batched: one statement per distinct multiplicity and batch.
  */
-export async function discardChunkIfUnused(db: Db, id: number): Promise<boolean> {
-  return transaction(
-    db,
-    async (tx) => {
-      const result = await tx.kysely
-        .deleteFrom("chunk")
-        .where("id", "=", id)
-        .where("holders_count", "=", 0)
-        .where((eb) => eb.not(eb.exists(eb.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.chunk_id", "=", "chunk.id"))))
-        .executeTakeFirst();
-      return result.numDeletedRows > 0n;
-    },
-    { isolation: "repeatable read", retries: 5 },
-  );
+export async function releaseChunks(db: Db, ids: readonly number[]): Promise<void> {
+  const counts = new Map<number, number>();
+  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
+  const byCount = new Map<number, number[]>();
+  for (const [id, n] of counts) byCount.set(n, [...(byCount.get(n) ?? []), id]);
+  for (const [n, group] of byCount) {
+    for (const batch of batches(group, maxBatch(db))) {
+      await db.kysely
+        .updateTable("chunk")
+        .set({ holders_count: sql<number>`CASE WHEN holders_count > ${n} THEN holders_count - ${n} ELSE 0 END` })
+        .where("id", "in", batch)
+        .execute();
+    }
+  }
+}
+
+/**
+ * After a failed upload: mark the chunks it created deleted (D) unless something uses them now
+ * (a hold, or a chunkref of another upload that found them meanwhile), and return those marked.
+ * The caller deletes their files and then the rows (deleteChunkRows); a file that cannot be
+ * deleted keeps its D row, so GC retries it instead of the file leaking unseen. REPEATABLE READ
+ * on PostgreSQL: if another upload touched a row after our snapshot, the statement fails and is
+ * retried on fresh data instead of acting on stale data.
+ */
+export async function discardUnusedChunks(db: Db, ids: readonly number[]): Promise<{ id: number; remote_file: string }[]> {
+  const marked: { id: number; remote_file: string }[] = [];
+  for (const batch of batches([...new Set(ids)], maxBatch(db))) {
+    const rows = await transaction(
+      db,
+      (tx) =>
+        tx.kysely
+          .updateTable("chunk")
+          .set({ state: "D" })
+          .where("id", "in", batch)
+          .where("state", "in", ["P", "V"])
+          .where("holders_count", "=", 0)
+          .where((eb) => eb.not(eb.exists(eb.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.chunk_id", "=", "chunk.id"))))
+          .returning(["id", "remote_file"])
+          .execute(),
+      { isolation: "repeatable read", retries: 5 },
+    );
+    marked.push(...rows.map((r) => ({ id: Number(r.id), remote_file: r.remote_file })));
+  }
+  return marked;
 }
 
 export async function getChunk(db: Db, id: number): Promise<ChunkRow | null> {

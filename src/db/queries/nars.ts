@@ -5,6 +5,8 @@ import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import { parseTimestamp } from "../values.ts";
 import type { NarRow, RowState } from "../schema.ts";
+import { batches, maxBatch } from "./batch.ts";
+import { releaseChunks } from "./chunks.ts";
 import { NAR_COLUMNS, toNarRow } from "./rows.ts";
 
 /**
@@ -160,4 +162,46 @@ export async function insertChunkRef(db: Db, narId: number, seq: number, chunkId
     .executeTakeFirst();
   if (!inserted) throw new Error(`chunk ${chunkId} is not valid (deleted by GC?); cannot link it into NAR ${narId}`);
   return inserted.id;
+}
+
+export interface ChunkLink {
+  seq: number;
+  chunkId: number;
+}
+
+/**
+ * Link many chunks into the NAR and give up the upload's holds on them, in one transaction: the
+ * batched form of insertChunkRef + releaseChunk. Every chunk must be valid (on PostgreSQL they
+ * are locked until the commit, so GC cannot mark one deleted in between); otherwise nothing is
+ * written and it throws.
+ */
+export async function linkChunks(db: Db, narId: number, links: readonly ChunkLink[]): Promise<void> {
+  if (links.length === 0) return;
+  await transaction(db, async (tx) => {
+    const ids = [...new Set(links.map((l) => l.chunkId))].sort((a, b) => a - b);
+    for (const batch of batches(ids, maxBatch(tx))) {
+      const valid = await tx.kysely
+        .selectFrom("chunk")
+        .select("id")
+        .where("id", "in", batch)
+        .where("state", "=", "V")
+        // locked for update in id order: two replicas linking overlapping batches queue up
+        // instead of deadlocking on a share lock each wants to upgrade for the release below
+        .orderBy("id")
+        .$if(tx.engine === "postgres", (q) => q.forUpdate())
+        .execute();
+      if (valid.length !== batch.length) {
+        const found = new Set(valid.map((v) => Number(v.id)));
+        const missing = batch.filter((id) => !found.has(id));
+        throw new Error(`chunks ${missing.join(", ")} are not valid (deleted by GC?); cannot link them into NAR ${narId}`);
+      }
+    }
+    for (const batch of batches(links, maxBatch(tx, 3))) {
+      await tx.kysely
+        .insertInto("chunkref")
+        .values(batch.map((l) => ({ nar_id: narId, seq: l.seq, chunk_id: l.chunkId })))
+        .execute();
+    }
+    await releaseChunks(tx, links.map((l) => l.chunkId));
+  }, { retries: 3 });
 }

@@ -46,14 +46,45 @@ export interface NarChunk {
   chunk: ChunkRow | null;
 }
 
-/** The NAR's chunks in order. Callers compare the count with `nar.num_chunks`. */
-export async function findNarChunks(db: Db, narId: number): Promise<NarChunk[]> {
+/** How many chunks a NAR links, how many of them are valid, and their stored size in total. */
+export interface NarChunkSummary {
+  refs: number;
+  present: number;
+  /** sum of the valid chunks' file sizes; null when one of them has no recorded size */
+  fileSize: number | null;
+}
+
+/** One aggregate query: enough to answer 503 IncompleteNar or set Content-Length before streaming. */
+export async function narChunkSummary(db: Db, narId: number): Promise<NarChunkSummary> {
+  const row = await db.kysely
+    .selectFrom("chunkref")
+    .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
+    .select((eb) => [
+      eb.fn.countAll().as("refs"),
+      eb.fn.count("chunk.id").as("present"),
+      eb.fn.count("chunk.file_size").as("sized"),
+      eb.fn.sum("chunk.file_size").as("total"),
+    ])
+    .where("chunkref.nar_id", "=", narId)
+    .executeTakeFirstOrThrow();
+  const refs = Number(row.refs);
+  const present = Number(row.present);
+  return { refs, present, fileSize: Number(row.sized) === refs ? Number(row.total ?? 0) : null };
+}
+
+/**
+ * The NAR's chunks in order, a page at a time (seq > `afterSeq`, at most `limit`): a 4 GiB NAR
+ * has some 65,000 chunks, which a download walks through without holding all their rows.
+ */
+export async function findNarChunks(db: Db, narId: number, page: { afterSeq?: number; limit?: number } = {}): Promise<NarChunk[]> {
   const rows = await db.kysely
     .selectFrom("chunkref")
     .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
     .select(["chunkref.seq as seq", ...prefixed("chunk", CHUNK_COLUMNS, "k_")])
     .where("chunkref.nar_id", "=", narId)
+    .$if(page.afterSeq !== undefined, (q) => q.where("chunkref.seq", ">", page.afterSeq!))
     .orderBy("chunkref.seq")
+    .$if(page.limit !== undefined, (q) => q.limit(page.limit!))
     .execute();
   return rows.map((raw) => {
     const r = raw as Record<string, unknown>;

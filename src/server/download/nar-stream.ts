@@ -1,8 +1,10 @@
 // Reassembly of a NAR from its chunks, streamed in order with a small read-ahead (the next
 // chunks' storage requests are started while the current one is sent), so a slow reader never
-// makes the server buffer more than a few chunks. Chunks are served as stored (concatenated
-// compressed streams are valid for zstd, xz and none); brotli chunks of a multi-chunk NAR are
-// decompressed on the way out (decision 3), matching the `Compression: none` of the narinfo.
+// makes the server buffer more than a few chunks. Chunk rows are read a page at a time, so a
+// NAR of 65,000 chunks costs no more memory than one of ten. Chunks are served as stored
+// (concatenated compressed streams are valid for zstd, xz and none); brotli chunks of a
+// multi-chunk NAR are decompressed on the way out (decision 3), matching the `Compression: none`
+// of the narinfo.
 import { Readable } from "node:stream";
 import { chain } from "../streams.ts";
 import type { ChunkRow, NarRow } from "../../db/schema.ts";
@@ -12,62 +14,89 @@ import { servedCompression } from "../narinfo.ts";
 
 const READ_AHEAD = 2;
 const PRESIGN_SECONDS = 600;
+/** chunk rows fetched per database round trip while streaming */
+export const CHUNK_PAGE = 256;
 
 export type NarResponse =
   | { kind: "redirect"; url: string }
   | { kind: "stream"; stream: Readable; contentLength?: number };
 
+/** The NAR's valid chunks after `afterSeq`, in order; `null` marks a chunk that has gone. */
+export type ChunkPager = (afterSeq: number, limit: number) => Promise<{ seq: number; chunk: ChunkRow | null }[]>;
+
+export class ChunkGoneError extends Error {
+  constructor(narId: number, seq: number) {
+    super(`chunk ${seq} of NAR ${narId} is gone (deleted while the NAR was being served)`);
+    this.name = "ChunkGoneError";
+  }
+}
+
 export async function narResponseStream(
   storage: StorageDriver,
   nar: NarRow,
-  chunks: ChunkRow[],
-  opts: { presign: boolean; method: string },
+  pager: ChunkPager,
+  opts: { presign: boolean; method: string; fileSize: number | null },
 ): Promise<NarResponse> {
   const decompress = servedCompression(nar) !== nar.compression;
-  if (chunks.length === 1 && opts.presign && storage.presignedUrl && !decompress) {
-    const url = await storage.presignedUrl(remoteFileOf(chunks[0]!), PRESIGN_SECONDS);
-    if (url) return { kind: "redirect", url };
+  if (nar.num_chunks === 1 && opts.presign && storage.presignedUrl && !decompress) {
+    const [only] = await pager(-1, 1);
+    if (only?.chunk) {
+      const url = await storage.presignedUrl(remoteFileOf(only.chunk), PRESIGN_SECONDS);
+      if (url) return { kind: "redirect", url };
+    }
   }
-  const contentLength = decompress ? nar.nar_size : sumFileSizes(chunks);
+  const contentLength = decompress ? nar.nar_size : (opts.fileSize ?? undefined);
   if (opts.method === "HEAD") return { kind: "stream", stream: Readable.from([]), contentLength };
+  const chunks = pagedChunks(nar.id, pager);
   const stream = Readable.from(chunkBytes(storage, chunks, decompress ? nar.compression : null), { objectMode: false });
   return { kind: "stream", stream, contentLength };
-}
-
-function sumFileSizes(chunks: ChunkRow[]): number | undefined {
-  let total = 0;
-  for (const c of chunks) {
-    if (c.file_size === null) return undefined;
-    total += c.file_size;
-  }
-  return total;
 }
 
 export function remoteFileOf(chunk: Pick<ChunkRow, "remote_file">): RemoteFile {
   return JSON.parse(chunk.remote_file) as RemoteFile;
 }
 
-async function* chunkBytes(storage: StorageDriver, chunks: ChunkRow[], decompressFrom: string | null): AsyncGenerator<Buffer> {
+/** Every chunk of the NAR in order, one page of rows at a time. */
+async function* pagedChunks(narId: number, pager: ChunkPager): AsyncGenerator<ChunkRow> {
+  let afterSeq = -1;
+  for (;;) {
+    const page = await pager(afterSeq, CHUNK_PAGE);
+    for (const { seq, chunk } of page) {
+      if (!chunk) throw new ChunkGoneError(narId, seq);
+      yield chunk;
+      afterSeq = seq;
+    }
+    if (page.length < CHUNK_PAGE) return;
+  }
+}
+
+async function* chunkBytes(storage: StorageDriver, chunks: AsyncIterator<ChunkRow>, decompressFrom: string | null): AsyncGenerator<Buffer> {
   const controller = new AbortController();
   const pending: Promise<Readable>[] = [];
-  let next = 0;
-  const fill = () => {
-    while (pending.length < READ_AHEAD + 1 && next < chunks.length) {
-      const p = storage.get(remoteFileOf(chunks[next++]!), controller.signal);
+  let exhausted = false;
+  const fill = async () => {
+    while (pending.length < READ_AHEAD + 1 && !exhausted) {
+      const next = await chunks.next();
+      if (next.done) {
+        exhausted = true;
+        return;
+      }
+      const p = storage.get(remoteFileOf(next.value), controller.signal);
       p.catch(() => {}); // surfaced when awaited below
       pending.push(p);
     }
   };
   try {
-    fill();
+    await fill();
     while (pending.length > 0) {
       const source = await pending.shift()!;
-      fill();
+      await fill();
       const body = decompressFrom ? chain(source, createDecompressor(parseNarinfoCompression(decompressFrom))) : source;
       for await (const piece of body) yield piece as Buffer;
     }
   } finally {
     controller.abort();
     for (const p of pending) p.then((s) => s.destroy(), () => {});
+    await chunks.return?.(undefined);
   }
 }

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
-import { bumpLastAccessed, findNarChunks, findObjectForNarinfo } from "../../db/queries/objects.ts";
+import { bumpLastAccessed, findNarChunks, findObjectForNarinfo, narChunkSummary } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
 import { authorizeCache, isTrue } from "../auth.ts";
@@ -50,19 +50,20 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     const cache = await pullableCache(request);
     const found = await findObjectForNarinfo(db, cache.name, hash);
     if (!found) throw noSuchObject();
-    const chunks = await findNarChunks(db, found.nar.id);
-    if (chunks.length !== found.nar.num_chunks) {
-      throw internalError(new Error(`NAR ${found.nar.id} has ${chunks.length} chunk refs, expected ${found.nar.num_chunks}`));
+    const summary = await narChunkSummary(db, found.nar.id);
+    if (summary.refs !== found.nar.num_chunks) {
+      throw internalError(new Error(`NAR ${found.nar.id} has ${summary.refs} chunk refs, expected ${found.nar.num_chunks}`));
     }
-    const stored = chunks.map((c) => c.chunk);
-    if (stored.some((c) => c === null)) throw incompleteNar();
+    if (summary.present !== summary.refs) throw incompleteNar();
     await bumpLastAccessed(db, found.object.id);
     if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
     app.metrics.inc("attic_nar_downloads_total");
 
-    const response = await narResponseStream(storage, found.nar, stored as NonNullable<(typeof stored)[number]>[], {
+    const narId = found.nar.id;
+    const response = await narResponseStream(storage, found.nar, (afterSeq, limit) => findNarChunks(db, narId, { afterSeq, limit }), {
       presign: config.presignedRedirects,
       method: request.method,
+      fileSize: summary.fileSize,
     });
     if (response.kind === "redirect") return reply.redirect(response.url, 307);
     reply.type("application/x-nix-nar");

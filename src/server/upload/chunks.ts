@@ -7,8 +7,10 @@ import { Readable } from "node:stream";
 import { compressBuffer, type CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { setTimeout as sleep } from "node:timers/promises";
-import { claimChunk, discardChunkIfUnused, insertPendingChunk, markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
+import { claimChunk, discardUnusedChunks, insertPendingChunk, markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
+import { deleteChunkRows } from "../../db/queries/gc.ts";
 import { newChunkKey } from "../../storage/index.ts";
+import { remoteFileId } from "../../storage/remote-file.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
@@ -26,6 +28,9 @@ export interface CreatedChunk {
   id: number;
   remoteFile: RemoteFile;
 }
+
+/** Ids of the chunk rows an upload inserted: what it must clean up if it fails. */
+export type CreatedIds = number[];
 
 export function sha256Typed(data: Uint8Array): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;
@@ -46,7 +51,7 @@ export class ChunkStore {
   }
 
   /** Store (or find) a chunk of server-chunked data; its hash was computed here, so dedup is trusted. */
-  async storeBuffer(data: Buffer, created: CreatedChunk[], signal: AbortSignal): Promise<HeldChunk> {
+  async storeBuffer(data: Buffer, created: CreatedIds, signal: AbortSignal): Promise<HeldChunk> {
     const chunkHash = sha256Typed(data);
     const key = `${chunkHash}/${this.compression.narinfoName}`;
     for (;;) {
@@ -76,7 +81,7 @@ export class ChunkStore {
         continue;
       }
       const mine = { id: claim.id, remoteFile };
-      created.push(mine);
+      created.push(mine.id);
       const work = this.writeNew(data, mine, signal);
       this.inflight.set(key, work);
       try {
@@ -101,7 +106,7 @@ export class ChunkStore {
   }
 
   /** A new pending chunk row (held by us) and where its file goes. */
-  async insertPending(chunkHash: string, chunkSize: number, created: CreatedChunk[]): Promise<CreatedChunk> {
+  async insertPending(chunkHash: string, chunkSize: number, created: CreatedIds): Promise<CreatedChunk> {
     const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newChunkKey());
     const id = await insertPendingChunk(this.db, {
       chunk_hash: chunkHash,
@@ -111,20 +116,21 @@ export class ChunkStore {
       remote_file_id: remoteFileId,
       holders_count: 1,
     });
-    const c = { id, remoteFile };
-    created.push(c);
-    return c;
+    created.push(id);
+    return { id, remoteFile };
   }
 
   /**
    * After a failed upload: drop the chunks it created unless another upload has started using
-   * them meanwhile (then they live on), and delete their files.
+   * them meanwhile (then they live on). Rows are marked deleted first, then their files go, then
+   * the rows; a file that cannot be deleted now stays marked for GC.
    */
-  async discard(created: CreatedChunk[]): Promise<void> {
-    const gone: RemoteFile[] = [];
-    for (const c of created) {
-      if (await discardChunkIfUnused(this.db, c.id)) gone.push(c.remoteFile);
-    }
-    if (gone.length > 0) await this.storage.deleteMany(gone);
+  async discard(created: CreatedIds): Promise<void> {
+    const marked = await discardUnusedChunks(this.db, created);
+    if (marked.length === 0) return;
+    const files = marked.map((c) => ({ id: c.id, remoteFile: JSON.parse(c.remote_file) as RemoteFile }));
+    const { failed } = await this.storage.deleteMany(files.map((f) => f.remoteFile));
+    const kept = new Set(failed.map((f) => remoteFileId(f.remoteFile)));
+    await deleteChunkRows(this.db, files.filter((f) => !kept.has(remoteFileId(f.remoteFile))).map((f) => f.id));
   }
 }

@@ -10,7 +10,7 @@ import { chunkStream } from "../../chunking/stream.ts";
 import { createCompressor } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { transaction } from "../../db/connect.ts";
-import { markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
+import { markChunkValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
 import { claimNar, deleteNar, findAndLockNar, insertChunkRef, insertNar, markNarValid, narHasMissingChunks, releaseNar } from "../../db/queries/nars.ts";
 import { upsertObject } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
@@ -20,7 +20,8 @@ import type { Config } from "../config/types.ts";
 import { requestError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { BodyReader } from "./body.ts";
-import { BUSY_POLL_MS, BUSY_WINDOW_MS, ChunkStore, type CreatedChunk, type HeldChunk } from "./chunks.ts";
+import { BUSY_POLL_MS, BUSY_WINDOW_MS, ChunkStore, type CreatedIds, type HeldChunk } from "./chunks.ts";
+import { ChunkLinks } from "./links.ts";
 import { ByteCounter, hashStream } from "./hashing.ts";
 import type { UploadInfo } from "./info.ts";
 
@@ -122,7 +123,8 @@ export class Uploader {
   }
 
   private async uploadChunked(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null, narId: number): Promise<UploadPathResult> {
-    const created: CreatedChunk[] = [];
+    const created: CreatedIds = [];
+    const links = new ChunkLinks(this.db, narId);
     const abort = new AbortController();
     const tasks = new Set<Promise<void>>();
     let firstError: unknown = null;
@@ -136,7 +138,7 @@ export class Uploader {
       for await (const chunk of chunkStream(nar, this.config.chunking)) {
         if (firstError) break;
         const mySeq = seq++;
-        const task = this.storeChunk(chunk, narId, mySeq, created, abort.signal).then(
+        const task = this.storeChunk(chunk, mySeq, links, created, abort.signal).then(
           (held) => {
             fileSize += held.fileSize;
             if (held.deduplicated) dedupBytes += chunk.length;
@@ -152,6 +154,7 @@ export class Uploader {
       }
       await Promise.all(tasks);
       if (firstError) throw firstError;
+      await links.flush();
       const { narHash, narSize } = validator.result();
       if (!narHash.equals(info.narHash) || narSize !== info.nar_size) throw requestError("Bad NAR Hash or Size");
       await transaction(this.db, async (tx) => {
@@ -166,27 +169,24 @@ export class Uploader {
     } catch (err) {
       abort.abort();
       await Promise.allSettled(tasks);
+      await links.abandon().catch(() => {});
       await this.discardNar(narId, created);
       throw asUploadError(err, counter.bytes, info.nar_size, "Bad NAR Hash or Size");
     }
   }
 
-  /** Store one chunk and link it into the NAR; the chunk's hold is released once the link exists. */
-  private async storeChunk(data: Buffer, narId: number, seq: number, created: CreatedChunk[], signal: AbortSignal): Promise<HeldChunk> {
+  /** Store one chunk, held, and queue its link into the NAR (which gives up the hold). */
+  private async storeChunk(data: Buffer, seq: number, links: ChunkLinks, created: CreatedIds, signal: AbortSignal): Promise<HeldChunk> {
     const held = await this.chunks.storeBuffer(data, created, signal);
-    try {
-      await insertChunkRef(this.db, narId, seq, held.id);
-    } finally {
-      await releaseChunk(this.db, held.id);
-    }
     this.metrics.inc(held.deduplicated ? "attic_chunks_deduplicated_total" : "attic_chunks_uploaded_total");
+    await links.add(seq, held.id);
     return held;
   }
 
   /** Below the chunking threshold: the whole NAR is one chunk, streamed through compression to storage. */
   private async uploadWhole(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult> {
     const compression = this.config.compression;
-    const created: CreatedChunk[] = [];
+    const created: CreatedIds = [];
     const counter = new ByteCounter();
     let narId: number | null = null;
     try {
@@ -207,13 +207,13 @@ export class Uploader {
       this.metrics.inc("attic_chunks_uploaded_total");
       return { kind: "Uploaded", file_size: fileCounter.bytes, frac_deduplicated: null };
     } catch (err) {
-      for (const c of created) await releaseChunk(this.db, c.id).catch(() => {});
+      await releaseChunks(this.db, created).catch(() => {});
       await this.chunks.discard(created).catch(() => {});
       throw asUploadError(err, counter.bytes, info.nar_size, "Bad chunk hash or size");
     }
   }
 
-  private async discardNar(narId: number, created: CreatedChunk[]): Promise<void> {
+  private async discardNar(narId: number, created: CreatedIds): Promise<void> {
     try {
       await deleteNar(this.db, narId);
       await this.chunks.discard(created);

@@ -199,7 +199,7 @@ test("docs/operations.md lists every file of deploy/ and exactly the metrics att
   const guide = readFileSync(join(REPO, "docs", "operations.md"), "utf8");
   for (const file of readdirSync(DEPLOY).filter((f) => f !== ".gitignore")) assert.ok(guide.includes(`\`${file}\``), `operations.md mentions ${file}`);
   const exported = new Set([...createMetrics().render().matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
-  const listed = new Set([...guide.matchAll(/`((?:attic|process)_[a-z_]+_(?:total|bytes))`/g)].map((m) => m[1]!));
+  const listed = new Set([...guide.matchAll(/`((?:attic|process|nodejs)_[a-z_]+_(?:total|bytes))`/g)].map((m) => m[1]!));
   assert.deepEqual([...listed].sort(), [...exported].sort());
   assert.match(guide, /never been built or started there/);
 });

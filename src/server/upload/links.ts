@@ -1,0 +1,54 @@
+// Linking a NAR's chunks in batches. Each stored or found chunk comes back held by the upload (a
+// hold keeps GC and failed uploads elsewhere away from it); the chunkref rows that keep it alive
+// for good are written LINK_BATCH at a time, and the holds given up in the same transaction.
+// One transaction per batch instead of two statements per chunk: the database work per chunk was
+// the largest cost of an upload after compression.
+import type { Db } from "../../db/connect.ts";
+import { releaseChunks } from "../../db/queries/chunks.ts";
+import { linkChunks, type ChunkLink } from "../../db/queries/nars.ts";
+
+export const LINK_BATCH = 128;
+
+export class ChunkLinks {
+  private buffered: ChunkLink[] = [];
+  /** links whose batch failed: still held, released by abandon() */
+  private failed: ChunkLink[] = [];
+  private tail: Promise<void> = Promise.resolve();
+
+  private readonly db: Db;
+  private readonly narId: number;
+
+  constructor(db: Db, narId: number) {
+    this.db = db;
+    this.narId = narId;
+  }
+
+  /** Record a held chunk at `seq`; resolves once a full batch it completed is written. */
+  async add(seq: number, chunkId: number): Promise<void> {
+    this.buffered.push({ seq, chunkId });
+    if (this.buffered.length >= LINK_BATCH) await this.flush();
+  }
+
+  /** Write what is buffered; batches are written one after another, in the order flushed. */
+  flush(): Promise<void> {
+    const batch = this.buffered;
+    this.buffered = [];
+    const write = this.tail.then(() =>
+      linkChunks(this.db, this.narId, batch).catch((err: unknown) => {
+        this.failed.push(...batch);
+        throw err;
+      }),
+    );
+    this.tail = write.catch(() => {});
+    return write;
+  }
+
+  /** After a failure: wait for batches in flight, then give up the holds of chunks never linked. */
+  async abandon(): Promise<void> {
+    await this.tail;
+    const unlinked = [...this.failed, ...this.buffered];
+    this.failed = [];
+    this.buffered = [];
+    await releaseChunks(this.db, unlinked.map((l) => l.chunkId));
+  }
+}
