@@ -92,6 +92,7 @@ async function collect(source: Readable, transform: Transform): Promise<Buffer> 
  * brotli run as synchronous calls in a worker pool (pool.ts): measured here, Node's async
  * one-shot zstd costs 4-8 ms per 64 KiB chunk (a fresh native context per call) and far more
  * when ten run at once, while the sync call takes about 0.1 ms; the pool spreads them over cores.
+ * `data` is consumed: for zstd and brotli its memory may move to a worker thread (length 0 after).
  */
 export async function compressBuffer(type: CompressionType, level: number, data: Uint8Array): Promise<Buffer> {
   checkLevel(type, level);

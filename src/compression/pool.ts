@@ -42,6 +42,7 @@ export class CompressionPool {
     this.size = size;
   }
 
+  /** Compress `data`, which is consumed: when it owns its memory, that memory moves to the worker. */
   compress(type: "zstd" | "brotli", level: number, data: Uint8Array): Promise<Buffer> {
     const slot = this.pick();
     const id = this.nextId++;
@@ -61,7 +62,9 @@ export class CompressionPool {
           reject(err);
         },
       });
-      slot.worker.postMessage({ id, type, level, data });
+      // a buffer that owns its whole ArrayBuffer (every chunk above 4 KiB) is moved, not copied
+      const owned = data.byteOffset === 0 && data.buffer instanceof ArrayBuffer && data.byteLength === data.buffer.byteLength;
+      slot.worker.postMessage({ id, type, level, data }, owned ? [data.buffer as ArrayBuffer] : []);
     });
   }
 

@@ -20,6 +20,8 @@ export interface OpenOptions {
   /** PostgreSQL pool size (SQLite always uses one connection) */
   poolSize?: number;
   log?: (msg: string) => void;
+  /** every statement as sent, with its parameters (query-plan tests, diagnostics) */
+  onQuery?: (sql: string, parameters: readonly unknown[]) => void;
 }
 
 export async function openDatabase(url: string, opts: OpenOptions = {}): Promise<Db> {
@@ -40,7 +42,13 @@ export async function openDatabase(url: string, opts: OpenOptions = {}): Promise
   const log = opts.log;
   const kysely = new Kysely<Database>({
     dialect,
-    log: log ? (event: LogEvent) => logQueryError(event, log) : undefined,
+    log:
+      log || opts.onQuery
+        ? (event: LogEvent) => {
+            if (event.level === "query") opts.onQuery?.(event.query.sql, event.query.parameters);
+            else if (log) logQueryError(event, log);
+          }
+        : undefined,
   });
   const db: Db = { kysely, engine: target.engine, close: () => kysely.destroy() };
   try {

@@ -9,6 +9,24 @@ import { freePort } from "./ports.ts";
 export const ATTICD = fileURLToPath(new URL("../../src/bin/atticd.ts", import.meta.url));
 export const ATTICADM = fileURLToPath(new URL("../../src/bin/atticadm.ts", import.meta.url));
 
+/**
+ * How atticd's start line (`#!/usr/bin/env -S VAR=value... node --flags`) runs it: tests and
+ * benchmarks start atticd exactly so, as an installed `atticd` starts.
+ */
+export function atticdLaunch(): { env: Record<string, string>; nodeArgs: string[] } {
+  const first = readFileSync(ATTICD, "utf8").split("\n", 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S (.+)$/.exec(first);
+  if (!m) throw new Error(`unexpected start line in ${ATTICD}: ${first}`);
+  const words = m[1]!.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  while (words[0]?.includes("=")) {
+    const [name, ...value] = words.shift()!.split("=");
+    env[name!] = value.join("=");
+  }
+  if (words.shift() !== "node") throw new Error(`atticd's start line does not run node: ${first}`);
+  return { env, nodeArgs: words };
+}
+
 export interface AtticdProcess {
   child: ChildProcess;
   url: string;
@@ -45,11 +63,12 @@ export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProces
   const mode = opts.mode ?? "monolithic";
   const serving = ["monolithic", "api-server"].includes(mode);
   const port = serving && opts.listen !== false ? await freePort() : 0;
-  const args = [ATTICD, ...(configPath ? ["-f", configPath] : []), "--mode", mode];
+  const launch = atticdLaunch();
+  const args = [...launch.nodeArgs, ATTICD, ...(configPath ? ["-f", configPath] : []), "--mode", mode];
   if (port) args.push("-l", `127.0.0.1:${port}`);
   args.push(...(opts.extraArgs ?? []));
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, ATTIC_LOG_LEVEL: process.env.ATTIC_LOG_LEVEL ?? "warn", ...opts.env },
+    env: { ...process.env, ...launch.env, ATTIC_LOG_LEVEL: process.env.ATTIC_LOG_LEVEL ?? "warn", ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
@@ -103,15 +122,16 @@ export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProces
 
 /** Runs atticd to completion (check-config, db-migrations, garbage-collector-once). */
 export async function runAtticd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string; stdout: string }> {
-  return runNode(ATTICD, args, env);
+  const launch = atticdLaunch();
+  return runNode(ATTICD, args, { ...launch.env, ...env }, launch.nodeArgs);
 }
 
 export async function runAtticadm(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string; stdout: string }> {
   return runNode(ATTICADM, args, env);
 }
 
-async function runNode(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+async function runNode(script: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<{ code: number; stderr: string; stdout: string }> {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));

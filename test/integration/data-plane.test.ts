@@ -180,6 +180,27 @@ for (const backend of backends) {
       assert.match(((await res.json()) as { message: string }).message, /Invalid NAR/);
     });
 
+    test("a NAR repeating one block (equal chunks in one batch and across batches): each stored once, all holds released", async () => {
+      const block = seededBytes(300_000, 31);
+      const fx = narFixture(Buffer.concat(Array.from({ length: 8 }, () => block)), "repeats");
+      const r = await resultOf(await uploadNar(s, fx, { cache: "one", token: root }));
+      assert.equal(r.kind, "Uploaded");
+      assert.ok((r.frac_deduplicated as number) > 0.5, `repeats count as deduplicated: ${r.frac_deduplicated}`);
+      assert.ok((await downloadNar(s, "one", fx.storePathHash, root)).body.equals(fx.nar));
+      const nar = await s.db.kysely.selectFrom("nar").select(["id", "num_chunks"]).where("nar_hash", "=", fx.narHash).executeTakeFirstOrThrow();
+      const refs = await s.db.kysely
+        .selectFrom("chunkref")
+        .innerJoin("chunk", "chunk.id", "chunkref.chunk_id")
+        .select(["chunk.id", "chunk.chunk_hash", "chunk.holders_count"])
+        .where("chunkref.nar_id", "=", nar.id)
+        .execute();
+      assert.equal(refs.length, nar.num_chunks);
+      assert.ok(refs.length > 30, `${refs.length} chunks`);
+      assert.equal(new Set(refs.map((c) => c.id)).size, new Set(refs.map((c) => c.chunk_hash)).size, "one row per distinct chunk");
+      assert.ok(new Set(refs.map((c) => c.id)).size < refs.length / 2, "repeats share rows");
+      assert.deepEqual([...new Set(refs.map((c) => Number(c.holders_count)))], [0], "no hold left behind");
+    });
+
     test("20 concurrent uploads of the same NAR all succeed and store it once", async () => {
       const content = seededBytes(800_000, 7);
       const fxs = Array.from({ length: 20 }, (_, i) => narFixture(content, `conc${i}`));

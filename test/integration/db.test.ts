@@ -22,6 +22,8 @@ import {
 } from "../../src/db/queries/caches.ts";
 import {
   deleteChunk,
+  claimChunks,
+  markChunksValid,
   discardUnusedChunks,
   releaseChunks,
   findAndLockChunk,
@@ -520,6 +522,44 @@ for (const engine of ["sqlite", "postgres"] as const) {
         await assert.rejects(insertChunkRef(db, narId, 1, pending), /not valid/);
         await db.kysely.updateTable("chunk").set({ state: "D" }).where("id", "=", held).execute();
         await assert.rejects(insertChunkRef(db, narId, 2, held), /not valid/);
+      });
+
+      test("claimChunks: found (held, lowest id), busy (young pending or valid twin), created (pending, held), in order", async () => {
+        const row = (hash: string, compression = "zstd") => ({
+          chunk_hash: hash,
+          chunk_size: 10,
+          compression,
+          remote_file: JSON.stringify({ Local: { name: `${uniq("f")}.chunk` } }),
+          remote_file_id: uniq("local:"),
+        });
+        const validHash = sha();
+        const older = await newChunk(db, { hash: validHash });
+        await newChunk(db, { hash: validHash });
+        const youngPending = sha();
+        await insertPendingChunk(db, row(youngPending));
+        const stalePending = sha();
+        await insertPendingChunk(db, { ...row(stalePending), created_at: new Date(Date.now() - 3_600_000) });
+        const otherCompression = sha();
+        await newChunk(db, { hash: otherCompression, compression: "xz" });
+        const fresh = sha();
+        const claims = await claimChunks(db, [row(fresh), row(validHash), row(youngPending), row(stalePending), row(otherCompression)], new Date(Date.now() - 60_000));
+        assert.deepEqual(claims.map((c) => c.kind), ["created", "found", "busy", "created", "created"]);
+        assert.equal(claims[1]!.kind === "found" && claims[1]!.chunk.id, older);
+        assert.equal((await getChunk(db, older))!.holders_count, 2, "held by the claim");
+        const made = await getChunk(db, (claims[0] as { id: number }).id);
+        assert.deepEqual([made!.state, made!.holders_count, made!.chunk_hash], ["P", 1, fresh]);
+        await assert.rejects(claimChunks(db, [row(fresh), row(fresh)], new Date()), /distinct/);
+        assert.deepEqual(await claimChunks(db, [], new Date()), []);
+      });
+
+      test("markChunksValid: many pending chunks valid in one transaction; none if one is not pending", async () => {
+        const ids = [];
+        for (let i = 0; i < 3; i++) ids.push(await insertPendingChunk(db, { chunk_hash: sha(), chunk_size: 1, compression: "zstd", remote_file: "{}", remote_file_id: uniq("rf-") }));
+        await markChunksValid(db, ids.map((id, i) => ({ id, fileHash: `sha256:${i}`, fileSize: i + 1 })));
+        for (const [i, id] of ids.entries()) assert.deepEqual([(await getChunk(db, id))!.state, (await getChunk(db, id))!.file_size], ["V", i + 1]);
+        const fresh = await insertPendingChunk(db, { chunk_hash: sha(), chunk_size: 1, compression: "zstd", remote_file: "{}", remote_file_id: uniq("rf-") });
+        await assert.rejects(markChunksValid(db, [{ id: fresh, fileHash: "x", fileSize: 1 }, { id: ids[0]!, fileHash: "x", fileSize: 1 }]), /no longer pending/);
+        assert.equal((await getChunk(db, fresh))!.state, "P", "rolled back");
       });
 
       test("linkChunks links a batch and gives up one hold per occurrence; all or nothing", async () => {

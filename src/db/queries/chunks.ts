@@ -4,6 +4,7 @@ import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import type { ChunkRow } from "../schema.ts";
 import { batches, maxBatch } from "./batch.ts";
+import { notIndexed } from "./plan.ts";
 import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
 import { parseTimestamp } from "../values.ts";
 
@@ -21,11 +22,11 @@ export async function findAndLockChunk(db: Db, chunkHash: string, compression: s
         .select("candidate.id")
         .where("candidate.chunk_hash", "=", chunkHash)
         .where("candidate.compression", "=", compression)
-        .where("candidate.state", "=", "V")
+        .where(notIndexed(db, "candidate.state"), "=", "V")
         .orderBy("candidate.id")
         .limit(1),
     )
-    .where("state", "=", "V")
+    .where(notIndexed(db, "state"), "=", "V")
     .returning(CHUNK_COLUMNS)
     .executeTakeFirst();
   return row ? toChunkRow(row) : null;
@@ -55,10 +56,98 @@ export async function claimChunk(db: Db, row: NewChunkRow, busyAfter: Date): Pro
       .select(["state", "created_at"])
       .where("chunk_hash", "=", row.chunk_hash)
       .where("compression", "=", row.compression)
-      .where("state", "in", ["V", "P"])
+      .where(notIndexed(tx, "state"), "in", ["V", "P"])
       .execute();
     if (others.some((c) => c.state === "V" || parseTimestamp(c.created_at) > busyAfter)) return { kind: "busy" };
     return { kind: "created", id: await insertPendingChunk(tx, row) };
+  });
+}
+
+/**
+ * The batched form of claimChunk, for uploads: one transaction claims many chunks of one
+ * compression. Rows must have distinct hashes. Returns one claim per row, in order. On
+ * PostgreSQL the advisory locks are taken in sorted order, so two replicas claiming overlapping
+ * batches queue up instead of deadlocking.
+ */
+export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfter: Date): Promise<ChunkClaim[]> {
+  if (rows.length === 0) return [];
+  const compression = rows[0]!.compression;
+  if (rows.some((r) => r.compression !== compression)) throw new Error("claimChunks: one compression per batch");
+  const hashes = rows.map((r) => r.chunk_hash);
+  if (new Set(hashes).size !== hashes.length) throw new Error("claimChunks: hashes must be distinct");
+  if (rows.length > maxBatch(db, 8)) throw new Error(`claimChunks: at most ${maxBatch(db, 8)} rows per batch`);
+  return transaction(db, async (tx) => {
+    if (tx.engine === "postgres") {
+      const keys = hashes.map((h) => `chunk:${h}/${compression}`).sort();
+      await sql`SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(${keys}::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n`.execute(tx.kysely);
+    }
+    const now = new Date();
+    // one valid row per hash, held (the lowest id, as findAndLockChunk picks)
+    const found = await tx.kysely
+      .updateTable("chunk")
+      .set((eb) => ({ holders_count: eb("holders_count", "+", 1), held_at: now }))
+      .where("id", "in", (eb) =>
+        eb
+          .selectFrom("chunk as candidate")
+          .select((c) => c.fn.min("candidate.id").as("id"))
+          .where("candidate.chunk_hash", "in", hashes)
+          .where("candidate.compression", "=", compression)
+          .where(notIndexed(tx, "candidate.state"), "=", "V")
+          .groupBy("candidate.chunk_hash"),
+      )
+      .where(notIndexed(tx, "state"), "=", "V")
+      .returning(CHUNK_COLUMNS)
+      .execute();
+    const byHash = new Map<string, ChunkClaim>();
+    for (const raw of found) {
+      const chunk = toChunkRow(raw);
+      byHash.set(chunk.chunk_hash, { kind: "found", chunk });
+    }
+    const rest = rows.filter((r) => !byHash.has(r.chunk_hash));
+    if (rest.length > 0) {
+      const others = await tx.kysely
+        .selectFrom("chunk")
+        .select(["chunk_hash", "state", "created_at"])
+        .where("chunk_hash", "in", rest.map((r) => r.chunk_hash))
+        .where("compression", "=", compression)
+        .where(notIndexed(tx, "state"), "in", ["V", "P"])
+        .execute();
+      for (const c of others) {
+        if (c.state === "V" || parseTimestamp(c.created_at) > busyAfter) byHash.set(c.chunk_hash, { kind: "busy" });
+      }
+      const fresh = rest.filter((r) => !byHash.has(r.chunk_hash));
+      if (fresh.length > 0) {
+        const inserted = await tx.kysely
+          .insertInto("chunk")
+          .values(
+            fresh.map((r) => ({
+              state: "P" as const,
+              chunk_hash: r.chunk_hash,
+              chunk_size: r.chunk_size,
+              file_hash: null,
+              file_size: null,
+              compression: r.compression,
+              remote_file: r.remote_file,
+              remote_file_id: r.remote_file_id,
+              holders_count: r.holders_count ?? 1,
+              created_at: r.created_at ?? now,
+              held_at: (r.holders_count ?? 1) > 0 ? now : null,
+            })),
+          )
+          .returning(["id", "chunk_hash"])
+          .execute();
+        for (const row of inserted) byHash.set(row.chunk_hash, { kind: "created", id: Number(row.id) });
+      }
+    }
+    return rows.map((r) => byHash.get(r.chunk_hash)!);
+  });
+}
+
+/** Pending -> valid for many chunks of one upload, in one transaction (see markChunkValid). */
+export async function markChunksValid(db: Db, files: readonly { id: number; fileHash: string; fileSize: number }[]): Promise<void> {
+  if (files.length === 0) return;
+  await transaction(db, async (tx) => {
+    for (const f of files) await markChunkValid(tx, f.id, f);
   });
 }
 
@@ -121,7 +210,7 @@ export async function markChunkValid(db: Db, id: number, file: { fileHash: strin
       ...(file.chunkSize === undefined ? {} : { chunk_size: file.chunkSize }),
     })
     .where("id", "=", id)
-    .where("state", "=", "P")
+    .where(notIndexed(db, "state"), "=", "P")
     .executeTakeFirst();
   if (result.numUpdatedRows === 0n) throw new Error(`chunk ${id} is no longer pending`);
 }
@@ -170,7 +259,7 @@ export async function discardUnusedChunks(db: Db, ids: readonly number[]): Promi
           .updateTable("chunk")
           .set({ state: "D" })
           .where("id", "in", batch)
-          .where("state", "in", ["P", "V"])
+          .where(notIndexed(tx, "state"), "in", ["P", "V"])
           .where("holders_count", "=", 0)
           .where((eb) => eb.not(eb.exists(eb.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.chunk_id", "=", "chunk.id"))))
           .returning(["id", "remote_file"])

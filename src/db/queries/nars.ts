@@ -6,6 +6,7 @@ import { transaction, type Db } from "../connect.ts";
 import { parseTimestamp } from "../values.ts";
 import type { NarRow, RowState } from "../schema.ts";
 import { batches, maxBatch } from "./batch.ts";
+import { notIndexed } from "./plan.ts";
 import { releaseChunks } from "./chunks.ts";
 import { NAR_COLUMNS, toNarRow } from "./rows.ts";
 
@@ -23,11 +24,11 @@ export async function findAndLockNar(db: Db, narHash: string): Promise<NarRow | 
         .selectFrom("nar as candidate")
         .select("candidate.id")
         .where("candidate.nar_hash", "=", narHash)
-        .where("candidate.state", "=", "V")
+        .where(notIndexed(db, "candidate.state"), "=", "V")
         .orderBy("candidate.id")
         .limit(1),
     )
-    .where("state", "=", "V")
+    .where(notIndexed(db, "state"), "=", "V")
     .returning(NAR_COLUMNS)
     .executeTakeFirst();
   return row ? toNarRow(row) : null;
@@ -52,7 +53,7 @@ export async function claimNar(
       .selectFrom("nar")
       .select(["state", "created_at"])
       .where("nar_hash", "=", row.nar_hash)
-      .where("state", "in", ["V", "P"])
+      .where(notIndexed(tx, "state"), "in", ["V", "P"])
       .execute();
     if (!opts.ignoreValid && existing.some((n) => n.state === "V")) return { kind: "valid" };
     if (existing.some((n) => n.state === "P" && parseTimestamp(n.created_at) > opts.busyAfter)) return { kind: "busy" };
@@ -123,7 +124,7 @@ export async function markNarValid(db: Db, id: number, numChunks: number): Promi
     .updateTable("nar")
     .set({ state: "V", num_chunks: numChunks })
     .where("id", "=", id)
-    .where("state", "=", "P")
+    .where(notIndexed(db, "state"), "=", "P")
     .executeTakeFirst();
   if (result.numUpdatedRows === 0n) throw new Error(`NAR ${id} is no longer pending`);
 }
@@ -155,7 +156,7 @@ export async function insertChunkRef(db: Db, narId: number, seq: number, chunkId
         // typed casts: PostgreSQL would read bare parameters in a SELECT list as text
         .select((s) => [s.cast(s.val(narId), "bigint").as("nar_id"), s.cast(s.val(seq), "integer").as("seq"), "chunk.id as chunk_id"])
         .where("chunk.id", "=", chunkId)
-        .where("chunk.state", "=", "V")
+        .where(notIndexed(db, "chunk.state"), "=", "V")
         .$if(db.engine === "postgres", (q) => q.forShare()),
     )
     .returning("id")
@@ -184,7 +185,7 @@ export async function linkChunks(db: Db, narId: number, links: readonly ChunkLin
         .selectFrom("chunk")
         .select("id")
         .where("id", "in", batch)
-        .where("state", "=", "V")
+        .where(notIndexed(tx, "state"), "=", "V")
         // locked for update in id order: two replicas linking overlapping batches queue up
         // instead of deadlocking on a share lock each wants to upgrade for the release below
         .orderBy("id")

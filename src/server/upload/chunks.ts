@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { compressBuffer, type CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { setTimeout as sleep } from "node:timers/promises";
-import { claimChunk, discardUnusedChunks, insertPendingChunk, markChunkValid, releaseChunk } from "../../db/queries/chunks.ts";
+import { claimChunk, claimChunks, discardUnusedChunks, insertPendingChunk, markChunkValid, markChunksValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
 import { deleteChunkRows } from "../../db/queries/gc.ts";
 import { newChunkKey } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
@@ -50,14 +50,107 @@ export class ChunkStore {
     this.compression = compression;
   }
 
+  /**
+   * Store (or find) a batch of chunks of server-chunked data (hashes computed here, so dedup is
+   * trusted): one transaction claims them all, new ones are compressed and written concurrently,
+   * one transaction marks them valid. Chunks another upload in this process is writing, repeats
+   * within the batch and chunks another replica is writing take the one-at-a-time path. Every
+   * chunk comes back held, in order; if the batch fails, it gives up the holds it took first.
+   */
+  async storeBatch(items: readonly Buffer[], created: CreatedIds, signal: AbortSignal): Promise<HeldChunk[]> {
+    const hashes = items.map((data) => sha256Typed(data));
+    const results: HeldChunk[] = new Array<HeldChunk>(items.length);
+    /** ids this batch holds right now: given up if it fails */
+    const held: number[] = [];
+    const claimed: number[] = [];
+    const slow: number[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < items.length; i++) {
+      if (this.inflight.has(this.keyOf(hashes[i]!)) || seen.has(hashes[i]!)) slow.push(i);
+      else {
+        seen.add(hashes[i]!);
+        claimed.push(i);
+      }
+    }
+    const files = claimed.map(() => this.storage.remoteFileFor(newChunkKey()));
+    const claims = await claimChunks(
+      this.db,
+      claimed.map((i, k) => ({
+        chunk_hash: hashes[i]!,
+        chunk_size: items[i]!.length,
+        compression: this.compression.narinfoName,
+        remote_file: JSON.stringify(files[k]!.remoteFile),
+        remote_file_id: files[k]!.remoteFileId,
+        holders_count: 1,
+      })),
+      new Date(Date.now() - BUSY_WINDOW_MS),
+    );
+    const writes: Promise<{ id: number; fileHash: string; fileSize: number }>[] = [];
+    const writing: string[] = [];
+    claims.forEach((claim, k) => {
+      const i = claimed[k]!;
+      if (claim.kind === "found") {
+        held.push(claim.chunk.id);
+        results[i] = { id: claim.chunk.id, fileSize: claim.chunk.file_size ?? 0, deduplicated: true };
+      } else if (claim.kind === "busy") {
+        slow.push(i);
+      } else {
+        created.push(claim.id);
+        held.push(claim.id);
+        writing.push(this.keyOf(hashes[i]!));
+        writes.push(
+          this.compressAndPut(items[i]!, files[k]!.remoteFile, signal).then((file) => {
+            results[i] = { id: claim.id, fileSize: file.fileSize, deduplicated: false };
+            return { id: claim.id, ...file };
+          }),
+        );
+      }
+    });
+    // others wanting these chunks wait until they are valid, then find them; the entries go as
+    // soon as it settles (before any waiter resumes), not when the whole batch ends: a repeat in
+    // this batch waits on it below
+    const stored: Promise<void> = Promise.all(writes)
+      .then((valid) => markChunksValid(this.db, valid))
+      .finally(() => {
+        for (const key of writing) if (this.inflight.get(key) === stored) this.inflight.delete(key);
+      });
+    for (const key of writing) this.inflight.set(key, stored);
+    const slowWork = slow.map(async (i) => {
+      results[i] = await this.storeBuffer(items[i]!, created, signal);
+      held.push(results[i].id);
+    });
+    try {
+      const outcome = await Promise.allSettled([stored, ...writes, ...slowWork]);
+      const failure = outcome.find((o) => o.status === "rejected");
+      if (failure) throw failure.reason;
+      return results;
+    } catch (err) {
+      await releaseChunks(this.db, held).catch(() => {});
+      throw err;
+    }
+  }
+
+  private keyOf(chunkHash: string): string {
+    return `${chunkHash}/${this.compression.narinfoName}`;
+  }
+
+  /** Compress a new chunk and write its file; its row is marked valid by the caller. */
+  private async compressAndPut(data: Buffer, remoteFile: RemoteFile, signal: AbortSignal): Promise<{ fileHash: string; fileSize: number }> {
+    const compressed = await compressBuffer(this.compression.type, this.compression.level, data);
+    await this.storage.put(remoteFile, Readable.from([compressed]), signal);
+    return { fileHash: sha256Typed(compressed), fileSize: compressed.length };
+  }
+
   /** Store (or find) a chunk of server-chunked data; its hash was computed here, so dedup is trusted. */
   async storeBuffer(data: Buffer, created: CreatedIds, signal: AbortSignal): Promise<HeldChunk> {
     const chunkHash = sha256Typed(data);
-    const key = `${chunkHash}/${this.compression.narinfoName}`;
+    const key = this.keyOf(chunkHash);
     for (;;) {
       const other = this.inflight.get(key);
       if (other) {
         await other.catch(() => {});
+        // a settled entry left behind must not turn this into a loop that never yields
+        if (this.inflight.get(key) === other) this.inflight.delete(key);
         continue;
       }
       const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newChunkKey());
@@ -94,10 +187,9 @@ export class ChunkStore {
 
   private async writeNew(data: Buffer, pending: CreatedChunk, signal: AbortSignal): Promise<HeldChunk> {
     try {
-      const compressed = await compressBuffer(this.compression.type, this.compression.level, data);
-      await this.storage.put(pending.remoteFile, Readable.from([compressed]), signal);
-      await markChunkValid(this.db, pending.id, { fileHash: sha256Typed(compressed), fileSize: compressed.length });
-      return { id: pending.id, fileSize: compressed.length, deduplicated: false };
+      const file = await this.compressAndPut(data, pending.remoteFile, signal);
+      await markChunkValid(this.db, pending.id, file);
+      return { id: pending.id, fileSize: file.fileSize, deduplicated: false };
     } catch (err) {
       // give up our hold so that discard() (or GC) can remove the row and its file
       await releaseChunk(this.db, pending.id).catch(() => {});

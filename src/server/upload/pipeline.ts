@@ -1,7 +1,7 @@
 // PUT /_api/v1/upload-path after auth: NAR-level dedup, or one streaming pass that verifies the
 // NAR (structure, hash, size), splits it by content, compresses and stores each chunk once for
 // all caches, and only then makes the object visible. A failed or aborted upload removes what it
-// wrote. Memory stays bounded: at most CONCURRENT_CHUNKS chunks (≤ max-size each) are in flight.
+// wrote. Memory stays bounded: at most CHUNK_BATCH × BATCHES_IN_FLIGHT chunks are in flight.
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chain } from "../streams.ts";
@@ -20,13 +20,18 @@ import type { Config } from "../config/types.ts";
 import { requestError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { BodyReader } from "./body.ts";
-import { BUSY_POLL_MS, BUSY_WINDOW_MS, ChunkStore, type CreatedIds, type HeldChunk } from "./chunks.ts";
+import { BUSY_POLL_MS, BUSY_WINDOW_MS, ChunkStore, type CreatedIds } from "./chunks.ts";
 import { ChunkLinks } from "./links.ts";
 import { ByteCounter, hashStream } from "./hashing.ts";
 import type { UploadInfo } from "./info.ts";
 
-/** chunks compressed and written at once per upload (upstream: 10) */
-const CONCURRENT_CHUNKS = 10;
+/**
+ * Chunks are claimed in batches (one transaction each) and up to BATCHES_IN_FLIGHT batches are
+ * compressed and written at once: at most 32 chunks (each ≤ chunking.max-size) per upload in
+ * memory. Upstream stores 10 chunks at a time, one by one.
+ */
+const CHUNK_BATCH = 16;
+const BATCHES_IN_FLIGHT = 2;
 
 export class Uploader {
   private readonly chunks: ChunkStore;
@@ -135,13 +140,16 @@ export class Uploader {
     const validator = new NarValidator();
     try {
       const nar = chain(Readable.from(body.take(info.nar_size)), counter, validator) as AsyncIterable<Buffer>;
-      for await (const chunk of chunkStream(nar, this.config.chunking)) {
-        if (firstError) break;
-        const mySeq = seq++;
-        const task = this.storeChunk(chunk, mySeq, links, created, abort.signal).then(
-          (held) => {
-            fileSize += held.fileSize;
-            if (held.deduplicated) dedupBytes += chunk.length;
+      let batch: Buffer[] = [];
+      const launch = () => {
+        const items = batch;
+        const firstSeq = seq;
+        batch = [];
+        seq += items.length;
+        const task = this.storeBatch(items, firstSeq, links, created, abort.signal).then(
+          (stored) => {
+            fileSize += stored.fileSize;
+            dedupBytes += stored.dedupBytes;
           },
           (err: unknown) => {
             firstError ??= err;
@@ -150,8 +158,15 @@ export class Uploader {
         );
         tasks.add(task);
         void task.finally(() => tasks.delete(task));
-        while (tasks.size >= CONCURRENT_CHUNKS) await Promise.race(tasks);
+      };
+      for await (const chunk of chunkStream(nar, this.config.chunking)) {
+        if (firstError) break;
+        batch.push(chunk);
+        if (batch.length < CHUNK_BATCH) continue;
+        launch();
+        while (tasks.size >= BATCHES_IN_FLIGHT) await Promise.race(tasks);
       }
+      if (batch.length > 0 && !firstError) launch();
       await Promise.all(tasks);
       if (firstError) throw firstError;
       await links.flush();
@@ -175,12 +190,24 @@ export class Uploader {
     }
   }
 
-  /** Store one chunk, held, and queue its link into the NAR (which gives up the hold). */
-  private async storeChunk(data: Buffer, seq: number, links: ChunkLinks, created: CreatedIds, signal: AbortSignal): Promise<HeldChunk> {
-    const held = await this.chunks.storeBuffer(data, created, signal);
-    this.metrics.inc(held.deduplicated ? "attic_chunks_deduplicated_total" : "attic_chunks_uploaded_total");
-    await links.add(seq, held.id);
-    return held;
+  /** Store a batch of chunks, held, and queue their links into the NAR (which give up the holds). */
+  private async storeBatch(
+    items: Buffer[],
+    firstSeq: number,
+    links: ChunkLinks,
+    created: CreatedIds,
+    signal: AbortSignal,
+  ): Promise<{ fileSize: number; dedupBytes: number }> {
+    const held = await this.chunks.storeBatch(items, created, signal);
+    let fileSize = 0;
+    let dedupBytes = 0;
+    for (const [i, chunk] of held.entries()) {
+      fileSize += chunk.fileSize;
+      if (chunk.deduplicated) dedupBytes += items[i]!.length;
+      this.metrics.inc(chunk.deduplicated ? "attic_chunks_deduplicated_total" : "attic_chunks_uploaded_total");
+      await links.add(firstSeq + i, chunk.id);
+    }
+    return { fileSize, dedupBytes };
   }
 
   /** Below the chunking threshold: the whole NAR is one chunk, streamed through compression to storage. */

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { DockerfileParser, type Copy, type From, type Instruction } from "dockerfile-ast";
 import { parseConfig } from "../../../src/server/config/load.ts";
 import { createMetrics } from "../../../src/server/metrics.ts";
+import { atticdLaunch } from "../../helpers/atticd-process.ts";
 import { DEPLOY, REPO, parseUnit, readDeploy, unitValue, type Unit } from "./files.ts";
 
 const KEYWORDS = new Set([
@@ -120,7 +121,9 @@ test("Dockerfile: runs as a non-root user, ENTRYPOINT atticd (the package's bin)
   const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { bin: Record<string, string> };
   assert.equal(pkg.bin.atticd, "dist/bin/atticd.js");
   assert.ok(existsSync(join(REPO, "src/bin/atticd.ts")), "tsc emits dist/bin/atticd.js from src/bin/atticd.ts");
-  assert.match(readFileSync(join(REPO, "src/bin/atticd.ts"), "utf8"), /^#!\/usr\/bin\/env node\n/, "the bin runs through its shebang");
+  // the bin runs through its shebang, with the memory tuning (Debian's env, coreutils 9, has -S)
+  assert.match(readFileSync(join(REPO, "src/bin/atticd.ts"), "utf8"), /^#!\/usr\/bin\/env -S (\w+=\S+ )*node( --[\w-]+=\S+)*\n/);
+  assert.match(image(froms.at(-1)!), /bookworm|trixie/, "a Debian image: /usr/bin/env understands -S");
   const run = runs(finalStage.instructions);
   assert.match(run, /ln -s \/app\/dist\/bin\/atticd\.js \/usr\/local\/bin\/atticd/);
   assert.match(run, /chmod [0-7]*7[0-7]{2} [^\n]*dist\/bin\/atticd\.js/, "the bin is executable (tsc drops the mode)");
@@ -153,7 +156,13 @@ for (const [file, mode] of units) {
     assert.equal(unitValue(unit, "Install", "WantedBy"), "multi-user.target");
     const exec = unitValue(unit, "Service", "ExecStart")!.split(/\s+/);
     assert.match(exec[0]!, /^\/\S+\/node$/, "an absolute path to node");
-    assert.match(exec[1]!, /\/dist\/bin\/atticd\.js$/);
+    const script = exec.findIndex((w) => /\/dist\/bin\/atticd\.js$/.test(w));
+    assert.ok(script > 0, "runs dist/bin/atticd.js");
+    // atticd's memory tuning, as its own start line sets it
+    const launch = atticdLaunch();
+    assert.deepEqual(exec.slice(1, script), launch.nodeArgs, "the Node flags of atticd's start line");
+    const environment = new Map((unit.get("Service")!.get("Environment") ?? []).map((e) => e.split("=", 2) as [string, string]));
+    for (const [name, value] of Object.entries(launch.env)) assert.equal(environment.get(name), value, `Environment=${name}=${value}`);
     const flag = (name: string) => exec[exec.indexOf(name) + 1];
     assert.ok(exec.includes("-f"), "an explicit config path (no first-run setup under a service)");
     assert.equal(flag("--mode"), mode);
@@ -193,6 +202,13 @@ test("server.systemd.toml: accepted by the loader, and every path it writes lies
   assert.ok(sqlite, "SQLite on a single box");
   assert.ok(sqlite[1]!.startsWith(state), `${sqlite[1]} under ${state}`);
   assert.equal(unitValue(unit, "Service", "WorkingDirectory"), state.replace(/\/$/, ""));
+});
+
+test("npm start runs atticd with the memory tuning of its start line", () => {
+  const start = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.start!;
+  const launch = atticdLaunch();
+  const expected = [...Object.entries(launch.env).map(([k, v]) => `${k}=${v}`), "node", ...launch.nodeArgs, "src/bin/atticd.ts"].join(" ");
+  assert.equal(start, expected);
 });
 
 test("docs/operations.md lists every file of deploy/ and exactly the metrics atticd exports, and says how the files were checked", () => {

@@ -1,0 +1,92 @@
+// Query plans of the hot paths on SQLite. Without statistics SQLite may let a `state = ...` term
+// drive upstream's (state, holders_count) index although the statement names a hash or an id:
+// then every upload claim walks all valid chunks and uploads slow down as the cache grows. Every
+// statement an upload, a narinfo or a NAR download sends is captured and EXPLAINed here; none may
+// scan a table or search through a state index.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CompiledQuery } from "kysely";
+import { openDatabase } from "../../src/db/connect.ts";
+import { migrate } from "../../src/db/migrations/index.ts";
+import { createCache, getCacheByName } from "../../src/db/queries/caches.ts";
+import { claimChunk, claimChunks, discardUnusedChunks, findAndLockChunk, markChunksValid, releaseChunks } from "../../src/db/queries/chunks.ts";
+import { claimNar, findAndLockNar, linkChunks, markNarValid, narHasMissingChunks, releaseNar } from "../../src/db/queries/nars.ts";
+import { bumpLastAccessed, findNarChunks, findObjectForNarinfo, getMissingPaths, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
+
+const sha = () => `sha256:${randomBytes(32).toString("hex")}`;
+let n = 0;
+const chunkRow = (hash = sha()) => ({
+  chunk_hash: hash,
+  chunk_size: 10,
+  compression: "zstd",
+  remote_file: JSON.stringify({ Local: { name: `f${++n}.chunk` } }),
+  remote_file_id: `local:f${n}.chunk`,
+});
+
+test("SQLite: the statements of uploads, narinfo and NAR downloads use hash or id indexes, never a table scan or a state index", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "attic-plans-"));
+  const captured: { sql: string; parameters: readonly unknown[] }[] = [];
+  let capturing = false;
+  const db = await openDatabase(`sqlite://${join(dir, "plans.db")}?mode=rwc`, {
+    onQuery: (sql, parameters) => {
+      if (capturing) captured.push({ sql, parameters });
+    },
+  });
+  try {
+    await migrate(db);
+    assert.equal(await createCache(db, { name: "plans", keypair: "kp", is_public: false, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: "[]" }), true);
+    const cache = (await getCacheByName(db, "plans"))!;
+
+    capturing = true;
+    // an upload: NAR claim, chunk claims (batched and one by one), files marked valid, links, object
+    const nar = await claimNar(db, { nar_hash: sha(), nar_size: 100, compression: "zstd", num_chunks: 0 }, { busyAfter: new Date(Date.now() - 60_000) });
+    assert.equal(nar.kind, "created");
+    const narId = (nar as { id: number }).id;
+    const rows = [chunkRow(), chunkRow(), chunkRow()];
+    const claims = await claimChunks(db, rows, new Date(Date.now() - 60_000));
+    const ids = claims.map((c) => (c as { id: number }).id);
+    const single = await claimChunk(db, chunkRow(), new Date(Date.now() - 60_000));
+    await markChunksValid(db, [...ids, (single as { id: number }).id].map((id) => ({ id, fileHash: sha(), fileSize: 5 })));
+    // the found path: a valid chunk claimed again, batched and one by one
+    const again = await claimChunks(db, [chunkRow(rows[0]!.chunk_hash)], new Date());
+    assert.equal(again[0]!.kind, "found");
+    assert.equal((await findAndLockChunk(db, rows[1]!.chunk_hash, "zstd"))?.id, ids[1]);
+    await linkChunks(db, narId, ids.map((chunkId, seq) => ({ seq, chunkId })));
+    await markNarValid(db, narId, ids.length);
+    await upsertObject(db, { cache_id: cache.id, nar_id: narId, store_path_hash: "0".repeat(32), store_path: `/nix/store/${"0".repeat(32)}-x`, references: "[]", sigs: "[]" });
+    await releaseChunks(db, [(single as { id: number }).id, ids[0]!, ids[1]!]);
+    await discardUnusedChunks(db, [(single as { id: number }).id]);
+    // NAR-level dedup, narinfo, NAR download, get-missing-paths
+    const found = await findAndLockNar(db, sha());
+    assert.equal(found, null);
+    await narHasMissingChunks(db, narId);
+    await releaseNar(db, narId);
+    const match = await findObjectForNarinfo(db, "plans", "0".repeat(32));
+    assert.ok(match);
+    await narChunkSummary(db, narId);
+    await findNarChunks(db, narId, { afterSeq: -1, limit: 256 });
+    await bumpLastAccessed(db, match.object.id);
+    await getMissingPaths(db, "plans", ["0".repeat(32), "1".repeat(32)]);
+    capturing = false;
+
+    const statements = captured.filter((q) => !/^\s*(begin|commit|rollback|savepoint|release|pragma)\b/i.test(q.sql));
+    assert.ok(statements.length >= 20, `captured ${statements.length} statements`);
+    const bad: string[] = [];
+    for (const q of statements) {
+      const plan = await db.kysely.executeQuery<{ detail: string }>(CompiledQuery.raw(`EXPLAIN QUERY PLAN ${q.sql}`, [...q.parameters]));
+      for (const { detail } of plan.rows) {
+        if (/^SCAN (chunk|nar|object|chunkref|cache)\b(?! USING)/.test(detail) || /INDEX idx-(chunk|nar)-state-holders/.test(detail)) {
+          bad.push(`${detail}\n    in: ${q.sql}`);
+        }
+      }
+    }
+    assert.deepEqual(bad, []);
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
