@@ -12,6 +12,7 @@ import { StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
 import type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
 
 const DELETE_CONCURRENCY = 20;
+const READ_PIECE_MAX = 1024 * 1024;
 
 function isErrno(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === code;
@@ -90,7 +91,7 @@ export class LocalStorage implements StorageDriver {
     return { size };
   }
 
-  async get(remoteFile: RemoteFile, signal?: AbortSignal): Promise<Readable> {
+  async get(remoteFile: RemoteFile, signal?: AbortSignal, sizeHint?: number): Promise<Readable> {
     const path = this.pathOf(remoteFile);
     signal?.throwIfAborted();
     let file: FileHandle;
@@ -100,7 +101,10 @@ export class LocalStorage implements StorageDriver {
       if (isErrno(err, "ENOENT")) throw new StorageNotFoundError(remoteFileId(remoteFile));
       throw err;
     }
-    return file.createReadStream(signal ? { signal } : {});
+    // A chunk file of known size is read in one piece (at most 1 MiB at a time): the default
+    // 64 KiB pieces cost a chunk two or three reads, each with a fresh 64 KiB buffer.
+    const sized = sizeHint !== undefined && sizeHint > 0 ? { highWaterMark: Math.min(sizeHint, READ_PIECE_MAX) } : {};
+    return file.createReadStream({ ...sized, ...(signal ? { signal } : {}) });
   }
 
   async has(remoteFile: RemoteFile): Promise<boolean> {

@@ -28,8 +28,11 @@ export interface StorageDriver {
    * rejects (with the source's error, or an AbortError when `signal` fired).
    */
   put(remoteFile: RemoteFile, body: Readable, signal?: AbortSignal): Promise<PutResult>;
-  /** A stream of the file's bytes. Rejects with StorageNotFoundError if it does not exist. */
-  get(remoteFile: RemoteFile, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * A stream of the file's bytes. Rejects with StorageNotFoundError if it does not exist.
+   * `sizeHint` (the recorded file size, when known) lets a backend read it in fitting pieces.
+   */
+  get(remoteFile: RemoteFile, signal?: AbortSignal, sizeHint?: number): Promise<Readable>;
   has(remoteFile: RemoteFile): Promise<boolean>;
   /** Delete many files; missing files count as deleted. Returns the ones that failed. */
   deleteMany(remoteFiles: RemoteFile[]): Promise<{ failed: { remoteFile: RemoteFile; error: Error }[] }>;

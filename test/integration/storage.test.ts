@@ -85,6 +85,20 @@ function conformance(backend: Backend): void {
       assert.equal((await readAll(await d.get(remoteFile))).toString(), "hello world");
     });
 
+    test("get with a size hint returns the whole file whether the hint is exact, short or long", async () => {
+      const d = backend.driver();
+      const { remoteFile } = fresh();
+      const data = randomBytes(300_000);
+      await d.put(remoteFile, Readable.from([data]));
+      for (const hint of [data.length, 1000, data.length * 4, 0]) {
+        const stream = await d.get(remoteFile, undefined, hint);
+        const pieces: Buffer[] = [];
+        for await (const p of stream) pieces.push(p as Buffer);
+        assert.ok(Buffer.concat(pieces).equals(data), `hint ${hint}`);
+        if (backend.name === "local" && hint === data.length) assert.equal(pieces.length, 1, "read in one piece");
+      }
+    });
+
     test("empty put/get round trip", async () => {
       const d = backend.driver();
       const { remoteFile } = fresh();

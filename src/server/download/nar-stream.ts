@@ -81,7 +81,7 @@ async function* chunkBytes(storage: StorageDriver, chunks: AsyncIterator<ChunkRo
         exhausted = true;
         return;
       }
-      const p = storage.get(remoteFileOf(next.value), controller.signal);
+      const p = storage.get(remoteFileOf(next.value), controller.signal, next.value.file_size ?? undefined);
       p.catch(() => {}); // surfaced when awaited below
       pending.push(p);
     }
