@@ -13,9 +13,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Readable } from "node:stream";
 import { spawnAtticd } from "../test/helpers/atticd-process.ts";
-import { prepareServer, type Backend } from "../test/helpers/server.ts";
-import { startPostgres } from "../test/helpers/postgres.ts";
-import { startS3 } from "../test/helpers/s3.ts";
+import { prepareServer } from "../test/helpers/server.ts";
+import { backendFor, stopBackendServices } from "./backends.ts";
 import { atticClaims, ALL, mintHs256 } from "../test/helpers/tokens.ts";
 import { NixHash } from "../src/nix/hash.ts";
 
@@ -64,25 +63,9 @@ try {
   const [, refPull] = timed(() => nix(["nix", "copy", "--no-check-sigs", "--from", `file://${refCache}`, "--to", refStore, storePath, ...NIX_OPTS]));
   rows.push({ name: "nix copy --to file://", seconds: refPush }, { name: "nix copy --from file://", seconds: refPull });
 
-  const services: { stop(): unknown }[] = [];
   for (const spec of values.backends!.split(",")) {
-    const [db, storage] = spec.split("-") as [Backend["db"], Backend["storage"]];
-    if (db === "postgres" && !process.env.ATTIC_TEST_PG_URL) {
-      const pg = await startPostgres();
-      services.push(pg);
-      process.env.ATTIC_TEST_PG_URL = pg.url;
-    }
-    if (storage === "s3" && !process.env.ATTIC_TEST_S3_ENDPOINT) {
-      const s3 = await startS3();
-      services.push(s3);
-      Object.assign(process.env, {
-        ATTIC_TEST_S3_ENDPOINT: s3.endpoint,
-        ATTIC_TEST_S3_REGION: s3.region,
-        ATTIC_TEST_S3_ACCESS_KEY_ID: s3.accessKeyId,
-        ATTIC_TEST_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      });
-    }
-    const setup = await prepareServer({ backend: { db, storage }, compression: { type: values.compression! } });
+    const backend = await backendFor(spec);
+    const setup = await prepareServer({ backend, compression: { type: values.compression! } });
     const server = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
     try {
       const token = mintHs256(setup.secret, atticClaims("bench", { "*": ALL }));
@@ -131,7 +114,7 @@ try {
       rmSync(setup.dir, { recursive: true, force: true });
     }
   }
-  for (const s of services) await s.stop();
+  await stopBackendServices();
 
   console.log("");
   for (const r of rows) console.log(`${r.name.padEnd(44)} ${r.seconds.toFixed(2).padStart(7)} s  ${rate(r.seconds).padStart(12)}`);

@@ -4,7 +4,7 @@
 // .nar route. Prints throughput and the server's peak RSS; as the reference in the same run, the
 // same bytes through `zstd -<level>` (the compression the server applies per chunk).
 //
-//   node bench/upload-memory.ts [--size 4294967296] [--level 8]
+//   node bench/upload-memory.ts [--size 4294967296] [--level 8] [--backend sqlite-local|postgres-s3|...]
 import { createCipheriv, createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -12,10 +12,17 @@ import { parseArgs } from "node:util";
 import { Readable } from "node:stream";
 import { spawnAtticd } from "../test/helpers/atticd-process.ts";
 import { prepareServer } from "../test/helpers/server.ts";
+import { backendFor, stopBackendServices } from "./backends.ts";
 import { atticClaims, ALL, mintHs256 } from "../test/helpers/tokens.ts";
 import { randomStorePathHash } from "../test/helpers/nar.ts";
 
-const { values } = parseArgs({ options: { size: { type: "string", default: String(4 * 2 ** 30) }, level: { type: "string", default: "8" } } });
+const { values } = parseArgs({
+  options: {
+    size: { type: "string", default: String(4 * 2 ** 30) },
+    level: { type: "string", default: "8" },
+    backend: { type: "string", default: "sqlite-local" },
+  },
+});
 const fileSize = Number(values.size);
 const MiB = 2 ** 20;
 
@@ -62,7 +69,8 @@ await new Promise<void>((resolve, reject) => {
 });
 const zstdSeconds = seconds(t);
 
-const setup = await prepareServer({ compression: { type: "zstd", level: Number(values.level) } });
+const setup = await prepareServer({ backend: await backendFor(values.backend!), compression: { type: "zstd", level: Number(values.level) } });
+console.log(`backend ${values.backend}`);
 const server = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
 try {
   const token = mintHs256(setup.secret, atticClaims("bench", { "*": ALL }));
@@ -128,4 +136,5 @@ try {
 } finally {
   await server.stop();
   rmSync(setup.dir, { recursive: true, force: true });
+  await stopBackendServices();
 }
