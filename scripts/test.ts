@@ -2,7 +2,8 @@
 // shared services once (a throwaway PostgreSQL cluster and an S3-compatible server on loopback),
 // runs every test file with node's test runner, and tears the services down.
 //
-// Env: ATTIC_TEST_FILTER=<substring> narrows the files run; ATTIC_TEST_SKIP_CHECKS=1 skips lint and tsc.
+// Env: ATTIC_TEST_FILTER=<substring> narrows the files run; ATTIC_TEST_SKIP_CHECKS=1 skips lint and tsc;
+// ATTIC_TEST_RUN_DEADLINE=<seconds> (default 1200) ends a run that hangs.
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -64,6 +65,8 @@ const child = spawn(
   ["--test", "--test-reporter=spec", "--test-timeout=300000", `--test-concurrency=${process.env.ATTIC_TEST_CONCURRENCY ?? "2"}`, ...files],
   {
     cwd: root,
+    // its own process group: the watchdog below can kill it with every process it started
+    detached: true,
     stdio: ["ignore", "pipe", "inherit"],
     env: {
       ...process.env,
@@ -75,10 +78,28 @@ const child = spawn(
     },
   },
 );
+// --test-timeout cannot fire in a test file whose event loop no longer turns (a promise loop
+// that never yields once kept a run waiting until CI's limit): the whole run gets a deadline
+const RUN_DEADLINE_S = Number(process.env.ATTIC_TEST_RUN_DEADLINE ?? 1200);
+let killedByWatchdog = false;
+const watchdog = setTimeout(() => {
+  killedByWatchdog = true;
+  console.error(`test run still going after ${RUN_DEADLINE_S} s: a test file stopped yielding? killing it and everything it started`);
+  try {
+    process.kill(-child.pid!, "SIGKILL");
+  } catch {
+    child.kill("SIGKILL");
+  }
+}, RUN_DEADLINE_S * 1000);
+watchdog.unref();
 // an interrupted run (Ctrl-C, CI timeout) still removes the cluster and the S3 server
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
-    child.kill(signal);
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      child.kill(signal);
+    }
     void s3.stop().finally(() => {
       pg.stop();
       process.exit(130);
@@ -93,11 +114,12 @@ child.stdout!.on("data", (buf: Buffer) => {
   tail = (tail + buf.toString("utf8")).slice(-4096);
 });
 const code: number = await new Promise((resolve) => child.on("exit", (c) => resolve(c ?? 1)));
+clearTimeout(watchdog);
 for (const m of tail.matchAll(/ℹ (pass|fail) (\d+)/g)) {
   if (m[1] === "pass") passed = Number(m[2]);
   else failed = Number(m[2]);
 }
 await s3.stop();
 pg.stop();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(code);
+console.log(`${passed} passed, ${failed} failed${killedByWatchdog ? ` (run killed after ${RUN_DEADLINE_S} s)` : ""}`);
+process.exit(killedByWatchdog ? 1 : code);
