@@ -1,10 +1,10 @@
 // Push and pull throughput of one large store path through a real atticd process, side by side
 // with Nix's own file:// binary cache on the same path in the same run:
 //   ours:      nix-store --dump | PUT /_api/v1/upload-path      then  nix copy --from http://atticd/<cache>
-//   reference: nix copy --to 'file://…?compression=zstd'         then  nix copy --from file://…
+//   reference: nix copy --to 'file://…?compression=zstd&compression-level=8'  then  nix copy --from file://…
 // Prints MB/s of each, the ratios, and the server's peak RSS.
 //
-//   node bench/push-pull.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3]
+//   node bench/push-pull.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--compression zstd] [--level 8]
 // PostgreSQL and S3 backends start a throwaway cluster and s3rver, as the tests do.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,6 +23,8 @@ const { values } = parseArgs({
     path: { type: "string", default: "/usr/lib/jvm" },
     backends: { type: "string", default: "sqlite-local" },
     compression: { type: "string", default: "zstd" },
+    // the same level for both sides: 8 is atticd's default for zstd (upstream's), Nix's is 3
+    level: { type: "string", default: "8" },
   },
 });
 
@@ -49,7 +51,7 @@ async function timedAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
 const storePath = nix(["nix-store", "--add", values.path!, ...NIX_OPTS.slice(0, 3)]).trim();
 const info = JSON.parse(nix(["nix", "path-info", "--json", storePath, ...NIX_OPTS]))[0] as { narHash: string; narSize: number };
 const narSize = info.narSize;
-console.log(`path: ${storePath} (NAR ${(narSize / MB).toFixed(1)} MB), compression ${values.compression}`);
+console.log(`path: ${storePath} (NAR ${(narSize / MB).toFixed(1)} MB), compression ${values.compression} level ${values.level} on both sides`);
 
 const work = mkdtempSync(join(tmpdir(), "attic-bench-"));
 const rows: { name: string; seconds: number }[] = [];
@@ -58,14 +60,14 @@ const rate = (s: number) => `${(narSize / MB / s).toFixed(1)} MB/s`;
 try {
   // reference: Nix's file:// binary cache
   const refCache = join(work, "ref-cache");
-  const [, refPush] = timed(() => nix(["nix", "copy", "--to", `file://${refCache}?compression=${values.compression}`, storePath, ...NIX_OPTS]));
+  const [, refPush] = timed(() => nix(["nix", "copy", "--to", `file://${refCache}?compression=${values.compression}&compression-level=${values.level}`, storePath, ...NIX_OPTS]));
   const refStore = join(work, "ref-store");
   const [, refPull] = timed(() => nix(["nix", "copy", "--no-check-sigs", "--from", `file://${refCache}`, "--to", refStore, storePath, ...NIX_OPTS]));
   rows.push({ name: "nix copy --to file://", seconds: refPush }, { name: "nix copy --from file://", seconds: refPull });
 
   for (const spec of values.backends!.split(",")) {
     const backend = await backendFor(spec);
-    const setup = await prepareServer({ backend, compression: { type: values.compression! } });
+    const setup = await prepareServer({ backend, compression: { type: values.compression!, level: Number(values.level) } });
     const server = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
     try {
       const token = mintHs256(setup.secret, atticClaims("bench", { "*": ALL }));
