@@ -39,6 +39,7 @@ async function syncDirectory(dir: string): Promise<void> {
 export class LocalStorage implements StorageDriver {
   readonly name: string;
   readonly root: string;
+  private readonly knownDirs = new Set<string>();
 
   private constructor(root: string) {
     this.root = root;
@@ -66,9 +67,8 @@ export class LocalStorage implements StorageDriver {
     const target = this.pathOf(remoteFile);
     signal?.throwIfAborted();
     const dir = dirname(target);
-    await mkdir(dir, { recursive: true });
     const temp = join(dir, `${TEMP_PREFIX}${randomBytes(12).toString("hex")}`);
-    const file = await open(temp, "wx", 0o644);
+    const file = await this.createTemp(dir, temp);
     let fileOpen = true;
     let renamed = false;
     let size = 0;
@@ -89,6 +89,27 @@ export class LocalStorage implements StorageDriver {
       if (!renamed) await rm(temp, { force: true });
     }
     return { size };
+  }
+
+  /**
+   * Create the temp file, making its shard directory on first use. Directories known to exist
+   * are remembered (the layout has a few thousand at most), which saves a mkdir per chunk; one
+   * removed behind our back is made again.
+   */
+  private async createTemp(dir: string, temp: string): Promise<FileHandle> {
+    if (!this.knownDirs.has(dir)) await mkdir(dir, { recursive: true });
+    try {
+      const file = await open(temp, "wx", 0o644);
+      this.knownDirs.add(dir);
+      return file;
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+      this.knownDirs.delete(dir);
+      await mkdir(dir, { recursive: true });
+      const file = await open(temp, "wx", 0o644);
+      this.knownDirs.add(dir);
+      return file;
+    }
   }
 
   async get(remoteFile: RemoteFile, signal?: AbortSignal, sizeHint?: number): Promise<Readable> {

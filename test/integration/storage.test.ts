@@ -267,6 +267,16 @@ describe("local layout", () => {
     assert.equal(d.name, `local:${d.root}`);
   });
 
+  test("a shard directory removed behind the driver's back is made again on the next put", async () => {
+    const d = local.driver!;
+    const key = newChunkKey();
+    await d.put(d.remoteFileFor(key).remoteFile, Readable.from([Buffer.from("first")]));
+    await rm(join(d.root, key[0]!), { recursive: true });
+    const again = `${key.slice(0, 2)}${newChunkKey().slice(2)}`;
+    await d.put(d.remoteFileFor(again).remoteFile, Readable.from([Buffer.from("second")]));
+    assert.equal(await readFile(join(d.root, again[0]!, again.slice(0, 2), again), "utf8"), "second");
+  });
+
   test("a folder without VERSION is migrated from the flat layout", async () => {
     const root = join(local.dir, "flat");
     await mkdir(root);
