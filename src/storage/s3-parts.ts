@@ -32,6 +32,11 @@ export class PartCutter {
   }
 
   private take(n: number): Buffer {
+    // a part that is exactly the next piece (a whole chunk file) goes as it is, without a copy
+    if (this.pending[0]?.length === n) {
+      this.pendingBytes -= n;
+      return this.pending.shift()!;
+    }
     const pieces: Buffer[] = [];
     let need = n;
     while (need > 0) {
