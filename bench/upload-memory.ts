@@ -5,7 +5,6 @@
 // same bytes through `zstd -<level>` (the compression the server applies per chunk).
 //
 //   node bench/upload-memory.ts [--size 4294967296] [--level 8] [--backend sqlite-local|postgres-s3|...]
-import { createCipheriv, createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -14,7 +13,7 @@ import { spawnAtticd } from "../test/helpers/atticd-process.ts";
 import { prepareServer } from "../test/helpers/server.ts";
 import { backendFor, stopBackendServices } from "./backends.ts";
 import { atticClaims, ALL, mintHs256 } from "../test/helpers/tokens.ts";
-import { randomStorePathHash } from "../test/helpers/nar.ts";
+import { hashNarStream, randomStorePathHash, syntheticNar as syntheticNarOf } from "../test/helpers/nar.ts";
 
 const { values } = parseArgs({
   options: {
@@ -26,36 +25,14 @@ const { values } = parseArgs({
 const fileSize = Number(values.size);
 const MiB = 2 ** 20;
 
-function narString(s: string): Buffer {
-  const b = Buffer.from(s);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(b.length));
-  return Buffer.concat([len, b, Buffer.alloc((8 - (b.length % 8)) % 8)]);
-}
-
-/** A NAR of one regular file whose contents are `fileSize` bytes of AES-CTR keystream. */
-async function* syntheticNar(): AsyncGenerator<Buffer> {
-  const size = Buffer.alloc(8);
-  size.writeBigUInt64LE(BigInt(fileSize));
-  yield Buffer.concat(["nix-archive-1", "(", "type", "regular", "contents"].map(narString).concat([size]));
-  const cipher = createCipheriv("aes-128-ctr", Buffer.alloc(16, 7), Buffer.alloc(16, 0));
-  const zeros = Buffer.alloc(MiB);
-  for (let left = fileSize; left > 0; left -= MiB) yield cipher.update(left >= MiB ? zeros : zeros.subarray(0, left));
-  yield Buffer.concat([Buffer.alloc((8 - (fileSize % 8)) % 8), narString(")")]);
-}
+const syntheticNar = () => syntheticNarOf(fileSize);
 
 function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
 let t = process.hrtime.bigint();
-const hash = createHash("sha256");
-let narSize = 0;
-for await (const piece of syntheticNar()) {
-  hash.update(piece);
-  narSize += piece.length;
-}
-const narHash = `sha256:${hash.digest("hex")}`;
+const { narHash, narSize } = await hashNarStream(syntheticNar());
 console.log(`synthetic NAR: ${(narSize / MiB).toFixed(0)} MiB, generated and hashed in ${seconds(t).toFixed(1)} s`);
 
 // reference: the same bytes through the zstd CLI at the server's level

@@ -1,6 +1,6 @@
 // NAR fixtures for server tests, written here independently of src/nix (a NAR of one regular
 // file is a handful of length-prefixed strings), plus an upload helper speaking the wire format.
-import { createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createHash, randomBytes } from "node:crypto";
 import type { TestServer } from "./server.ts";
 
 function str(s: string | Buffer): Buffer {
@@ -18,6 +18,32 @@ export function fileNar(contents: Buffer, executable = false): Buffer {
     ...(executable ? [str("executable"), str("")] : []),
     str("contents"), str(contents), str(")"),
   ]);
+}
+
+/**
+ * A NAR of one regular file of `fileSize` bytes of AES-CTR keystream (incompressible), generated
+ * on the fly in 1 MiB pieces: NARs of gigabytes without holding them.
+ */
+export async function* syntheticNar(fileSize: number): AsyncGenerator<Buffer> {
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(fileSize));
+  yield Buffer.concat([str("nix-archive-1"), str("("), str("type"), str("regular"), str("contents"), size]);
+  const cipher = createCipheriv("aes-128-ctr", Buffer.alloc(16, 7), Buffer.alloc(16, 0));
+  const piece = 1 << 20;
+  const zeros = Buffer.alloc(piece);
+  for (let left = fileSize; left > 0; left -= piece) yield cipher.update(left >= piece ? zeros : zeros.subarray(0, left));
+  yield Buffer.concat([Buffer.alloc((8 - (fileSize % 8)) % 8), str(")")]);
+}
+
+/** SHA-256 (`sha256:<hex>`) and size of a streamed NAR. */
+export async function hashNarStream(source: AsyncIterable<Buffer>): Promise<{ narHash: string; narSize: number }> {
+  const hash = createHash("sha256");
+  let narSize = 0;
+  for await (const piece of source) {
+    hash.update(piece);
+    narSize += piece.length;
+  }
+  return { narHash: `sha256:${hash.digest("hex")}`, narSize };
 }
 
 /** Deterministic pseudo-random bytes (xorshift), so chunk boundaries are reproducible. */
