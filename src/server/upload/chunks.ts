@@ -116,7 +116,7 @@ export class ChunkStore {
       });
     for (const key of writing) this.inflight.set(key, stored);
     const slowWork = slow.map(async (i) => {
-      results[i] = await this.storeBuffer(items[i]!, created, signal);
+      results[i] = await this.storeBuffer(items[i]!, created, signal, hashes[i]);
       held.push(results[i].id);
     });
     try {
@@ -141,9 +141,11 @@ export class ChunkStore {
     return { fileHash: sha256Typed(compressed), fileSize: compressed.length };
   }
 
-  /** Store (or find) a chunk of server-chunked data; its hash was computed here, so dedup is trusted. */
-  async storeBuffer(data: Buffer, created: CreatedIds, signal: AbortSignal): Promise<HeldChunk> {
-    const chunkHash = sha256Typed(data);
+  /**
+   * Store (or find) one chunk of server-chunked data; its hash was computed here (`chunkHash`,
+   * when the caller has it already), so dedup is trusted.
+   */
+  async storeBuffer(data: Buffer, created: CreatedIds, signal: AbortSignal, chunkHash = sha256Typed(data)): Promise<HeldChunk> {
     const key = this.keyOf(chunkHash);
     for (;;) {
       const other = this.inflight.get(key);

@@ -23,9 +23,9 @@ export class ChunkLinks {
     this.narId = narId;
   }
 
-  /** Record a held chunk at `seq`; resolves once a full batch it completed is written. */
-  async add(seq: number, chunkId: number): Promise<void> {
-    this.buffered.push({ seq, chunkId });
+  /** Record held chunks at their positions; resolves once a full batch they completed is written. */
+  async add(links: readonly ChunkLink[]): Promise<void> {
+    this.buffered.push(...links);
     if (this.buffered.length >= LINK_BATCH) await this.flush();
   }
 

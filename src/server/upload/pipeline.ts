@@ -205,8 +205,9 @@ export class Uploader {
       fileSize += chunk.fileSize;
       if (chunk.deduplicated) dedupBytes += items[i]!.length;
       this.metrics.inc(chunk.deduplicated ? "attic_chunks_deduplicated_total" : "attic_chunks_uploaded_total");
-      await links.add(firstSeq + i, chunk.id);
     }
+    // all of them at once: a failing link batch then leaves every hold with `links` to give up
+    await links.add(held.map((chunk, i) => ({ seq: firstSeq + i, chunkId: chunk.id })));
     return { fileSize, dedupBytes };
   }
 
