@@ -7,7 +7,7 @@ import type { StorageDriver } from "../storage/types.ts";
 import type { Claims } from "../token/claims.ts";
 import { verifyToken } from "../token/jwt.ts";
 import type { Config } from "./config/types.ts";
-import { PlainRejection, ServerError, requestError, notFound, unavailableReason } from "./errors.ts";
+import { PlainRejection, ServerError, requestError, notFound, storageRefusalHint, unavailableReason } from "./errors.ts";
 import { tokenFromRequest } from "./auth.ts";
 import { homeRoutes } from "./routes/home.ts";
 import { binaryCacheRoutes } from "./routes/binary-cache.ts";
@@ -111,7 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return reply.code(503).type("application/json").send(new ServerError("ServiceUnavailable", { detail: unavailable }).toJSON());
     }
     const wrapped = new ServerError("InternalServerError", { cause: error });
-    request.log.error({ err: error }, "internal error");
+    request.log.error({ err: error }, storageRefusalHint(error) ?? "internal error");
     return reply.code(500).type("application/json").send(wrapped.toJSON());
   });
 

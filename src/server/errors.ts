@@ -95,3 +95,25 @@ export function unavailableReason(error: unknown): string | null {
   }
   return null;
 }
+
+// The object store refusing us for good: bad credentials, no such bucket, wrong region. Retrying
+// will not help and the client cannot fix it, so the answer stays a 500, but the operator gets a
+// log line that says what to check instead of a bare SDK error.
+const REFUSAL_CODES = new Set(["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket", "PermanentRedirect", "AuthorizationHeaderMalformed", "InvalidToken", "ExpiredToken"]);
+
+export function storageRefusalHint(error: unknown): string | null {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const meta = (e as { $metadata?: { httpStatusCode?: unknown } }).$metadata;
+    if (!meta) continue;
+    const name = (e as { name?: unknown }).name;
+    const code = typeof name === "string" && REFUSAL_CODES.has(name) ? name : null;
+    if (code === null && meta.httpStatusCode !== 403) continue;
+    const what = code ?? `HTTP ${String(meta.httpStatusCode)}`;
+    if (code === "NoSuchBucket") return `the object store has no such bucket (${what}): check storage.bucket and storage.endpoint`;
+    if (code === "PermanentRedirect" || code === "AuthorizationHeaderMalformed") {
+      return `the object store wants another region or endpoint (${what}): check storage.region and storage.endpoint`;
+    }
+    return `the object store refused the server's credentials (${what}): check [storage.credentials] (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the bucket's permissions`;
+  }
+  return null;
+}

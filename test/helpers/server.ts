@@ -71,6 +71,8 @@ export interface ServerOptions {
   s3Endpoint?: string;
   /** PostgreSQL cluster URL to create the database in (default ATTIC_TEST_PG_URL) */
   pgClusterUrl?: string;
+  /** fastify logger options (default: no logging), e.g. `{ level: "warn", stream }` to read the log */
+  logger?: object;
 }
 
 export interface ServerSetup {
@@ -156,7 +158,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const db = await openDatabase(config.database.url, { poolSize: 10 });
   await migrate(db);
   const storage = await createStorage(config.storage);
-  const app = await buildApp({ config, db, storage, logger: false });
+  const app = await buildApp({ config, db, storage, logger: opts.logger ?? false });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const addr = app.server.address();
   if (!addr || typeof addr === "string") throw new Error("no address");

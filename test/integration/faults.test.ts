@@ -83,6 +83,55 @@ describe("S3 errors mid-upload", () => {
   });
 });
 
+describe("S3 refusing the server's credentials", () => {
+  let proxy: FaultProxy;
+  let s: TestServer;
+  const logLines: string[] = [];
+  before(async () => {
+    const target = process.env.ATTIC_TEST_S3_ENDPOINT;
+    if (!target) throw new Error("ATTIC_TEST_S3_ENDPOINT is not set: run the tests through `npm test`");
+    proxy = await startFaultProxy(target);
+    s = await startServer({
+      backend: { db: "sqlite", storage: "s3" },
+      s3Endpoint: proxy.endpoint,
+      chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 },
+      logger: { level: "warn", stream: { write: (line: string) => void logLines.push(line) } },
+    });
+    await createCacheViaApi(s, "c");
+  });
+  after(async () => {
+    await s.stop();
+    await proxy.close();
+  });
+
+  test("a 403 InvalidAccessKeyId: 500 to the client, a log line that names what to check, no secret logged, nothing visible", async () => {
+    const fx = narFixture(seededBytes(300_000, 33), "s3denied");
+    proxy.rule = (req) => (req.method === "PUT" ? { status: 403, code: "InvalidAccessKeyId" } : undefined);
+    try {
+      const res = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
+      const text = await res.text();
+      assert.equal(res.status, 500, text);
+      assert.equal(JSON.parse(text).error, "InternalServerError");
+    } finally {
+      proxy.rule = undefined;
+    }
+    const errors = logLines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 50);
+    assert.ok(
+      errors.some((l) => l.msg.includes("refused the server's credentials (InvalidAccessKeyId)") && l.msg.includes("[storage.credentials]")),
+      errors.map((l) => l.msg).join("\n"),
+    );
+    // the test credentials (key id and secret are both this string) never reach the log
+    const secret = process.env.ATTIC_TEST_S3_SECRET_ACCESS_KEY ?? "S3RVER";
+    assert.ok(!logLines.some((l) => l.includes(secret)), "no credential in the log");
+    assert.equal((await s.fetch(`/c/${fx.storePathHash}.narinfo`, { token: s.rootToken() })).status, 404);
+    assert.equal((await s.db.kysely.selectFrom("chunk").select("id").where("holders_count", ">", 0).execute()).length, 0);
+
+    const retry = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
+    assert.equal(retry.status, 200, await retry.text());
+    await servedIntact(s, "c", fx.storePathHash, fx.nar);
+  });
+});
+
 describe("PostgreSQL restarted under a running server", () => {
   let cluster: PostgresCluster;
   let s: TestServer;
