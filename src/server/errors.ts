@@ -81,8 +81,13 @@ export class PlainRejection extends Error {
 // clients retry.
 const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "57P01", "57P02", "57P03"]);
 
+/** The error and the errors it wraps (`cause`), at most five deep. */
+function* causeChain(error: unknown): Generator<unknown> {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) yield e;
+}
+
 export function unavailableReason(error: unknown): string | null {
-  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+  for (const e of causeChain(error)) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && (UNAVAILABLE_CODES.has(code) || code.startsWith("08"))) return "a backend is unreachable";
     // the object store answered 5xx (after the S3 client's own retries) or throttled us
@@ -102,7 +107,7 @@ export function unavailableReason(error: unknown): string | null {
 const REFUSAL_CODES = new Set(["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket", "PermanentRedirect", "AuthorizationHeaderMalformed", "InvalidToken", "ExpiredToken"]);
 
 export function storageRefusalHint(error: unknown): string | null {
-  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+  for (const e of causeChain(error)) {
     const meta = (e as { $metadata?: { httpStatusCode?: unknown } }).$metadata;
     if (!meta) continue;
     const name = (e as { name?: unknown }).name;
