@@ -116,9 +116,15 @@ class NodeSqliteDriver implements Driver {
 /** prepared statements kept per connection; our queries are few and repeat */
 const STATEMENT_CACHE_SIZE = 256;
 
+/** A prepared statement and whether it returns rows (asked once: `columns()` allocates per call). */
+interface Prepared {
+  stmt: StatementSync;
+  returnsRows: boolean;
+}
+
 class NodeSqliteConnection implements DatabaseConnection {
   readonly #db: DatabaseSync;
-  readonly #statements = new Map<string, StatementSync>();
+  readonly #statements = new Map<string, Prepared>();
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -128,26 +134,27 @@ class NodeSqliteConnection implements DatabaseConnection {
     this.#statements.clear();
   }
 
-  #prepare(sqlText: string): StatementSync {
-    let stmt = this.#statements.get(sqlText);
-    if (stmt) {
+  #prepare(sqlText: string): Prepared {
+    let prepared = this.#statements.get(sqlText);
+    if (prepared) {
       // keep recently used statements at the end of the insertion order
       this.#statements.delete(sqlText);
     } else {
-      stmt = this.#db.prepare(sqlText);
+      const stmt = this.#db.prepare(sqlText);
+      prepared = { stmt, returnsRows: stmt.columns().length > 0 };
       if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
         const oldest = this.#statements.keys().next().value;
         if (oldest !== undefined) this.#statements.delete(oldest);
       }
     }
-    this.#statements.set(sqlText, stmt);
-    return stmt;
+    this.#statements.set(sqlText, prepared);
+    return prepared;
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const stmt = this.#prepare(compiledQuery.sql);
+    const { stmt, returnsRows } = this.#prepare(compiledQuery.sql);
     const params = compiledQuery.parameters.map(toSqliteValue);
-    if (stmt.columns().length > 0) {
+    if (returnsRows) {
       return { rows: stmt.all(...params) as R[] };
     }
     const { changes, lastInsertRowid } = stmt.run(...params);

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Db } from "../db/connect.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import type { Claims } from "../token/claims.ts";
-import { verifyToken } from "../token/jwt.ts";
+import { VerifiedTokenCache } from "./verified-tokens.ts";
 import type { Config } from "./config/types.ts";
 import { PlainRejection, ServerError, requestError, notFound, storageRefusalHint, unavailableReason } from "./errors.ts";
 import { tokenFromRequest } from "./auth.ts";
@@ -54,6 +54,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     // at close: idle keep-alive sockets are closed, in-flight requests finish (see preClose below)
     forceCloseConnections: "idle",
+    // one access line per request at debug (below): at info, two lines per narinfo request cost
+    // more than answering it, and Nix asks for hundreds of narinfo per closure
+    disableRequestLogging: true,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
   });
   app.decorate("deps", deps);
@@ -69,6 +72,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addHook("onClose", async () => clearInterval(sweeper));
 
+  const tokens = new VerifiedTokenCache(deps.config.jwt.signing, {
+    boundIssuer: deps.config.jwt.tokenBoundIssuer ?? undefined,
+    boundAudiences: deps.config.jwt.tokenBoundAudiences ?? undefined,
+  });
   app.addHook("onRequest", async (request) => {
     const host = request.headers.host;
     if (!host) throw requestError("Missing Host header");
@@ -76,15 +83,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // /healthz (ours) answers any Host: load balancers and container health checks probe by IP or service name
     if (allowed.length > 0 && !allowed.includes(host) && request.url !== "/healthz") throw requestError("Bad Host");
     request.attic = {
-      claims: await claimsOf(request, deps),
+      claims: await claimsOf(request, tokens),
       host,
       https: request.headers["x-forwarded-proto"] === "https",
     };
   });
 
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, "request");
+  });
+
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ServerError) {
       if (error.status >= 500) request.log.error({ err: error.cause ?? error }, error.message);
+      // a missing path is Nix's everyday question, not news
+      else if (error.kind === "NoSuchObject") request.log.debug(`${error.kind}: ${error.message}`);
       else request.log.info(`${error.kind}: ${error.message}`);
       return reply.code(error.status).type("application/json").send(error.toJSON());
     }
@@ -129,13 +142,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   return app;
 }
 
-async function claimsOf(request: FastifyRequest, deps: AppDeps): Promise<Claims | null> {
+async function claimsOf(request: FastifyRequest, tokens: VerifiedTokenCache): Promise<Claims | null> {
   const token = tokenFromRequest(request);
   if (!token) return null;
-  return verifyToken(token, deps.config.jwt.signing, {
-    boundIssuer: deps.config.jwt.tokenBoundIssuer ?? undefined,
-    boundAudiences: deps.config.jwt.tokenBoundAudiences ?? undefined,
-  });
+  return tokens.verify(token);
 }
 
 /** upstream `api_endpoint()`: configured, else `{http|https}://{Host}/` */

@@ -96,7 +96,8 @@ export async function verifyToken(token: string, signing: JwtSigning, options: V
   return claimsValidNow(claims, options) ? claims : null;
 }
 
-function claimsValidNow(claims: Claims, options: VerifyOptions): boolean {
+/** The time and binding checks alone, for claims whose signature was verified earlier. */
+export function claimsValidNow(claims: Claims, options: VerifyOptions): boolean {
   const now = options.now ?? Date.now();
   if (claims.iat !== undefined && claims.iat * 1000 > now) return false;
   if (claims.nbf !== undefined && claims.nbf * 1000 > now) return false;

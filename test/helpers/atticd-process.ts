@@ -79,11 +79,16 @@ export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProces
   if (readyText) {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`atticd not ready after 30 s:\n${err}`)), 30_000);
+      // only the new text and the tail it may complete: a long-running server logs a lot
+      let seen = 0;
       const check = () => {
-        if (err.includes(readyText)) {
+        if (err.includes(readyText, Math.max(0, seen - readyText.length))) {
           clearTimeout(timer);
+          child.stderr!.off("data", check);
+          child.stdout!.off("data", check);
           resolve();
         }
+        seen = err.length;
       };
       child.stderr!.on("data", check);
       child.stdout!.on("data", check);

@@ -58,7 +58,7 @@ import {
   narHasMissingChunks,
   releaseNar,
 } from "../../src/db/queries/nars.ts";
-import { bumpLastAccessed, findNarChunks, findObjectForNarinfo, getMissingPaths, getObject, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findNarChunks, getMissingPaths, getObject, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
 import type { CacheRow } from "../../src/db/schema.ts";
 import { createDatabase } from "../helpers/postgres.ts";
 import { columnsOf, foreignKeysOf, indexesOf } from "./db-introspect.ts";
@@ -375,29 +375,31 @@ for (const engine of ["sqlite", "postgres"] as const) {
         assert.ok(Date.now() - o.created_at.getTime() < 60_000, "created_at is now");
       });
 
-      test("findObjectForNarinfo: one joined row; only live caches and valid NARs", async () => {
+      test("findCacheAndObject: the cache and its object with a valid NAR in one row; only live caches", async () => {
         const c = await newCache(db);
         const { narId } = await newNar(db, 2);
         const h = storeHash();
         await newObject(db, c, narId, h);
-        const found = (await findObjectForNarinfo(db, c.name, h))!;
-        assert.equal(found.object.store_path_hash, h);
+        const found = (await findCacheAndObject(db, c.name, h))!;
         assert.equal(found.cache.id, c.id);
         assert.equal(found.cache.name, c.name);
-        assert.equal(found.nar.id, narId);
-        assert.equal(found.nar.num_chunks, 2);
-        assert.equal(found.nar.state, "V");
-        assert.ok(found.object.created_at instanceof Date && found.nar.created_at instanceof Date);
-        assert.equal(await findObjectForNarinfo(db, c.name, storeHash()), null);
-        assert.equal(await findObjectForNarinfo(db, uniq("nope-"), h), null);
+        assert.equal(found.cache.keypair, c.keypair);
+        assert.equal(found.match!.object.store_path_hash, h);
+        assert.equal(found.match!.nar.id, narId);
+        assert.equal(found.match!.nar.num_chunks, 2);
+        // the cache without the object: permission can still be checked
+        const none = (await findCacheAndObject(db, c.name, storeHash()))!;
+        assert.equal(none.cache.id, c.id);
+        assert.equal(none.match, null);
+        assert.equal(await findCacheAndObject(db, uniq("nope-"), h), null);
         // a pending NAR is not served
         const p = await insertNar(db, { state: "P", nar_hash: sha(), nar_size: 1, compression: "zstd", num_chunks: 0 });
         const h2 = storeHash();
         await newObject(db, c, p, h2);
-        assert.equal(await findObjectForNarinfo(db, c.name, h2), null);
+        assert.equal((await findCacheAndObject(db, c.name, h2))!.match, null);
         assert.deepEqual(await getMissingPaths(db, c.name, [h, h2]), [h2]);
         assert.equal(await softDeleteCache(db, c.id), true);
-        assert.equal(await findObjectForNarinfo(db, c.name, h), null);
+        assert.equal(await findCacheAndObject(db, c.name, h), null);
       });
 
       test("findNarChunks: ordered by seq; a deleted chunk reads as null", async () => {
@@ -775,7 +777,7 @@ for (const engine of ["sqlite", "postgres"] as const) {
           assert.deepEqual([o.store_path, o.deriver, o.ca, o.created_by], [s, s, s, s]);
           assert.equal(await getCacheByName(db, s), null);
           assert.deepEqual(await getMissingPaths(db, s, [h]), [h]);
-          assert.equal(await findObjectForNarinfo(db, c.name, s), null);
+          assert.equal((await findCacheAndObject(db, c.name, s))!.match, null);
         }
         assert.ok((await count(db, "cache")) > 0, "tables survive");
         assert.ok((await count(db, "object")) > 0);

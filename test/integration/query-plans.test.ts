@@ -15,7 +15,7 @@ import { migrate } from "../../src/db/migrations/index.ts";
 import { createCache, getCacheByName } from "../../src/db/queries/caches.ts";
 import { claimChunk, claimChunks, discardUnusedChunks, findAndLockChunk, markChunksValid, releaseChunks } from "../../src/db/queries/chunks.ts";
 import { claimNar, findAndLockNar, linkChunks, markNarValid, narHasMissingChunks, releaseNar } from "../../src/db/queries/nars.ts";
-import { bumpLastAccessed, findNarChunks, findObjectForNarinfo, getMissingPaths, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findNarChunks, getMissingPaths, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
 
 const sha = () => `sha256:${randomBytes(32).toString("hex")}`;
 let n = 0;
@@ -65,7 +65,7 @@ test("SQLite: the statements of uploads, narinfo and NAR downloads use hash or i
     assert.equal(found, null);
     await narHasMissingChunks(db, narId);
     await releaseNar(db, narId);
-    const match = await findObjectForNarinfo(db, "plans", "0".repeat(32));
+    const match = (await findCacheAndObject(db, "plans", "0".repeat(32)))?.match;
     assert.ok(match);
     await narChunkSummary(db, narId);
     await findNarChunks(db, narId, { afterSeq: -1, limit: 256 });

@@ -1,6 +1,7 @@
 // Queries on `cache`. Names are unique across live and soft-deleted caches, as upstream: a
 // soft-deleted name stays taken until an admin purges it.
 import type { Db } from "../connect.ts";
+import { prepareQuery, type Placeholders } from "./prepared.ts";
 import type { CacheRow } from "../schema.ts";
 import { CACHE_COLUMNS, toCacheRow } from "./rows.ts";
 
@@ -19,13 +20,16 @@ export interface NewCacheRow {
 
 export type CachePatch = Partial<Omit<CacheRow, "id">>;
 
+const liveCacheByName = prepareQuery((k, $: Placeholders<{ name: string }>) =>
+  k.selectFrom("cache").select(CACHE_COLUMNS).where("name", "=", $.name).where("deleted_at", "is", null),
+);
+
 export async function getCacheByName(db: Db, name: string, opts: { includeDeleted?: boolean } = {}): Promise<CacheRow | null> {
-  const row = await db.kysely
-    .selectFrom("cache")
-    .select(CACHE_COLUMNS)
-    .where("name", "=", name)
-    .$if(!opts.includeDeleted, (q) => q.where("deleted_at", "is", null))
-    .executeTakeFirst();
+  if (!opts.includeDeleted) {
+    const [row] = await liveCacheByName.run(db, { name });
+    return row ? toCacheRow(row) : null;
+  }
+  const row = await db.kysely.selectFrom("cache").select(CACHE_COLUMNS).where("name", "=", name).executeTakeFirst();
   return row ? toCacheRow(row) : null;
 }
 

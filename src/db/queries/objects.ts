@@ -3,41 +3,78 @@
 import type { Db } from "../connect.ts";
 import type { CacheRow, ChunkRow, NarRow, ObjectRow } from "../schema.ts";
 import { maxBatch } from "./batch.ts";
-import {
-  CACHE_COLUMNS,
-  CHUNK_COLUMNS,
-  NAR_COLUMNS,
-  OBJECT_COLUMNS,
-  prefixed,
-  toCacheRow,
-  toChunkRow,
-  toNarRow,
-  toObjectRow,
-  unprefix,
-} from "./rows.ts";
+import { prepareQuery, type Placeholders } from "./prepared.ts";
+import { toBool, toInt } from "../values.ts";
+import { CHUNK_COLUMNS, OBJECT_COLUMNS, prefixed, toChunkRow, toObjectRow, unprefix } from "./rows.ts";
 
-export interface NarinfoMatch {
-  object: ObjectRow;
-  cache: CacheRow;
-  nar: NarRow;
+/** What serving a narinfo or NAR needs of a cache, an object and its NAR (a narrow row is a cheap row). */
+export type ServedCache = Pick<CacheRow, "id" | "name" | "keypair" | "is_public" | "store_dir" | "priority">;
+export type ServedObject = Pick<ObjectRow, "id" | "store_path_hash" | "store_path" | "references" | "system" | "deriver" | "sigs" | "ca">;
+export type ServedNar = Pick<NarRow, "id" | "nar_hash" | "nar_size" | "compression" | "num_chunks">;
+
+/** A live cache by name, and its object with this store path hash whose NAR is valid (or null). */
+export interface CacheObjectLookup {
+  cache: ServedCache;
+  match: { object: ServedObject; nar: ServedNar } | null;
 }
 
-/** The object with this store path hash in a live cache, with its cache and valid NAR; one query. */
-export async function findObjectForNarinfo(db: Db, cacheName: string, storePathHash: string): Promise<NarinfoMatch | null> {
-  const raw = await db.kysely
-    .selectFrom("object")
-    .innerJoin("cache", "cache.id", "object.cache_id")
-    .innerJoin("nar", "nar.id", "object.nar_id")
-    .select([...prefixed("object", OBJECT_COLUMNS, "o_"), ...prefixed("cache", CACHE_COLUMNS, "c_"), ...prefixed("nar", NAR_COLUMNS, "n_")])
-    .where("cache.name", "=", cacheName)
+/**
+ * The hot path of narinfo and NAR requests in one round trip: the cache row (needed to check
+ * permission before anything is revealed) and, when present, the object and its valid NAR.
+ * Null when there is no live cache of that name.
+ */
+const cacheAndObjectQuery = prepareQuery((k, $: Placeholders<{ cacheName: string; hash: string }>) =>
+  k
+    .selectFrom("cache")
+    .leftJoin("object", (join) => join.onRef("object.cache_id", "=", "cache.id").on("object.store_path_hash", "=", $.hash))
+    .leftJoin("nar", (join) => join.onRef("nar.id", "=", "object.nar_id").on("nar.state", "=", "V"))
+    .select([
+      "cache.id as c_id", "cache.name as c_name", "cache.keypair as c_keypair", "cache.is_public as c_is_public",
+      "cache.store_dir as c_store_dir", "cache.priority as c_priority",
+      "object.id as o_id", "object.store_path as o_store_path", "object.references as o_references", "object.system as o_system",
+      "object.deriver as o_deriver", "object.sigs as o_sigs", "object.ca as o_ca",
+      "nar.id as n_id", "nar.nar_hash as n_nar_hash", "nar.nar_size as n_nar_size", "nar.compression as n_compression",
+      "nar.num_chunks as n_num_chunks",
+    ])
+    .where("cache.name", "=", $.cacheName)
     .where("cache.deleted_at", "is", null)
-    .where("object.store_path_hash", "=", storePathHash)
-    .where("nar.state", "=", "V")
-    .limit(1)
-    .executeTakeFirst();
-  if (!raw) return null;
-  const row = raw as Record<string, unknown>;
-  return { object: toObjectRow(unprefix(row, "o_")!), cache: toCacheRow(unprefix(row, "c_")!), nar: toNarRow(unprefix(row, "n_")!) };
+    .limit(1),
+);
+
+export async function findCacheAndObject(db: Db, cacheName: string, storePathHash: string): Promise<CacheObjectLookup | null> {
+  const [r] = await cacheAndObjectQuery.run(db, { cacheName, hash: storePathHash });
+  if (!r) return null;
+  const cache: ServedCache = {
+    id: toInt(r.c_id),
+    name: r.c_name,
+    keypair: r.c_keypair,
+    is_public: toBool(r.c_is_public),
+    store_dir: r.c_store_dir,
+    priority: toInt(r.c_priority),
+  };
+  if (r.o_id === null || r.n_id === null) return { cache, match: null };
+  return {
+    cache,
+    match: {
+      object: {
+        id: toInt(r.o_id),
+        store_path_hash: storePathHash,
+        store_path: r.o_store_path!,
+        references: r.o_references!,
+        system: r.o_system ?? null,
+        deriver: r.o_deriver ?? null,
+        sigs: r.o_sigs!,
+        ca: r.o_ca ?? null,
+      },
+      nar: {
+        id: toInt(r.n_id),
+        nar_hash: r.n_nar_hash!,
+        nar_size: toInt(r.n_nar_size),
+        compression: r.n_compression!,
+        num_chunks: toInt(r.n_num_chunks),
+      },
+    },
+  };
 }
 
 export interface NarChunk {

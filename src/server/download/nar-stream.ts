@@ -7,7 +7,8 @@
 // of the narinfo.
 import { Readable } from "node:stream";
 import { chain } from "../streams.ts";
-import type { ChunkRow, NarRow } from "../../db/schema.ts";
+import type { ChunkRow } from "../../db/schema.ts";
+import type { ServedNar } from "../../db/queries/objects.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 import { createDecompressor, parseNarinfoCompression } from "../../compression/index.ts";
 import { servedCompression } from "../narinfo.ts";
@@ -33,7 +34,7 @@ export class ChunkGoneError extends Error {
 
 export async function narResponseStream(
   storage: StorageDriver,
-  nar: NarRow,
+  nar: ServedNar,
   pager: ChunkPager,
   opts: { presign: boolean; method: string; fileSize: number | null },
 ): Promise<NarResponse> {

@@ -4,12 +4,12 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
-import { bumpLastAccessed, findNarChunks, findObjectForNarinfo, narChunkSummary } from "../../db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findNarChunks, narChunkSummary, type CacheObjectLookup } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
 import { authorizeCache, isTrue } from "../auth.ts";
 import { incompleteNar, internalError, noSuchObject } from "../errors.ts";
-import { buildNarInfo } from "../narinfo.ts";
+import { cachedNarInfo } from "../narinfo.ts";
 import { narResponseStream } from "../download/nar-stream.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
 
@@ -23,6 +23,14 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     return cache;
   }
 
+  /** The cache (permission checked first) and the object, in one query. */
+  async function pullableObject(request: FastifyRequest, hash: string): Promise<CacheObjectLookup> {
+    const name = cacheNameParam(request.params);
+    const found = await findCacheAndObject(db, name, hash);
+    authorizeCache(request.attic.claims, name, found?.cache ?? null, ["pull"]);
+    return found!;
+  }
+
   app.get("/:cache/nix-cache-info", async (request, reply) => {
     const cache = await pullableCache(request);
     if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
@@ -33,22 +41,20 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
 
   app.get("/:cache/:file", async (request, reply) => {
     const hash = storePathHashParam((request.params as { file: string }).file, "narinfo");
-    const cache = await pullableCache(request);
-    const found = await findObjectForNarinfo(db, cache.name, hash);
+    const { cache, match: found } = await pullableObject(request, hash);
     if (!found) {
       app.metrics.inc("attic_narinfo_requests_total", 1, { result: "miss" });
       throw noSuchObject();
     }
     app.metrics.inc("attic_narinfo_requests_total", 1, { result: "hit" });
     if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
-    const text = buildNarInfo(found.object, found.nar, cache.keypair, cache.store_dir);
+    const text = cachedNarInfo(found.object, found.nar, cache.keypair, cache.store_dir);
     return reply.type("text/x-nix-narinfo").send(text);
   });
 
   app.get("/:cache/nar/:file", async (request, reply) => {
     const hash = storePathHashParam((request.params as { file: string }).file, "nar");
-    const cache = await pullableCache(request);
-    const found = await findObjectForNarinfo(db, cache.name, hash);
+    const { cache, match: found } = await pullableObject(request, hash);
     if (!found) throw noSuchObject();
     const summary = await narChunkSummary(db, found.nar.id);
     if (summary.refs !== found.nar.num_chunks) {

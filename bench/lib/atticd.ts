@@ -1,0 +1,105 @@
+// A real atticd process for benchmarks, on a backend pair, with helpers to create caches and to
+// push a store path through the API (nix-store --dump streamed into PUT /_api/v1/upload-path).
+import { spawn, execFileSync } from "node:child_process";
+import { request } from "node:http";
+import { rmSync } from "node:fs";
+import { pipeline } from "node:stream/promises";
+import { spawnAtticd, type AtticdProcess } from "../../test/helpers/atticd-process.ts";
+import { prepareServer } from "../../test/helpers/server.ts";
+import { atticClaims, ALL, mintHs256 } from "../../test/helpers/tokens.ts";
+import { NixHash } from "../../src/nix/hash.ts";
+import { backendFor } from "../backends.ts";
+
+export const NIX_ENV = { ...process.env, NIX_REMOTE: "" };
+export const NIX_OPTS = ["--option", "build-users-group", "", "--extra-experimental-features", "nix-command"];
+
+export function nix(args: string[]): string {
+  return execFileSync(args[0]!, args.slice(1), { env: NIX_ENV, encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+export interface PathInfo {
+  path: string;
+  narHash: string;
+  narSize: number;
+  references: string[];
+}
+
+/** Add a folder to the Nix store and return its path info. */
+export function addToStore(folder: string): PathInfo {
+  const path = nix(["nix-store", "--add", folder, ...NIX_OPTS.slice(0, 3)]).trim();
+  return pathInfo(path);
+}
+
+export function pathInfo(path: string): PathInfo {
+  const info = JSON.parse(nix(["nix", "path-info", "--json", path, ...NIX_OPTS]))[0] as { narHash: string; narSize: number; references?: string[] };
+  return { path, narHash: info.narHash, narSize: info.narSize, references: info.references ?? [] };
+}
+
+export interface BenchServer {
+  proc: AtticdProcess;
+  url: string;
+  /** a token with every permission on every cache */
+  token: string;
+  createCache(name: string, isPublic: boolean): Promise<string>;
+  push(cache: string, info: PathInfo): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startBenchServer(spec: string, compression: { type: string; level: number }, top = ""): Promise<BenchServer> {
+  const backend = await backendFor(spec);
+  const setup = await prepareServer({ backend, compression, top });
+  // at the level an operator runs it (the tests' default is warn)
+  const proc = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir, env: { ATTIC_LOG_LEVEL: "info" } });
+  const token = mintHs256(setup.secret, atticClaims("bench", { "*": ALL }));
+  const auth = { authorization: `Bearer ${token}` };
+  return {
+    proc,
+    url: proc.url,
+    token,
+    async createCache(name, isPublic) {
+      const created = await fetch(`${proc.url}/_api/v1/cache-config/${name}`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ keypair: "Generate", is_public: isPublic, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: [] }),
+      });
+      if (!created.ok) throw new Error(`create cache: ${created.status} ${await created.text()}`);
+      const res = await fetch(`${proc.url}/_api/v1/cache-config/${name}`, { headers: auth });
+      return ((await res.json()) as { public_key: string }).public_key;
+    },
+    async push(cache, info) {
+      const dump = spawn("nix-store", ["--dump", info.path], { env: NIX_ENV, stdio: ["ignore", "pipe", "inherit"] });
+      const narInfo = {
+        cache,
+        store_path_hash: info.path.slice(11, 43),
+        store_path: info.path,
+        references: info.references.map((r) => r.slice(11)),
+        system: null,
+        deriver: null,
+        sigs: [],
+        ca: null,
+        nar_hash: NixHash.parse(info.narHash).toTypedBase16(),
+        nar_size: info.narSize,
+      };
+      const req = request(`${proc.url}/_api/v1/upload-path`, {
+        method: "PUT",
+        headers: { ...auth, "x-attic-nar-info": JSON.stringify(narInfo), "content-type": "application/octet-stream" },
+      });
+      const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        req.on("response", (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (s: string) => (body += s));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+      });
+      await pipeline(dump.stdout, req);
+      const { status, body } = await response;
+      if (status !== 200) throw new Error(`upload: ${status} ${body}`);
+    },
+    async stop() {
+      await proc.stop();
+      rmSync(setup.dir, { recursive: true, force: true });
+    },
+  };
+}

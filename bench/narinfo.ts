@@ -1,0 +1,130 @@
+// narinfo and nix-cache-info request rates and latency, beside nginx serving the same `.narinfo`
+// files from a `file://` binary cache (written by `nix copy --to file://…`), in the same run.
+//   rate:    autocannon, 16 connections (--connections), --duration seconds per case
+//   latency: one keep-alive connection, requests in sequence (--sequential of them)
+// Cases: public cache hit, private cache hit with a token, public miss (404), nix-cache-info.
+//
+//   node bench/narinfo.ts [--backends sqlite-local,postgres-s3] [--duration 10] [--connections 16] [--sequential 5000]
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+import { addToStore, nix, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
+import { startNginx } from "./lib/nginx.ts";
+import { stopBackendServices } from "./backends.ts";
+
+const { values } = parseArgs({
+  options: {
+    backends: { type: "string", default: "sqlite-local" },
+    duration: { type: "string", default: "10" },
+    connections: { type: "string", default: "16" },
+    sequential: { type: "string", default: "5000" },
+  },
+});
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+const sequentialCount = Number(values.sequential);
+
+interface Row {
+  name: string;
+  rps: number;
+  p99: number;
+  mean?: number;
+  p50?: number;
+  seqP99?: number;
+}
+
+async function rate(url: string, headers: Record<string, string> = {}, expect = 200): Promise<{ rps: number; p99: number }> {
+  const result = await autocannon({ url, connections, duration, headers });
+  const wrong = result.non2xx && expect === 200 ? result.non2xx : 0;
+  if (result.errors > 0 || wrong > 0) throw new Error(`${url}: ${result.errors} errors, ${result.non2xx} non-2xx`);
+  return { rps: result.requests.average, p99: result.latency.p99 };
+}
+
+/** One keep-alive connection, requests in sequence: mean, p50, p99 in microseconds. */
+async function sequential(url: string, headers: Record<string, string> = {}, expect = 200): Promise<{ mean: number; p50: number; p99: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const one = () =>
+    new Promise<number>((resolve, reject) => {
+      const start = process.hrtime.bigint();
+      const req = request(url, { agent, headers }, (res) => {
+        res.resume();
+        res.on("end", () => {
+          if (res.statusCode !== expect) reject(new Error(`${url}: ${res.statusCode}`));
+          else resolve(Number(process.hrtime.bigint() - start) / 1000);
+        });
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  for (let i = 0; i < 200; i++) await one(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < sequentialCount; i++) times.push(await one());
+  agent.destroy();
+  times.sort((a, b) => a - b);
+  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+  return { mean: times.reduce((a, b) => a + b, 0) / times.length, p50: at(0.5), p99: at(0.99) };
+}
+
+async function measure(name: string, url: string, headers: Record<string, string> = {}, expect = 200): Promise<Row> {
+  const r = await rate(url, headers, expect);
+  const s = await sequential(url, headers, expect);
+  const row = { name, rps: r.rps, p99: r.p99, mean: s.mean, p50: s.p50, seqP99: s.p99 };
+  console.log(
+    `${name.padEnd(40)} ${row.rps.toFixed(0).padStart(7)} req/s  p99 ${row.p99.toFixed(1).padStart(5)} ms | one connection: mean ${s.mean.toFixed(0)} µs, p50 ${s.p50.toFixed(0)} µs, p99 ${s.p99.toFixed(0)} µs`,
+  );
+  return row;
+}
+
+const work = mkdtempSync(join(tmpdir(), "attic-bench-narinfo-"));
+try {
+  const folder = join(work, "tree");
+  mkdirSync(folder);
+  writeFileSync(join(folder, "hello.txt"), `narinfo bench ${Date.now()}\n`);
+  const info = addToStore(folder);
+  const hash = info.path.slice(11, 43);
+  const missing = "0".repeat(32);
+
+  // anchor: nginx serving Nix's own file:// cache
+  const refCache = join(work, "ref-cache");
+  nix(["nix", "copy", "--to", `file://${refCache}?compression=zstd`, info.path, ...NIX_OPTS]);
+  const nginx = await startNginx(refCache, "ref");
+  const rows: Row[] = [];
+  try {
+    rows.push(await measure("nginx .narinfo", `${nginx.url}/${hash}.narinfo`));
+    rows.push(await measure("nginx nix-cache-info", `${nginx.url}/nix-cache-info`));
+  } finally {
+    await nginx.stop();
+  }
+
+  for (const spec of values.backends!.split(",")) {
+    const server = await startBenchServer(spec, { type: "zstd", level: 3 });
+    try {
+      await server.createCache("pub", true);
+      await server.createCache("priv", false);
+      await server.push("pub", info);
+      await server.push("priv", info);
+      const auth = { authorization: `Bearer ${server.token}` };
+      rows.push(await measure(`atticd ${spec} narinfo public`, `${server.url}/pub/${hash}.narinfo`));
+      rows.push(await measure(`atticd ${spec} narinfo private+token`, `${server.url}/priv/${hash}.narinfo`, auth));
+      rows.push(await measure(`atticd ${spec} narinfo public miss`, `${server.url}/pub/${missing}.narinfo`, {}, 404));
+      rows.push(await measure(`atticd ${spec} nix-cache-info public`, `${server.url}/pub/nix-cache-info`));
+      console.log(`atticd ${spec}: peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`);
+    } finally {
+      await server.stop();
+    }
+  }
+  await stopBackendServices();
+
+  const anchor = rows[0]!;
+  const cacheInfoAnchor = rows[1]!;
+  console.log("\nratios to nginx (rate: higher is better; latency: nginx mean / ours, higher is better)");
+  for (const r of rows.slice(2)) {
+    const a = r.name.includes("nix-cache-info") ? cacheInfoAnchor : anchor;
+    console.log(`${r.name.padEnd(40)} rate ${(r.rps / a.rps).toFixed(2)}x  one-connection latency ${(a.mean! / r.mean!).toFixed(2)}x`);
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,37 @@
+// Tokens whose signature was verified, remembered so that a client sending the same token on
+// every request (Nix sends its netrc password with each narinfo) costs one HMAC or RSA check
+// per process, not one per request. Only the signature check is remembered: the time and
+// binding checks run on every use, so an expired token stops working on the second it expires.
+// Entries are keyed by the token's SHA-256, so a lookup compares digests, never token text.
+import { createHash } from "node:crypto";
+import type { Claims } from "../token/claims.ts";
+import { claimsValidNow, verifyToken, type JwtSigning, type VerifyOptions } from "../token/jwt.ts";
+import { LruCache } from "./lru.ts";
+
+const DEFAULT_SIZE = 4096;
+
+export class VerifiedTokenCache {
+  readonly #signing: JwtSigning;
+  readonly #options: VerifyOptions;
+  readonly #verified: LruCache<string, Claims>;
+
+  constructor(signing: JwtSigning, options: VerifyOptions = {}, size = DEFAULT_SIZE) {
+    this.#signing = signing;
+    this.#options = options;
+    this.#verified = new LruCache(size);
+  }
+
+  /** The claims of a valid token, else null (as `verifyToken`). */
+  async verify(token: string): Promise<Claims | null> {
+    const key = createHash("sha256").update(token).digest("base64");
+    const known = this.#verified.get(key);
+    if (known) {
+      if (claimsValidNow(known, this.#options)) return known;
+      this.#verified.delete(key);
+      return null;
+    }
+    const claims = await verifyToken(token, this.#signing, this.#options);
+    if (claims) this.#verified.set(key, claims);
+    return claims;
+  }
+}
