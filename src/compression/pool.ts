@@ -29,17 +29,26 @@ interface Pending {
 
 interface PooledWorker {
   worker: Worker;
-  busy: number;
+  /** this worker's jobs: a worker that dies fails these and no others */
+  pending: Map<number, Pending>;
+}
+
+export interface CompressionPoolOptions {
+  /** how many workers at most (default: the cores, up to 8) */
+  size?: number;
+  /** the CommonJS source each worker evaluates (default: the zstd/brotli worker above); tests pass one that crashes */
+  workerSource?: string;
 }
 
 export class CompressionPool {
   private readonly workers: PooledWorker[] = [];
-  private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly size: number;
+  private readonly workerSource: string;
 
-  constructor(size = Math.max(1, Math.min(8, availableParallelism()))) {
-    this.size = size;
+  constructor(options: CompressionPoolOptions = {}) {
+    this.size = options.size ?? Math.max(1, Math.min(8, availableParallelism()));
+    this.workerSource = options.workerSource ?? WORKER_SOURCE;
   }
 
   /** Compress `data`, which is consumed: when it owns its memory, that memory moves to the worker. */
@@ -47,21 +56,9 @@ export class CompressionPool {
     const slot = this.pick();
     const id = this.nextId++;
     // a worker with work keeps the process alive until it answers; an idle one does not
-    if (slot.busy++ === 0) slot.worker.ref();
-    const done = () => {
-      if (--slot.busy === 0) slot.worker.unref();
-    };
+    if (slot.pending.size === 0) slot.worker.ref();
     return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(id, {
-        resolve: (out) => {
-          done();
-          resolve(out);
-        },
-        reject: (err) => {
-          done();
-          reject(err);
-        },
-      });
+      slot.pending.set(id, { resolve, reject });
       // a buffer that owns its whole ArrayBuffer (every chunk above 4 KiB) is moved, not copied
       const owned = data.byteOffset === 0 && data.buffer instanceof ArrayBuffer && data.byteLength === data.buffer.byteLength;
       slot.worker.postMessage({ id, type, level, data }, owned ? [data.buffer as ArrayBuffer] : []);
@@ -69,36 +66,42 @@ export class CompressionPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
-    this.workers.length = 0;
+    const workers = this.workers.splice(0);
+    await Promise.all(workers.map((w) => w.worker.terminate()));
   }
 
   private pick(): PooledWorker {
-    const idle = this.workers.find((w) => w.busy === 0);
+    const idle = this.workers.find((w) => w.pending.size === 0);
     if (idle) return idle;
     if (this.workers.length < this.size) return this.spawn();
-    return this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    return this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
   }
 
   private spawn(): PooledWorker {
     // small heaps: a worker only holds the chunk it is compressing
-    const worker = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 } });
-    const slot: PooledWorker = { worker, busy: 0 };
+    const worker = new Worker(this.workerSource, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 } });
+    const slot: PooledWorker = { worker, pending: new Map() };
+    const settle = (id: number): Pending | undefined => {
+      const p = slot.pending.get(id);
+      slot.pending.delete(id);
+      if (p && slot.pending.size === 0) worker.unref();
+      return p;
+    };
     worker.on("message", (msg: { id: number; out?: Uint8Array; error?: string }) => {
-      const p = this.pending.get(msg.id);
+      const p = settle(msg.id);
       if (!p) return;
-      this.pending.delete(msg.id);
       if (msg.out) p.resolve(Buffer.from(msg.out.buffer, msg.out.byteOffset, msg.out.byteLength));
       else p.reject(new Error(`compression failed: ${msg.error ?? "unknown error"}`));
     });
-    worker.on("error", (err) => {
-      // a crashed worker fails what it had; the next call spawns a fresh one
-      this.workers.splice(this.workers.indexOf(slot), 1);
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id);
-        p.reject(err);
-      }
-    });
+    // A worker that crashes ('error', then 'exit') or exits on its own ('exit' only) fails the
+    // jobs it had, and only those; it leaves the pool, so the next call spawns a fresh one.
+    const retire = (err: Error) => {
+      const at = this.workers.indexOf(slot);
+      if (at !== -1) this.workers.splice(at, 1);
+      for (const id of [...slot.pending.keys()]) settle(id)?.reject(err);
+    };
+    worker.on("error", (err) => retire(new Error(`compression worker crashed: ${err.message}`, { cause: err })));
+    worker.on("exit", (code) => retire(new Error(`compression worker exited (code ${code})`)));
     // an idle pool must not keep the process alive (after the listeners, which would re-ref it)
     worker.unref();
     this.workers.push(slot);
@@ -112,4 +115,14 @@ let shared: CompressionPool | null = null;
 export function compressionPool(): CompressionPool {
   shared ??= new CompressionPool();
   return shared;
+}
+
+/**
+ * Puts `pool` in place of the process-wide pool and returns the one it replaces (null if none
+ * was made yet), so a test can run the server on a pool whose workers fail, then put it back.
+ */
+export function replaceCompressionPool(pool: CompressionPool | null): CompressionPool | null {
+  const previous = shared;
+  shared = pool;
+  return previous;
 }

@@ -1,40 +1,52 @@
 // Structured JSON logs (one object per line on stderr) for the server. Request logs carry
 // method, URL and status only: never headers, so tokens (Authorization, netrc Basic) stay out.
 // ATTIC_LOG_LEVEL (or RUST_LOG's level word, for upstream habits) sets the level; default info.
+// The level is read once, when the module loads; createLogger() makes one for a given level.
 
-const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+/** pino's numbering, which fastify's request logs use too; silent is above everything */
+export const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
 
-function levelFromEnv(): string {
-  const raw = (process.env.ATTIC_LOG_LEVEL ?? process.env.RUST_LOG ?? "info").toLowerCase();
-  return (LEVELS as readonly string[]).includes(raw) ? raw : "info";
+export type LevelName = keyof typeof LEVELS;
+
+export function levelFromEnv(env: NodeJS.ProcessEnv = process.env): LevelName {
+  const raw = (env.ATTIC_LOG_LEVEL ?? env.RUST_LOG ?? "info").toLowerCase();
+  return Object.hasOwn(LEVELS, raw) ? (raw as LevelName) : "info";
 }
 
-export const logger = {
-  fastifyOptions(): object {
-    return {
-      level: levelFromEnv(),
-      stream: process.stderr,
-      serializers: {
-        req(req: { method: string; url: string; hostname?: string }) {
-          return { method: req.method, url: req.url };
-        },
-        res(res: { statusCode: number }) {
-          return { statusCode: res.statusCode };
-        },
-      },
-    };
-  },
-  info(msg: string, fields: Record<string, unknown> = {}): void {
-    if (levelFromEnv() === "silent") return;
-    process.stderr.write(JSON.stringify({ level: 30, time: Date.now(), msg, ...fields }) + "\n");
-  },
-  warn(msg: string, fields: Record<string, unknown> = {}): void {
-    if (levelFromEnv() === "silent" || levelFromEnv() === "error" || levelFromEnv() === "fatal") return;
-    process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, ...fields }) + "\n");
-  },
-  error(msg: string, fields: Record<string, unknown> = {}): void {
-    process.stderr.write(JSON.stringify({ level: 50, time: Date.now(), msg, ...fields }) + "\n");
-  },
-};
+export interface Logger {
+  readonly level: LevelName;
+  fastifyOptions(): object;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
 
-export type Logger = typeof logger;
+export function createLogger(level: LevelName, stream: { write(line: string): unknown } = process.stderr): Logger {
+  const threshold = LEVELS[level];
+  const write = (at: number, msg: string, fields: Record<string, unknown>) => {
+    if (at < threshold) return;
+    stream.write(JSON.stringify({ level: at, time: Date.now(), msg, ...fields }) + "\n");
+  };
+  return {
+    level,
+    fastifyOptions(): object {
+      return {
+        level,
+        stream,
+        serializers: {
+          req(req: { method: string; url: string; hostname?: string }) {
+            return { method: req.method, url: req.url };
+          },
+          res(res: { statusCode: number }) {
+            return { statusCode: res.statusCode };
+          },
+        },
+      };
+    },
+    info: (msg, fields = {}) => write(LEVELS.info, msg, fields),
+    warn: (msg, fields = {}) => write(LEVELS.warn, msg, fields),
+    error: (msg, fields = {}) => write(LEVELS.error, msg, fields),
+  };
+}
+
+export const logger: Logger = createLogger(levelFromEnv());

@@ -12,7 +12,7 @@ import { buildApp } from "./app.ts";
 import { loadConfig } from "./config/load.ts";
 import { defaultConfigPath, mintRootToken, writeFirstRunConfig } from "./config/first-run.ts";
 import type { Config } from "./config/types.ts";
-import { parseListenAddress } from "./listen.ts";
+import { ListenAddressError, parseListenAddress } from "./listen.ts";
 import { logger } from "./log.ts";
 
 const MODES = ["monolithic", "api-server", "garbage-collector", "garbage-collector-once", "db-migrations", "check-config"] as const;
@@ -54,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const mode = values.mode as Mode;
   if (!MODES.includes(mode)) throw new UsageError(`invalid value '${values.mode}' for '--mode <MODE>' (possible values: ${MODES.join(", ")})`);
+  const listen = values.listen === undefined ? undefined : listenFlag(values.listen);
 
   console.error("Attic Server 0.1.0 (attic-ts)");
   let firstRun: { configPath: string } | null = null;
@@ -92,9 +93,19 @@ export async function main(argv: string[]): Promise<number> {
       console.error(formatGcReport(report));
       return 0;
     }
-    return await serve(mode, config, db, storage, values.listen, firstRun);
+    return await serve(mode, config, db, storage, listen, firstRun);
   } finally {
     await db.close();
+  }
+}
+
+/** `-l ADDR`, checked before anything else runs, by the rule and with the message of `listen`. */
+function listenFlag(addr: string): { host: string; port: number } {
+  try {
+    return parseListenAddress(addr);
+  } catch (error) {
+    if (error instanceof ListenAddressError) throw new UsageError(`invalid value for '--listen <ADDR>': ${error.message}`);
+    throw error;
   }
 }
 
@@ -103,7 +114,7 @@ async function serve(
   config: Config,
   db: Db,
   storage: Awaited<ReturnType<typeof createStorage>>,
-  listenOverride: string | undefined,
+  listenOverride: { host: string; port: number } | undefined,
   firstRun: { configPath: string } | null,
 ): Promise<number> {
   const stops: (() => Promise<void>)[] = [];
@@ -121,7 +132,7 @@ async function serve(
   }
   if (mode === "monolithic" || mode === "api-server") {
     const app = await buildApp({ config, db, storage, logger: logger.fastifyOptions() });
-    const { host, port } = parseListenAddress(listenOverride ?? config.listen);
+    const { host, port } = listenOverride ?? parseListenAddress(config.listen);
     console.error("Starting API server...");
     await app.listen({ host, port });
     const addr = app.server.address();

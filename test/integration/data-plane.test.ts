@@ -4,6 +4,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { narFixture, seededBytes, uploadNar, randomStorePathHash, type NarFixture } from "../helpers/nar.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
@@ -11,6 +13,7 @@ import { ALL } from "../helpers/tokens.ts";
 import { PublicKey, fingerprint } from "../../src/nix/signing.ts";
 import { NixHash } from "../../src/nix/hash.ts";
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
+import { CompressionPool, replaceCompressionPool } from "../../src/compression/pool.ts";
 
 async function narinfoOf(s: TestServer, cache: string, hash: string, token?: string) {
   const res = await s.fetch(`/${cache}/${hash}.narinfo`, { token });
@@ -283,6 +286,50 @@ describe("data plane options", () => {
       }
     });
   }
+
+  test("a compression worker crashing mid-upload: 500, nothing visible or half-written, and the next upload works", async () => {
+    // each worker compresses two chunks, then crashes on its third
+    const crashing = new CompressionPool({
+      size: 2,
+      workerSource: `
+        const { parentPort } = require("node:worker_threads");
+        const zlib = require("node:zlib");
+        let jobs = 0;
+        parentPort.on("message", ({ id, data }) => {
+          if (++jobs === 3) throw new Error("scripted crash");
+          parentPort.postMessage({ id, out: Uint8Array.from(zlib.zstdCompressSync(data)) });
+        });
+      `,
+    });
+    const s = await startServer({ chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 } });
+    const shared = replaceCompressionPool(crashing);
+    try {
+      await createCacheViaApi(s, "c");
+      const fx = narFixture(seededBytes(1_200_000, 14), "crash");
+      const res = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
+      const text = await res.text();
+      assert.equal(res.status, 500, text);
+      assert.equal(JSON.parse(text).error, "InternalServerError");
+      replaceCompressionPool(shared);
+
+      assert.equal((await s.fetch(`/c/${fx.storePathHash}.narinfo`, { token: s.rootToken() })).status, 404);
+      assert.equal((await s.db.kysely.selectFrom("object").select("id").execute()).length, 0);
+      assert.equal((await s.db.kysely.selectFrom("nar").select("id").execute()).length, 0, "the failed NAR row is removed");
+      const chunks = await s.db.kysely.selectFrom("chunk").select(["state", "holders_count"]).execute();
+      assert.deepEqual(chunks.filter((c) => c.state !== "V" || c.holders_count > 0), [], "no chunk is left pending or held");
+      // chunks stored before the crash stay as valid, unheld rows for GC; no file lacks a row
+      const files = readdirSync(join(s.dir, "storage"), { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name !== "VERSION");
+      assert.deepEqual(files.map((e) => e.name).filter((name) => !name.endsWith(".chunk")), [], "no temp file is left");
+      assert.equal(files.length, chunks.length);
+
+      await resultOf(await uploadNar(s, fx, { cache: "c", token: s.rootToken() }));
+      assert.ok((await downloadNar(s, "c", fx.storePathHash, s.rootToken())).body.equals(fx.nar));
+    } finally {
+      replaceCompressionPool(shared);
+      await crashing.close();
+      await s.stop();
+    }
+  });
 
   test("threshold 0 never chunks; proof of possession off dedups without reading the body", async () => {
     const s = await startServer({ chunking: { threshold: 0, min: 16384, avg: 65536, max: 262144 }, top: "require-proof-of-possession = false" });

@@ -1,7 +1,7 @@
 // Readers for the value kinds of the config schema. Each takes the raw TOML value and returns
 // the internal value or throws a ValueProblem whose message completes "<key>: …".
-import { isIPv4, isIPv6 } from "node:net";
 import { parseDuration } from "../../api/duration.ts";
+import { ListenAddressError, parseListenAddress } from "../listen.ts";
 
 export class ValueProblem extends Error {}
 
@@ -88,17 +88,16 @@ export function parseSize(raw: unknown): number {
   return bytes;
 }
 
-/** A socket address as Rust's SocketAddr reads it: `IPv4:port` or `[IPv6]:port`. */
-export function parseSocketAddress(raw: unknown): { address: string; host: string; port: number } {
+/** A listen address: the rule and its message are listen.ts's, shared with `atticd -l`. */
+function readSocketAddress(raw: unknown): string {
   const text = expectString(raw);
-  const v6 = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text);
-  const v4 = /^([\d.]+):(\d{1,5})$/.exec(text);
-  const host = v6 ? v6[1]! : v4 ? v4[1]! : null;
-  const port = Number((v6 ?? v4)?.[2]);
-  if (host === null || !(v6 ? isIPv6(host) : isIPv4(host)) || port > 65535) {
-    throw new ValueProblem(`expected a socket address such as "[::]:8080" or "127.0.0.1:8080", got ${show(text)} (host names are not allowed)`);
+  try {
+    parseListenAddress(text);
+  } catch (error) {
+    if (error instanceof ListenAddressError) throw new ValueProblem(error.message);
+    throw error;
   }
-  return { address: text, host, port };
+  return text;
 }
 
 function readEndpoint(raw: unknown): string {
@@ -143,7 +142,7 @@ export function readValue(kind: ValueKind, raw: unknown, rules: ValueRules = {})
     case "size":
       return parseSize(raw);
     case "socket-address":
-      return parseSocketAddress(raw).address;
+      return readSocketAddress(raw);
     case "endpoint":
       return readEndpoint(raw);
     case "database-url":
