@@ -14,6 +14,7 @@ export type ValueKind =
   | "size"
   | "socket-address"
   | "endpoint"
+  | "url"
   | "database-url"
   | "enum"
   | "secret";
@@ -101,7 +102,7 @@ export function parseSocketAddress(raw: unknown): { address: string; host: strin
   return { address: text, host, port };
 }
 
-function readEndpoint(raw: unknown): string {
+function readHttpUrl(raw: unknown): string {
   const text = expectString(raw);
   let url: URL;
   try {
@@ -110,6 +111,11 @@ function readEndpoint(raw: unknown): string {
     throw new ValueProblem(`expected an http(s) URL, got ${show(text)}`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new ValueProblem(`expected an http(s) URL, got ${show(text)}`);
+  return text;
+}
+
+function readEndpoint(raw: unknown): string {
+  const text = readHttpUrl(raw);
   if (!text.endsWith("/")) throw new ValueProblem(`must end with "/" (for example ${show(`${text}/`)})`);
   return text;
 }
@@ -146,6 +152,8 @@ export function readValue(kind: ValueKind, raw: unknown, rules: ValueRules = {})
       return parseSocketAddress(raw).address;
     case "endpoint":
       return readEndpoint(raw);
+    case "url":
+      return readHttpUrl(raw);
     case "database-url":
       return readDatabaseUrl(raw);
     case "enum": {
