@@ -5,7 +5,14 @@ import type { StorageDriver } from "./types.ts";
 
 export type StorageConfig =
   | { type: "local"; path: string }
-  | { type: "s3"; region: string; bucket: string; endpoint?: string; credentials?: { access_key_id: string; secret_access_key: string } };
+  | {
+      type: "s3";
+      region: string;
+      bucket: string;
+      endpoint?: string;
+      publicEndpoint?: string;
+      credentials?: { access_key_id: string; secret_access_key: string };
+    };
 
 export interface StorageOptions {
   /** where non-fatal problems go (a pino-style logger fits) */

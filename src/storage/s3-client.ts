@@ -9,6 +9,11 @@ export interface S3StorageConfig {
   bucket: string;
   /** S3-compatible endpoint; when set, path-style addressing is used */
   endpoint?: string;
+  /**
+   * The endpoint clients reach the bucket at, used only in presigned URLs, when it differs from
+   * `endpoint` (S3 behind an internal service name). Unset: presigned URLs use `endpoint`.
+   */
+  publicEndpoint?: string;
   /** Without credentials the default AWS chain applies (env, profile, IMDS, …). */
   credentials?: { access_key_id: string; secret_access_key: string };
 }

@@ -45,6 +45,8 @@ export class S3Storage implements StorageDriver {
   private readonly limits: UploadLimits;
   private readonly logger: S3StorageOptions["logger"];
   private readonly clients = new Map<string, S3Client>();
+  /** Clients on `publicEndpoint`, which only sign URLs (presigning sends no request). */
+  private readonly presignClients = new Map<string, S3Client>();
   /** Set once a server answered that it has no DeleteObjects; deletes then go one by one. */
   private batchDeleteUnsupported = false;
 
@@ -71,6 +73,17 @@ export class S3Storage implements StorageDriver {
     if (!client) {
       client = makeS3Client(this.config, region);
       this.clients.set(region, client);
+    }
+    return client;
+  }
+
+  private presignClientFor(region: string): S3Client {
+    const { publicEndpoint, ...config } = this.config;
+    if (publicEndpoint === undefined) return this.clientFor(region);
+    let client = this.presignClients.get(region);
+    if (!client) {
+      client = makeS3Client({ ...config, endpoint: publicEndpoint }, region);
+      this.presignClients.set(region, client);
     }
     return client;
   }
@@ -178,11 +191,12 @@ export class S3Storage implements StorageDriver {
 
   async presignedUrl(remoteFile: RemoteFile, expiresInSeconds: number): Promise<string> {
     const { region, bucket, key } = this.locate(remoteFile);
-    return getSignedUrl(this.clientFor(region), new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInSeconds });
+    return getSignedUrl(this.presignClientFor(region), new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInSeconds });
   }
 
   async close(): Promise<void> {
-    for (const client of this.clients.values()) client.destroy();
+    for (const client of [...this.clients.values(), ...this.presignClients.values()]) client.destroy();
     this.clients.clear();
+    this.presignClients.clear();
   }
 }

@@ -1,7 +1,8 @@
 // End to end with the real Nix client: a closure is uploaded through the API (NARs dumped by
 // `nix-store --dump`), then `nix-store --store <dir> -r` substitutes it from the server with
 // signatures required and only the cache key trusted, for every compression (multi-chunk NARs),
-// from a public cache and from a private one through a netrc token.
+// from a public cache and from a private one through a netrc token; and on S3 with presigned
+// redirects, where a redirect must never carry the netrc credentials to the bucket.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -43,13 +44,13 @@ async function publicKeyOf(s: TestServer, cache: string): Promise<string> {
   return ((await res.json()) as { public_key: string }).public_key;
 }
 
-async function substitute(s: TestServer, cache: string, path: string, extra: string[] = []): Promise<string> {
+async function substitute(s: TestServer, cache: string, path: string, extra: string[] = [], base = s.url): Promise<string> {
   const store = mkdtempSync(join(tmpdir(), "attic-e2e-store-"));
   const key = await publicKeyOf(s, cache);
   await nix("nix-store", [
     "--store", store, "-r", path,
     ...NIX_OPTS,
-    "--option", "substituters", `${s.url}/${cache}`,
+    "--option", "substituters", `${base}/${cache}`,
     "--option", "trusted-public-keys", key,
     "--option", "require-sigs", "true",
     ...extra,
@@ -115,6 +116,60 @@ describe("real Nix pulls from the server", () => {
       );
       rmSync(other, { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+/** A counter's value in the server's metrics (0 when never counted). */
+function counter(s: TestServer, name: string): number {
+  const line = s.app.metrics.render().split("\n").find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.slice(name.length + 1)) : 0;
+}
+
+describe("real Nix pulls from S3 with presigned redirects", () => {
+  // no chunking: every NAR is one chunk, the case that is redirected
+  const s3Server = () => startServer({ backend: { db: "sqlite", storage: "s3" }, chunking: { threshold: 0, min: 16384, avg: 65536, max: 262144 } });
+
+  test("private cache, netrc for the host name the bucket shares: NARs are streamed and the pull works", async () => {
+    const s = await s3Server();
+    try {
+      assert.equal(new URL(process.env.ATTIC_TEST_S3_ENDPOINT!).hostname, new URL(s.url).hostname, "atticd and S3 share a host name");
+      assert.equal(s.config.presignedRedirects, true);
+      await createCacheViaApi(s, "priv");
+      const { top, dep } = await buildTestClosure();
+      await pushClosure(s, "priv", [top]);
+      const dir = mkdtempSync(join(tmpdir(), "attic-e2e-netrc-"));
+      const netrc = join(dir, "netrc");
+      writeFileSync(netrc, `machine ${new URL(s.url).hostname}\npassword ${s.token({ priv: { r: 1 } })}\n`, { mode: 0o600 });
+      try {
+        const store = await substitute(s, "priv", top, ["--option", "netrc-file", netrc]);
+        checkTree(store, top, dep);
+        rmSync(store, { recursive: true, force: true });
+        assert.equal(counter(s, "attic_nar_downloads_total"), 3);
+        assert.ok(counter(s, "attic_nar_download_bytes_total") > 1_500_000, "the NARs went through atticd");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("public cache without credentials, bucket on another host name: Nix follows the 307 to S3", async () => {
+    const s = await s3Server();
+    try {
+      await createCacheViaApi(s, "pub", { is_public: true });
+      const { top, dep } = await buildTestClosure();
+      await pushClosure(s, "pub", [top]);
+      // Nix asks for "localhost"; the presigned URLs name 127.0.0.1
+      const base = s.url.replace("127.0.0.1", "localhost");
+      const store = await substitute(s, "pub", top, [], base);
+      checkTree(store, top, dep);
+      rmSync(store, { recursive: true, force: true });
+      assert.equal(counter(s, "attic_nar_downloads_total"), 3);
+      assert.equal(counter(s, "attic_nar_download_bytes_total"), 0, "every NAR came from the bucket");
     } finally {
       await s.stop();
     }

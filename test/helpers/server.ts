@@ -69,6 +69,8 @@ export interface ServerOptions {
   gc?: string;
   /** S3 endpoint the server talks to (default ATTIC_TEST_S3_ENDPOINT; e.g. a fault proxy in front of it) */
   s3Endpoint?: string;
+  /** extra TOML lines in `[storage]` (e.g. `public-endpoint = "…"`) */
+  storageExtra?: string;
   /** PostgreSQL cluster URL to create the database in (default ATTIC_TEST_PG_URL) */
   pgClusterUrl?: string;
   /** fastify logger options (default: no logging), e.g. `{ level: "warn", stream }` to read the log */
@@ -121,6 +123,7 @@ export async function prepareServer(opts: ServerOptions = {}, share?: ServerSetu
       `region = ${JSON.stringify(process.env.ATTIC_TEST_S3_REGION ?? "us-east-1")}`,
       `bucket = ${JSON.stringify(bucket)}`,
       `endpoint = ${JSON.stringify(opts.s3Endpoint ?? endpoint)}`,
+      opts.storageExtra ?? "",
       `[storage.credentials]`,
       `access_key_id = ${JSON.stringify(process.env.ATTIC_TEST_S3_ACCESS_KEY_ID ?? "S3RVER")}`,
       `secret_access_key = ${JSON.stringify(process.env.ATTIC_TEST_S3_SECRET_ACCESS_KEY ?? "S3RVER")}`,

@@ -14,6 +14,7 @@ const KIND_NAMES: Record<ValueKind, string> = {
   size: "size",
   "socket-address": "socket address",
   endpoint: "URL ending with `/`",
+  url: "http(s) URL",
   "database-url": "database URL",
   enum: "string",
 };

@@ -111,7 +111,8 @@ export const KEYS: readonly KeySpec[] = [
     kind: "boolean",
     default: true,
     ours: true,
-    description: "With S3 storage, answer downloads of single-chunk NARs with a 307 redirect to a presigned URL instead of streaming through the server.",
+    description:
+      "With S3 storage, answer downloads of single-chunk NARs with a 307 redirect to a presigned URL instead of streaming through the server. Only where the redirect cannot break a pull: a public cache, a request without an `Authorization` header, and a presigned URL whose host name differs from the one the client asked (netrc credentials follow a redirect to the same host name, and S3 refuses a request with two kinds of authentication). Other downloads are streamed.",
   },
 
   {
@@ -133,6 +134,14 @@ export const KEYS: readonly KeySpec[] = [
     kind: "string",
     storageType: "s3",
     description: "A custom S3 endpoint (MinIO, R2, Garage, …). When set, path-style addressing is used. Unset: AWS.",
+  },
+  {
+    key: "storage.public-endpoint",
+    kind: "url",
+    storageType: "s3",
+    ours: true,
+    description:
+      "The S3 endpoint clients reach the bucket at, used only in presigned URLs (`presigned-redirects`) when it differs from `endpoint` (e.g. `endpoint = \"http://minio:9000\"` inside a compose network, `public-endpoint = \"https://s3.example.com\"`). atticd itself still reads and writes through `endpoint`. The public endpoint must pass the request's `Host` through unchanged: the URL's signature covers it. Path-style addressing. Unset: presigned URLs use `endpoint`. As upstream's open PR #356.",
   },
   { key: "storage.credentials.access_key_id", kind: "string", storageType: "s3", required: "in `[storage.credentials]`", description: "The access key ID." },
   {

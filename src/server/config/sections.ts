@@ -27,6 +27,7 @@ export function readStorage(r: ConfigReader): StorageConfig | undefined {
   const region = r.read<string>("storage.region", { required: true });
   const bucket = r.read<string>("storage.bucket", { required: true });
   const endpoint = r.read<string>("storage.endpoint");
+  const publicEndpoint = r.read<string>("storage.public-endpoint");
   let credentials: { access_key_id: string; secret_access_key: string } | undefined;
   if (r.tables.has("storage.credentials")) {
     const accessKeyId = r.read<string>("storage.credentials.access_key_id", { required: true });
@@ -34,7 +35,14 @@ export function readStorage(r: ConfigReader): StorageConfig | undefined {
     if (accessKeyId !== undefined && secretAccessKey !== undefined) credentials = { access_key_id: accessKeyId, secret_access_key: secretAccessKey };
   }
   if (region === undefined || bucket === undefined) return undefined;
-  return { type, region, bucket, ...(endpoint !== undefined && { endpoint }), ...(credentials && { credentials }) };
+  return {
+    type,
+    region,
+    bucket,
+    ...(endpoint !== undefined && { endpoint }),
+    ...(publicEndpoint !== undefined && { publicEndpoint }),
+    ...(credentials && { credentials }),
+  };
 }
 
 export function readChunking(r: ConfigReader): Config["chunking"] | undefined {

@@ -14,6 +14,8 @@ export type StorageConfig =
       bucket: string;
       /** a custom endpoint (MinIO, R2, …); path-style addressing is forced when set */
       endpoint?: string;
+      /** ours (upstream PR #356): the endpoint put in presigned URLs; unset: `endpoint` */
+      publicEndpoint?: string;
       /** unset: the AWS default credential chain (env, profile, instance role) */
       credentials?: { access_key_id: string; secret_access_key: string };
     };

@@ -14,6 +14,7 @@ export type ValueKind =
   | "size"
   | "socket-address"
   | "endpoint"
+  | "url"
   | "database-url"
   | "enum"
   | "secret";
@@ -100,7 +101,7 @@ function readSocketAddress(raw: unknown): string {
   return text;
 }
 
-function readEndpoint(raw: unknown): string {
+function readHttpUrl(raw: unknown): string {
   const text = expectString(raw);
   let url: URL;
   try {
@@ -109,6 +110,11 @@ function readEndpoint(raw: unknown): string {
     throw new ValueProblem(`expected an http(s) URL, got ${show(text)}`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new ValueProblem(`expected an http(s) URL, got ${show(text)}`);
+  return text;
+}
+
+function readEndpoint(raw: unknown): string {
+  const text = readHttpUrl(raw);
   if (!text.endsWith("/")) throw new ValueProblem(`must end with "/" (for example ${show(`${text}/`)})`);
   return text;
 }
@@ -145,6 +151,8 @@ export function readValue(kind: ValueKind, raw: unknown, rules: ValueRules = {})
       return readSocketAddress(raw);
     case "endpoint":
       return readEndpoint(raw);
+    case "url":
+      return readHttpUrl(raw);
     case "database-url":
       return readDatabaseUrl(raw);
     case "enum": {

@@ -36,14 +36,15 @@ export async function narResponseStream(
   storage: StorageDriver,
   nar: ServedNar,
   pager: ChunkPager,
-  opts: { presign: boolean; method: string; fileSize: number | null },
+  /** `presign`: null for no redirect, else the check a presigned URL must pass (redirect-policy.ts) */
+  opts: { presign: ((url: string) => boolean) | null; method: string; fileSize: number | null },
 ): Promise<NarResponse> {
   const decompress = servedCompression(nar) !== nar.compression;
   if (nar.num_chunks === 1 && opts.presign && storage.presignedUrl && !decompress) {
     const [only] = await pager(-1, 1);
     if (only?.chunk) {
       const url = await storage.presignedUrl(remoteFileOf(only.chunk), PRESIGN_SECONDS);
-      if (url) return { kind: "redirect", url };
+      if (url && opts.presign(url)) return { kind: "redirect", url };
     }
   }
   const contentLength = decompress ? nar.nar_size : (opts.fileSize ?? undefined);

@@ -11,6 +11,7 @@ import { authorizeCache, isTrue } from "../auth.ts";
 import { incompleteNar, internalError, noSuchObject } from "../errors.ts";
 import { cachedNarInfo } from "../narinfo.ts";
 import { narResponseStream } from "../download/nar-stream.ts";
+import { presignedRedirectGuard } from "../download/redirect-policy.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
 
 export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
@@ -67,7 +68,7 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
 
     const narId = found.nar.id;
     const response = await narResponseStream(storage, found.nar, (afterSeq, limit) => findNarChunks(db, narId, { afterSeq, limit }), {
-      presign: config.presignedRedirects,
+      presign: presignedRedirectGuard(config.presignedRedirects, request, isTrue(cache.is_public)),
       method: request.method,
       fileSize: summary.fileSize,
     });

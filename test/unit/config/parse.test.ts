@@ -92,6 +92,7 @@ type = "s3"
 region = "eu-west-1"
 bucket = "nars"
 endpoint = "http://127.0.0.1:9000"
+public-endpoint = "https://s3.example.com"
 
 [storage.credentials]
 access_key_id = "AK"
@@ -135,6 +136,7 @@ token-hs256-secret-base64 = "${SECRET}"
     region: "eu-west-1",
     bucket: "nars",
     endpoint: "http://127.0.0.1:9000",
+    publicEndpoint: "https://s3.example.com",
     credentials: { access_key_id: "AK", secret_access_key: "SK" },
   });
   assert.deepEqual(c.chunking, { narSizeThreshold: 0, minSize: 64, avgSize: 256, maxSize: 1024 });
@@ -152,6 +154,15 @@ token-hs256-secret-base64 = "${SECRET}"
 test("s3 storage without credentials uses the default chain (no credentials key)", () => {
   const c = parse(withTables("", { 'type = "local"\npath = "/var/lib/attic/storage"': 'type = "s3"\nregion = "r"\nbucket = "b"' }));
   assert.deepEqual(c.storage, { type: "s3", region: "r", bucket: "b" });
+});
+
+test("storage.public-endpoint must be an http(s) URL", () => {
+  const s3 = (extra: string) => withTables("", { 'type = "local"\npath = "/var/lib/attic/storage"': `type = "s3"\nregion = "r"\nbucket = "b"\n${extra}` });
+  assert.equal(parse(s3('public-endpoint = "http://s3.example.com:9000"')).storage.type, "s3");
+  for (const bad of ['"s3.example.com"', '"ftp://s3.example.com"', "9000"]) {
+    const problems = problemsOf(s3(`public-endpoint = ${bad}`));
+    assert.deepEqual(problems.map((p) => p.key), ["storage.public-endpoint"], bad);
+  }
 });
 
 test("compression level defaults per type and ranges", () => {
