@@ -14,23 +14,26 @@ export class VerifiedTokenCache {
   readonly #signing: JwtSigning;
   readonly #options: VerifyOptions;
   readonly #verified: LruCache<string, Claims>;
+  readonly #clock: () => number;
 
-  constructor(signing: JwtSigning, options: VerifyOptions = {}, size = DEFAULT_SIZE) {
+  constructor(signing: JwtSigning, options: Omit<VerifyOptions, "now"> = {}, opts: { size?: number; clock?: () => number } = {}) {
     this.#signing = signing;
     this.#options = options;
-    this.#verified = new LruCache(size);
+    this.#verified = new LruCache(opts.size ?? DEFAULT_SIZE);
+    this.#clock = opts.clock ?? Date.now;
   }
 
   /** The claims of a valid token, else null (as `verifyToken`). */
   async verify(token: string): Promise<Claims | null> {
     const key = createHash("sha256").update(token).digest("base64");
+    const options = { ...this.#options, now: this.#clock() };
     const known = this.#verified.get(key);
     if (known) {
-      if (claimsValidNow(known, this.#options)) return known;
+      if (claimsValidNow(known, options)) return known;
       this.#verified.delete(key);
       return null;
     }
-    const claims = await verifyToken(token, this.#signing, this.#options);
+    const claims = await verifyToken(token, this.#signing, options);
     if (claims) this.#verified.set(key, claims);
     return claims;
   }
