@@ -148,8 +148,9 @@ describe("attic push to a server whose disk is full", () => {
     if (big) await nixStore(["--delete", big]).catch(() => {});
   });
 
-  test("the 507 is not retried: one attempt, the server's message printed once, exit 1", async () => {
+  test("the 507 is not retried: one attempt, the server's message printed once, exit 1", async (t) => {
     const home = await mkdtemp(join(tmpdir(), "attic-full-home-"));
+    t.after(() => rmSync(home, { recursive: true, force: true }));
     const env = nixEnv({ HOME: home, XDG_CONFIG_HOME: join(home, "config") });
     assert.equal((await runAttic(["login", "local", s.url, s.rootToken()], { env })).code, 0);
     const r = await runAttic(["push", "c", big], { env });
@@ -159,7 +160,6 @@ describe("attic push to a server whose disk is full", () => {
     assert.deepEqual(failed, [`❌ ${big.slice("/nix/store/".length)}: StorageFull: ${FULL_MESSAGE}`], r.stderr);
     assert.equal(lines.at(-1), "Error: Failed to push 1 path");
     assert.equal(storageFullLines(logLines).length, 1, `one upload attempt reached the server:\n${logLines.join("\n")}`);
-    rmSync(home, { recursive: true, force: true });
   });
 });
 
