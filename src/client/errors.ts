@@ -22,9 +22,12 @@ export class ApiError extends UserError {
     this.kind = kind;
   }
 
-  /** Worth retrying: the server was overloaded or failed on its side. */
+  /**
+   * Worth retrying: the server was overloaded or failed on its side. Not a 507 (its storage is
+   * full): a retry would send the whole NAR again only to be refused again.
+   */
   get transient(): boolean {
-    return this.status >= 500 || this.status === 429;
+    return (this.status >= 500 && this.status !== 507) || this.status === 429;
   }
 }
 

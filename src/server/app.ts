@@ -7,7 +7,8 @@ import type { StorageDriver } from "../storage/types.ts";
 import type { Claims } from "../token/claims.ts";
 import { VerifiedTokenCache } from "./verified-tokens.ts";
 import type { Config } from "./config/types.ts";
-import { PlainRejection, ServerError, requestError, notFound, storageRefusalHint, unavailableReason } from "./errors.ts";
+import { PlainRejection, ServerError, requestError, notFound, storageFull, storageRefusalHint, unavailableReason } from "./errors.ts";
+import { redact } from "../db/url.ts";
 import { tokenFromRequest } from "./auth.ts";
 import { homeRoutes } from "./routes/home.ts";
 import { binaryCacheRoutes } from "./routes/binary-cache.ts";
@@ -117,6 +118,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
       return reply.code(e.statusCode).type("text/plain; charset=utf-8").send(e.message);
+    }
+    // before the 5xx test below: a 507 from the object store is not a passing outage
+    const full = storageFull(error);
+    if (full) {
+      // one line, without the cause's stack: the where and why is all there is to say
+      const where = full.storage ?? `the database ${redact(deps.config.database.url)}`;
+      request.log.error({ storage: where, reason: full.reason }, `storage full: ${where} has no room left (${full.reason}); the request was refused with 507`);
+      return reply.code(507).type("application/json").send(new ServerError("StorageFull", { cause: error }).toJSON());
     }
     const unavailable = unavailableReason(error);
     if (unavailable) {

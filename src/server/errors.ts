@@ -1,6 +1,7 @@
 // The one error catalogue: every error the server returns, with upstream's `error` name, HTTP
 // status and message text (spec section 1.4). Routes throw these; one handler renders
 // `{"code","error","message"}`. Storage and DB layers never build HTTP errors.
+import { StorageFullError } from "../storage/types.ts";
 
 export type ErrorKind =
   | "NotFound"
@@ -13,7 +14,8 @@ export type ErrorKind =
   | "IncompleteNar"
   | "AccessError"
   | "RequestError"
-  | "ServiceUnavailable";
+  | "ServiceUnavailable"
+  | "StorageFull";
 
 const CATALOGUE: Record<ErrorKind, { status: number; message: string }> = {
   NotFound: { status: 404, message: "The URL you requested was not found." },
@@ -28,6 +30,9 @@ const CATALOGUE: Record<ErrorKind, { status: number; message: string }> = {
   RequestError: { status: 400, message: "General request error: {detail}" },
   // Ours: the database or object store is unreachable; clients should retry.
   ServiceUnavailable: { status: 503, message: "The service is temporarily unavailable: {detail}" },
+  // Ours: the disk, quota or bucket behind the storage or the database is full; retrying as such
+  // cannot help, and nothing of the failed request was kept.
+  StorageFull: { status: 507, message: "The server's storage is full, so nothing was stored. Try again once space has been freed on the server." },
 };
 
 export class ServerError extends Error {
@@ -97,6 +102,31 @@ export function unavailableReason(error: unknown): string | null {
     if (typeof message === "string" && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(message)) {
       return "a backend is unreachable";
     }
+  }
+  return null;
+}
+
+/** Where space ran out and what said so (for the log). */
+export interface FullStorage {
+  /** the storage's name (`local:/path`, `s3:region/bucket`), or null when it is the database */
+  storage: string | null;
+  /** ENOSPC, EDQUOT, an S3 error code, HTTP 507, SQLITE_FULL, 53100 */
+  reason: string;
+}
+
+/** SQLite's SQLITE_FULL (13, in the low byte of an extended code) and PostgreSQL's disk_full. */
+const SQLITE_FULL = 13;
+const PG_DISK_FULL = "53100";
+
+/** The full storage or database behind `error`, or null if `error` is not about space. */
+export function storageFull(error: unknown): FullStorage | null {
+  for (const e of causeChain(error)) {
+    if (e instanceof StorageFullError) return { storage: e.storage, reason: e.reason };
+    const { code, errcode } = e as { code?: unknown; errcode?: unknown };
+    if (code === "ERR_SQLITE_ERROR" && typeof errcode === "number" && (errcode & 0xff) === SQLITE_FULL) {
+      return { storage: null, reason: "SQLITE_FULL" };
+    }
+    if (code === PG_DISK_FULL) return { storage: null, reason: `disk_full (${PG_DISK_FULL})` };
   }
   return null;
 }

@@ -34,6 +34,6 @@ export async function createStorage(config: StorageConfig, options: StorageOptio
 export { newChunkKey, isValidKey } from "./keys.ts";
 export { remoteFileId } from "./remote-file.ts";
 export { LocalStorage } from "./local.ts";
-export { InvalidStorageKeyError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
+export { InvalidStorageKeyError, StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
 export type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
 export type { S3Storage, S3StorageOptions } from "./s3.ts";

@@ -8,11 +8,13 @@ import { assertValidKey } from "./keys.ts";
 import { prepareLayout, shardedPath, sweepTempFiles, TEMP_PREFIX } from "./local-layout.ts";
 import { remoteFileId } from "./remote-file.ts";
 import { chunksOf, forEachLimit } from "./streams.ts";
-import { StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
+import { StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
 import type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
 
 const DELETE_CONCURRENCY = 20;
 const READ_PIECE_MAX = 1024 * 1024;
+/** errno codes of a full disk or an exhausted quota (blocks or inodes) */
+const FULL_CODES = new Set(["ENOSPC", "EDQUOT"]);
 
 function isErrno(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === code;
@@ -66,6 +68,16 @@ export class LocalStorage implements StorageDriver {
   async put(remoteFile: RemoteFile, body: Readable, signal?: AbortSignal): Promise<PutResult> {
     const target = this.pathOf(remoteFile);
     signal?.throwIfAborted();
+    try {
+      return await this.writeAtomically(target, body, signal);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException | null)?.code;
+      if (code !== undefined && FULL_CODES.has(code)) throw new StorageFullError(this.name, code, err);
+      throw err;
+    }
+  }
+
+  private async writeAtomically(target: string, body: Readable, signal?: AbortSignal): Promise<PutResult> {
     const dir = dirname(target);
     const temp = join(dir, `${TEMP_PREFIX}${randomBytes(12).toString("hex")}`);
     const file = await this.createTemp(dir, temp);

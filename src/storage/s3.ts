@@ -8,9 +8,10 @@ import { addAbortSignal, Readable } from "node:stream";
 import { assertValidKey } from "./keys.ts";
 import { remoteFileId } from "./remote-file.ts";
 import { makeS3Client, type S3StorageConfig } from "./s3-client.ts";
+import { s3FullReason } from "./s3-full.ts";
 import { uploadStream, type UploadLimits, type UploadStats } from "./s3-upload.ts";
 import { forEachLimit } from "./streams.ts";
-import { StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
+import { StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
 import type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
 
 export type { S3StorageConfig } from "./s3-client.ts";
@@ -94,12 +95,18 @@ export class S3Storage implements StorageDriver {
 
   async put(remoteFile: RemoteFile, body: Readable, signal?: AbortSignal): Promise<PutResult> {
     const { region, bucket, key } = this.locate(remoteFile);
-    const size = await uploadStream(
-      { client: this.clientFor(region), target: { Bucket: bucket, Key: key }, limits: this.limits, stats: this.stats, warn: this.warn },
-      body,
-      signal,
-    );
-    return { size };
+    try {
+      const size = await uploadStream(
+        { client: this.clientFor(region), target: { Bucket: bucket, Key: key }, limits: this.limits, stats: this.stats, warn: this.warn },
+        body,
+        signal,
+      );
+      return { size };
+    } catch (err) {
+      const full = s3FullReason(err);
+      if (full !== null) throw new StorageFullError(`s3:${region}/${bucket}`, full, err);
+      throw err;
+    }
   }
 
   async get(remoteFile: RemoteFile, signal?: AbortSignal): Promise<Readable> {

@@ -49,6 +49,25 @@ export class StorageNotFoundError extends Error {
   }
 }
 
+/**
+ * The backend has no room for a write: the disk or a quota is full (local ENOSPC/EDQUOT), or the
+ * object store answered that the bucket or the server is full. Drivers wrap the original error
+ * (as `cause`); the server decides what the client is told.
+ */
+export class StorageFullError extends Error {
+  /** the driver's name: `local:/path` or `s3:region/bucket` */
+  readonly storage: string;
+  /** what said so: an errno code (`ENOSPC`), an S3 error code, or `HTTP 507` */
+  readonly reason: string;
+
+  constructor(storage: string, reason: string, cause: unknown) {
+    super(`storage ${storage} is full (${reason})`, { cause });
+    this.name = "StorageFullError";
+    this.storage = storage;
+    this.reason = reason;
+  }
+}
+
 /** A key that is not a safe opaque file name (see keys.ts). */
 export class InvalidStorageKeyError extends Error {
   constructor(key: string) {

@@ -75,6 +75,8 @@ export interface ServerOptions {
   pgClusterUrl?: string;
   /** fastify logger options (default: no logging), e.g. `{ level: "warn", stream }` to read the log */
   logger?: object;
+  /** local storage folder (default `<dir>/storage`), e.g. a small tmpfs */
+  storagePath?: string;
 }
 
 export interface ServerSetup {
@@ -109,7 +111,7 @@ export async function prepareServer(opts: ServerOptions = {}, share?: ServerSetu
   }
 
   let storageToml: string;
-  if (backend.storage === "local") storageToml = `type = "local"\npath = ${JSON.stringify(join(share?.dir ?? dir, "storage"))}`;
+  if (backend.storage === "local") storageToml = `type = "local"\npath = ${JSON.stringify(opts.storagePath ?? join(share?.dir ?? dir, "storage"))}`;
   else {
     const endpoint = process.env.ATTIC_TEST_S3_ENDPOINT;
     if (!endpoint) throw new Error("ATTIC_TEST_S3_ENDPOINT is not set: run the tests through `npm test`");

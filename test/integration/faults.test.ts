@@ -2,7 +2,7 @@
 // fault proxy), and PostgreSQL restarted while the server runs. Uploads fail cleanly (503,
 // nothing half-visible, nothing left behind), and everything works again once the backend is
 // back, without restarting atticd. S3 refusing the credentials gives a 500 and a log line that
-// says what to check.
+// says what to check; S3 answering that it is full gives a 507.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startFaultProxy, type FaultProxy } from "../helpers/s3-fault-proxy.ts";
@@ -104,6 +104,29 @@ describe("S3 errors mid-upload", () => {
     // the test credentials (key id and secret are both this string) never reach the log
     const secret = process.env.ATTIC_TEST_S3_SECRET_ACCESS_KEY ?? "S3RVER";
     assert.ok(!logLines.some((l) => l.includes(secret)), "no credential in the log");
+    assert.equal((await s.fetch(`/c/${fx.storePathHash}.narinfo`, { token: s.rootToken() })).status, 404);
+    assert.equal((await s.db.kysely.selectFrom("chunk").select("id").where("holders_count", ">", 0).execute()).length, 0);
+
+    const retry = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
+    assert.equal(retry.status, 200, await retry.text());
+    await servedIntact(s, "c", fx.storePathHash, fx.nar);
+  });
+
+  test("the object store full (507 XMinioStorageFull): 507 StorageFull, one log line naming the bucket, nothing visible", async () => {
+    const fx = narFixture(seededBytes(500_000, 34), "s3full");
+    const before = logLines.length;
+    proxy.rule = (req) => (req.method === "PUT" ? { status: 507, code: "XMinioStorageFull" } : undefined);
+    try {
+      const res = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
+      const text = await res.text();
+      assert.equal(res.status, 507, text);
+      assert.equal(JSON.parse(text).error, "StorageFull");
+    } finally {
+      proxy.rule = undefined;
+    }
+    const errors = logLines.slice(before).map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 50);
+    assert.equal(errors.length, 1, errors.map((l) => l.msg).join("\n"));
+    assert.match(errors[0]!.msg, /^storage full: s3:[^/]+\/attic-[0-9a-f]+ has no room left \(XMinioStorageFull\)/);
     assert.equal((await s.fetch(`/c/${fx.storePathHash}.narinfo`, { token: s.rootToken() })).status, 404);
     assert.equal((await s.db.kysely.selectFrom("chunk").select("id").where("holders_count", ">", 0).execute()).length, 0);
 

@@ -1,7 +1,7 @@
 // Uploading one path: the upload info as upstream's client builds it (references as base
 // names, `deriver` and `system` null, `nar_hash` as `sha256:<hex>`), the NAR streamed from the
-// store, and retries with exponential backoff when the failure is transient (no answer, 5xx,
-// 429). Each attempt streams the NAR again from the start.
+// store, and retries with exponential backoff when the failure is transient (no answer, 429, a
+// 5xx other than 507 "storage full"). Each attempt streams the NAR again from the start.
 import type { UploadPathNarInfo } from "../../api/v1.ts";
 import type { UploadOutcome, UploadOptions } from "../api.ts";
 import { sleep } from "../concurrency.ts";

@@ -58,6 +58,9 @@ test("errors read like upstream's", async () => {
   });
   await assert.rejects(api.getCacheConfig("plain"), { message: "HTTP 502 Bad Gateway: bad gateway" });
   assert.equal(apiErrorFrom(503, "").transient, true);
+  const full = apiErrorFrom(507, JSON.stringify({ code: 507, error: "StorageFull", message: "The server's storage is full." }));
+  assert.equal(full.message, "StorageFull: The server's storage is full.");
+  assert.equal(full.transient, false, "a full storage is not worth sending the NAR again");
   assert.equal(apiErrorFrom(429, "{}").message, "HTTP 429 Too Many Requests: {}");
   const closed = await freePort();
   await assert.rejects(new ApiClient(`http://127.0.0.1:${closed}`, null).getCacheConfig("c"), (err: unknown) => {

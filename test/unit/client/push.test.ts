@@ -58,6 +58,14 @@ test("client errors are not retried, and retries stop after 3 attempts", async (
   assert.equal(down.attempts.length, 3);
 });
 
+test("a 507 (the server's storage is full) is not retried", async () => {
+  const info = fakePath("a", "x");
+  const store = new FakeStore([info]);
+  const full = flakyApi([new ApiError(507, "StorageFull", "StorageFull: The server's storage is full.")]);
+  await assert.rejects(uploadWithRetry(info, { store, api: full, cache: "c", forcePreamble: false, retry: fast }, noBar), { message: "StorageFull: The server's storage is full." });
+  assert.equal(full.attempts.length, 1);
+});
+
 class Collect {
   lines: string[] = [];
   write(s: string): boolean {
