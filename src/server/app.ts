@@ -1,7 +1,7 @@
 // buildApp(deps) returns the HTTP application; the atticd modes call it. Route logic lives in
 // routes/<group>.ts; this file wires the cross-cutting pipeline of upstream (host restriction,
 // request state, auth) and the one error handler.
-import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Db } from "../db/connect.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import type { Claims } from "../token/claims.ts";
@@ -57,7 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     forceCloseConnections: "idle",
     // one access line per request at debug (below): at info, two lines per narinfo request cost
     // more than answering it, and Nix asks for hundreds of narinfo per closure
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
   });
   app.decorate("deps", deps);
