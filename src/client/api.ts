@@ -1,6 +1,6 @@
-// The `/_api/v1` client (upstream client/src/api/mod.rs): fetch, `User-Agent`, lowercase
-// `bearer` token, URLs joined as `Url::join` does, errors displayed as `<error>: <message>`
-// or `HTTP <status>: <body>`.
+// The `/_api/v1` client (upstream client/src/api/mod.rs): fetch for the JSON calls, node:http
+// for uploads (stream-request.ts: backpressure), `User-Agent`, lowercase `bearer` token, URLs
+// joined as `Url::join` does, errors displayed as `<error>: <message>` or `HTTP <status>: <body>`.
 import { STATUS_CODES } from "node:http";
 import {
   API_PREFIX,
@@ -13,6 +13,7 @@ import {
   type UploadPathNarInfo,
 } from "../api/v1.ts";
 import { ApiError, NetworkError, UserError } from "./errors.ts";
+import { BodyError, streamRequest, type StreamReply } from "./stream-request.ts";
 
 export const USER_AGENT = "Attic/attic-client (attic-ts)";
 
@@ -91,15 +92,20 @@ export class ApiClient {
       body = nar;
     }
     const url = this.#url("upload-path");
-    const res = await this.#fetch(url, {
-      method: "PUT",
-      headers: this.#headers(headers),
-      body: ReadableStream.from(body),
-      duplex: "half",
-      signal: options.signal,
-    });
-    if (!res.ok) throw await apiErrorOf(res);
-    return parseUploadOutcome(await res.text().catch(() => ""));
+    let reply: StreamReply;
+    try {
+      reply = await streamRequest(url, { method: "PUT", headers: this.#headers(headers), body, signal: options.signal });
+    } catch (err) {
+      if ((err as Error).name === "AbortError") throw err;
+      // The NAR producer failed (`nix-store --dump`, ...): its error, not the connection's.
+      if (err instanceof BodyError) {
+        if (err.cause instanceof UserError) throw err.cause;
+        throw new NetworkError(url.href, err.cause);
+      }
+      throw new NetworkError(url.href, err);
+    }
+    if (reply.status < 200 || reply.status > 299) throw apiErrorFrom(reply.status, reply.text);
+    return parseUploadOutcome(reply.text);
   }
 
   #url(route: string): URL {
@@ -127,15 +133,11 @@ export class ApiClient {
     return res;
   }
 
-  async #fetch(url: URL, init: RequestInit & { duplex?: "half" }): Promise<Response> {
+  async #fetch(url: URL, init: RequestInit): Promise<Response> {
     try {
       return await fetch(url, init);
     } catch (err) {
       if ((err as Error).name === "AbortError") throw err;
-      // A failing request body (the NAR producer) surfaces as a cause of fetch's TypeError.
-      for (let cause = (err as Error).cause; cause instanceof Error; cause = cause.cause) {
-        if (cause instanceof UserError) throw cause;
-      }
       throw new NetworkError(url.href, err);
     }
   }

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { trackPeakRss } from "./peak-rss.ts";
 import { freePort } from "./ports.ts";
 
 export const ATTICD = fileURLToPath(new URL("../../src/bin/atticd.ts", import.meta.url));
@@ -99,24 +100,13 @@ export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProces
       check();
     });
   }
-  let peak = 0;
-  const sample = () => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
-      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
-    } catch {
-      // the process is gone; keep the last figure
-    }
-    return peak;
-  };
-  const sampler = setInterval(sample, 200);
-  sampler.unref();
-  void exited.then(() => clearInterval(sampler));
+  const rss = trackPeakRss(child.pid!, 200);
+  void exited.then(() => rss.stop());
   return {
     child,
     url: `http://127.0.0.1:${port}`,
     stderr: () => err,
-    peakRss: sample,
+    peakRss: rss.peak,
     exited,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -1,6 +1,6 @@
 // Runs the real `attic` entry point as a child process (async, so that a fake server in the
 // test process keeps answering).
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 
 const ATTIC = join(import.meta.dirname, "..", "..", "..", "src", "bin", "attic.ts");
@@ -11,9 +11,10 @@ export interface RunResult {
   stderr: string;
 }
 
-export function runAttic(args: string[], options: { env: NodeJS.ProcessEnv; input?: string; cwd?: string }): Promise<RunResult> {
+export function runAttic(args: string[], options: { env: NodeJS.ProcessEnv; input?: string; cwd?: string; onSpawn?: (child: ChildProcess) => void }): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ATTIC, ...args], { env: options.env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] });
+    options.onSpawn?.(child);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
