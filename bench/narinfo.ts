@@ -5,7 +5,7 @@
 // Cases: public cache hit, private cache hit with a token, public miss (404), nix-cache-info.
 //
 //   node bench/narinfo.ts [--backends sqlite-local,postgres-s3] [--duration 10] [--connections 16] [--sequential 5000]
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +34,38 @@ interface Row {
   mean?: number;
   p50?: number;
   seqP99?: number;
+  /** server CPU time per request during the sequential run, in µs (robust to a busy machine) */
+  cpu?: number;
+}
+
+/** CPU seconds (user + system) used so far by these processes. */
+function cpuSeconds(pids: number[]): number {
+  const tick = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) / tick;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+/** nginx's master and worker processes (children of the one we started). */
+function withChildren(pid: number): number[] {
+  const out = [pid];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }
 
 async function rate(url: string, headers: Record<string, string> = {}, expect = 200): Promise<{ rps: number; p99: number }> {
@@ -68,12 +100,14 @@ async function sequential(url: string, headers: Record<string, string> = {}, exp
   return { mean: times.reduce((a, b) => a + b, 0) / times.length, p50: at(0.5), p99: at(0.99) };
 }
 
-async function measure(name: string, url: string, headers: Record<string, string> = {}, expect = 200): Promise<Row> {
+async function measure(name: string, url: string, pids: number[], headers: Record<string, string> = {}, expect = 200): Promise<Row> {
   const r = await rate(url, headers, expect);
+  const cpuBefore = cpuSeconds(pids);
   const s = await sequential(url, headers, expect);
-  const row = { name, rps: r.rps, p99: r.p99, mean: s.mean, p50: s.p50, seqP99: s.p99 };
+  const cpu = ((cpuSeconds(pids) - cpuBefore) / (sequentialCount + 200)) * 1e6;
+  const row = { name, rps: r.rps, p99: r.p99, mean: s.mean, p50: s.p50, seqP99: s.p99, cpu };
   console.log(
-    `${name.padEnd(40)} ${row.rps.toFixed(0).padStart(7)} req/s  p99 ${row.p99.toFixed(1).padStart(5)} ms | one connection: mean ${s.mean.toFixed(0)} µs, p50 ${s.p50.toFixed(0)} µs, p99 ${s.p99.toFixed(0)} µs`,
+    `${name.padEnd(40)} ${row.rps.toFixed(0).padStart(7)} req/s  p99 ${row.p99.toFixed(1).padStart(5)} ms | one connection: mean ${s.mean.toFixed(0)} µs, p50 ${s.p50.toFixed(0)} µs, p99 ${s.p99.toFixed(0)} µs | server CPU ${cpu.toFixed(0)} µs/request`,
   );
   return row;
 }
@@ -93,8 +127,9 @@ try {
   const nginx = await startNginx(refCache, "ref");
   const rows: Row[] = [];
   try {
-    rows.push(await measure("nginx .narinfo", `${nginx.url}/${hash}.narinfo`));
-    rows.push(await measure("nginx nix-cache-info", `${nginx.url}/nix-cache-info`));
+    const pids = withChildren(nginx.pid);
+    rows.push(await measure("nginx .narinfo", `${nginx.url}/${hash}.narinfo`, pids));
+    rows.push(await measure("nginx nix-cache-info", `${nginx.url}/nix-cache-info`, pids));
   } finally {
     await nginx.stop();
   }
@@ -107,10 +142,11 @@ try {
       await server.push("pub", info);
       await server.push("priv", info);
       const auth = { authorization: `Bearer ${server.token}` };
-      rows.push(await measure(`atticd ${spec} narinfo public`, `${server.url}/pub/${hash}.narinfo`));
-      rows.push(await measure(`atticd ${spec} narinfo private+token`, `${server.url}/priv/${hash}.narinfo`, auth));
-      rows.push(await measure(`atticd ${spec} narinfo public miss`, `${server.url}/pub/${missing}.narinfo`, {}, 404));
-      rows.push(await measure(`atticd ${spec} nix-cache-info public`, `${server.url}/pub/nix-cache-info`));
+      const pids = [server.proc.child.pid!];
+      rows.push(await measure(`atticd ${spec} narinfo public`, `${server.url}/pub/${hash}.narinfo`, pids));
+      rows.push(await measure(`atticd ${spec} narinfo private+token`, `${server.url}/priv/${hash}.narinfo`, pids, auth));
+      rows.push(await measure(`atticd ${spec} narinfo public miss`, `${server.url}/pub/${missing}.narinfo`, pids, {}, 404));
+      rows.push(await measure(`atticd ${spec} nix-cache-info public`, `${server.url}/pub/nix-cache-info`, pids));
       console.log(`atticd ${spec}: peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`);
     } finally {
       await server.stop();
@@ -123,7 +159,9 @@ try {
   console.log("\nratios to nginx (rate: higher is better; latency: nginx mean / ours, higher is better)");
   for (const r of rows.slice(2)) {
     const a = r.name.includes("nix-cache-info") ? cacheInfoAnchor : anchor;
-    console.log(`${r.name.padEnd(40)} rate ${(r.rps / a.rps).toFixed(2)}x  one-connection latency ${(a.mean! / r.mean!).toFixed(2)}x`);
+    console.log(
+      `${r.name.padEnd(40)} rate ${(r.rps / a.rps).toFixed(2)}x  one-connection latency ${(a.mean! / r.mean!).toFixed(2)}x  server CPU per request ${(a.cpu! / r.cpu!).toFixed(2)}x`,
+    );
   }
 } finally {
   rmSync(work, { recursive: true, force: true });

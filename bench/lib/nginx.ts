@@ -8,6 +8,8 @@ import { freePort } from "../../test/helpers/ports.ts";
 
 export interface Nginx {
   url: string;
+  /** the master process (its workers are its children) */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -67,6 +69,7 @@ http {
   }
   return {
     url,
+    pid: child.pid!,
     async stop() {
       if (child.exitCode === null) {
         child.kill("SIGTERM");

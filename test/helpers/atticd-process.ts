@@ -54,6 +54,20 @@ export interface SpawnOptions {
   listen?: boolean;
 }
 
+const READY_TIMEOUT_MS = 60_000;
+
+/**
+ * Several atticd processes started at once (replicas, a collector): if one fails to start, the
+ * others are stopped before the error is thrown, so no process outlives the test.
+ */
+export async function spawnAtticdAll(all: SpawnOptions[]): Promise<AtticdProcess[]> {
+  const outcomes = await Promise.allSettled(all.map((opts) => spawnAtticd(opts)));
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+  if (!failed) return outcomes.map((o) => (o as PromiseFulfilledResult<AtticdProcess>).value);
+  await Promise.all(outcomes.map((o) => (o.status === "fulfilled" ? o.value.stop("SIGKILL") : undefined)));
+  throw failed.reason;
+}
+
 export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProcess> {
   let configPath = opts.configPath;
   if (opts.configToml !== undefined) {
@@ -79,7 +93,12 @@ export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProces
   const readyText = opts.readyText === undefined ? (serving ? "Listening on" : null) : opts.readyText;
   if (readyText) {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`atticd not ready after 30 s:\n${err}`)), 30_000);
+      // a loaded machine (CI, other test files) can take a while to start three processes; a
+      // process that never gets ready is killed, so it cannot keep the test file alive
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new Error(`atticd not ready after ${READY_TIMEOUT_MS / 1000} s:\n${err}`));
+      }, READY_TIMEOUT_MS);
       // only the new text and the tail it may complete: a long-running server logs a lot
       let seen = 0;
       const check = () => {

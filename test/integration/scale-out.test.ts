@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { runAtticd, spawnAtticd, type AtticdProcess } from "../helpers/atticd-process.ts";
+import { runAtticd, spawnAtticdAll, type AtticdProcess } from "../helpers/atticd-process.ts";
 import { prepareServer, type ServerSetup } from "../helpers/server.ts";
 import { atticClaims, ALL, mintHs256 } from "../helpers/tokens.ts";
 import { narFixture, seededBytes, uploadInfo, type NarFixture } from "../helpers/nar.ts";
@@ -59,11 +59,11 @@ describe("scale-out: two API replicas and a garbage collector on PostgreSQL + S3
     writeFileSync(configPath, setup.configToml);
     const migrated = await runAtticd(["-f", configPath, "--mode", "db-migrations"]);
     assert.equal(migrated.code, 0, migrated.stderr);
-    [a, b, gc] = await Promise.all([
-      spawnAtticd({ configPath, mode: "api-server" }),
-      spawnAtticd({ configPath, mode: "api-server" }),
-      spawnAtticd({ configPath, mode: "garbage-collector", readyText: null }),
-    ]);
+    [a, b, gc] = (await spawnAtticdAll([
+      { configPath, mode: "api-server" },
+      { configPath, mode: "api-server" },
+      { configPath, mode: "garbage-collector", readyText: null },
+    ])) as [AtticdProcess, AtticdProcess, AtticdProcess];
     token = mintHs256(setup.secret, atticClaims("ci", { "*": ALL }));
     db = await openDatabase(setup.databaseUrl);
     const res = await fetch(`${a.url}/_api/v1/cache-config/shared`, {
