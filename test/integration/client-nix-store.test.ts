@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { NixError } from "../../src/client/errors.ts";
 import { NixCliStore } from "../../src/client/nix-store.ts";
-import { buildChain, nixBuild, nixCommand, nixEnv, nixStore, textDrv } from "../helpers/nix-build.ts";
+import { buildChain, nixBuild, nixCommand, nixEnv, nixStore, textDrv } from "../helpers/nix.ts";
 import { createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { json, startFakeServer } from "../unit/client/fakes.ts";
 import { runAttic } from "../unit/client/run-attic.ts";
