@@ -3,11 +3,13 @@
 // runs every test file with node's test runner, and tears the services down.
 //
 // Env: ATTIC_TEST_FILTER=<substring> narrows the files run; ATTIC_TEST_SKIP_CHECKS=1 skips lint and tsc;
+// ATTIC_TEST_BACKENDS=sqlite-local,postgres-s3 narrows the backend matrix (an unknown name stops the run);
 // ATTIC_TEST_RUN_DEADLINE=<seconds> (default 2400) ends a run that hangs: about three times what a slow machine needs (760 s
 // measured on a slow day), and well inside the 90 minutes a CI stop allows.
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { backendsFromEnv } from "../test/helpers/backends.ts";
 import { startPostgres } from "../test/helpers/postgres.ts";
 import { startS3 } from "../test/helpers/s3.ts";
 
@@ -30,7 +32,7 @@ function ensureNix(): void {
   }
   console.log("Installing Debian nix-bin (real Nix for the tests)...");
   run("apt-get", ["update", "-qq"]);
-  run("apt-get", ["install", "-y", "-qq", "nix-bin", "zstd", "xz-utils"]);
+  run("apt-get", ["install", "-y", "-qq", "nix-bin", "zstd", "xz-utils", "brotli"]);
 }
 
 function testFiles(dir: string): string[] {
@@ -47,6 +49,14 @@ ensureNix();
 if (!process.env.ATTIC_TEST_SKIP_CHECKS) {
   run("npx", ["eslint", "."]);
   run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"]);
+}
+
+// a misspelt backend fails here, once, rather than in every test file that reads it
+try {
+  backendsFromEnv();
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(2);
 }
 
 const filter = process.env.ATTIC_TEST_FILTER;
@@ -107,8 +117,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     });
   });
 }
-let passed = 0;
-let failed = 0;
 let tail = "";
 child.stdout!.on("data", (buf: Buffer) => {
   process.stdout.write(buf);
@@ -116,11 +124,14 @@ child.stdout!.on("data", (buf: Buffer) => {
 });
 const code: number = await new Promise((resolve) => child.on("exit", (c) => resolve(c ?? 1)));
 clearTimeout(watchdog);
-for (const m of tail.matchAll(/ℹ (pass|fail) (\d+)/g)) {
-  if (m[1] === "pass") passed = Number(m[2]);
-  else failed = Number(m[2]);
-}
+// the spec reporter's closing counts; skipped and todo tests are named so that a run which
+// skipped half its tests does not read like a clean one
+const counts: Record<string, number> = {};
+for (const m of tail.matchAll(/ℹ (pass|fail|cancelled|skipped|todo) (\d+)/g)) counts[m[1]!] = Number(m[2]);
 await s3.stop();
 pg.stop();
-console.log(`${passed} passed, ${failed} failed${killedByWatchdog ? ` (run killed after ${RUN_DEADLINE_S} s)` : ""}`);
+const summary = [`${counts.pass ?? 0} passed`, `${counts.fail ?? 0} failed`];
+if (counts.cancelled) summary.push(`${counts.cancelled} cancelled`);
+summary.push(`${counts.skipped ?? 0} skipped`, `${counts.todo ?? 0} todo`);
+console.log(`${summary.join(", ")}${killedByWatchdog ? ` (run killed after ${RUN_DEADLINE_S} s)` : ""}`);
 process.exit(killedByWatchdog ? 1 : code);

@@ -3,7 +3,6 @@
 // difference on either side fails.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,40 +14,9 @@ import { narChunks } from "../../src/nix/nar/serialize.ts";
 import { narInfoHashes, parseNarInfo, renderNarInfo } from "../../src/nix/narinfo.ts";
 import { PublicKey, SigningKeypair, fingerprintFromBaseNames } from "../../src/nix/signing.ts";
 import { restoreNar } from "../helpers/nar-tree.ts";
+import { nix, nixBuild, NIX_COMMAND, NIX_OPTS, nixOut, runNix, scriptDrv } from "../helpers/nix.ts";
 
-const NIX_OPTS = ["--option", "build-users-group", "", "--option", "substituters", "",
-  "--option", "narinfo-cache-positive-ttl", "0", "--option", "narinfo-cache-negative-ttl", "0"];
-const NEW_CLI = ["--extra-experimental-features", "nix-command", ...NIX_OPTS];
-
-interface RunResult {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], input?: Buffer): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      cmd,
-      args,
-      { env: { ...process.env, NIX_REMOTE: "" }, encoding: "buffer", maxBuffer: 1 << 30 },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
-        if (code === -1) reject(err);
-        else resolve({ code, stdout, stderr: stderr.toString() });
-      },
-    );
-    if (input !== undefined) child.stdin!.end(input);
-  });
-}
-
-async function ok(cmd: string, args: string[], input?: Buffer): Promise<Buffer> {
-  const r = await run(cmd, args, input);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-const text = async (cmd: string, args: string[], input?: Buffer): Promise<string> => (await ok(cmd, args, input)).toString().trim();
+const NEW_CLI = [...NIX_COMMAND, ...NIX_OPTS];
 
 async function ourNar(path: string): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -97,7 +65,7 @@ after(() => {
 });
 
 test("our NAR of a tree with every entry kind is byte-identical to nix-store --dump", async () => {
-  const theirs = await ok("nix-store", ["--dump", tree]);
+  const theirs = await nixOut("nix-store", ["--dump", tree]);
   const ours = await ourNar(tree);
   assert.equal(ours.length, theirs.length);
   assert.ok(ours.equals(theirs), "NAR bytes differ");
@@ -105,23 +73,23 @@ test("our NAR of a tree with every entry kind is byte-identical to nix-store --d
 
 test("single-node roots: regular, executable, empty, symlink", async () => {
   for (const p of ["a", "exec", "empty", "link", "dangling", "bigger"].map((n) => join(tree, n))) {
-    assert.ok((await ourNar(p)).equals(await ok("nix-store", ["--dump", p])), p);
+    assert.ok((await ourNar(p)).equals(await nixOut("nix-store", ["--dump", p])), p);
   }
 });
 
 test("our hashes equal nix hash path, nix-hash and nix-store --query --hash of the added path", async () => {
   const ours = await validateNar([await ourNar(tree)]);
-  assert.equal(await text("nix", [...NEW_CLI, "hash", "path", "--base32", tree]), ours.narHash.toNix32());
-  assert.equal(await text("nix", [...NEW_CLI, "hash", "path", "--base16", tree]), ours.narHash.toBase16());
-  assert.equal(await text("nix", [...NEW_CLI, "hash", "path", tree]), ours.narHash.toSri());
-  assert.equal(await text("nix-hash", ["--type", "sha256", "--base32", tree]), ours.narHash.toNix32());
-  const added = await text("nix-store", [...NIX_OPTS, "--add", tree]);
-  assert.equal(await text("nix-store", [...NIX_OPTS, "--query", "--hash", added]), ours.narHash.toTypedNix32());
-  assert.equal(Number(await text("nix-store", [...NIX_OPTS, "--query", "--size", added])), ours.narSize);
+  assert.equal(await nix("nix", [...NEW_CLI, "hash", "path", "--base32", tree]), ours.narHash.toNix32());
+  assert.equal(await nix("nix", [...NEW_CLI, "hash", "path", "--base16", tree]), ours.narHash.toBase16());
+  assert.equal(await nix("nix", [...NEW_CLI, "hash", "path", tree]), ours.narHash.toSri());
+  assert.equal(await nix("nix-hash", ["--type", "sha256", "--base32", tree]), ours.narHash.toNix32());
+  const added = await nix("nix-store", [...NIX_OPTS, "--add", tree]);
+  assert.equal(await nix("nix-store", [...NIX_OPTS, "--query", "--hash", added]), ours.narHash.toTypedNix32());
+  assert.equal(Number(await nix("nix-store", [...NIX_OPTS, "--query", "--size", added])), ours.narSize);
 });
 
 test("the validator accepts nix-store --dump output with the same hash and size", async () => {
-  const theirs = await ok("nix-store", ["--dump", tree]);
+  const theirs = await nixOut("nix-store", ["--dump", tree]);
   const fromNix = await validateNar([theirs.subarray(0, 1000), theirs.subarray(1000)]);
   assert.equal(fromNix.narSize, theirs.length);
   assert.equal(fromNix.narHash.toBase16(), NixHash.of("sha256", theirs).toBase16());
@@ -130,20 +98,18 @@ test("the validator accepts nix-store --dump output with the same hash and size"
 test("Nix restores our NAR, and we restore Nix's, to trees that dump identically", async () => {
   const ours = await ourNar(tree);
   const byNix = join(work, "restored-by-nix");
-  await ok("nix-store", ["--restore", byNix], ours);
-  assert.ok((await ok("nix-store", ["--dump", byNix])).equals(ours));
+  await nixOut("nix-store", ["--restore", byNix], { input: ours });
+  assert.ok((await nixOut("nix-store", ["--dump", byNix])).equals(ours));
   const byUs = join(work, "restored-by-us");
-  await restoreNar(await ok("nix-store", ["--dump", tree]), byUs);
-  assert.ok((await ok("nix-store", ["--dump", byUs])).equals(ours));
+  await restoreNar(await nixOut("nix-store", ["--dump", tree]), byUs);
+  assert.ok((await nixOut("nix-store", ["--dump", byUs])).equals(ours));
 });
 
 // Two input-addressed paths (CA paths skip signature checks in Nix), b referring to a and itself.
-const DRV_A = `derivation { name = "nixfmt-e2e-a"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo a > $out"]; PATH = "/usr/bin:/bin"; }`;
-const DRV_B = `let a = ${DRV_A}; in derivation { name = "nixfmt-e2e-b"; system = builtins.currentSystem; builder = "/bin/sh";
-  args = ["-c" "mkdir $out; echo \${a} > $out/ref; echo $out > $out/self"]; PATH = "/usr/bin:/bin"; }`;
+const DRV_B = `let a = ${scriptDrv("nixfmt-e2e-a", "echo a > $out")}; in ${scriptDrv("nixfmt-e2e-b", "mkdir $out; echo $a > $out/ref; echo $out > $out/self", { a: "a" })}`;
 
 async function buildB(): Promise<string> {
-  return text("nix-build", [...NIX_OPTS, "--no-out-link", "-E", DRV_B]);
+  return (await nixBuild(DRV_B))[0]!;
 }
 
 function narinfoFile(cacheDir: string, storePath: string): string {
@@ -152,15 +118,15 @@ function narinfoFile(cacheDir: string, storePath: string): string {
 }
 
 test("keys from nix key generate-secret import, export and sign exactly as Nix signs", async () => {
-  const secret = await text("nix", [...NEW_CLI, "key", "generate-secret", "--key-name", "e2e-key"]);
+  const secret = await nix("nix", [...NEW_CLI, "key", "generate-secret", "--key-name", "e2e-key"]);
   const keypair = SigningKeypair.parse(secret);
   assert.equal(keypair.toString(), secret);
-  const pub = await text("nix", [...NEW_CLI, "key", "convert-secret-to-public"], Buffer.from(secret));
+  const pub = await nix("nix", [...NEW_CLI, "key", "convert-secret-to-public"], { input: Buffer.from(secret) });
   assert.equal(keypair.publicKey().toString(), pub);
 
   const b = await buildB();
   const cache = join(work, "sign-cache");
-  await ok("nix", [...NEW_CLI, "copy", "--to", `file://${cache}`, b]);
+  await nixOut("nix", [...NEW_CLI, "copy", "--to", `file://${cache}`, b]);
   const info = parseNarInfo(readFileSync(narinfoFile(cache, b), "utf8"));
   assert.equal(info.sigs.length, 0);
   assert.equal(info.references.length, 2);
@@ -172,7 +138,7 @@ test("keys from nix key generate-secret import, export and sign exactly as Nix s
   writeFileSync(keyFile, secret);
   const nixSigned = join(work, "nix-signed-cache");
   cpSync(cache, nixSigned, { recursive: true });
-  await ok("nix", [...NEW_CLI, "store", "sign", "--store", `file://${nixSigned}`, "--key-file", keyFile, b]);
+  await nixOut("nix", [...NEW_CLI, "store", "sign", "--store", `file://${nixSigned}`, "--key-file", keyFile, b]);
   const nixSigs = parseNarInfo(readFileSync(narinfoFile(nixSigned, b), "utf8")).sigs;
   assert.deepEqual(nixSigs, [ourSig]);
   assert.ok(PublicKey.parse(pub).verify(fp, nixSigs[0]!));
@@ -181,7 +147,7 @@ test("keys from nix key generate-secret import, export and sign exactly as Nix s
   const verifyWith = async (dir: string, sig: string): Promise<number> => {
     cpSync(cache, dir, { recursive: true });
     writeFileSync(narinfoFile(dir, b), renderNarInfo({ ...info, sigs: [sig] }, { order: "nix" }));
-    const r = await run("nix", [...NEW_CLI, "store", "verify", "--store", `file://${dir}`, "--sigs-needed", "1",
+    const r = await runNix("nix", [...NEW_CLI, "store", "verify", "--store", `file://${dir}`, "--sigs-needed", "1",
       "--option", "trusted-public-keys", pub, b]);
     return r.code;
   };
@@ -193,11 +159,11 @@ test("keys from nix key generate-secret import, export and sign exactly as Nix s
 
 test("narinfo and nix-cache-info files written by nix copy parse and re-render identically", async () => {
   const b = await buildB();
-  const added = await text("nix-store", [...NIX_OPTS, "--add", join(tree, "dir")]); // content-addressed: has CA
+  const added = await nix("nix-store", [...NIX_OPTS, "--add", join(tree, "dir")]); // content-addressed: has CA
   const cache = join(work, "narinfo-cache");
   for (const compression of ["xz", "none"]) {
     const dir = `${cache}-${compression}`;
-    await ok("nix", [...NEW_CLI, "copy", "--to", `file://${dir}?compression=${compression}`, b, added]);
+    await nixOut("nix", [...NEW_CLI, "copy", "--to", `file://${dir}?compression=${compression}`, b, added]);
     const files = readdirSync(dir).filter((f) => f.endsWith(".narinfo"));
     assert.equal(files.length, 3); // a, b, added
     let sawCa = false;

@@ -16,7 +16,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { nixBuild, nixCommand, nixEnv, nixStore, textDrv } from "../helpers/nix-build.ts";
+import { nixBuild, nixCommand, nixEnv, nixStore, textDrv } from "../helpers/nix.ts";
 import { freePort } from "../helpers/ports.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");

@@ -1,20 +1,29 @@
-// Decoding served NARs with the system tools (zstd, xz), which read every frame of a multi-frame
-// stream; Node's own zstd decoder stops after the first frame.
+// Decoding served NARs with the system tools (zstd, xz, brotli): reference decoders that share no
+// code with ours, and zstd and xz read every frame of a multi-frame stream (Node's own zstd
+// decoder stops after the first frame).
 import { spawn } from "node:child_process";
-import { brotliDecompressSync } from "node:zlib";
+
+const DECODERS: Record<string, string[]> = {
+  zstd: ["zstd", "-dc"],
+  xz: ["xz", "-dc"],
+  br: ["brotli", "-dc"],
+};
 
 export async function decompressWithCli(compression: string, data: Buffer): Promise<Buffer> {
   if (compression === "none") return data;
-  if (compression === "br") return brotliDecompressSync(data);
-  const cmd = compression === "zstd" ? ["zstd", "-dc"] : compression === "xz" ? ["xz", "-dc"] : null;
+  const cmd = DECODERS[compression];
   if (!cmd) throw new Error(`no CLI for ${compression}`);
   const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on("data", (b: Buffer) => out.push(b));
   child.stderr.on("data", (b: Buffer) => err.push(b));
+  child.stdin.on("error", () => undefined); // a decoder that quits early: its exit code says why
   child.stdin.end(data);
-  const code = await new Promise<number>((r) => child.on("close", (c) => r(c ?? 1)));
+  const code = await new Promise<number>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (c) => resolve(c ?? 1));
+  });
   if (code !== 0) throw new Error(`${cmd.join(" ")} failed: ${Buffer.concat(err).toString()}`);
   return Buffer.concat(out);
 }

@@ -1,28 +1,101 @@
-// Real Nix for the e2e tests (single-user, no daemon): a small test closure built without
-// nixpkgs, its path info, and NAR dumps.
-//
-// NOTE: this file was accidentally overwritten by the client helper and rebuilt from how
-// test/e2e/nix-pull.test.ts uses it; its author should check it against the original.
+// Real Nix for the tests (single-user as root, no daemon, no build users, no network): running
+// its commands, tiny store paths built without nixpkgs, path info and NAR dumps.
 import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 
-const exec = promisify(execFile);
-
-/** Options for every Nix command here: no build users (root without nixbld). */
-export const NIX_OPTS = ["--option", "build-users-group", ""];
-
-const ENV = (): NodeJS.ProcessEnv => ({ ...process.env, NIX_REMOTE: "" });
-
-/** Runs a Nix command without a daemon; resolves with stdout. */
-export async function nix(cmd: string, args: string[]): Promise<string> {
-  const { stdout } = await exec(cmd, args, { env: ENV(), maxBuffer: 64 << 20 });
-  return stdout;
+/** Env for Nix commands: no daemon. */
+export function nixEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, NIX_REMOTE: "", ...extra };
 }
 
-const DRV = (name: string, script: string, deps: Record<string, string> = {}): string =>
-  `derivation ({ name = "${name}"; system = builtins.currentSystem; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; args = [ "-c" ''${script}'' ]; } // { ${Object.entries(deps)
-    .map(([k, v]) => `${k} = ${v};`)
-    .join(" ")} })`;
+/**
+ * Options for Nix commands here: root without nixbld users, no substituters (no network; a later
+ * `--option substituters` wins), and no narinfo cache, so every lookup reaches the server under test.
+ */
+export const NIX_OPTS = [
+  "--option", "build-users-group", "",
+  "--option", "substituters", "",
+  "--option", "narinfo-cache-positive-ttl", "0",
+  "--option", "narinfo-cache-negative-ttl", "0",
+];
+
+/** What the `nix` command needs before its subcommands on Nix 2.8. */
+export const NIX_COMMAND = ["--extra-experimental-features", "nix-command"];
+
+export interface NixResult {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+export interface NixRunOptions {
+  /** written to stdin */
+  input?: Buffer;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs a Nix tool and resolves with its exit code and output; rejects only when it could not run. */
+export function runNix(cmd: string, args: string[], options: NixRunOptions = {}): Promise<NixResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { env: options.env ?? nixEnv(), encoding: "buffer", maxBuffer: 1 << 30 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
+      if (code === -1) reject(err);
+      else resolve({ code, stdout, stderr: stderr.toString() });
+    });
+    if (options.input !== undefined) child.stdin!.end(options.input);
+  });
+}
+
+/** The stdout of a Nix tool that must succeed (its stderr is in the error when it does not). */
+export async function nixOut(cmd: string, args: string[], options: NixRunOptions = {}): Promise<Buffer> {
+  const r = await runNix(cmd, args, options);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The same, as trimmed text. */
+export async function nix(cmd: string, args: string[], options: NixRunOptions = {}): Promise<string> {
+  return (await nixOut(cmd, args, options)).toString("utf8").trim();
+}
+
+export const nixStore = (args: string[], env?: NodeJS.ProcessEnv): Promise<string> => nix("nix-store", args, { env });
+export const nixCommand = (args: string[], env?: NodeJS.ProcessEnv): Promise<string> => nix("nix", [...NIX_COMMAND, ...args], { env });
+
+/** The NAR of a store path (or any file tree), in memory (test paths are small). */
+export const dumpNar = (path: string): Promise<Buffer> => nixOut("nix-store", ["--dump", path]);
+
+/**
+ * A derivation expression running `script` with /bin/sh; `deps` become attributes (so env
+ * variables of the build) holding Nix expressions, typically store paths of other derivations.
+ */
+export function scriptDrv(name: string, script: string, deps: Record<string, string> = {}): string {
+  const attrs = Object.entries(deps).map(([k, v]) => `${k} = ${v};`).join(" ");
+  return `derivation ({ name = ${JSON.stringify(name)}; system = builtins.currentSystem; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; args = [ "-c" ''${script}'' ]; } // { ${attrs} })`;
+}
+
+/** A derivation writing `text` to $out, followed by the paths of `deps` (names bound by an enclosing `let`). */
+export function textDrv(name: string, text: string, deps: string[] = []): string {
+  const refs = deps.map((d) => `\${${d}}`).join(" ");
+  return scriptDrv(name, `echo ${text.replace(/["'\\$]/g, "")} ${refs} > $out`);
+}
+
+/** Builds an expression, returning the output paths (one per line of nix-build's output). */
+export async function nixBuild(expr: string, options: { outLink?: string } = {}): Promise<string[]> {
+  const link = options.outLink === undefined ? ["--no-out-link"] : ["--out-link", options.outLink];
+  const out = await nix("nix-build", [...NIX_OPTS, ...link, "-E", expr]);
+  return out.split("\n").filter((l) => l !== "");
+}
+
+async function requisites(path: string): Promise<string[]> {
+  return (await nixStore(["--query", "--requisites", path])).split("\n").filter((l) => l !== "");
+}
+
+/** Three paths a ← b ← c (c depends on b, b on a), unique to `tag`. */
+export async function buildChain(tag: string, options: { outLink?: string } = {}): Promise<{ a: string; b: string; c: string }> {
+  const expr = `let a = ${textDrv(`${tag}-a`, `a ${tag}`)}; b = ${textDrv(`${tag}-b`, `b ${tag}`, ["a"])}; in ${textDrv(`${tag}-c`, `c ${tag}`, ["b"])}`;
+  const [c] = await nixBuild(expr, options);
+  const all = await requisites(c!);
+  return { a: all.find((p) => p.endsWith(`-${tag}-a`))!, b: all.find((p) => p.endsWith(`-${tag}-b`))!, c: c! };
+}
 
 /**
  * Three store paths: `top` → `dep` → `lib`. `dep` has an executable `bin/hello`, a dangling
@@ -30,8 +103,8 @@ const DRV = (name: string, script: string, deps: Record<string, string> = {}): s
  * file naming `dep` and a `hello` symlink into it.
  */
 export async function buildTestClosure(): Promise<{ top: string; dep: string; lib: string }> {
-  const lib = DRV("attic-test-lib", "mkdir -p $out; echo lib > $out/lib.txt");
-  const dep = DRV(
+  const lib = scriptDrv("attic-test-lib", "mkdir -p $out; echo lib > $out/lib.txt");
+  const dep = scriptDrv(
     "attic-test-dep",
     [
       "mkdir -p $out/bin $out/share",
@@ -42,12 +115,11 @@ export async function buildTestClosure(): Promise<{ top: string; dep: string; li
     ].join("; "),
     { lib },
   );
-  const top = DRV("attic-test-top", 'mkdir -p $out; echo "$dep" > $out/dep-ref; ln -s "$dep/bin/hello" $out/hello', { dep });
-  const out = await nix("nix-build", [...NIX_OPTS, "--no-out-link", "-E", `let lib = ${lib}; dep = ${dep}; in ${top}`]);
-  const topPath = out.trim().split("\n").pop()!;
-  const closure = (await nix("nix-store", ["--query", "--requisites", topPath])).trim().split("\n");
+  const top = scriptDrv("attic-test-top", 'mkdir -p $out; echo "$dep" > $out/dep-ref; ln -s "$dep/bin/hello" $out/hello', { dep });
+  const [topPath] = await nixBuild(`let lib = ${lib}; dep = ${dep}; in ${top}`);
+  const closure = await requisites(topPath!);
   return {
-    top: topPath,
+    top: topPath!,
     dep: closure.find((p) => p.endsWith("-attic-test-dep"))!,
     lib: closure.find((p) => p.endsWith("-attic-test-lib"))!,
   };
@@ -67,7 +139,7 @@ export interface PathInfo {
 
 /** `nix path-info --json` of `paths` (and their closure with `recursive`), in Nix 2.8 or newer format. */
 export async function pathInfo(paths: string[], recursive = false): Promise<PathInfo[]> {
-  const out = await nix("nix", ["--extra-experimental-features", "nix-command", "path-info", "--json", "--offline", ...(recursive ? ["--recursive"] : []), ...paths]);
+  const out = await nixCommand(["path-info", "--json", "--offline", ...(recursive ? ["--recursive"] : []), ...paths]);
   const doc = JSON.parse(out) as unknown;
   const entries: [string, Record<string, unknown>][] = Array.isArray(doc)
     ? (doc as Record<string, unknown>[]).map((e) => [String(e.path), e])
@@ -81,10 +153,4 @@ export async function pathInfo(paths: string[], recursive = false): Promise<Path
     ca: typeof e.ca === "string" ? e.ca : null,
     deriver: typeof e.deriver === "string" ? e.deriver : null,
   }));
-}
-
-/** The NAR of a store path, in memory (test closures are small). */
-export async function dumpNar(path: string): Promise<Buffer> {
-  const { stdout } = await exec("nix-store", ["--dump", path], { env: ENV(), encoding: "buffer", maxBuffer: 256 << 20 });
-  return stdout;
 }

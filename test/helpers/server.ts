@@ -13,34 +13,11 @@ import { openDatabase, type Db } from "../../src/db/connect.ts";
 import { migrate } from "../../src/db/migrations/index.ts";
 import { createStorage } from "../../src/storage/index.ts";
 import type { StorageDriver } from "../../src/storage/types.ts";
+import type { Backend } from "./backends.ts";
 import { createDatabase } from "./postgres.ts";
 import { atticClaims, mintHs256, newSecret, ALL, type Flags } from "./tokens.ts";
 
-export type DbKind = "sqlite" | "postgres";
-export type StorageKind = "local" | "s3";
-export interface Backend {
-  db: DbKind;
-  storage: StorageKind;
-}
-
-export const ALL_BACKENDS: Backend[] = [
-  { db: "sqlite", storage: "local" },
-  { db: "postgres", storage: "local" },
-  { db: "sqlite", storage: "s3" },
-  { db: "postgres", storage: "s3" },
-];
-
-/** ATTIC_TEST_BACKENDS=sqlite-local,postgres-s3 narrows the matrix for a local run. */
-export function backendsFromEnv(defaults: Backend[] = ALL_BACKENDS): Backend[] {
-  const env = process.env.ATTIC_TEST_BACKENDS;
-  if (!env) return defaults;
-  return env.split(",").map((s) => {
-    const [db, storage] = s.trim().split("-") as [DbKind, StorageKind];
-    return { db, storage };
-  });
-}
-
-export const backendName = (b: Backend) => `${b.db}+${b.storage}`;
+export { ALL_BACKENDS, backendName, backendsFromEnv, type Backend, type DbKind, type StorageKind } from "./backends.ts";
 
 export interface TestServer {
   url: string;

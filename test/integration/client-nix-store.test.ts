@@ -4,6 +4,7 @@
 // through the substituter `attic use` configured, retries through a flaky proxy, and refusals.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, symlink } from "node:fs/promises";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { NixError } from "../../src/client/errors.ts";
 import { NixCliStore } from "../../src/client/nix-store.ts";
-import { buildChain, nixBuild, nixCommand, nixEnv, nixStore, textDrv } from "../helpers/nix-build.ts";
+import { buildChain, nixBuild, nixCommand, nixEnv, nixStore, textDrv } from "../helpers/nix.ts";
 import { createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { json, startFakeServer } from "../unit/client/fakes.ts";
 import { runAttic } from "../unit/client/run-attic.ts";
@@ -41,6 +42,22 @@ before(async () => {
   )[0]!;
   many = await nixBuild(`[ ${Array.from({ length: 10 }, (_, i) => `(${textDrv(`${TAG}-many-${i}`, `many ${i}`)})`).join(" ")} ]`);
 });
+
+/** Pids of live `nix-store --dump <path>` processes (an exited child's zombie has no command line). */
+function narDumpsOf(path: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue; // exited while we looked
+    }
+    if (argv[0]?.endsWith("nix-store") && argv[1] === "--dump" && argv[2] === path) pids.push(Number(entry));
+  }
+  return pids;
+}
 
 describe("NixCliStore against real Nix", () => {
   const store = new NixCliStore(nixEnv());
@@ -91,10 +108,20 @@ describe("NixCliStore against real Nix", () => {
 
   test("aborting a NAR stream stops nix-store", async () => {
     const abort = new AbortController();
-    const it = store.nar(chain.c, abort.signal)[Symbol.asyncIterator]();
-    await it.next();
-    abort.abort();
-    await it.return?.();
+    const it = store.nar(big, abort.signal)[Symbol.asyncIterator]();
+    try {
+      await it.next();
+      // 1.5 MB, read no further: nix-store now waits on a full pipe and would wait for ever
+      assert.equal(narDumpsOf(big).length, 1, "nix-store --dump is running");
+      abort.abort();
+      const deadline = Date.now() + 5000;
+      while (narDumpsOf(big).length > 0) {
+        assert.ok(Date.now() < deadline, `nix-store --dump (pid ${narDumpsOf(big).join(", ")}) still running 5 s after the abort`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await it.return?.();
+    }
   });
 });
 
