@@ -103,6 +103,23 @@ export function buildProgram(ctx: AdminCtx): Command {
       const { run } = await import("./commands/purge-cache.ts");
       await run(name, { ...ctx, configPath: program.opts<{ config?: string }>().config });
     });
+  program
+    .command("verify")
+    .summary("Re-check stored chunks (and NARs) against the database")
+    .description(
+      "Re-read every stored chunk and compare its size and hash with the database; report what is missing or damaged\n" +
+        "and the store paths it affects. With --repair, mark those paths for re-upload: get-missing-paths then reports\n" +
+        "them and the next `attic push` heals them. Exits with 1 when problems were found and not marked.",
+    )
+    .option("--quick", "Only check that each chunk file exists (no re-read)", false)
+    .option("--nars", "Also reassemble every NAR and check it against its NarHash", false)
+    .option("--repair", "Mark the broken paths for re-upload", false)
+    .helpOption("-h, --help", "Print help")
+    .exitOverride()
+    .action(async (opts: { quick: boolean; nars: boolean; repair: boolean }) => {
+      const { run } = await import("./commands/verify.ts");
+      await run({ quick: opts.quick, nars: opts.nars, repair: opts.repair }, { ...ctx, configPath: program.opts<{ config?: string }>().config });
+    });
   return program;
 }
 

@@ -41,6 +41,7 @@ async function syncDirectory(dir: string): Promise<void> {
 export class LocalStorage implements StorageDriver {
   readonly name: string;
   readonly root: string;
+  readonly cheapHas = true;
   private readonly knownDirs = new Set<string>();
 
   private constructor(root: string) {

@@ -4,9 +4,10 @@
 // This module is imported only when S3 storage is configured: it pulls in the AWS SDK.
 import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { addAbortSignal, Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { assertValidKey } from "./keys.ts";
 import { remoteFileId } from "./remote-file.ts";
+import { resumingBody } from "./s3-resume.ts";
 import { makeS3Client, type S3StorageConfig } from "./s3-client.ts";
 import { s3FullReason } from "./s3-full.ts";
 import { uploadStream, type UploadLimits, type UploadStats } from "./s3-upload.ts";
@@ -37,6 +38,11 @@ function errorName(err: unknown): string | undefined {
 }
 function httpStatus(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+}
+
+function streamOf(body: unknown, bucket: string, key: string): Readable {
+  if (!(body instanceof Readable)) throw new Error(`GetObject s3://${bucket}/${key} returned no stream`);
+  return body;
 }
 
 export class S3Storage implements StorageDriver {
@@ -111,15 +117,26 @@ export class S3Storage implements StorageDriver {
 
   async get(remoteFile: RemoteFile, signal?: AbortSignal): Promise<Readable> {
     const { region, bucket, key } = this.locate(remoteFile);
-    let body: unknown;
+    const client = this.clientFor(region);
+    let first;
     try {
-      ({ Body: body } = await this.clientFor(region).send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal }));
+      first = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
     } catch (err) {
       if (errorName(err) === "NoSuchKey") throw new StorageNotFoundError(remoteFileId(remoteFile));
       throw err;
     }
-    if (!(body instanceof Readable)) throw new Error(`GetObject s3://${bucket}/${key} returned no stream`);
-    return signal ? addAbortSignal(signal, body) : body;
+    const body = streamOf(first.Body, bucket, key);
+    // a body that breaks off is fetched on from the byte reached (s3-resume.ts)
+    const reopen = async (offset: number, etag: string, resumeSignal: AbortSignal): Promise<Readable> => {
+      const part = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-`, IfMatch: etag }), {
+        abortSignal: resumeSignal,
+      });
+      return streamOf(part.Body, bucket, key);
+    };
+    return resumingBody({ body, length: first.ContentLength, etag: first.ETag }, reopen, {
+      ...(signal ? { signal } : {}),
+      onResume: (offset, error) => this.warn(error, `s3://${bucket}/${key}: the response broke off after ${offset} bytes; resuming with a ranged GET`),
+    });
   }
 
   async has(remoteFile: RemoteFile): Promise<boolean> {

@@ -34,6 +34,11 @@ export interface StorageDriver {
    */
   get(remoteFile: RemoteFile, signal?: AbortSignal, sizeHint?: number): Promise<Readable>;
   has(remoteFile: RemoteFile): Promise<boolean>;
+  /**
+   * True when `has` costs no network round trip (a local folder): a NAR download may then check
+   * every chunk file before its first byte instead of only the first page (see download/preflight.ts).
+   */
+  readonly cheapHas?: boolean;
   /** Delete many files; missing files count as deleted. Returns the ones that failed. */
   deleteMany(remoteFiles: RemoteFile[]): Promise<{ failed: { remoteFile: RemoteFile; error: Error }[] }>;
   /** Optional capability: a URL a client can GET directly (S3 presigned). */

@@ -9,9 +9,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 export interface SeenRequest {
   method: string;
   url: string;
+  /** the Range header, when sent */
+  range?: string;
 }
 
-export type Fault = { status: number; code: string } | { delayMs: number } | undefined;
+/**
+ * An S3 error answer, a delay, or `cutAfterBytes`: forward the answer's headers and that many
+ * bytes of its body, then drop the connection (a response that breaks off mid-body).
+ */
+export type Fault = { status: number; code: string } | { delayMs: number } | { cutAfterBytes: number } | undefined;
 
 export interface FaultProxy {
   endpoint: string;
@@ -25,7 +31,7 @@ export interface FaultProxy {
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const upstream = new URL(target);
   const server = createServer(async (req, res) => {
-    const seen: SeenRequest = { method: req.method ?? "GET", url: req.url ?? "/" };
+    const seen: SeenRequest = { method: req.method ?? "GET", url: req.url ?? "/", ...(req.headers.range ? { range: req.headers.range } : {}) };
     proxy.seen.push(seen);
     const fault = proxy.rule?.(seen);
     if (fault && "status" in fault) {
@@ -36,10 +42,23 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       });
       return;
     }
-    if (fault) await sleep(fault.delayMs);
+    if (fault && "delayMs" in fault) await sleep(fault.delayMs);
+    const cut = fault && "cutAfterBytes" in fault ? fault.cutAfterBytes : null;
     const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
+      if (cut === null) return void up.pipe(res);
+      let sent = 0;
+      up.on("data", (piece: Buffer) => {
+        if (sent >= cut) return;
+        const part = piece.subarray(0, cut - sent);
+        sent += part.length;
+        res.write(part, () => {
+          if (sent >= cut) {
+            up.destroy();
+            res.socket?.destroy();
+          }
+        });
+      });
     });
     out.on("error", (err) => res.destroy(err));
     req.on("error", (err) => out.destroy(err));

@@ -19,7 +19,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
 import { NixCliStore } from "../../src/client/nix-store.ts";
-import { nixEnv, nixStore } from "../helpers/nix-build.ts";
+import { nixEnv, nixStore } from "../helpers/nix.ts";
 import { trackPeakRss } from "../helpers/peak-rss.ts";
 import { runAttic } from "../unit/client/run-attic.ts";
 

@@ -291,6 +291,7 @@ for (const engine of ["sqlite", "postgres"] as const) {
           ["idx-chunk-chunk-id", "chunkref", ["chunk_id"], false],
           ["attic-ts-idx-object-nar-id", "object", ["nar_id"], false],
           ["attic-ts-idx-object-cache-created", "object", ["cache_id", "created_at"], false],
+          ["attic-ts-idx-chunkref-lost", "chunkref", ["nar_id"], false],
         ];
         for (const [name, table, columns, unique] of want) assert.deepEqual(named(name), { name, table, columns, unique }, name);
         const uniqueOn = (table: string, col: string) => idx.some((i) => i.table === table && i.unique && i.columns.join() === col);

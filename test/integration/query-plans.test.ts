@@ -2,7 +2,8 @@
 // drive upstream's (state, holders_count) index although the statement names a hash or an id:
 // then every upload claim walks all valid chunks and uploads slow down as the cache grows. Every
 // statement an upload, a narinfo or a NAR download sends is captured and EXPLAINed here; none may
-// scan a table or search through a state index.
+// scan a table or search through a state index (get-missing-paths finds NARs with a lost chunk
+// through a partial index).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -15,6 +16,7 @@ import { migrate } from "../../src/db/migrations/index.ts";
 import { createCache, getCacheByName } from "../../src/db/queries/caches.ts";
 import { claimChunk, claimChunks, discardUnusedChunks, findAndLockChunk, markChunksValid, releaseChunks } from "../../src/db/queries/chunks.ts";
 import { claimNar, findAndLockNar, linkChunks, markNarValid, narHasMissingChunks, releaseNar } from "../../src/db/queries/nars.ts";
+import { markChunksLost } from "../../src/db/queries/repair.ts";
 import { bumpLastAccessed, findCacheAndObject, findNarChunks, getMissingPaths, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
 
 const sha = () => `sha256:${randomBytes(32).toString("hex")}`;
@@ -71,6 +73,9 @@ test("SQLite: the statements of uploads, narinfo and NAR downloads use hash or i
     await findNarChunks(db, narId, { afterSeq: -1, limit: 256 });
     await bumpLastAccessed(db, match.object.id);
     await getMissingPaths(db, "plans", ["0".repeat(32), "1".repeat(32)]);
+    // a chunk file found lost: the NAR's path is missing (a probe of the partial index)
+    await markChunksLost(db, [ids[2]!]);
+    assert.deepEqual(await getMissingPaths(db, "plans", ["0".repeat(32)]), ["0".repeat(32)]);
     capturing = false;
 
     const statements = captured.filter((q) => !/^\s*(begin|commit|rollback|savepoint|release|pragma)\b/i.test(q.sql));

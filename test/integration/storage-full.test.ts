@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sql } from "kysely";
 import { hashNarStream, narFixture, randomStorePathHash, seededBytes, syntheticNar, uploadNar } from "../helpers/nar.ts";
-import { nixBuild, nixEnv, nixStore } from "../helpers/nix-build.ts";
+import { nixBuild, nixEnv, nixStore } from "../helpers/nix.ts";
 import { createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { runAttic } from "../unit/client/run-attic.ts";
 

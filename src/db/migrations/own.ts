@@ -54,6 +54,13 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
           `"expires_at" ${tx.engine === "postgres" ? "timestamp with time zone" : "timestamp_with_timezone_text"} NOT NULL )`,
       ]),
   },
+  {
+    // Repair (docs/decisions.md): a chunk found lost leaves NULL chunkrefs, and get-missing-paths
+    // asks of each object's NAR whether it has one. This partial index holds only those rows, so
+    // the question is one index probe per NAR however many chunks it has.
+    name: "attic-ts_0004_lost_chunkrefs",
+    up: (tx) => exec(tx, [`CREATE INDEX IF NOT EXISTS "attic-ts-idx-chunkref-lost" ON "chunkref" ("nar_id") WHERE "chunk_id" IS NULL`]),
+  },
 ];
 
 export function ownMigrationsTable(): string {

@@ -130,7 +130,11 @@ export async function findNarChunks(db: Db, narId: number, page: { afterSeq?: nu
   });
 }
 
-/** The hashes (deduplicated, any order) that the cache does not hold as a servable object. */
+/**
+ * The hashes (deduplicated, any order) that the cache does not hold as a servable object: no
+ * object, or one whose NAR is not valid or has lost a chunk (a NULL chunkref, see repair.ts), so
+ * that the next push uploads it again. The lost-chunk test is a probe of a partial index.
+ */
 export async function getMissingPaths(db: Db, cacheName: string, hashes: readonly string[]): Promise<string[]> {
   const wanted = [...new Set(hashes)];
   const present = new Set<string>();
@@ -146,6 +150,9 @@ export async function getMissingPaths(db: Db, cacheName: string, hashes: readonl
       .where("cache.deleted_at", "is", null)
       .where("nar.state", "=", "V")
       .where("object.store_path_hash", "in", batch)
+      .where((eb) =>
+        eb.not(eb.exists(eb.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.nar_id", "=", "nar.id").where("chunkref.chunk_id", "is", null))),
+      )
       .execute();
     for (const r of rows) present.add(r.store_path_hash);
   }

@@ -9,7 +9,7 @@ import { Readable } from "node:stream";
 import { chain } from "../streams.ts";
 import type { ChunkRow } from "../../db/schema.ts";
 import type { ServedNar } from "../../db/queries/objects.ts";
-import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
+import { StorageNotFoundError, type RemoteFile, type StorageDriver } from "../../storage/types.ts";
 import { createDecompressor, parseNarinfoCompression } from "../../compression/index.ts";
 import { servedCompression } from "../narinfo.ts";
 
@@ -29,6 +29,16 @@ export class ChunkGoneError extends Error {
   constructor(narId: number, seq: number) {
     super(`chunk ${seq} of NAR ${narId} is gone (deleted while the NAR was being served)`);
     this.name = "ChunkGoneError";
+  }
+}
+
+/** A chunk's file was not found in storage while its NAR was being served. */
+export class ChunkFileLostError extends Error {
+  readonly chunkId: number;
+  constructor(chunk: Pick<ChunkRow, "id" | "remote_file_id">, cause: unknown) {
+    super(`the file of chunk ${chunk.id} (${chunk.remote_file_id}) is missing from storage`, { cause });
+    this.name = "ChunkFileLostError";
+    this.chunkId = chunk.id;
   }
 }
 
@@ -83,7 +93,10 @@ async function* chunkBytes(storage: StorageDriver, chunks: AsyncIterator<ChunkRo
         exhausted = true;
         return;
       }
-      const p = storage.get(remoteFileOf(next.value), controller.signal, next.value.file_size ?? undefined);
+      const chunk = next.value;
+      const p = storage.get(remoteFileOf(chunk), controller.signal, chunk.file_size ?? undefined).catch((err: unknown) => {
+        throw err instanceof StorageNotFoundError ? new ChunkFileLostError(chunk, err) : err;
+      });
       p.catch(() => {}); // surfaced when awaited below
       pending.push(p);
     }

@@ -10,7 +10,9 @@ import { renderNixCacheInfo } from "../../nix/cache-info.ts";
 import { authorizeCache, isTrue } from "../auth.ts";
 import { incompleteNar, internalError, noSuchObject } from "../errors.ts";
 import { cachedNarInfo } from "../narinfo.ts";
-import { narResponseStream } from "../download/nar-stream.ts";
+import { ChunkFileLostError, narResponseStream, type ChunkPager } from "../download/nar-stream.ts";
+import { missingChunkFiles } from "../download/preflight.ts";
+import { markChunksLost } from "../../db/queries/repair.ts";
 import { presignedRedirectGuard } from "../download/redirect-policy.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
 
@@ -30,6 +32,12 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     const found = await findCacheAndObject(db, name, hash);
     authorizeCache(request.attic.claims, name, found?.cache ?? null, ["pull"]);
     return found!;
+  }
+
+  async function recordLostChunks(chunkIds: number[], request: FastifyRequest): Promise<void> {
+    const marked = await markChunksLost(db, chunkIds);
+    app.metrics.inc("attic_lost_chunks_total", marked);
+    request.log.warn({ chunkIds }, "chunk files missing from storage: marked lost; their paths are reported missing until pushed again");
   }
 
   app.get("/:cache/nix-cache-info", async (request, reply) => {
@@ -62,12 +70,19 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
       throw internalError(new Error(`NAR ${found.nar.id} has ${summary.refs} chunk refs, expected ${found.nar.num_chunks}`));
     }
     if (summary.present !== summary.refs) throw incompleteNar();
+    const narId = found.nar.id;
+    const pager: ChunkPager = (afterSeq, limit) => findNarChunks(db, narId, { afterSeq, limit });
+    // a chunk file lost behind our back: 503 before any byte, and the path is reported missing
+    const lost = await missingChunkFiles(storage, pager);
+    if (lost.length > 0) {
+      await recordLostChunks(lost, request);
+      throw incompleteNar();
+    }
     await bumpLastAccessed(db, found.object.id);
     if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
     app.metrics.inc("attic_nar_downloads_total");
 
-    const narId = found.nar.id;
-    const response = await narResponseStream(storage, found.nar, (afterSeq, limit) => findNarChunks(db, narId, { afterSeq, limit }), {
+    const response = await narResponseStream(storage, found.nar, pager, {
       presign: presignedRedirectGuard(config.presignedRedirects, request, isTrue(cache.is_public)),
       method: request.method,
       fileSize: summary.fileSize,
@@ -80,6 +95,11 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
       return reply.send();
     }
     response.stream.on("data", (b: Buffer) => app.metrics.inc("attic_nar_download_bytes_total", b.length));
+    // mid-stream the response can only be aborted (the client sees a broken transfer); the loss
+    // is recorded all the same
+    response.stream.on("error", (err) => {
+      if (err instanceof ChunkFileLostError) void recordLostChunks([err.chunkId], request).catch((e: unknown) => request.log.error({ err: e }, "could not record a lost chunk"));
+    });
     return reply.send(response.stream);
   });
 }
