@@ -88,6 +88,9 @@ for (const backend of backends) {
       assert.equal(res.status, 503);
       assert.equal(((await res.json()) as { error: string }).error, "IncompleteNar");
       assert.deepEqual(await missingPaths(s, "dl", [fx.storePathHash, other.storePathHash]), [fx.storePathHash]);
+      const narinfo = await s.fetch(`/dl/${fx.storePathHash}.narinfo`, { token: s.rootToken() });
+      assert.equal(narinfo.status, 404, "missing for Nix too: it falls back to another substituter or builds the path");
+      assert.equal((await s.fetch(`/dl/${other.storePathHash}.narinfo`, { token: s.rootToken() })).status, 200);
 
       await upload(s, "dl", fx);
       assert.deepEqual(await missingPaths(s, "dl", [fx.storePathHash, other.storePathHash]), []);

@@ -15,7 +15,7 @@ export type ServedNar = Pick<NarRow, "id" | "nar_hash" | "nar_size" | "compressi
 /** A live cache by name, and its object with this store path hash whose NAR is valid (or null). */
 export interface CacheObjectLookup {
   cache: ServedCache;
-  match: { object: ServedObject; nar: ServedNar } | null;
+  match: { object: ServedObject; nar: ServedNar; /** a chunk of the NAR is known lost: a re-push heals it */ incomplete: boolean } | null;
 }
 
 /**
@@ -35,6 +35,11 @@ const cacheAndObjectQuery = prepareQuery((k, $: Placeholders<{ cacheName: string
       "object.deriver as o_deriver", "object.sigs as o_sigs", "object.ca as o_ca",
       "nar.id as n_id", "nar.nar_hash as n_nar_hash", "nar.nar_size as n_nar_size", "nar.compression as n_compression",
       "nar.num_chunks as n_num_chunks",
+      // a chunk known lost (its chunkref nulled): one probe of a partial index that is almost always empty
+      (eb) =>
+        eb
+          .exists(eb.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.nar_id", "=", "nar.id").where("chunkref.chunk_id", "is", null))
+          .as("n_lost"),
     ])
     .where("cache.name", "=", $.cacheName)
     .where("cache.deleted_at", "is", null)
@@ -73,6 +78,7 @@ export async function findCacheAndObject(db: Db, cacheName: string, storePathHas
         compression: r.n_compression!,
         num_chunks: toInt(r.n_num_chunks),
       },
+      incomplete: toBool(r.n_lost),
     },
   };
 }

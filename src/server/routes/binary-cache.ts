@@ -51,7 +51,8 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
   app.get("/:cache/:file", async (request, reply) => {
     const hash = storePathHashParam((request.params as { file: string }).file, "narinfo");
     const { cache, match: found } = await pullableObject(request, hash);
-    if (!found) {
+    // a path with a lost chunk is missing, so Nix falls back to another substituter or builds it
+    if (!found || found.incomplete) {
       app.metrics.inc("attic_narinfo_requests_total", 1, { result: "miss" });
       throw noSuchObject();
     }
