@@ -1,0 +1,111 @@
+// Memory end to end, the way a user moves a big path: a store path whose NAR is --size bytes
+// (default 2 GiB, incompressible) pushed with the real `attic push` (default -j) into a real
+// atticd, then pulled back by real Nix (`nix-store --store DIR -r`, the cache as substituter).
+// Prints the peak RSS of the client and of the server during each, against the 256 MiB target,
+// with the throughput of each step.
+//
+//   node bench/memory.ts [--size 2147483648] [--backends sqlite-local,postgres-s3]
+import { mkdtempSync, mkdirSync, rmSync, createWriteStream } from "node:fs";
+import { createCipheriv, randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { once } from "node:events";
+import { parseArgs } from "node:util";
+import { spawn } from "node:child_process";
+import { addToStore, nix, NIX_ENV, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
+import { stopBackendServices } from "./backends.ts";
+import { runAttic } from "../test/unit/client/run-attic.ts";
+import { trackPeakRss } from "../test/helpers/peak-rss.ts";
+
+const { values } = parseArgs({
+  options: {
+    size: { type: "string", default: String(2 * 2 ** 30) },
+    backends: { type: "string", default: "sqlite-local" },
+  },
+});
+const size = Number(values.size);
+const MiB = 2 ** 20;
+const TARGET = 256 * MiB;
+
+/** Incompressible bytes (AES-CTR keystream), written without holding them. */
+async function writeRandomFile(path: string, bytes: number): Promise<void> {
+  const cipher = createCipheriv("aes-128-ctr", randomBytes(16), randomBytes(16));
+  const out = createWriteStream(path);
+  const zero = Buffer.alloc(4 * MiB);
+  for (let done = 0; done < bytes; done += zero.length) {
+    if (!out.write(cipher.update(zero.subarray(0, Math.min(zero.length, bytes - done))))) await once(out, "drain");
+  }
+  out.end();
+  await once(out, "finish");
+}
+
+const fmt = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
+const verdict = (b: number) => (b < TARGET ? "ok" : "OVER");
+
+const work = mkdtempSync(join(tmpdir(), "attic-bench-memory-"));
+const rows: string[] = [];
+try {
+  const folder = join(work, "big");
+  mkdirSync(folder);
+  await writeRandomFile(join(folder, "blob"), size);
+  const info = addToStore(folder);
+  rmSync(folder, { recursive: true });
+  console.log(`path ${info.path}, NAR ${fmt(info.narSize)}`);
+
+  for (const spec of values.backends!.split(",")) {
+    const server = await startBenchServer(spec, { type: "zstd", level: 3 });
+    try {
+      const key = await server.createCache("mem", false);
+      const home = join(work, `home-${spec}`);
+      mkdirSync(home);
+      const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, ".config"), NIX_REMOTE: "" };
+      const login = await runAttic(["login", "bench", server.url, server.token], { env });
+      if (login.code !== 0) throw new Error(`attic login: ${login.stderr}`);
+
+      const serverBefore = server.proc.peakRss();
+      let client = 0;
+      let t = process.hrtime.bigint();
+      const pushed = await runAttic(["push", "bench:mem", info.path], {
+        env,
+        onSpawn: (child) => {
+          const rss = trackPeakRss(child.pid!, 50);
+          child.once("exit", () => rss.stop());
+          const timer = setInterval(() => (client = Math.max(client, rss.peak())), 50);
+          child.once("exit", () => clearInterval(timer));
+        },
+      });
+      const pushSeconds = Number(process.hrtime.bigint() - t) / 1e9;
+      if (pushed.code !== 0) throw new Error(`attic push: ${pushed.stdout}${pushed.stderr}`);
+      const serverPush = server.proc.peakRss();
+
+      // Nix pulls it back through netrc, as `attic use` would set it up
+      const netrc = join(work, `netrc-${spec}`);
+      const { writeFileSync } = await import("node:fs");
+      writeFileSync(netrc, `machine 127.0.0.1\npassword ${server.token}\n`);
+      const pullStore = join(work, `pull-${spec}`);
+      t = process.hrtime.bigint();
+      nix([
+        "nix-store", "--store", pullStore, "-r", info.path, ...NIX_OPTS.slice(0, 3),
+        "--option", "substituters", `${server.url}/mem`, "--option", "trusted-public-keys", key, "--option", "netrc-file", netrc,
+      ]);
+      const pullSeconds = Number(process.hrtime.bigint() - t) / 1e9;
+      const serverPull = server.proc.peakRss();
+      rmSync(pullStore, { recursive: true, force: true });
+
+      rows.push(
+        `${spec}: attic push ${(info.narSize / MiB / pushSeconds).toFixed(0)} MiB/s, client peak ${fmt(client)} (${verdict(client)}), ` +
+          `server peak ${fmt(serverPush)} (${verdict(serverPush)}; ${fmt(serverBefore)} before)`,
+        `${spec}: nix pull ${(info.narSize / MiB / pullSeconds).toFixed(0)} MiB/s, server peak over the whole run ${fmt(serverPull)} (${verdict(serverPull)})`,
+      );
+    } finally {
+      await server.stop();
+    }
+  }
+  await stopBackendServices();
+  // the path goes again, so a second run does not find it cached anywhere
+  spawn("nix-store", ["--delete", info.path, ...NIX_OPTS.slice(0, 3)], { env: NIX_ENV, stdio: "ignore" });
+  console.log(`\ntarget: under ${fmt(TARGET)} for the client and the server`);
+  for (const r of rows) console.log(r);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
