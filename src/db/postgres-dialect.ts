@@ -2,7 +2,7 @@
 // own type parsers (nothing global changes): int8 as number (ids and byte sizes stay far below
 // 2^53), timestamptz as Date (pg's default).
 import { PostgresDialect, type Dialect } from "kysely";
-import type { Pool } from "pg";
+import type { ClientConfig, Pool } from "pg";
 
 const INT8_OID = 20;
 
@@ -13,7 +13,21 @@ export interface PostgresSetup {
 
 export async function createPostgresDialect(url: string, poolSize: number, log?: (msg: string) => void): Promise<PostgresSetup> {
   const pg = (await import("pg")).default;
+  const onClientError = (err: Error) => log?.(`PostgreSQL connection lost: ${err.message}`);
+  // pg emits 'error' on a client whose server goes away (a restart, a crash, an admin's
+  // pg_terminate_backend), also while the client is checked out of the pool, where pg-pool does
+  // not listen; an 'error' nobody hears ends the process. So every client the pool makes (and
+  // Kysely's cancel client, which is the pool's Client too) listens for its whole life. The query
+  // in flight fails on its own (a 503 upstream), and the client, no longer queryable, is dropped
+  // by the pool when it is released; the next checkout connects afresh.
+  class ListenedClient extends pg.Client {
+    constructor(config?: string | ClientConfig) {
+      super(config);
+      this.on("error", onClientError);
+    }
+  }
   const pool = new pg.Pool({
+    Client: ListenedClient,
     connectionString: url,
     max: poolSize,
     // a down database must fail requests quickly (503) rather than queue them forever
@@ -25,8 +39,9 @@ export async function createPostgresDialect(url: string, poolSize: number, log?:
       }) as typeof pg.types.getTypeParser,
     },
   });
-  // an idle client losing its server (restart) must not crash the process; the pool replaces it
-  pool.on("error", (err) => log?.(`PostgreSQL idle client error: ${err.message}`));
+  // an idle client losing its server: pg-pool drops it and re-emits the error here, where it
+  // must be heard too (the client's own listener has logged it)
+  pool.on("error", () => {});
   return { dialect: new PostgresDialect({ pool }), pool };
 }
 

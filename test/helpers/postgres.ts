@@ -15,8 +15,11 @@ export interface PostgresCluster {
   stop(): void;
   /** Stop and start the server again on the same port (for reconnection tests). */
   restart(): void;
-  /** Stop the server, keeping the data (startServer brings it back on the same port). */
-  stopServer(): void;
+  /**
+   * Stop the server, keeping the data (startServer brings it back on the same port). `fast`
+   * (default) ends sessions with an error; `immediate` kills them without one, as a crash does.
+   */
+  stopServer(mode?: "fast" | "immediate"): void;
   startServer(): void;
 }
 
@@ -45,7 +48,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
       join(PG_BIN, "pg_ctl"), "-D", dataDir, "-l", join(dataDir, "log"), "-w",
       "-o", `-p ${port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300`, "start",
     ]);
-  const stopServer = () => asPostgres([join(PG_BIN, "pg_ctl"), "-D", dataDir, "-m", "fast", "-w", "stop"]);
+  const stopServer = (mode: "fast" | "immediate" = "fast") => asPostgres([join(PG_BIN, "pg_ctl"), "-D", dataDir, "-m", mode, "-w", "stop"]);
   start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,

@@ -271,6 +271,26 @@ export async function discardUnusedChunks(db: Db, ids: readonly number[]): Promi
   return marked;
 }
 
+/**
+ * After an upload that lost the database: its chunks still pending are dead (only their creator
+ * writes or holds a pending chunk, and its releases never arrived), so they are marked deleted
+ * whatever their hold count says. Returns them, for their files to go.
+ */
+export async function discardDeadPendingChunks(db: Db, ids: readonly number[]): Promise<{ id: number; remote_file: string }[]> {
+  const marked: { id: number; remote_file: string }[] = [];
+  for (const batch of batches([...new Set(ids)], maxBatch(db))) {
+    const rows = await db.kysely
+      .updateTable("chunk")
+      .set({ state: "D", holders_count: 0 })
+      .where("id", "in", batch)
+      .where(notIndexed(db, "state"), "=", "P")
+      .returning(["id", "remote_file"])
+      .execute();
+    marked.push(...rows.map((r) => ({ id: Number(r.id), remote_file: r.remote_file })));
+  }
+  return marked;
+}
+
 export async function getChunk(db: Db, id: number): Promise<ChunkRow | null> {
   const row = await db.kysely.selectFrom("chunk").select(CHUNK_COLUMNS).where("id", "=", id).executeTakeFirst();
   return row ? toChunkRow(row) : null;

@@ -11,6 +11,7 @@ import { Uploader } from "../upload/pipeline.ts";
 export async function uploadPathRoutes(app: FastifyInstance): Promise<void> {
   const { db, storage, config } = app.deps;
   const uploader = new Uploader(db, storage, config, app.metrics);
+  app.addHook("onClose", async () => uploader.close());
 
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();

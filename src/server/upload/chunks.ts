@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { compressBuffer, type CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { setTimeout as sleep } from "node:timers/promises";
-import { claimChunk, claimChunks, discardUnusedChunks, insertPendingChunk, markChunkValid, markChunksValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
+import { claimChunk, claimChunks, discardDeadPendingChunks, discardUnusedChunks, insertPendingChunk, markChunkValid, markChunksValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
 import { deleteChunkRows } from "../../db/queries/gc.ts";
 import { newChunkKey } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
@@ -215,12 +215,14 @@ export class ChunkStore {
   }
 
   /**
-   * After a failed upload: drop the chunks it created unless another upload has started using
-   * them meanwhile (then they live on). Rows are marked deleted first, then their files go, then
-   * the rows; a file that cannot be deleted now stays marked for GC.
+   * After a failed upload, once its writes have settled: drop the chunks it created unless another
+   * upload has started using them meanwhile (then they live on). Those still pending go whatever
+   * their holds say (a release lost with the database must not keep them "busy" for others).
+   * Rows are marked deleted first, then their files go, then the rows; a file that cannot be
+   * deleted now stays marked for GC.
    */
   async discard(created: CreatedIds): Promise<void> {
-    const marked = await discardUnusedChunks(this.db, created);
+    const marked = [...(await discardDeadPendingChunks(this.db, created)), ...(await discardUnusedChunks(this.db, created))];
     if (marked.length === 0) return;
     const files = marked.map((c) => ({ id: c.id, remoteFile: JSON.parse(c.remote_file) as RemoteFile }));
     const { failed } = await this.storage.deleteMany(files.map((f) => f.remoteFile));

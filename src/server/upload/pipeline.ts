@@ -11,17 +11,18 @@ import { createCompressor } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { transaction } from "../../db/connect.ts";
 import { markChunkValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
-import { claimNar, deleteNar, findAndLockNar, insertChunkRef, insertNar, markNarValid, narHasMissingChunks, releaseNar } from "../../db/queries/nars.ts";
+import { claimNar, deletePendingNar, findAndLockNar, insertChunkRef, insertNar, markNarValid, narHasMissingChunks, releaseNar } from "../../db/queries/nars.ts";
 import { upsertObject } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { NarError, NarValidator } from "../../nix/nar/parse.ts";
 import type { StorageDriver } from "../../storage/types.ts";
 import type { Config } from "../config/types.ts";
-import { requestError } from "../errors.ts";
+import { requestError, unavailableReason } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { BodyReader } from "./body.ts";
 import { BUSY_POLL_MS, BUSY_WINDOW_MS, ChunkStore, type CreatedIds } from "./chunks.ts";
 import { ChunkLinks } from "./links.ts";
+import { LeftoverCleanup } from "./leftovers.ts";
 import { ByteCounter, hashStream } from "./hashing.ts";
 import type { UploadInfo } from "./info.ts";
 
@@ -37,6 +38,8 @@ export class Uploader {
   private readonly chunks: ChunkStore;
   /** in-process uploads of the same NAR wait for the first instead of storing it again */
   private readonly inflight = new Map<string, Promise<void>>();
+  /** cleanups of uploads that lost the database, run again once it is back */
+  private readonly leftovers = new LeftoverCleanup(BUSY_WINDOW_MS);
 
   private readonly db: Db;
   private readonly storage: StorageDriver;
@@ -53,6 +56,11 @@ export class Uploader {
       level: config.compression.level,
       narinfoName: config.compression.narinfoName,
     });
+  }
+
+  /** Drop the cleanups not yet run (shutdown). */
+  close(): void {
+    this.leftovers.close();
   }
 
   async upload(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult> {
@@ -236,18 +244,32 @@ export class Uploader {
       return { kind: "Uploaded", file_size: fileCounter.bytes, frac_deduplicated: null };
     } catch (err) {
       await releaseChunks(this.db, created).catch(() => {});
-      await this.chunks.discard(created).catch(() => {});
+      await this.chunks.discard(created).catch((e: unknown) => this.cleanUpLater(null, created, e));
       throw asUploadError(err, counter.bytes, info.nar_size, "Bad chunk hash or size");
     }
   }
 
   private async discardNar(narId: number, created: CreatedIds): Promise<void> {
     try {
-      await deleteNar(this.db, narId);
+      // pending only: had the final commit gone through unseen (the connection lost during it), the NAR is valid and stays
+      await deletePendingNar(this.db, narId);
       await this.chunks.discard(created);
-    } catch {
-      // left for GC: a pending NAR and unreferenced chunks are reaped after the grace period
+    } catch (err) {
+      this.cleanUpLater(narId, created, err);
     }
+  }
+
+  /**
+   * The cleanup failed. When the database was unreachable (a restart), it runs again once the
+   * database is back, so that a retry of the push does not wait for our pending rows to go stale.
+   * Otherwise GC reaps pending rows after the grace period.
+   */
+  private cleanUpLater(narId: number | null, created: CreatedIds, err: unknown): void {
+    if (!unavailableReason(err)) return;
+    this.leftovers.schedule(async () => {
+      if (narId !== null) await deletePendingNar(this.db, narId);
+      await this.chunks.discard(created);
+    });
   }
 }
 
