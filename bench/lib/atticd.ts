@@ -45,11 +45,16 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(spec: string, compression: { type: string; level: number }, top = ""): Promise<BenchServer> {
+export async function startBenchServer(
+  spec: string,
+  compression: { type: string; level: number },
+  top = "",
+  env: NodeJS.ProcessEnv = {},
+): Promise<BenchServer> {
   const backend = await backendFor(spec);
   const setup = await prepareServer({ backend, compression, top });
   // at the level an operator runs it (the tests' default is warn)
-  const proc = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir, env: { ATTIC_LOG_LEVEL: "info" } });
+  const proc = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir, env: { ATTIC_LOG_LEVEL: "info", ...env } });
   const token = mintHs256(setup.secret, atticClaims("bench", { "*": ALL }));
   const auth = { authorization: `Bearer ${token}` };
   return {

@@ -11,7 +11,7 @@ import { resumingBody } from "./s3-resume.ts";
 import { makeS3Client, type S3StorageConfig } from "./s3-client.ts";
 import { s3FullReason } from "./s3-full.ts";
 import { uploadStream, type UploadLimits, type UploadStats } from "./s3-upload.ts";
-import { forEachLimit } from "./streams.ts";
+import { chunksOf, forEachLimit } from "./streams.ts";
 import { StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
 import type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
 
@@ -137,6 +137,19 @@ export class S3Storage implements StorageDriver {
       ...(signal ? { signal } : {}),
       onResume: (offset, error) => this.warn(error, `s3://${bucket}/${key}: the response broke off after ${offset} bytes; resuming with a ranged GET`),
     });
+  }
+
+  /** One GetObject collected into a buffer of the recorded size (several run at once while a NAR streams). */
+  async read(remoteFile: RemoteFile, size: number, signal?: AbortSignal): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(size);
+    let filled = 0;
+    for await (const piece of chunksOf(await this.get(remoteFile, signal), signal)) {
+      if (filled + piece.length > size) throw new Error(`s3 ${remoteFileId(remoteFile)}: larger than its recorded size ${size}`);
+      piece.copy(buffer, filled);
+      filled += piece.length;
+    }
+    if (filled !== size) throw new Error(`s3 ${remoteFileId(remoteFile)}: ${filled} bytes, recorded size ${size}`);
+    return buffer;
   }
 
   async has(remoteFile: RemoteFile): Promise<boolean> {

@@ -33,6 +33,12 @@ export interface StorageDriver {
    * `sizeHint` (the recorded file size, when known) lets a backend read it in fitting pieces.
    */
   get(remoteFile: RemoteFile, signal?: AbortSignal, sizeHint?: number): Promise<Readable>;
+  /**
+   * Optional capability: the whole file, whose recorded size is `size`, in one buffer, for small
+   * files read many at a time (a NAR's chunks) without a stream per file. Rejects with
+   * StorageNotFoundError if it does not exist, and with an error if its size is not `size`.
+   */
+  read?(remoteFile: RemoteFile, size: number, signal?: AbortSignal): Promise<Buffer>;
   has(remoteFile: RemoteFile): Promise<boolean>;
   /**
    * True when `has` costs no network round trip (a local folder): a NAR download may then check

@@ -99,6 +99,24 @@ function conformance(backend: Backend): void {
       }
     });
 
+    test("read returns the whole file in one buffer; a wrong recorded size or a missing file rejects", async () => {
+      const d = backend.driver();
+      assert.ok(d.read, "both backends read small files whole");
+      const { remoteFile } = fresh();
+      const data = randomBytes(300_000);
+      await d.put(remoteFile, Readable.from([data]));
+      assert.ok((await d.read(remoteFile, data.length)).equals(data));
+      await assert.rejects(d.read(remoteFile, data.length - 1), /larger than its recorded size/);
+      await assert.rejects(d.read(remoteFile, data.length + 1), /recorded size/);
+      const empty = fresh().remoteFile;
+      await d.put(empty, Readable.from([]));
+      assert.equal((await d.read(empty, 0)).length, 0);
+      await assert.rejects(d.read(fresh().remoteFile, 10), StorageNotFoundError);
+      const controller = new AbortController();
+      controller.abort();
+      await assert.rejects(d.read(remoteFile, data.length, controller.signal), isAbortError);
+    });
+
     test("empty put/get round trip", async () => {
       const d = backend.driver();
       const { remoteFile } = fresh();

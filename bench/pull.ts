@@ -1,0 +1,137 @@
+// Pull throughput of one large store path from atticd, beside nginx serving Nix's own `file://`
+// binary cache of the same path (the same zstd level on both sides), in the same run:
+//   curl:  one connection, the NAR (`.nar.zst` from nginx, `/nar/<hash>.nar` from atticd), MB/s
+//   nix:   `nix-store --store <fresh dir> -r <path>` with the cache as the only substituter, s
+// each with a warm page cache (after a warm-up fetch) and a cold one (`sync; echo 3 >
+// /proc/sys/vm/drop_caches`, root only; skipped otherwise). Cases are interleaved, anchor
+// first, so a noisy machine hits both sides alike; every figure is printed, then the ratios.
+//
+//   node bench/pull.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--runs 2] [--level 3]
+//                      [--only curl|nix] [--cpu-prof DIR]   (--cpu-prof: atticd writes a profile there on exit)
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { addToStore, nix, NIX_ENV, NIX_OPTS, startBenchServer, type BenchServer } from "./lib/atticd.ts";
+import { startNginx, type Nginx } from "./lib/nginx.ts";
+import { stopBackendServices } from "./backends.ts";
+
+const { values } = parseArgs({
+  options: {
+    path: { type: "string", default: "/usr/lib/jvm" },
+    backends: { type: "string", default: "sqlite-local,postgres-s3" },
+    runs: { type: "string", default: "2" },
+    level: { type: "string", default: "3" },
+    only: { type: "string" },
+    "cpu-prof": { type: "string" },
+  },
+});
+const MB = 1e6;
+const runs = Number(values.runs);
+const level = Number(values.level);
+const canDropCaches = process.getuid?.() === 0;
+
+function dropCaches(): void {
+  execFileSync("sync");
+  writeFileSync("/proc/sys/vm/drop_caches", "3\n");
+}
+
+function curlSpeed(url: string): number {
+  const out = execFileSync("curl", ["-s", "-f", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}", url], { encoding: "utf8" });
+  const [speed, size] = out.trim().split(" ").map(Number);
+  if (!size) throw new Error(`curl ${url}: nothing downloaded`);
+  return speed! / MB;
+}
+
+/** Seconds for Nix to substitute `storePath` from `cacheUrl` into a fresh store. */
+function nixPull(work: string, cacheUrl: string, storePath: string): number {
+  const dir = mkdtempSync(join(work, "store-"));
+  const home = join(dir, "home"); // no narinfo disk cache from an earlier run
+  mkdirSync(home);
+  const start = process.hrtime.bigint();
+  execFileSync(
+    "nix-store",
+    ["--store", join(dir, "root"), "-r", storePath, "--option", "substituters", cacheUrl, "--option", "require-sigs", "false", ...NIX_OPTS.slice(0, 3)],
+    { env: { ...NIX_ENV, XDG_CACHE_HOME: home }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  rmSync(dir, { recursive: true, force: true });
+  return seconds;
+}
+
+interface Side {
+  name: string;
+  cacheUrl: string;
+  narUrl: string;
+}
+
+async function narUrlOf(cacheUrl: string, hash: string): Promise<string> {
+  const text = await (await fetch(`${cacheUrl}/${hash}.narinfo`)).text();
+  const m = /^URL: (.+)$/m.exec(text);
+  if (!m) throw new Error(`${cacheUrl}: no URL in narinfo:\n${text}`);
+  return `${cacheUrl}/${m[1]}`;
+}
+
+const work = mkdtempSync(join(tmpdir(), "attic-bench-pull-"));
+const servers: BenchServer[] = [];
+let nginx: Nginx | undefined;
+try {
+  const info = addToStore(values.path!);
+  const hash = info.path.slice(11, 43);
+  console.log(`path: ${info.path} (NAR ${(info.narSize / MB).toFixed(1)} MB), zstd level ${level} on both sides`);
+  const refCache = join(work, "ref-cache");
+  nix(["nix", "copy", "--to", `file://${refCache}?compression=zstd&compression-level=${level}`, info.path, ...NIX_OPTS]);
+  nginx = await startNginx(refCache, "ref");
+  const sides: Side[] = [{ name: "nginx file://", cacheUrl: nginx.url, narUrl: await narUrlOf(nginx.url, hash) }];
+  for (const spec of values.backends!.split(",")) {
+    const env = values["cpu-prof"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(values["cpu-prof"], spec)}` } : {};
+    const server = await startBenchServer(spec, { type: "zstd", level }, "", env);
+    servers.push(server);
+    await server.createCache("pub", true);
+    await server.push("pub", info);
+    const cacheUrl = `${server.url}/pub`;
+    sides.push({ name: `atticd ${spec}`, cacheUrl, narUrl: await narUrlOf(cacheUrl, hash) });
+  }
+
+  type Case = { name: string; unit: "MB/s" | "s"; measure(side: Side): number };
+  const cases: Case[] = [];
+  if (values.only !== "nix") {
+    cases.push({ name: "curl NAR, warm", unit: "MB/s", measure: (s) => (curlSpeed(s.narUrl), curlSpeed(s.narUrl)) });
+    if (canDropCaches) cases.push({ name: "curl NAR, cold", unit: "MB/s", measure: (s) => (dropCaches(), curlSpeed(s.narUrl)) });
+  }
+  if (values.only !== "curl") {
+    cases.push({ name: "nix-store -r, warm", unit: "s", measure: (s) => (curlSpeed(s.narUrl), nixPull(work, s.cacheUrl, info.path)) });
+    if (canDropCaches) cases.push({ name: "nix-store -r, cold", unit: "s", measure: (s) => (dropCaches(), nixPull(work, s.cacheUrl, info.path)) });
+  }
+  if (!canDropCaches) console.log("not root: cold page cache cases skipped");
+
+  const results = new Map<string, number[]>();
+  for (let run = 1; run <= runs; run++) {
+    for (const c of cases) {
+      for (const side of sides) {
+        const value = c.measure(side);
+        const key = `${c.name}|${side.name}`;
+        results.set(key, [...(results.get(key) ?? []), value]);
+        console.log(`run ${run}  ${c.name.padEnd(20)} ${side.name.padEnd(22)} ${value.toFixed(c.unit === "s" ? 2 : 0).padStart(7)} ${c.unit}`);
+      }
+    }
+  }
+  for (const server of servers) console.log(`${server.url}: peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`);
+
+  console.log("\nratio to nginx, per run (higher is better: speed ours/nginx, time nginx/ours)");
+  for (const c of cases) {
+    const anchor = results.get(`${c.name}|${sides[0]!.name}`)!;
+    for (const side of sides.slice(1)) {
+      const ours = results.get(`${c.name}|${side.name}`)!;
+      const ratios = ours.map((v, i) => (c.unit === "s" ? anchor[i]! / v : v / anchor[i]!));
+      const fmt = (xs: number[]) => xs.map((x) => x.toFixed(c.unit === "s" ? 2 : 0)).join(", ");
+      console.log(`${c.name.padEnd(20)} ${side.name.padEnd(22)} ${ratios.map((r) => `${r.toFixed(2)}x`).join(", ")}   (ours ${fmt(ours)} ${c.unit}; nginx ${fmt(anchor)})`);
+    }
+  }
+} finally {
+  for (const server of servers) await server.stop().catch(() => {});
+  await nginx?.stop();
+  await stopBackendServices();
+  rmSync(work, { recursive: true, force: true });
+}

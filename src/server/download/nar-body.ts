@@ -1,0 +1,185 @@
+// The body of a NAR download: its chunk files in order, read ahead and handed to the socket in
+// large pieces. Small chunk files (all of a chunked NAR's) are read whole, many at once (a
+// thread-pool read each on local storage, a GetObject each on S3), within a bound on chunks and
+// bytes in flight; what has already arrived is sent as one buffer of up to WRITE_BATCH, so the
+// socket sees few large writes instead of one small write per chunk. A large chunk file (a NAR
+// stored unchunked) and chunks that must be decompressed on the way out are streamed. Pushing
+// respects backpressure: a slow client stops the reading, and destroying the body (the client
+// went away) aborts what is in flight.
+import { Readable } from "node:stream";
+import { chain } from "../streams.ts";
+import type { ChunkRow } from "../../db/schema.ts";
+import { StorageNotFoundError, type RemoteFile, type StorageDriver } from "../../storage/types.ts";
+import { chunksOf } from "../../storage/streams.ts";
+import { createDecompressor, parseNarinfoCompression } from "../../compression/index.ts";
+
+const MiB = 1024 * 1024;
+/** chunk files being read ahead of the one being sent */
+const READ_AHEAD_CHUNKS = 32;
+/** bytes being read ahead (a file is started while fewer are in flight) */
+const READ_AHEAD_BYTES = 4 * MiB;
+/** a chunk file up to this size is read in one piece; a larger one is streamed */
+const WHOLE_READ_MAX = 4 * MiB;
+/** bytes handed to the socket at once (at most) */
+const WRITE_BATCH = 1 * MiB;
+const BUFFERED_MAX = 64 * 1024;
+
+/** A chunk's file was not found in storage while its NAR was being served. */
+export class ChunkFileLostError extends Error {
+  readonly chunkId: number;
+  constructor(chunk: Pick<ChunkRow, "id" | "remote_file_id">, cause: unknown) {
+    super(`the file of chunk ${chunk.id} (${chunk.remote_file_id}) is missing from storage`, { cause });
+    this.name = "ChunkFileLostError";
+    this.chunkId = chunk.id;
+  }
+}
+
+/** A storage "not found" for this chunk's file, as the loss of that chunk (recorded by the route). */
+function lostAs(chunk: Pick<ChunkRow, "id" | "remote_file_id">): (err: unknown) => never {
+  return (err) => {
+    throw err instanceof StorageNotFoundError ? new ChunkFileLostError(chunk, err) : err;
+  };
+}
+
+export function remoteFileOf(chunk: Pick<ChunkRow, "remote_file">): RemoteFile {
+  return JSON.parse(chunk.remote_file) as RemoteFile;
+}
+
+type Item =
+  | { kind: "whole"; size: number; bytes: Promise<Buffer>; value?: Buffer }
+  | { kind: "stream"; size: number; source: Promise<Readable> };
+
+export class NarBody extends Readable {
+  private readonly storage: StorageDriver;
+  private readonly chunks: AsyncIterator<ChunkRow>;
+  private readonly decompressFrom: string | null;
+  private readonly controller = new AbortController();
+  private readonly queue: Item[] = [];
+  private queuedBytes = 0;
+  private exhausted = false;
+  private started = false;
+  /** set while the pump waits for the consumer to ask for more */
+  private wakeUp: (() => void) | undefined;
+  private current: Readable | undefined;
+
+  constructor(storage: StorageDriver, chunks: AsyncIterator<ChunkRow>, decompressFrom: string | null) {
+    // a small buffer here: while the socket is busy the reads pile up in the queue and go out as
+    // one batch, instead of as many small buffers queued in this stream
+    super({ highWaterMark: BUFFERED_MAX });
+    this.storage = storage;
+    this.chunks = chunks;
+    this.decompressFrom = decompressFrom;
+  }
+
+  override _read(): void {
+    if (this.wakeUp) {
+      const wake = this.wakeUp;
+      this.wakeUp = undefined;
+      wake();
+    } else if (!this.started) {
+      this.started = true;
+      this.pump().catch((err: unknown) => this.destroy(err as Error));
+    }
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.controller.abort();
+    this.current?.destroy();
+    for (const item of this.queue.splice(0)) {
+      if (item.kind === "stream") item.source.then((s) => s.destroy(), () => {});
+    }
+    this.wakeUp?.();
+    this.chunks.return?.(undefined).then(
+      () => callback(err),
+      () => callback(err),
+    );
+  }
+
+  /** Push, and when the consumer has enough, wait until it asks for more. */
+  private async send(piece: Buffer): Promise<void> {
+    if (this.push(piece) || this.destroyed) return;
+    await new Promise<void>((resolve) => (this.wakeUp = resolve));
+  }
+
+  private async pump(): Promise<void> {
+    for (;;) {
+      await this.fill();
+      const head = this.queue.shift();
+      if (this.destroyed) return;
+      if (!head) {
+        this.push(null);
+        return;
+      }
+      if (head.kind === "stream") {
+        this.queuedBytes -= Math.min(head.size, WRITE_BATCH);
+        await this.sendStream(await head.source);
+        continue;
+      }
+      const batch = [await head.bytes];
+      let bytes = head.size;
+      this.queuedBytes -= head.size;
+      // take along what has already arrived
+      for (let next = this.queue[0]; next?.kind === "whole" && next.value && bytes + next.size <= WRITE_BATCH; next = this.queue[0]) {
+        batch.push(next.value);
+        bytes += next.size;
+        this.queuedBytes -= next.size;
+        this.queue.shift();
+      }
+      await this.fill(); // start the next reads before this batch is written
+      if (this.destroyed) return;
+      await this.send(batch.length === 1 ? batch[0]! : Buffer.concat(batch, bytes));
+    }
+  }
+
+  /** Start reads until the read-ahead bounds are reached or every chunk is under way. */
+  private async fill(): Promise<void> {
+    while (!this.exhausted && this.queue.length < READ_AHEAD_CHUNKS && this.queuedBytes < READ_AHEAD_BYTES && !this.destroyed) {
+      const next = await this.chunks.next();
+      if (next.done) {
+        this.exhausted = true;
+        return;
+      }
+      const chunk = next.value;
+      const remoteFile = remoteFileOf(chunk);
+      const size = chunk.file_size;
+      const signal = this.controller.signal;
+      if (size !== null && size <= WHOLE_READ_MAX && this.decompressFrom === null) {
+        const bytes = (this.storage.read ? this.storage.read(remoteFile, size, signal) : this.collect(remoteFile, size)).catch(lostAs(chunk));
+        const item: Item = { kind: "whole", size, bytes };
+        bytes.then((b) => (item.value = b), () => {}); // a failure is surfaced when awaited in pump
+        this.queue.push(item);
+        this.queuedBytes += size;
+      } else {
+        const source = this.storage.get(remoteFile, signal, size ?? undefined).catch(lostAs(chunk));
+        source.catch(() => {}); // surfaced when awaited in pump
+        this.queue.push({ kind: "stream", size: size ?? WRITE_BATCH, source });
+        this.queuedBytes += Math.min(size ?? WRITE_BATCH, WRITE_BATCH);
+      }
+    }
+  }
+
+  /** A backend without `read`: its stream gathered into one buffer. */
+  private async collect(remoteFile: RemoteFile, size: number): Promise<Buffer> {
+    const pieces: Buffer[] = [];
+    let total = 0;
+    for await (const piece of chunksOf(await this.storage.get(remoteFile, this.controller.signal, size), this.controller.signal)) {
+      pieces.push(piece);
+      total += piece.length;
+    }
+    if (total !== size) throw new Error(`chunk file ${JSON.stringify(remoteFile)}: ${total} bytes, recorded size ${size}`);
+    return Buffer.concat(pieces, total);
+  }
+
+  private async sendStream(source: Readable): Promise<void> {
+    const body = this.decompressFrom ? chain(source, createDecompressor(parseNarinfoCompression(this.decompressFrom))) : source;
+    this.current = body;
+    try {
+      for await (const piece of body as AsyncIterable<Buffer>) {
+        if (this.destroyed) return;
+        await this.send(piece);
+      }
+    } finally {
+      this.current = undefined;
+    }
+  }
+}
