@@ -1,0 +1,56 @@
+// Requests the fuzzer (test/fuzz) found answered in a shape that is neither Attic's JSON error
+// nor one of upstream's plain-text rejections: malformed JSON, undecodable or over-long path
+// segments, and requests Node's HTTP parser refuses. Raw sockets, since fetch will not send them.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
+import { sendRaw, type RawOutcome, type RawRequest } from "../fuzz/http.ts";
+
+let s: TestServer;
+let port: number;
+before(async () => {
+  s = await startServer();
+  port = Number(new URL(s.url).port);
+  await createCacheViaApi(s, "c");
+});
+after(async () => s.stop());
+
+function send(method: string, path: string, headers: [string, string][] = [], body?: string): Promise<RawOutcome> {
+  const req: RawRequest = { method, path, headers: [["Host", "127.0.0.1"], ["Connection", "close"], ...headers], ...(body !== undefined && { body: Buffer.from(body) }) };
+  return sendRaw(port, req, 20_000);
+}
+
+function answer(o: RawOutcome): { status: number; type: string; text: string } {
+  assert.equal(o.kind, "response");
+  if (o.kind !== "response") throw new Error("unreachable");
+  return { status: o.status, type: o.headers.get("content-type") ?? "", text: o.body.toString("utf8") };
+}
+
+test("malformed JSON is upstream's plain-text 400 `Failed to parse the request body as JSON: …`", async () => {
+  const body = '{"cache": "c", "store_path_hashes": [';
+  const a = answer(await send("POST", "/_api/v1/get-missing-paths", [["Authorization", `Bearer ${s.rootToken()}`], ["Content-Type", "application/json"], ["Content-Length", String(body.length)]], body));
+  assert.equal(a.status, 400);
+  assert.match(a.type, /^text\/plain/);
+  assert.match(a.text, /^Failed to parse the request body as JSON: /);
+});
+
+test("a path segment that does not decode, or is over-long, is upstream's plain-text 400 `Invalid URL: …`", async () => {
+  for (const path of ["/_api/v1/cache-config/%zz", "/c/%E0%A4%A.narinfo", `/_api/v1/cache-config/${"a".repeat(600)}`, `/${"a".repeat(600)}/nix-cache-info`]) {
+    const a = answer(await send("GET", path));
+    assert.equal(a.status, 400, path);
+    assert.match(a.type, /^text\/plain/, path);
+    assert.match(a.text, /^Invalid URL: /, path);
+  }
+});
+
+test("a request Node's HTTP parser refuses gets a bare 400 with no body, as hyper answers (not fastify's JSON)", async () => {
+  for (const length of ["18446744073709551616", "abc", "-1"]) {
+    const o = await send("PUT", "/_api/v1/upload-path", [["Content-Length", length]], "x");
+    const a = answer(o);
+    assert.equal(a.status, 400, length);
+    assert.equal(a.text, "", length);
+    assert.equal(a.type, "", length);
+  }
+  // the server is still there
+  assert.equal((await s.fetch("/healthz")).status, 200);
+});
