@@ -127,6 +127,8 @@ const uploadInfoTarget: Target = {
       if (!isValidCacheName(o.cache) || !isValidStorePathHash(o.store_path_hash) || !Number.isSafeInteger(o.nar_size) || o.nar_size < 0) {
         throw new Finding(`parseUploadInfo accepted ${json}`);
       }
+      const lines = [o.store_path, ...o.references, ...o.sigs, o.system ?? "", o.deriver ?? "", o.ca ?? ""];
+      if (lines.some((l) => /[\r\n]/.test(l))) throw new Finding(`parseUploadInfo accepted a line break that would end up in the narinfo: ${json}`);
     }
 
     // through the headers: the X-Attic-Nar-Info header or a preamble of a claimed size

@@ -5,6 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { sendRaw, type RawOutcome, type RawRequest } from "../fuzz/http.ts";
+import { narFixture, uploadNar } from "../helpers/nar.ts";
 
 let s: TestServer;
 let port: number;
@@ -53,4 +54,20 @@ test("a request Node's HTTP parser refuses gets a bare 400 with no body, as hype
   }
   // the server is still there
   assert.equal((await s.fetch("/healthz")).status, 200);
+});
+
+test("upload info with a line break in a field that becomes a narinfo line is a 400, nothing stored (found while fuzzing)", async () => {
+  const fx = narFixture(Buffer.from("line break"));
+  const cases: Record<string, unknown>[] = [
+    { store_path: `${fx.storePath}\nURL: nar/evil.nar` },
+    { references: [`${fx.storePath.slice(11)}\r\nSig: x`] },
+    { sigs: ["c:abc\nCompression: none"] },
+    { ca: "fixed:r:sha256:x\n" },
+  ];
+  for (const extraInfo of cases) {
+    const res = await uploadNar(s, fx, { cache: "c", token: s.rootToken(), extraInfo });
+    assert.equal(res.status, 400, JSON.stringify(extraInfo));
+    assert.equal(((await res.json()) as { error: string }).error, "RequestError");
+  }
+  assert.equal((await s.fetch(`/c/${fx.storePathHash}.narinfo`, { token: s.rootToken() })).status, 404);
 });
