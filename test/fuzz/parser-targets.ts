@@ -128,7 +128,7 @@ const uploadInfoTarget: Target = {
         throw new Finding(`parseUploadInfo accepted ${json}`);
       }
       const lines = [o.store_path, ...o.references, ...o.sigs, o.system ?? "", o.deriver ?? "", o.ca ?? ""];
-      if (lines.some((l) => /[\r\n]/.test(l))) throw new Finding(`parseUploadInfo accepted a line break that would end up in the narinfo: ${json}`);
+      if (lines.some((l) => /[\r\n\0]/.test(l))) throw new Finding(`parseUploadInfo accepted a line break that would end up in the narinfo: ${json}`);
     }
 
     // through the headers: the X-Attic-Nar-Info header or a preamble of a claimed size

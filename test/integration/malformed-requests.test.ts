@@ -63,6 +63,9 @@ test("upload info with a line break in a field that becomes a narinfo line is a 
     { references: [`${fx.storePath.slice(11)}\r\nSig: x`] },
     { sigs: ["c:abc\nCompression: none"] },
     { ca: "fixed:r:sha256:x\n" },
+    // PostgreSQL refused the NUL with a 500 (found by the fuzzer on postgres+s3, seed 777)
+    { store_path: `${fx.storePath}\u0000` },
+    { system: "x86_64-linux\u0000" },
   ];
   for (const extraInfo of cases) {
     const res = await uploadNar(s, fx, { cache: "c", token: s.rootToken(), extraInfo });
@@ -70,4 +73,13 @@ test("upload info with a line break in a field that becomes a narinfo line is a 
     assert.equal(((await res.json()) as { error: string }).error, "RequestError");
   }
   assert.equal((await s.fetch(`/c/${fx.storePathHash}.narinfo`, { token: s.rootToken() })).status, 404);
+});
+
+test("a NUL in a cache's store_dir is a 400 RequestError on create and configure, not a database error", async () => {
+  const body = { keypair: "Generate", is_public: false, store_dir: "/nix/store\u0000", priority: 41, upstream_cache_key_names: [] };
+  const headers = { "content-type": "application/json" };
+  const create = await s.fetch("/_api/v1/cache-config/nul", { method: "POST", token: s.rootToken(), headers, body: JSON.stringify(body) });
+  assert.equal(create.status, 400);
+  const patch = await s.fetch("/_api/v1/cache-config/c", { method: "PATCH", token: s.rootToken(), headers, body: JSON.stringify({ store_dir: "/x\u0000" }) });
+  assert.equal(patch.status, 400);
 });
