@@ -75,7 +75,8 @@ export function parseNarInfo(text: string): NarInfo {
     const colon = raw.indexOf(":");
     if (colon < 0) throw new NarInfoError(`line ${lineNo}: expected 'Key: value', got '${raw}'`);
     const key = raw.slice(0, colon);
-    const value = raw.slice(colon + 1).replace(/^ /, "").replace(/\r$/, "");
+    // CRLF files parse too; every trailing CR goes, so a value never ends in one and renders back the same
+    const value = raw.slice(colon + 1).replace(/^ /, "").replace(/\r+$/, "");
     if (key !== "Sig" && seen.has(key)) throw new NarInfoError(`line ${lineNo}: duplicate ${key}`);
     seen.add(key);
     switch (key) {

@@ -1,7 +1,7 @@
 // buildApp(deps) returns the HTTP application; the atticd modes call it. Route logic lives in
 // routes/<group>.ts; this file wires the cross-cutting pipeline of upstream (host restriction,
 // request state, auth) and the one error handler.
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Db } from "../db/connect.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import type { Claims } from "../token/claims.ts";
@@ -10,6 +10,7 @@ import type { Config } from "./config/types.ts";
 import { PlainRejection, ServerError, requestError, notFound, storageFull, storageRefusalHint, unavailableReason } from "./errors.ts";
 import { redact } from "../db/url.ts";
 import { tokenFromRequest } from "./auth.ts";
+import { clientErrorHandler } from "./client-errors.ts";
 import { homeRoutes } from "./routes/home.ts";
 import { binaryCacheRoutes } from "./routes/binary-cache.ts";
 import { cacheConfigRoutes } from "./routes/cache-config.ts";
@@ -59,6 +60,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // more than answering it, and Nix asks for hundreds of narinfo per closure
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
+    clientErrorHandler,
+    // a path fastify cannot decode (`%zz`, invalid UTF-8) or whose segment is over
+    // maxParamLength: upstream's Path extractor rejects such URLs in plain text
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(400).type("text/plain; charset=utf-8").send(`Invalid URL: ${error.message}`);
+    },
   });
   app.decorate("deps", deps);
   app.decorate("metrics", createMetrics());
@@ -113,7 +120,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
       return reply.code(415).type("text/plain; charset=utf-8").send("Expected request with `Content-Type: application/json`");
     }
-    if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (e.statusCode === 400 && error instanceof SyntaxError)) {
+    // fastify 5 reports malformed JSON as FST_ERR_CTP_INVALID_JSON_BODY (older ones as a SyntaxError)
+    if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || (e.statusCode === 400 && error instanceof SyntaxError)) {
       return reply.code(400).type("text/plain; charset=utf-8").send(`Failed to parse the request body as JSON: ${e.message}`);
     }
     if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {

@@ -46,6 +46,8 @@ export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
     if (!isKeypairConfig(keypairCfg)) throw shapeError("keypair: expected \"Generate\" or {\"Keypair\": string}");
     const isPublic = field(body, "is_public", isBool, "a boolean", true);
     const storeDir = field(body, "store_dir", isString, "a string", true);
+    // PostgreSQL refuses a NUL in text: a 400, not a 500
+    if (storeDir.includes("\0")) throw requestError("store_dir must not contain a NUL byte");
     const priority = field(body, "priority", isI32, "i32", true);
     const upstream = field(body, "upstream_cache_key_names", isStringArray, "a sequence of strings", true);
 
@@ -77,6 +79,7 @@ export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
     }
     const isPublic = field(body, "is_public", isBool, "a boolean or null", false);
     const storeDir = field(body, "store_dir", isString, "a string or null", false);
+    if (storeDir?.includes("\0")) throw requestError("store_dir must not contain a NUL byte");
     const priority = field(body, "priority", isI32, "i32 or null", false);
     const upstream = field(body, "upstream_cache_key_names", isStringArray, "a sequence of strings or null", false);
     const retention = body.retention_period;

@@ -49,6 +49,12 @@ export function parseUploadInfo(json: string): UploadInfo {
   for (const k of ["system", "deriver", "ca"] as const) {
     if (o[k] !== undefined && o[k] !== null && typeof o[k] !== "string") throw bad(`invalid \`${k}\``);
   }
+  // these fields end up as narinfo lines: a line break would let a pusher add lines of its own,
+  // and PostgreSQL refuses a NUL in text (a 500) (upstream does not check; no real client sends one)
+  const lineBreak = /[\r\n\0]/;
+  if (lineBreak.test(o.store_path)) throw bad("invalid `store_path`");
+  for (const k of ["references", "sigs"] as const) if ((o[k] as string[]).some((r) => lineBreak.test(r))) throw bad(`invalid \`${k}\``);
+  for (const k of ["system", "deriver", "ca"] as const) if (typeof o[k] === "string" && lineBreak.test(o[k])) throw bad(`invalid \`${k}\``);
   if (typeof o.nar_size !== "number" || !Number.isSafeInteger(o.nar_size) || o.nar_size < 0) throw bad("invalid `nar_size`");
   if (typeof o.nar_hash !== "string") throw bad("invalid `nar_hash`");
   let narHash: NixHash;

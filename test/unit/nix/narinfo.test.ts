@@ -46,6 +46,15 @@ test("tolerates surrounding blank lines, CRLF and unknown keys (as upstream's te
   assert.equal(renderNarInfo(info), HELLO);
 });
 
+test("a value never keeps a trailing CR, so what parses renders back the same (found by the fuzzer)", () => {
+  // `Compression: xz\r\r` once parsed as "xz\r", which rendered and parsed again as "xz"
+  const text = HELLO.replace("Compression: xz\n", "Compression: xz\r\r\n").replace(/^(Sig: .*)$/m, "$1\r\r\r");
+  const info = parseNarInfo(text);
+  assert.equal(info.compression, "xz");
+  assert.deepEqual(info.sigs, parseNarInfo(HELLO).sigs);
+  assert.deepEqual(parseNarInfo(renderNarInfo(info)), info);
+});
+
 test("unknown-deriver parses as no deriver", () => {
   const info = parseNarInfo(HELLO.replace(/^Deriver: .*$/m, "Deriver: unknown-deriver"));
   assert.equal(info.deriver, undefined);
