@@ -2,7 +2,8 @@
 // own type parsers (nothing global changes): int8 as number (ids and byte sizes stay far below
 // 2^53), timestamptz as Date (pg's default).
 import { PostgresDialect, type Dialect } from "kysely";
-import type { ClientConfig, Pool } from "pg";
+import type { ClientConfig, Pool, QueryConfig } from "pg";
+import { hotStatementName } from "./statement-names.ts";
 
 const INT8_OID = 20;
 
@@ -24,6 +25,18 @@ export async function createPostgresDialect(url: string, poolSize: number, log?:
     constructor(config?: string | ClientConfig) {
       super(config);
       this.on("error", onClientError);
+    }
+
+    // Kysely calls query(text, values); a hot statement goes as a named prepared statement
+    // (statement-names.ts), parsed and planned once per connection
+    override query(...args: unknown[]): never {
+      const query = super.query as unknown as (...a: unknown[]) => never;
+      const [text, values] = args;
+      if (args.length === 2 && typeof text === "string" && Array.isArray(values)) {
+        const name = hotStatementName(text);
+        if (name) return query.call(this, { name, text, values } satisfies QueryConfig);
+      }
+      return query.apply(this, args);
     }
   }
   const pool = new pg.Pool({

@@ -6,6 +6,7 @@
 import type { Compilable, CompiledQuery, Kysely } from "kysely";
 import type { Db, Engine } from "../connect.ts";
 import type { Database } from "../schema.ts";
+import { registerHotStatement } from "../statement-names.ts";
 
 const MARK = "\u0000attic-placeholder:";
 
@@ -30,6 +31,7 @@ export function prepareQuery<P extends Record<string, unknown>, R>(
       const slots = query.parameters.map((v) => (typeof v === "string" && v.startsWith(MARK) ? (v.slice(MARK.length) as keyof P) : null));
       entry = { query, slots };
       compiled.set(db.engine, entry);
+      registerHotStatement(query.sql);
     }
     return entry;
   }
