@@ -9,15 +9,16 @@
 import { Readable } from "node:stream";
 import { chain } from "../streams.ts";
 import type { ChunkRow } from "../../db/schema.ts";
+import type { ServedChunk } from "../../db/queries/objects.ts";
 import { StorageNotFoundError, type RemoteFile, type StorageDriver } from "../../storage/types.ts";
 import { chunksOf } from "../../storage/streams.ts";
 import { createDecompressor, parseNarinfoCompression } from "../../compression/index.ts";
 
 const MiB = 1024 * 1024;
 /** chunk files being read ahead of the one being sent */
-const READ_AHEAD_CHUNKS = 32;
+const READ_AHEAD_CHUNKS = 128;
 /** bytes being read ahead (a file is started while fewer are in flight) */
-const READ_AHEAD_BYTES = 4 * MiB;
+const READ_AHEAD_BYTES = 8 * MiB;
 /** a chunk file up to this size is read in one piece; a larger one is streamed */
 const WHOLE_READ_MAX = 4 * MiB;
 /** bytes handed to the socket at once (at most) */
@@ -51,7 +52,7 @@ type Item =
 
 export class NarBody extends Readable {
   private readonly storage: StorageDriver;
-  private readonly chunks: AsyncIterator<ChunkRow>;
+  private readonly chunks: AsyncIterator<ServedChunk>;
   private readonly decompressFrom: string | null;
   private readonly controller = new AbortController();
   private readonly queue: Item[] = [];
@@ -62,7 +63,7 @@ export class NarBody extends Readable {
   private wakeUp: (() => void) | undefined;
   private current: Readable | undefined;
 
-  constructor(storage: StorageDriver, chunks: AsyncIterator<ChunkRow>, decompressFrom: string | null) {
+  constructor(storage: StorageDriver, chunks: AsyncIterator<ServedChunk>, decompressFrom: string | null) {
     // a small buffer here: while the socket is busy the reads pile up in the queue and go out as
     // one batch, instead of as many small buffers queued in this stream
     super({ highWaterMark: BUFFERED_MAX });
@@ -95,9 +96,15 @@ export class NarBody extends Readable {
     );
   }
 
-  /** Push, and when the consumer has enough, wait until it asks for more. */
-  private async send(piece: Buffer): Promise<void> {
-    if (this.push(piece) || this.destroyed) return;
+  /**
+   * Push the pieces (each as it is: the socket writes a queue of them with one writev, so a
+   * copy into one buffer would cost more than it saves), and when the consumer has enough, wait
+   * until it asks for more.
+   */
+  private async send(...pieces: Buffer[]): Promise<void> {
+    let more = true;
+    for (const piece of pieces) more = this.push(piece);
+    if (more || this.destroyed) return;
     await new Promise<void>((resolve) => (this.wakeUp = resolve));
   }
 
@@ -127,7 +134,7 @@ export class NarBody extends Readable {
       }
       await this.fill(); // start the next reads before this batch is written
       if (this.destroyed) return;
-      await this.send(batch.length === 1 ? batch[0]! : Buffer.concat(batch, bytes));
+      await this.send(...batch);
     }
   }
 

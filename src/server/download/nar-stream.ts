@@ -7,7 +7,7 @@
 import { Readable } from "node:stream";
 import { NarBody, remoteFileOf } from "./nar-body.ts";
 export { ChunkFileLostError, remoteFileOf } from "./nar-body.ts";
-import type { ChunkRow } from "../../db/schema.ts";
+import type { ServedChunk } from "../../db/queries/objects.ts";
 import type { ServedNar } from "../../db/queries/objects.ts";
 import type { StorageDriver } from "../../storage/types.ts";
 import { servedCompression } from "../narinfo.ts";
@@ -21,7 +21,7 @@ export type NarResponse =
   | { kind: "stream"; stream: Readable; contentLength?: number };
 
 /** The NAR's valid chunks after `afterSeq`, in order; `null` marks a chunk that has gone. */
-export type ChunkPager = (afterSeq: number, limit: number) => Promise<{ seq: number; chunk: ChunkRow | null }[]>;
+export type ChunkPager = (afterSeq: number, limit: number) => Promise<{ seq: number; chunk: ServedChunk | null }[]>;
 
 export class ChunkGoneError extends Error {
   constructor(narId: number, seq: number) {
@@ -55,7 +55,7 @@ export async function narResponseStream(
  * Every chunk of the NAR in order, one page of rows at a time; the next page is asked for as
  * soon as a full one arrives, so the database round trip overlaps the sending of this page.
  */
-async function* pagedChunks(narId: number, pager: ChunkPager): AsyncGenerator<ChunkRow> {
+async function* pagedChunks(narId: number, pager: ChunkPager): AsyncGenerator<ServedChunk> {
   let next = pager(-1, CHUNK_PAGE);
   for (;;) {
     const page = await next;

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
-import { bumpLastAccessed, findCacheAndObject, findNarChunks, narChunkSummary, type CacheObjectLookup } from "../../db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findServedChunks, narChunkSummary, type CacheObjectLookup } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
 import { authorizeCache, isTrue } from "../auth.ts";
@@ -72,7 +72,7 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     }
     if (summary.present !== summary.refs) throw incompleteNar();
     const narId = found.nar.id;
-    const pager: ChunkPager = (afterSeq, limit) => findNarChunks(db, narId, { afterSeq, limit });
+    const pager: ChunkPager = (afterSeq, limit) => findServedChunks(db, narId, afterSeq, limit);
     // a chunk file lost behind our back: 503 before any byte, and the path is reported missing
     const lost = await missingChunkFiles(storage, pager);
     if (lost.length > 0) {
