@@ -4,7 +4,7 @@
 // chunkref that keeps the chunk alive exists.
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { compressBuffer, type CompressionType } from "../../compression/index.ts";
+import { compressBufferHashed, type CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { claimChunk, claimChunks, discardUnusedChunks, insertPendingChunk, markChunkValid, markChunksValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
@@ -12,6 +12,7 @@ import { deleteChunkRows } from "../../db/queries/gc.ts";
 import { newChunkKey } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
+import type { HashedChunk } from "./chunker.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
 export const BUSY_WINDOW_MS = 120_000;
@@ -57,8 +58,9 @@ export class ChunkStore {
    * within the batch and chunks another replica is writing take the one-at-a-time path. Every
    * chunk comes back held, in order; if the batch fails, it gives up the holds it took first.
    */
-  async storeBatch(items: readonly Buffer[], created: CreatedIds, signal: AbortSignal): Promise<HeldChunk[]> {
-    const hashes = items.map((data) => sha256Typed(data));
+  async storeBatch(chunks: readonly HashedChunk[], created: CreatedIds, signal: AbortSignal): Promise<HeldChunk[]> {
+    const hashes = chunks.map((c) => c.hash);
+    const items = chunks.map((c) => c.data);
     const results: HeldChunk[] = new Array<HeldChunk>(items.length);
     /** ids this batch holds right now: given up if it fails */
     const held: number[] = [];
@@ -136,9 +138,9 @@ export class ChunkStore {
 
   /** Compress a new chunk and write its file; its row is marked valid by the caller. */
   private async compressAndPut(data: Buffer, remoteFile: RemoteFile, signal: AbortSignal): Promise<{ fileHash: string; fileSize: number }> {
-    const compressed = await compressBuffer(this.compression.type, this.compression.level, data);
-    await this.storage.put(remoteFile, Readable.from([compressed]), signal);
-    return { fileHash: sha256Typed(compressed), fileSize: compressed.length };
+    const compressed = await compressBufferHashed(this.compression.type, this.compression.level, data);
+    await this.storage.put(remoteFile, Readable.from([compressed.data]), signal);
+    return { fileHash: `sha256:${compressed.sha256}`, fileSize: compressed.data.length };
   }
 
   /**
