@@ -10,7 +10,8 @@
 //                      [--runs 2] [--tree-mb 300] [--only big|version] [--cpu-prof DIR]
 // --cpu-prof writes atticd's CPU profiles (every thread) into DIR.
 import { execFileSync } from "node:child_process";
-import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync, closeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -66,9 +67,15 @@ function rng(seed: number): () => number {
   };
 }
 
-/** Copies of the regular files under `source` (sorted, to ~`bytes`) in `dest`; returns their paths. */
+/**
+ * Copies of the regular files under `source` (sorted, to ~`bytes`) in `dest`; returns their
+ * paths. Files over 8 MB and repeats of a file already taken (same size and first 64 KiB: Mesa's
+ * dri/ drivers are one file under many names) are skipped, so the tree is many mixed files that
+ * do not deduplicate against each other.
+ */
 function makeTree(source: string, dest: string, bytes: number): string[] {
   const files: string[] = [];
+  const seen = new Set<string>();
   let total = 0;
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
@@ -76,7 +83,14 @@ function makeTree(source: string, dest: string, bytes: number): string[] {
       const from = join(dir, name);
       const st = lstatSync(from);
       if (st.isDirectory()) walk(from);
-      else if (st.isFile() && st.size > 0) {
+      else if (st.isFile() && st.size > 0 && st.size <= 8 * MB) {
+        const head = Buffer.alloc(Math.min(65536, st.size));
+        const fd = openSync(from, "r");
+        readSync(fd, head, 0, head.length, 0);
+        closeSync(fd);
+        const id = `${st.size}:${createHash("sha256").update(head).digest("hex")}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
         const to = join(dest, String(files.length).padStart(5, "0") + "-" + name);
         copyFileSync(from, to);
         files.push(to);
