@@ -8,6 +8,7 @@ import { spawnAtticd, type AtticdProcess } from "../../test/helpers/atticd-proce
 import { prepareServer } from "../../test/helpers/server.ts";
 import { atticClaims, ALL, mintHs256 } from "../../test/helpers/tokens.ts";
 import { NixHash } from "../../src/nix/hash.ts";
+import { openDatabase } from "../../src/db/connect.ts";
 import { backendFor } from "../backends.ts";
 
 export const NIX_ENV = { ...process.env, NIX_REMOTE: "" };
@@ -42,15 +43,13 @@ export interface BenchServer {
   token: string;
   createCache(name: string, isPublic: boolean): Promise<string>;
   push(cache: string, info: PathInfo): Promise<void>;
+  /** compressed bytes of the valid chunks, from the server's database */
+  storedBytes(): Promise<number>;
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(
-  spec: string,
-  compression: { type: string; level: number },
-  top = "",
-  env: NodeJS.ProcessEnv = {},
-): Promise<BenchServer> {
+/** `env`: extra environment for atticd (e.g. NODE_OPTIONS with --cpu-prof). */
+export async function startBenchServer(spec: string, compression: { type: string; level: number }, top = "", env: NodeJS.ProcessEnv = {}): Promise<BenchServer> {
   const backend = await backendFor(spec);
   const setup = await prepareServer({ backend, compression, top });
   // at the level an operator runs it (the tests' default is warn)
@@ -101,6 +100,19 @@ export async function startBenchServer(
       await pipeline(dump.stdout, req);
       const { status, body } = await response;
       if (status !== 200) throw new Error(`upload: ${status} ${body}`);
+    },
+    async storedBytes() {
+      const db = await openDatabase(setup.databaseUrl, { poolSize: 1 });
+      try {
+        const row = await db.kysely
+          .selectFrom("chunk")
+          .select((eb) => eb.fn.sum("file_size").as("total"))
+          .where("state", "=", "V")
+          .executeTakeFirstOrThrow();
+        return Number(row.total ?? 0);
+      } finally {
+        await db.close();
+      }
     },
     async stop() {
       await proc.stop();

@@ -6,6 +6,7 @@
 import { PassThrough, Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
+import { createHash } from "node:crypto";
 import lzma from "lzma-native";
 import { compressionPool } from "./pool.ts";
 
@@ -105,6 +106,20 @@ export async function compressBuffer(type: CompressionType, level: number, data:
     case "xz":
       return await collect(Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), createCompressor("xz", level));
   }
+}
+
+/**
+ * `compressBuffer`, and the SHA-256 (hex) of the result: for zstd and brotli computed in the
+ * worker that compressed it, so an upload's main thread never hashes compressed bytes.
+ */
+export async function compressBufferHashed(type: CompressionType, level: number, data: Uint8Array): Promise<{ data: Buffer; sha256: string }> {
+  checkLevel(type, level);
+  if (type === "zstd" || type === "brotli") {
+    const { out, sha256 } = await compressionPool().compressHashed(type, level, data);
+    return { data: out, sha256 };
+  }
+  const out = await compressBuffer(type, level, data);
+  return { data: out, sha256: createHash("sha256").update(out).digest("hex") };
 }
 
 /** Decodes one chunk held in memory. */

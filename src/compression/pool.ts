@@ -8,22 +8,30 @@ import { Worker } from "node:worker_threads";
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const zlib = require("node:zlib");
-parentPort.on("message", ({ id, type, level, data }) => {
+const { createHash } = require("node:crypto");
+parentPort.on("message", ({ id, type, level, data, hash }) => {
   try {
     const out = type === "zstd"
       ? zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } })
       : zlib.brotliCompressSync(data, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.byteLength } });
     const copy = new Uint8Array(out.length);
     copy.set(out);
-    parentPort.postMessage({ id, out: copy }, [copy.buffer]);
+    const sha256 = hash ? createHash("sha256").update(copy).digest("hex") : undefined;
+    parentPort.postMessage({ id, out: copy, sha256 }, [copy.buffer]);
   } catch (error) {
     parentPort.postMessage({ id, error: String(error && error.message || error) });
   }
 });
 `;
 
+export interface Compressed {
+  out: Buffer;
+  /** hex SHA-256 of `out`, when asked for */
+  sha256?: string;
+}
+
 interface Pending {
-  resolve(out: Buffer): void;
+  resolve(result: Compressed): void;
   reject(err: Error): void;
 }
 
@@ -52,16 +60,26 @@ export class CompressionPool {
   }
 
   /** Compress `data`, which is consumed: when it owns its memory, that memory moves to the worker. */
-  compress(type: "zstd" | "brotli", level: number, data: Uint8Array): Promise<Buffer> {
+  async compress(type: "zstd" | "brotli", level: number, data: Uint8Array): Promise<Buffer> {
+    return (await this.run(type, level, data, false)).out;
+  }
+
+  /** Compress `data` (consumed, as `compress`) and hash the result in the worker too. */
+  async compressHashed(type: "zstd" | "brotli", level: number, data: Uint8Array): Promise<{ out: Buffer; sha256: string }> {
+    const { out, sha256 } = await this.run(type, level, data, true);
+    return { out, sha256: sha256! };
+  }
+
+  private run(type: "zstd" | "brotli", level: number, data: Uint8Array, hash: boolean): Promise<Compressed> {
     const slot = this.pick();
     const id = this.nextId++;
     // a worker with work keeps the process alive until it answers; an idle one does not
     if (slot.pending.size === 0) slot.worker.ref();
-    return new Promise<Buffer>((resolve, reject) => {
+    return new Promise<Compressed>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       // a buffer that owns its whole ArrayBuffer (every chunk above 4 KiB) is moved, not copied
       const owned = data.byteOffset === 0 && data.buffer instanceof ArrayBuffer && data.byteLength === data.buffer.byteLength;
-      slot.worker.postMessage({ id, type, level, data }, owned ? [data.buffer as ArrayBuffer] : []);
+      slot.worker.postMessage({ id, type, level, data, hash }, owned ? [data.buffer as ArrayBuffer] : []);
     });
   }
 
@@ -87,10 +105,10 @@ export class CompressionPool {
       if (p && slot.pending.size === 0) worker.unref();
       return p;
     };
-    worker.on("message", (msg: { id: number; out?: Uint8Array; error?: string }) => {
+    worker.on("message", (msg: { id: number; out?: Uint8Array; sha256?: string; error?: string }) => {
       const p = settle(msg.id);
       if (!p) return;
-      if (msg.out) p.resolve(Buffer.from(msg.out.buffer, msg.out.byteOffset, msg.out.byteLength));
+      if (msg.out) p.resolve({ out: Buffer.from(msg.out.buffer, msg.out.byteOffset, msg.out.byteLength), ...(msg.sha256 ? { sha256: msg.sha256 } : {}) });
       else p.reject(new Error(`compression failed: ${msg.error ?? "unknown error"}`));
     });
     // A worker that crashes ('error', then 'exit') or exits on its own ('exit' only) fails the

@@ -31,9 +31,10 @@ export async function createStorage(config: StorageConfig, options: StorageOptio
   }
 }
 
-export { newChunkKey, isValidKey } from "./keys.ts";
+export { newChunkKey, newChunkKeys, isValidKey } from "./keys.ts";
+export { putAll } from "./streams.ts";
 export { remoteFileId } from "./remote-file.ts";
 export { LocalStorage } from "./local.ts";
 export { InvalidStorageKeyError, StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
-export type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
+export type { BufferedFile, PutResult, RemoteFile, StorageDriver } from "./types.ts";
 export type { S3Storage, S3StorageOptions } from "./s3.ts";

@@ -22,3 +22,15 @@ export function assertValidKey(key: string): string {
 export function newChunkKey(): string {
   return `${randomUUID()}.chunk`;
 }
+
+/**
+ * `count` fresh keys that share their first two characters, so that the local backend puts them
+ * in one shard directory and one directory sync makes all their renames durable. Still UUID v4s
+ * (the fixed version digit is further on); the shared prefix is drawn at random per call, so the
+ * shards fill evenly.
+ */
+export function newChunkKeys(count: number): string[] {
+  const keys = Array.from({ length: count }, () => newChunkKey());
+  const prefix = keys[0]?.slice(0, 2) ?? "";
+  return keys.map((k) => prefix + k.slice(2));
+}

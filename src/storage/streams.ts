@@ -1,6 +1,7 @@
 // Helpers shared by the backends: reading a source as Buffers under an AbortSignal, and running
 // a bounded number of tasks at once.
-import { addAbortSignal, type Readable } from "node:stream";
+import { addAbortSignal, Readable } from "node:stream";
+import type { BufferedFile, StorageDriver } from "./types.ts";
 
 /**
  * The source's chunks as Buffers. When `signal` fires the source is destroyed, so a source that
@@ -26,4 +27,21 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, task: 
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Write files held in memory: one `putMany` call when the backend has it, else one `put` each,
+ * all at once (callers pass a bounded batch). Rejects with the first failure once every write has
+ * settled, so nothing is still being written when it returns.
+ */
+export async function putAll(storage: StorageDriver, files: readonly BufferedFile[], signal?: AbortSignal): Promise<void> {
+  if (storage.putMany) return storage.putMany(files, signal);
+  await settleAll(files.map((f) => storage.put(f.remoteFile, Readable.from([f.data]), signal)));
+}
+
+/** Like Promise.all, but rejects (with the first failure) only once every promise has settled. */
+export async function settleAll(work: readonly Promise<unknown>[]): Promise<void> {
+  const outcome = await Promise.allSettled(work);
+  const failure = outcome.find((o) => o.status === "rejected");
+  if (failure) throw failure.reason;
 }

@@ -9,6 +9,11 @@ export type RemoteFile =
   | { S3: { region: string; bucket: string; key: string } }
   | { Http: { url: string } };
 
+export interface BufferedFile {
+  remoteFile: RemoteFile;
+  data: Uint8Array;
+}
+
 export interface PutResult {
   /** bytes written */
   size: number;
@@ -28,6 +33,13 @@ export interface StorageDriver {
    * rejects (with the source's error, or an AbortError when `signal` fired).
    */
   put(remoteFile: RemoteFile, body: Readable, signal?: AbortSignal): Promise<PutResult>;
+  /**
+   * Optional capability: write several small files held in memory, each as atomic as `put`, and
+   * durable together when the promise resolves (the local backend syncs each shard directory once
+   * per call instead of once per file). On failure none of them is left behind. Callers use
+   * `putAll`, which falls back to `put` per file.
+   */
+  putMany?(files: readonly BufferedFile[], signal?: AbortSignal): Promise<void>;
   /**
    * A stream of the file's bytes. Rejects with StorageNotFoundError if it does not exist.
    * `sizeHint` (the recorded file size, when known) lets a backend read it in fitting pieces.

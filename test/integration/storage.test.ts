@@ -13,6 +13,8 @@ import {
   InvalidStorageKeyError,
   LocalStorage,
   newChunkKey,
+  newChunkKeys,
+  putAll,
   StorageNotFoundError,
   UnsupportedRemoteFileError,
   type RemoteFile,
@@ -164,6 +166,20 @@ function conformance(backend: Backend): void {
       const { failed } = await d.deleteMany(files.map((f) => f.remoteFile));
       assert.deepEqual(failed, []);
       for (const f of [files[0], files[999], files.at(-1)]) assert.equal(await d.has(f!.remoteFile), false);
+    });
+
+    test("putAll writes a batch of buffered files that round-trip; an aborted one leaves nothing", async () => {
+      const d = backend.driver();
+      const files = newChunkKeys(16).map((key, i) => ({ remoteFile: d.remoteFileFor(key).remoteFile, data: randomBytes(1000 + i * 3001) }));
+      const expected = files.map((f) => Buffer.from(f.data));
+      await putAll(d, files);
+      for (const [i, f] of files.entries()) assert.ok((await readAll(await d.get(f.remoteFile))).equals(expected[i]!));
+      const controller = new AbortController();
+      controller.abort();
+      const more = newChunkKeys(4).map((key) => ({ remoteFile: d.remoteFileFor(key).remoteFile, data: randomBytes(5000) }));
+      await assert.rejects(putAll(d, more, controller.signal), isAbortError);
+      for (const f of more) assert.equal(await d.has(f.remoteFile), false);
+      assert.deepEqual(await backend.leftovers(), []);
     });
 
     test("abort mid-put rejects with AbortError and leaves nothing visible", async () => {

@@ -4,14 +4,15 @@
 // chunkref that keeps the chunk alive exists.
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { compressBuffer, type CompressionType } from "../../compression/index.ts";
+import { compressBufferHashed, type CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { claimChunk, claimChunks, discardDeadPendingChunks, discardUnusedChunks, insertPendingChunk, markChunkValid, markChunksValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
 import { deleteChunkRows } from "../../db/queries/gc.ts";
-import { newChunkKey } from "../../storage/index.ts";
+import { newChunkKey, newChunkKeys, putAll } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
+import type { HashedChunk } from "./chunker.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
 export const BUSY_WINDOW_MS = 120_000;
@@ -57,8 +58,9 @@ export class ChunkStore {
    * within the batch and chunks another replica is writing take the one-at-a-time path. Every
    * chunk comes back held, in order; if the batch fails, it gives up the holds it took first.
    */
-  async storeBatch(items: readonly Buffer[], created: CreatedIds, signal: AbortSignal): Promise<HeldChunk[]> {
-    const hashes = items.map((data) => sha256Typed(data));
+  async storeBatch(chunks: readonly HashedChunk[], created: CreatedIds, signal: AbortSignal): Promise<HeldChunk[]> {
+    const hashes = chunks.map((c) => c.hash);
+    const items = chunks.map((c) => c.data);
     const results: HeldChunk[] = new Array<HeldChunk>(items.length);
     /** ids this batch holds right now: given up if it fails */
     const held: number[] = [];
@@ -72,7 +74,8 @@ export class ChunkStore {
         claimed.push(i);
       }
     }
-    const files = claimed.map(() => this.storage.remoteFileFor(newChunkKey()));
+    // one shard directory for the batch's new files: one directory sync makes them all durable
+    const files = newChunkKeys(claimed.length).map((key) => this.storage.remoteFileFor(key));
     const claims = await claimChunks(
       this.db,
       claimed.map((i, k) => ({
@@ -85,7 +88,7 @@ export class ChunkStore {
       })),
       new Date(Date.now() - BUSY_WINDOW_MS),
     );
-    const writes: Promise<{ id: number; fileHash: string; fileSize: number }>[] = [];
+    const fresh: { i: number; id: number; remoteFile: RemoteFile }[] = [];
     const writing: string[] = [];
     claims.forEach((claim, k) => {
       const i = claimed[k]!;
@@ -98,18 +101,13 @@ export class ChunkStore {
         created.push(claim.id);
         held.push(claim.id);
         writing.push(this.keyOf(hashes[i]!));
-        writes.push(
-          this.compressAndPut(items[i]!, files[k]!.remoteFile, signal).then((file) => {
-            results[i] = { id: claim.id, fileSize: file.fileSize, deduplicated: false };
-            return { id: claim.id, ...file };
-          }),
-        );
+        fresh.push({ i, id: claim.id, remoteFile: files[k]!.remoteFile });
       }
     });
-    // others wanting these chunks wait until they are valid, then find them; the entries go as
-    // soon as it settles (before any waiter resumes), not when the whole batch ends: a repeat in
-    // this batch waits on it below
-    const stored: Promise<void> = Promise.all(writes)
+    // only chunks found new are compressed; others wanting them wait until they are valid, then
+    // find them; the entries go as soon as it settles (before any waiter resumes), not when the
+    // whole batch ends: a repeat in this batch waits on it below
+    const stored: Promise<void> = this.writeFresh(items, fresh, results, signal)
       .then((valid) => markChunksValid(this.db, valid))
       .finally(() => {
         for (const key of writing) if (this.inflight.get(key) === stored) this.inflight.delete(key);
@@ -120,7 +118,7 @@ export class ChunkStore {
       held.push(results[i].id);
     });
     try {
-      const outcome = await Promise.allSettled([stored, ...writes, ...slowWork]);
+      const outcome = await Promise.allSettled([stored, ...slowWork]);
       const failure = outcome.find((o) => o.status === "rejected");
       if (failure) throw failure.reason;
       return results;
@@ -134,11 +132,28 @@ export class ChunkStore {
     return `${chunkHash}/${this.compression.narinfoName}`;
   }
 
+  /** Compress the batch's new chunks and write their files together; their rows are marked valid by the caller. */
+  private async writeFresh(
+    items: readonly Buffer[],
+    fresh: readonly { i: number; id: number; remoteFile: RemoteFile }[],
+    results: HeldChunk[],
+    signal: AbortSignal,
+  ): Promise<{ id: number; fileHash: string; fileSize: number }[]> {
+    if (fresh.length === 0) return [];
+    const compressed = await Promise.all(fresh.map((f) => compressBufferHashed(this.compression.type, this.compression.level, items[f.i]!)));
+    await putAll(this.storage, fresh.map((f, j) => ({ remoteFile: f.remoteFile, data: compressed[j]!.data })), signal);
+    return fresh.map((f, j) => {
+      const fileSize = compressed[j]!.data.length;
+      results[f.i] = { id: f.id, fileSize, deduplicated: false };
+      return { id: f.id, fileHash: `sha256:${compressed[j]!.sha256}`, fileSize };
+    });
+  }
+
   /** Compress a new chunk and write its file; its row is marked valid by the caller. */
   private async compressAndPut(data: Buffer, remoteFile: RemoteFile, signal: AbortSignal): Promise<{ fileHash: string; fileSize: number }> {
-    const compressed = await compressBuffer(this.compression.type, this.compression.level, data);
-    await this.storage.put(remoteFile, Readable.from([compressed]), signal);
-    return { fileHash: sha256Typed(compressed), fileSize: compressed.length };
+    const compressed = await compressBufferHashed(this.compression.type, this.compression.level, data);
+    await this.storage.put(remoteFile, Readable.from([compressed.data]), signal);
+    return { fileHash: `sha256:${compressed.sha256}`, fileSize: compressed.data.length };
   }
 
   /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { assertValidKey, isValidKey, MAX_KEY_LENGTH, newChunkKey } from "../../../src/storage/keys.ts";
+import { assertValidKey, isValidKey, MAX_KEY_LENGTH, newChunkKey, newChunkKeys } from "../../../src/storage/keys.ts";
 import { remoteFileId } from "../../../src/storage/remote-file.ts";
 import { InvalidStorageKeyError } from "../../../src/storage/types.ts";
 
@@ -9,6 +9,19 @@ test("new chunk keys look like upstream's and are valid", () => {
   assert.match(key, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.chunk$/);
   assert.ok(isValidKey(key));
   assert.notEqual(newChunkKey(), key);
+});
+
+test("a batch of new keys shares one shard directory (first two characters) and stays upstream-shaped", () => {
+  const keys = newChunkKeys(16);
+  assert.equal(new Set(keys).size, 16);
+  for (const key of keys) {
+    assert.match(key, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.chunk$/);
+    assert.equal(key.slice(0, 2), keys[0]!.slice(0, 2));
+  }
+  // the shared prefix is drawn per batch, so batches spread over the shards
+  const prefixes = new Set(Array.from({ length: 64 }, () => newChunkKeys(2)[0]!.slice(0, 2)));
+  assert.ok(prefixes.size > 16);
+  assert.deepEqual(newChunkKeys(0), []);
 });
 
 const hostile = [
