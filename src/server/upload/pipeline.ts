@@ -35,7 +35,7 @@ import type { UploadInfo } from "./info.ts";
  * 10 chunks at a time, one by one.
  */
 const CHUNK_BATCH = 16;
-const BATCHES_IN_FLIGHT = 8;
+const BATCHES_IN_FLIGHT = 6;
 
 export class Uploader {
   private readonly chunks: ChunkStore;
