@@ -4,7 +4,8 @@
 // three commands: `npm link` and `npm pack` + `npm install -g`, each into a temporary prefix;
 // then --version, --help, and a real `attic login` + `attic cache create` against an atticd
 // started through the installed bin. Clones the committed HEAD of this checkout.
-// Needs the npm registry (npm ci); about 3-5 minutes on a loaded 2-core machine.
+// Needs the npm registry (npm ci; --prefer-offline uses npm's cache when it can); about 5 minutes
+// on a loaded 2-core machine.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -46,7 +47,7 @@ test("a newcomer's first hour: npm ci, build, link or pack + install -g, then th
   // the system's node and npm first, as on a machine the user brings (HOME kept: npm's cache)
   const basePath = `${SYSTEM_BIN}:/usr/bin:/bin`;
   const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: process.env.HOME, PATH: basePath, ...extra });
-  sh("npm", ["ci", "--no-audit", "--no-fund"], { cwd: clone, env: env() });
+  sh("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: clone, env: env() });
   sh("npm", ["run", "build"], { cwd: clone, env: env() });
   const version = (JSON.parse(sh("cat", [join(clone, "package.json")])) as { version: string }).version;
 
@@ -59,7 +60,7 @@ test("a newcomer's first hour: npm ci, build, link or pack + install -g, then th
   const packPrefix = join(work, "pack-prefix");
   sh("npm", ["pack", "--ignore-scripts", "--pack-destination", work], { cwd: clone, env: env() });
   const tarball = join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!);
-  sh("npm", ["install", "-g", "--no-audit", "--no-fund", tarball], { cwd: work, env: env({ npm_config_prefix: packPrefix }) });
+  sh("npm", ["install", "-g", "--prefer-offline", "--no-audit", "--no-fund", tarball], { cwd: work, env: env({ npm_config_prefix: packPrefix }) });
 
   for (const [how, prefix] of [["npm link", linkPrefix], ["npm pack + npm install -g", packPrefix]] as const) {
     await t.test(how, async () => {
