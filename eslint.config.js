@@ -3,7 +3,7 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-const rooms = ["nix", "chunking", "compression", "api", "storage", "db", "token", "server", "gc", "client", "admin", "bin"];
+const rooms = ["nix", "chunking", "compression", "api", "storage", "db", "token", "server", "gc", "client", "admin", "bin", "cli"];
 /** room -> rooms it may import (besides itself) */
 const allowed = {
   nix: [],
@@ -13,11 +13,13 @@ const allowed = {
   storage: ["nix"],
   db: [],
   token: [],
-  server: ["nix", "chunking", "compression", "api", "storage", "db", "token", "gc"],
+  server: ["nix", "chunking", "compression", "api", "storage", "db", "token", "gc", "cli"],
   gc: ["db", "storage", "nix"],
-  client: ["nix", "api", "token"],
-  admin: ["token", "server", "api", "db"],
-  bin: ["server", "client", "admin"],
+  client: ["nix", "api", "token", "cli"],
+  admin: ["token", "server", "api", "db", "cli"],
+  bin: ["server", "client", "admin", "cli"],
+  // what the three tools share: error reporting, exit codes, version, help examples
+  cli: [],
 };
 
 const restrictions = Object.entries(allowed).map(([room, may]) => ({

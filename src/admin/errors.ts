@@ -1,9 +1,3 @@
-// Typed errors of atticadm. The one top-level catch in main.ts prints a UserError (and the
-// config and token errors, which are user errors too) as `Error: <message>` with exit code 1.
-
-export class UserError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "UserError";
-  }
-}
+// Typed errors of atticadm: the shared UserError (src/cli/errors.ts). The one top-level catch in
+// main.ts hands every error to the shared reporter.
+export { UserError } from "../cli/errors.ts";

@@ -1,20 +1,14 @@
 // The `atticadm` shell: parses flags with commander, lazy-loads the command, and has the one
-// top-level catch: user errors (bad flags, config problems, a verify-only key) become
-// `Error: <message>` with exit code 1; anything else is reported as a bug.
-import { readFileSync } from "node:fs";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+// top-level catch, which hands the error to the reporter the three tools share
+// (src/cli/report.ts): user errors (bad flags, config problems, a verify-only key) are one line.
+import { Command, InvalidArgumentError, Option } from "commander";
 import { DurationParseError, parseDuration } from "../api/duration.ts";
-import { ConfigError, ConfigNotFoundError } from "../server/config/load.ts";
-import { CannotSignError } from "../token/jwt.ts";
+import { addExample } from "../cli/help.ts";
+import { reportError } from "../cli/report.ts";
+import { version } from "../cli/version.ts";
 import { isValidCachePattern } from "../token/permissions.ts";
 import type { AdminCtx } from "./context.ts";
-import { UserError } from "./errors.ts";
 import type { MakeTokenOptions } from "./commands/make-token.ts";
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
-  return pkg.version ?? "unknown";
-}
 
 function parseValidity(value: string): number {
   try {
@@ -57,6 +51,7 @@ export function buildProgram(ctx: AdminCtx): Command {
       writeErr: (text) => ctx.stderr.write(text),
       outputError: (text, write) => write(text.replace(/^error: /, "Error: ")),
     });
+  addExample(program, 'atticadm -f server.toml make-token --sub alice --validity 1y --pull "*" --push "*"');
 
   const makeToken = program
     .command("make-token")
@@ -75,6 +70,7 @@ export function buildProgram(ctx: AdminCtx): Command {
   for (const [flag, description] of PATTERN_FLAGS) {
     makeToken.option(`--${flag} <pattern>`, `${description}; may contain wildcards, repeatable`, collectPattern);
   }
+  addExample(makeToken, 'atticadm make-token --sub ci --validity "3 months" --pull "dev-*" --push "dev-*"');
   makeToken.helpOption("-h, --help", "Print help").exitOverride().action(async (opts: Record<string, unknown>) => {
     const list = (name: string): string[] => (opts[name] as string[] | undefined) ?? [];
     const options: MakeTokenOptions = {
@@ -92,7 +88,7 @@ export function buildProgram(ctx: AdminCtx): Command {
     const { run } = await import("./commands/make-token.ts");
     await run(options, { ...ctx, configPath: program.opts<{ config?: string }>().config });
   });
-  program
+  const purge = program
     .command("purge-cache")
     .summary("Free the name of a soft-deleted cache")
     .description("Remove a soft-deleted cache (soft-delete-caches = true) for good, so that its name can be used again.")
@@ -103,7 +99,8 @@ export function buildProgram(ctx: AdminCtx): Command {
       const { run } = await import("./commands/purge-cache.ts");
       await run(name, { ...ctx, configPath: program.opts<{ config?: string }>().config });
     });
-  program
+  addExample(purge, "atticadm -f /etc/attic/server.toml purge-cache old-cache");
+  const verify = program
     .command("verify")
     .summary("Re-check stored chunks (and NARs) against the database")
     .description(
@@ -120,6 +117,7 @@ export function buildProgram(ctx: AdminCtx): Command {
       const { run } = await import("./commands/verify.ts");
       await run({ quick: opts.quick, nars: opts.nars, repair: opts.repair }, { ...ctx, configPath: program.opts<{ config?: string }>().config });
     });
+  addExample(verify, "atticadm -f /etc/attic/server.toml verify --quick");
   return program;
 }
 
@@ -129,31 +127,6 @@ export async function main(argv: string[], ctx: AdminCtx = { env: process.env, s
     await buildProgram(ctx).parseAsync(argv);
     return 0;
   } catch (error) {
-    return report(error, ctx);
+    return reportError("atticadm", error, ctx.stderr);
   }
-}
-
-function report(error: unknown, ctx: AdminCtx): number {
-  // commander printed the help, the version or the usage error already
-  if (error instanceof CommanderError) return error.exitCode;
-  if (
-    error instanceof UserError ||
-    error instanceof ConfigError ||
-    error instanceof ConfigNotFoundError ||
-    error instanceof CannotSignError ||
-    isSystemError(error)
-  ) {
-    ctx.stderr.write(`Error: ${(error as Error).message}\n`);
-    return 1;
-  }
-  ctx.stderr.write(
-    "Error: atticadm ran into an internal error. This is a bug in attic-ts, not something you did wrong.\n" +
-      "Please report it to the attic-ts maintainers with the command you ran and the details below.\n\n" +
-      `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  return 70;
-}
-
-function isSystemError(error: unknown): error is NodeJS.ErrnoException {
-  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === "string" && typeof (error as NodeJS.ErrnoException).syscall === "string";
 }

@@ -1,5 +1,12 @@
 #!/usr/bin/env node
-// `atticadm`, the admin tool. Everything lives in src/admin; this file only runs it.
-import { main } from "../admin/main.ts";
+// `atticadm`, the admin tool. Everything lives in src/admin; this file only runs it (on a
+// supported Node: launch.ts).
+import { launch } from "./launch.ts";
 
-process.exitCode = await main(process.argv);
+launch(
+  "atticadm",
+  () => import("../admin/main.ts").then(({ main }) => main(process.argv)),
+  (code) => {
+    process.exitCode = code;
+  },
+);

@@ -32,6 +32,8 @@ export interface CommandSpec {
   options?: OptSpec[];
   subcommands?: CommandSpec[];
   load?: () => Promise<CommandModule>;
+  /** shown at the end of --help; every command has at least one */
+  examples: string[];
 }
 
 const cacheArg = (description: string): ArgSpec => ({
@@ -51,9 +53,13 @@ const upstreamHelp =
 // The casts: each command module narrows the options type it accepts (see CommandModule).
 const load = (p: Promise<unknown>): Promise<CommandModule> => p as Promise<CommandModule>;
 
+/** `attic --help`'s examples: the first steps of the README */
+export const EXAMPLES = ["attic login local http://localhost:8080 eyJhbGciOi...", "attic cache create hello", "attic push hello ./result"];
+
 export const COMMANDS: CommandSpec[] = [
   {
     name: "login",
+    examples: ["attic login local http://localhost:8080 eyJhbGciOi..."],
     description: "Log into an Attic server.",
     args: [
       { name: "name", description: "Name of the server (env: ATTIC_LOGIN_NAME)." },
@@ -65,12 +71,14 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "use",
+    examples: ["attic use hello"],
     description: "Configure Nix to use a binary cache.",
     args: [cacheArg("The cache to configure.")],
     load: () => load(import("./commands/use.ts")),
   },
   {
     name: "push",
+    examples: ["attic push hello ./result", "nix-store -qR ./result | attic push hello --stdin"],
     description: "Push closures to a binary cache.",
     args: [cacheArg("The cache to push to."), { name: "paths", description: "The store paths to push.", variadic: true, file: true }],
     options: [
@@ -84,10 +92,12 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "cache",
+    examples: ["attic cache create hello", "attic cache info hello"],
     description: "Manage caches on an Attic server.",
     subcommands: [
       {
         name: "create",
+        examples: ["attic cache create hello", "attic cache create --public --priority 30 local:ci"],
         description: "Create a cache. You need the `create_cache` permission on the cache that you are creating.",
         args: [cacheArg("Name of the cache to create.")],
         options: [
@@ -100,6 +110,7 @@ export const COMMANDS: CommandSpec[] = [
       },
       {
         name: "configure",
+        examples: ["attic cache configure hello --public --retention-period \"2 weeks\""],
         description: "Configure a cache. You need the `configure_cache` permission on the cache that you are configuring.",
         args: [cacheArg("Name of the cache to configure.")],
         options: [
@@ -121,6 +132,7 @@ export const COMMANDS: CommandSpec[] = [
       },
       {
         name: "destroy",
+        examples: ["attic cache destroy hello"],
         description: "Destroy a cache. You need the `destroy_cache` permission on the cache that you are destroying.",
         args: [cacheArg("Name of the cache to destroy.")],
         options: [{ flags: "--no-confirm", description: "Don't ask for interactive confirmation." }],
@@ -128,6 +140,7 @@ export const COMMANDS: CommandSpec[] = [
       },
       {
         name: "info",
+        examples: ["attic cache info hello"],
         description: "Show the current configuration of a cache.",
         args: [cacheArg("Name of the cache to query.")],
         load: () => load(import("./commands/cache-info.ts")),
@@ -136,6 +149,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "watch-store",
+    examples: ["attic watch-store hello"],
     description: "Watch the Nix Store for new paths and upload them to a binary cache.",
     args: [cacheArg("The cache to push to.")],
     options: [
@@ -148,6 +162,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "get-closure",
+    examples: ["attic get-closure ./result"],
     description: "Returns the closure of a store path (test). This is similar to `nix-store -qR`.",
     hidden: true,
     args: [{ name: "store-path", description: "A store path, or a path inside the store, or a symlink to one.", required: true, file: true }],
@@ -156,6 +171,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "gen-completions",
+    examples: ["attic gen-completions bash > ~/.local/share/bash-completion/completions/attic"],
     description: "Generate shell autocompletion files.",
     args: [{ name: "shell", description: "The shell to generate autocompletion files for (bash, zsh, fish)." }],
     load: () => load(import("./commands/gen-completions.ts")),

@@ -1,6 +1,6 @@
 // Shell completions for bash, zsh and fish, generated from the command table (hidden
 // commands and flags are left out, as clap_complete does upstream).
-import { COMMANDS, longName, shortName, takesValue, type CommandSpec, type OptSpec } from "./command-table.ts";
+import { COMMANDS, EXAMPLES, longName, shortName, takesValue, type CommandSpec, type OptSpec } from "./command-table.ts";
 
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 export type Shell = (typeof SHELLS)[number];
@@ -16,7 +16,7 @@ function optionsOf(spec: CommandSpec, root: boolean): OptSpec[] {
   return [...visible(spec.options), HELP, ...(root ? [VERSION] : [])];
 }
 
-const ROOT: CommandSpec = { name: "attic", description: "Attic binary cache client.", subcommands: COMMANDS };
+const ROOT: CommandSpec = { name: "attic", description: "Attic binary cache client.", subcommands: COMMANDS, examples: EXAMPLES };
 
 function walk(spec: CommandSpec, path: string[], visit: (spec: CommandSpec, path: string[]) => void): void {
   visit(spec, path);

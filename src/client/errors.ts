@@ -1,13 +1,9 @@
-// Typed errors of the client. The one top-level catch in main.ts prints a UserError as
-// `Error: <message>` with exit code 1; anything else is treated as a bug in attic-ts.
+// Typed errors of the client. The one top-level catch in main.ts hands them to the shared
+// reporter (src/cli/report.ts): a UserError is `Error: <message>` with exit code 1; anything
+// else is treated as a bug in attic-ts.
+import { UserError } from "../cli/errors.ts";
 
-/** A problem the user can act on (bad flag, unreachable server, server-side refusal, ...). */
-export class UserError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "UserError";
-  }
-}
+export { UserError };
 
 /** The server answered with an error status. `message` is what upstream shows. */
 export class ApiError extends UserError {

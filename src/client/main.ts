@@ -1,16 +1,13 @@
 // The `attic` shell: builds the commander parser from the command table, lazy-loads the
-// command that was asked for, and has the one top-level catch of the client: a UserError
-// becomes `Error: <message>` (exit 1), anything else is reported as a bug.
-import { readFileSync } from "node:fs";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { camelCase, COMMANDS, longName, type CommandSpec, type OptSpec, type ValueParser } from "./command-table.ts";
+// command that was asked for, and has the one top-level catch of the client, which hands the
+// error to the reporter the three tools share (src/cli/report.ts).
+import { Command, InvalidArgumentError, Option } from "commander";
+import { addExample } from "../cli/help.ts";
+import { reportError } from "../cli/report.ts";
+import { version } from "../cli/version.ts";
+import { camelCase, COMMANDS, EXAMPLES, longName, type CommandSpec, type OptSpec, type ValueParser } from "./command-table.ts";
 import { processCtx, type CommandOptions, type Ctx } from "./context.ts";
-import { UserError } from "./errors.ts";
 
-export function clientVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
-  return pkg.version ?? "unknown";
-}
 
 const PARSERS: Record<ValueParser, (value: string, previous: unknown, defaultValue: unknown) => unknown> = {
   count: (value) => {
@@ -61,6 +58,7 @@ function addCommand(parent: Command, spec: CommandSpec, ctx: Ctx): void {
     cmd.argument(a.required === true ? `<${name}>` : `[${name}]`, a.description);
   }
   for (const o of spec.options ?? []) cmd.addOption(buildOption(o));
+  addExample(cmd, ...spec.examples);
   if (spec.subcommands !== undefined) cmd.helpCommand("help [command]", "Print help for a command");
   for (const sub of spec.subcommands ?? []) addCommand(cmd, sub, ctx);
   const load = spec.load;
@@ -75,12 +73,17 @@ function addCommand(parent: Command, spec: CommandSpec, ctx: Ctx): void {
 }
 
 function configure(cmd: Command): void {
-  cmd.exitOverride().helpOption("-h, --help", "Print help").showHelpAfterError("(add --help for more information)");
+  cmd
+    .exitOverride()
+    .helpOption("-h, --help", "Print help")
+    .showHelpAfterError("(add --help for more information)")
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "Error: ")) });
 }
 
 export function buildProgram(ctx: Ctx): Command {
-  const program = new Command("attic").description("Attic binary cache client.").version(clientVersion(), "-V, --version", "Print version");
+  const program = new Command("attic").description("Attic binary cache client.").version(version(), "-V, --version", "Print version");
   configure(program);
+  addExample(program, ...EXAMPLES);
   program.helpCommand("help [command]", "Print help for a command");
   for (const spec of COMMANDS) addCommand(program, spec, ctx);
   return program;
@@ -105,39 +108,10 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram(ctx).parseAsync(argv);
     return 0;
   } catch (err) {
-    return report(err, ctx, abort.signal);
+    return reportError("attic", err, ctx.stderr, abort.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
 }
 
-function report(err: unknown, ctx: Ctx, signal: AbortSignal): number {
-  if (err instanceof CommanderError) {
-    // commander has printed the help, version or usage error already
-    return err.exitCode;
-  }
-  if (err instanceof UserError) {
-    ctx.stderr.write(`Error: ${err.message}\n`);
-    return 1;
-  }
-  if (signal.aborted && err instanceof Error && err.name === "AbortError") {
-    ctx.stderr.write("Interrupted.\n");
-    return 130;
-  }
-  if (isSystemError(err)) {
-    // The environment said no (permissions, full disk, ...): not a bug, nothing to add.
-    ctx.stderr.write(`Error: ${err.message}\n`);
-    return 1;
-  }
-  ctx.stderr.write(
-    "Error: attic ran into an internal error. This is a bug in attic-ts, not something you did wrong.\n" +
-      "Please report it to the attic-ts maintainers with the command you ran and the details below.\n\n" +
-      `${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
-  return 70;
-}
-
-function isSystemError(err: unknown): err is NodeJS.ErrnoException {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string" && typeof (err as NodeJS.ErrnoException).syscall === "string";
-}

@@ -47,9 +47,10 @@ export class NixConfig {
     this.lines = splitLines(text).map(parseNixConfLine);
   }
 
-  /** Joined with `\n` and no trailing newline, as upstream writes it. */
+  /** One line each, ending with a newline (upstream leaves the last line unterminated, which
+   * the next tool to append a line to nix.conf then joins to ours). */
   toString(): string {
-    return this.lines.map(formatNixConfLine).join("\n");
+    return this.lines.map((l) => `${formatNixConfLine(l)}\n`).join("");
   }
 
   addSubstituter(substituter: string): void {

@@ -5,7 +5,7 @@ import { dirname, resolve } from "node:path";
 import { Kysely, sql, type Dialect, type LogEvent } from "kysely";
 import type { Database } from "./schema.ts";
 import { NodeSqliteDialect } from "./sqlite-driver.ts";
-import { DatabaseUrlError, parseDatabaseUrl, redact } from "./url.ts";
+import { DatabaseOpenError, DatabaseUrlError, parseDatabaseUrl, redact } from "./url.ts";
 
 export type Engine = "sqlite" | "postgres";
 
@@ -31,7 +31,13 @@ export async function openDatabase(url: string, opts: OpenOptions = {}): Promise
     if (!target.memory) {
       if (!existsSync(target.path)) {
         if (!target.create) throw new DatabaseUrlError(`SQLite database ${target.path} does not exist (use ?mode=rwc to create it)`);
-        mkdirSync(dirname(resolve(target.path)), { recursive: true });
+        const dir = dirname(resolve(target.path));
+        try {
+          mkdirSync(dir, { recursive: true });
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          throw new DatabaseOpenError(`cannot open database ${redact(url)}: cannot create its folder ${dir} (${code === "EEXIST" || code === "ENOTDIR" ? "a file is in the way" : (err as Error).message})`, { cause: err });
+        }
       }
     }
     dialect = new NodeSqliteDialect({ path: target.path, readOnly: target.readOnly });
@@ -55,7 +61,7 @@ export async function openDatabase(url: string, opts: OpenOptions = {}): Promise
     await ping(db); // fail at start, with the URL (minus password) in the message
   } catch (err) {
     await kysely.destroy().catch(() => {});
-    throw new Error(`cannot open database ${redact(url)}: ${(err as Error).message}`, { cause: err });
+    throw new DatabaseOpenError(`cannot open database ${redact(url)}: ${(err as Error).message}`, { cause: err });
   }
   return db;
 }

@@ -7,6 +7,14 @@ export type DatabaseTarget =
 
 export class DatabaseUrlError extends Error {
   override name = "DatabaseUrlError";
+  /** a user error: the CLIs print the message alone (src/cli/errors.ts) */
+  readonly userFacing = true;
+}
+
+/** The database named by the config could not be opened (a missing folder, refused, bad password). */
+export class DatabaseOpenError extends Error {
+  override name = "DatabaseOpenError";
+  readonly userFacing = true;
 }
 
 export function parseDatabaseUrl(url: string): DatabaseTarget {

@@ -3,7 +3,11 @@
 // api-server (API only, refuses an unmigrated database), garbage-collector (GC loop),
 // garbage-collector-once, db-migrations, check-config.
 import { existsSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { UserError } from "../cli/errors.ts";
+import { addExample } from "../cli/help.ts";
+import { reportError, type ErrorOutput } from "../cli/report.ts";
+import { version } from "../cli/version.ts";
 import { openDatabase, ping, type Db } from "../db/connect.ts";
 import { migrate, pendingMigrations } from "../db/migrations/index.ts";
 import { startGarbageCollectionLoop, runGarbageCollectionOnce, formatGcReport } from "../gc/index.ts";
@@ -15,70 +19,86 @@ import type { Config } from "./config/types.ts";
 import { ListenAddressError, parseListenAddress } from "./listen.ts";
 import { logger } from "./log.ts";
 
-const MODES = ["monolithic", "api-server", "garbage-collector", "garbage-collector-once", "db-migrations", "check-config"] as const;
+export const MODES = ["monolithic", "api-server", "garbage-collector", "garbage-collector-once", "db-migrations", "check-config"] as const;
 type Mode = (typeof MODES)[number];
 
-const USAGE = `Usage: atticd [-f PATH] [-l ADDR] [--mode MODE]
+interface AtticdOptions {
+  config?: string;
+  listen?: { host: string; port: number };
+  mode: Mode;
+}
 
-Options:
-  -f, --config PATH   Path to the config file (default: $ATTIC_SERVER_CONFIG_BASE64, then
-                      $XDG_CONFIG_HOME/attic/server.toml, created on first run)
-  -l, --listen ADDR   Socket address to listen on (overrides \`listen\` in the config)
-      --mode MODE     ${MODES.join(" | ")} (default: monolithic)
-  -h, --help          Print help
-  -V, --version       Print version
-`;
+/** atticd's flags, upstream's names; commander as in attic and atticadm. */
+export function buildProgram(run: (options: AtticdOptions) => Promise<void>, out: ErrorOutput & { write(text: string): unknown } = process.stderr): Command {
+  const program = new Command("atticd")
+    .description("Attic binary cache server.")
+    .version(version(), "-V, --version", "Print version")
+    .helpOption("-h, --help", "Print help")
+    .option("-f, --config <path>", "Path to the config file (default: $ATTIC_SERVER_CONFIG_BASE64, then $XDG_CONFIG_HOME/attic/server.toml, written on the first start)")
+    .option("-l, --listen <addr>", "Socket address to listen on, such as [::]:8080 or 127.0.0.1:8080 (overrides `listen` in the config)", listenFlag)
+    .addOption(new Option("--mode <mode>", "What to run").choices(MODES).default("monolithic"))
+    // upstream's flag for its async-runtime console; accepted and ignored
+    .addOption(new Option("--tokio-console").hideHelp())
+    .showHelpAfterError("(add --help for more information)")
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => out.write(text), outputError: (text, write) => write(text.replace(/^error: /, "Error: ")) })
+    .action(async (opts: AtticdOptions) => run(opts));
+  addExample(
+    program,
+    "atticd                                   # first start: writes a config and prints a login command",
+    "atticd -f /etc/attic/server.toml -l [::]:8080",
+    "atticd -f server.toml --mode check-config",
+  );
+  return program;
+}
 
-export class UsageError extends Error {}
-
-export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: "string", short: "f" },
-      listen: { type: "string", short: "l" },
-      mode: { type: "string", default: "monolithic" },
-      help: { type: "boolean", short: "h" },
-      version: { type: "boolean", short: "V" },
-      "tokio-console": { type: "boolean" },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
+/** Runs atticd with `argv` (node, script, args…): the one top-level catch; returns the exit code. */
+export async function main(argv: string[], stderr: ErrorOutput = process.stderr): Promise<number> {
+  try {
+    let code = 0;
+    await buildProgram(async (options) => {
+      code = await run(options);
+    }, stderr).parseAsync(argv);
+    return code;
+  } catch (error) {
+    return reportError("atticd", error, stderr);
   }
-  if (values.version) {
-    process.stdout.write("atticd 0.1.0\n");
-    return 0;
-  }
-  const mode = values.mode as Mode;
-  if (!MODES.includes(mode)) throw new UsageError(`invalid value '${values.mode}' for '--mode <MODE>' (possible values: ${MODES.join(", ")})`);
-  const listen = values.listen === undefined ? undefined : listenFlag(values.listen);
+}
 
-  console.error("Attic Server 0.1.0 (attic-ts)");
+/** `-l ADDR`, checked while parsing, before anything else runs, by the rule and with the message of `listen`. */
+function listenFlag(addr: string): { host: string; port: number } {
+  try {
+    return parseListenAddress(addr);
+  } catch (error) {
+    if (error instanceof ListenAddressError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
+}
+
+async function run({ config: configPath, listen, mode }: AtticdOptions): Promise<number> {
+  logger.info(`Attic Server ${version()} (attic-ts)`, { mode });
   let firstRun: { configPath: string } | null = null;
-  if (!values.config && !process.env.ATTIC_SERVER_CONFIG_BASE64 && mode === "monolithic" && !existsSync(defaultConfigPath(process.env))) {
+  if (!configPath && !process.env.ATTIC_SERVER_CONFIG_BASE64 && mode === "monolithic" && !existsSync(defaultConfigPath(process.env))) {
     const written = writeFirstRunConfig(process.env);
     firstRun = { configPath: written.path };
   }
-  const { config } = await loadConfig({ path: values.config, env: process.env });
+  const { config } = await loadConfig({ path: configPath, env: process.env });
   if (mode === "check-config") {
-    console.error("The configuration is valid.");
+    logger.info("The configuration is valid.");
     return 0;
   }
 
   const db = await openDatabase(config.database.url, { poolSize: config.database.poolSize });
   try {
     if (mode === "db-migrations" || mode === "monolithic") {
-      console.error("Running migrations...");
+      logger.info("Running migrations...");
       const { applied } = await migrate(db);
-      if (applied.length > 0) console.error(`Applied migrations: ${applied.join(", ")}`);
+      if (applied.length > 0) logger.info(`Applied migrations: ${applied.join(", ")}`);
       if (mode === "db-migrations") return 0;
     } else {
       const pending = await pendingMigrations(db);
       if (pending.length > 0) {
-        throw new UsageError(
+        throw new UserError(
           `The database is not migrated (${pending.length} pending migration(s): ${pending.join(", ")}). ` +
             "Run `atticd --mode db-migrations` (or start in monolithic mode) first.",
         );
@@ -90,22 +110,12 @@ export async function main(argv: string[]): Promise<number> {
       const stop = new AbortController();
       for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort(new Error(`received ${sig}`)));
       const report = await runGarbageCollectionOnce({ db, storage, config: config.garbageCollection, signal: stop.signal });
-      console.error(formatGcReport(report));
+      logger.info(formatGcReport(report).replace(/\n\s*/g, " "), { gc: { ...report } });
       return 0;
     }
     return await serve(mode, config, db, storage, listen, firstRun);
   } finally {
     await db.close();
-  }
-}
-
-/** `-l ADDR`, checked before anything else runs, by the rule and with the message of `listen`. */
-function listenFlag(addr: string): { host: string; port: number } {
-  try {
-    return parseListenAddress(addr);
-  } catch (error) {
-    if (error instanceof ListenAddressError) throw new UsageError(`invalid value for '--listen <ADDR>': ${error.message}`);
-    throw error;
   }
 }
 
@@ -132,18 +142,24 @@ async function serve(
   }
   if (mode === "monolithic" || mode === "api-server") {
     const app = await buildApp({ config, db, storage, logger: logger.fastifyOptions() });
+    stops.unshift(() => app.close());
     const { host, port } = listenOverride ?? parseListenAddress(config.listen);
-    console.error("Starting API server...");
-    await app.listen({ host, port });
+    logger.info("Starting API server...");
+    try {
+      await app.listen({ host, port });
+    } catch (error) {
+      // a port in use, a privileged port: stop what runs already, then report it (one line)
+      for (const stop of stops) await stop().catch(() => {});
+      throw error;
+    }
     const addr = app.server.address();
     const actualPort = addr && typeof addr === "object" ? addr.port : port;
-    console.error(`Listening on ${host.includes(":") ? `[${host}]` : host}:${actualPort}...`);
+    logger.info(`Listening on ${host.includes(":") ? `[${host}]` : host}:${actualPort}...`);
     if (firstRun) printFirstRunBanner(firstRun.configPath, await mintRootToken(config), actualPort);
-    stops.unshift(() => app.close());
   }
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
-      console.error(`Received ${sig}, shutting down gracefully...`);
+      logger.info(`Received ${sig}, shutting down gracefully...`);
       resolve();
     };
     process.once("SIGTERM", () => onSignal("SIGTERM"));
@@ -154,9 +170,13 @@ async function serve(
   return 0;
 }
 
+/**
+ * The one text atticd prints outside the logger: a message for the person who just started it,
+ * to copy a command from (as upstream prints it), identical in both log formats.
+ */
 function printFirstRunBanner(configPath: string, token: string, port: number): void {
   const line = "-----------------";
-  console.error(
+  process.stderr.write(
     [
       line,
       "Welcome to Attic!",
@@ -175,6 +195,7 @@ function printFirstRunBanner(configPath: string, token: string, port: number): v
       "",
       "Enjoy!",
       line,
+      "",
     ].join("\n"),
   );
 }

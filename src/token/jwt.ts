@@ -31,6 +31,8 @@ export interface VerifyOptions {
 
 /** The configured key is an RS256 public key: it verifies tokens but cannot mint them. */
 export class CannotSignError extends Error {
+  /** a user error: the CLIs print the message alone (src/cli/errors.ts) */
+  readonly userFacing = true;
   constructor() {
     super("Pubkey-only JWT authentication cannot create signed JWTs");
     this.name = "CannotSignError";

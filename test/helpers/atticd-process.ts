@@ -83,7 +83,8 @@ export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProces
   if (port) args.push("-l", `127.0.0.1:${port}`);
   args.push(...(opts.extraArgs ?? []));
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...launch.env, ATTIC_LOG_LEVEL: process.env.ATTIC_LOG_LEVEL ?? "warn", ...opts.env },
+    // info at least: readiness is the "Listening on" line, which the logger writes at info
+    env: { ...process.env, ...launch.env, ATTIC_LOG_LEVEL: /^(trace|debug)$/i.test(process.env.ATTIC_LOG_LEVEL ?? "") ? process.env.ATTIC_LOG_LEVEL : "info", ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";

@@ -122,14 +122,14 @@ describe("atticd process", () => {
       const message = 'expected a socket address such as "[::]:8080" or "127.0.0.1:8080", got "localhost:80" (host names are not allowed)';
       const flag = await runAtticd(["-l", "localhost:80"], xdgEnv(home));
       assert.equal(flag.code, 2, flag.stderr);
-      assert.equal(flag.stderr, `Error: invalid value for '--listen <ADDR>': ${message}\n`);
+      assert.equal(flag.stderr, `Error: option '-l, --listen <addr>' argument 'localhost:80' is invalid. ${message}\n(add --help for more information)\n`);
       assert.ok(!existsSync(join(home, ".config/attic/server.toml")), "refused before the first-run setup");
 
       const configPath = join(home, "server.toml");
       writeFileSync(configPath, `listen = "localhost:80"\n[database]\nurl = "sqlite://${home}/x.db"\n[storage]\ntype = "local"\npath = "${home}/s"\n[chunking]\nnar-size-threshold = 1\nmin-size = 4096\navg-size = 8192\nmax-size = 16384\n`);
       const key = await runAtticd(["-f", configPath], { ...xdgEnv(home), ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64: Buffer.alloc(32, 1).toString("base64") });
       assert.equal(key.code, 1, key.stderr);
-      assert.ok(key.stderr.includes(`  - ${configPath}: listen: ${message}\n`), key.stderr);
+      assert.ok(key.stderr.includes(`Error: invalid server configuration: ${configPath}: listen: ${message}\n`), key.stderr);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

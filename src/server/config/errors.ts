@@ -20,7 +20,12 @@ export class ConfigError extends Error {
   readonly problems: readonly ConfigProblem[];
   constructor(problems: readonly ConfigProblem[]) {
     const n = problems.length;
-    super(`invalid server configuration (${n} problem${n === 1 ? "" : "s"}):\n${problems.map((p) => `  - ${formatProblem(p)}`).join("\n")}`);
+    // one problem is one line (what the CLIs print); several are listed below the count
+    super(
+      n === 1
+        ? `invalid server configuration: ${formatProblem(problems[0]!)}`
+        : `invalid server configuration (${n} problems):\n${problems.map((p) => `  - ${formatProblem(p)}`).join("\n")}`,
+    );
     this.name = "ConfigError";
     this.problems = problems;
   }

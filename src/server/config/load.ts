@@ -2,6 +2,7 @@
 // ATTIC_SERVER_CONFIG_BASE64, else $XDG_CONFIG_HOME/attic/server.toml. Writing a first-run
 // config when none exists is the caller's decision (atticd in monolithic mode), never ours.
 import { readFile } from "node:fs/promises";
+import { reasonOf } from "../../cli/report.ts";
 import { ConfigError, ConfigNotFoundError } from "./errors.ts";
 import { parseConfig } from "./parse.ts";
 import { ENV_CONFIG_BASE64 } from "./schema.ts";
@@ -30,7 +31,7 @@ async function readConfigFile(path: string, missing: () => Error): Promise<strin
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw missing();
-    throw new ConfigError([{ source: path, key: "", message: `cannot read the file: ${(error as Error).message}` }]);
+    throw new ConfigError([{ source: path, key: "", message: `cannot read the file: ${reasonOf(error as NodeJS.ErrnoException)}` }]);
   }
 }
 

@@ -150,23 +150,23 @@ test("config from ATTIC_SERVER_CONFIG_BASE64; never a first run", async () => {
   assert.equal(existsSync(join(xdg, "attic", "server.toml")), false);
 });
 
-test("user errors: `Error: <message>`, exit 1, no stack trace", async () => {
-  const noStack = (r: Run): void => {
-    assert.equal(r.code, 1, r.stderr);
+test("user errors: `Error: <message>`, exit 1 (2 for usage errors), no stack trace", async () => {
+  const noStack = (r: Run, code = 1): void => {
+    assert.equal(r.code, code, r.stderr);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /^Error: /);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   };
   const validity = await atticadm(["-f", HS256_CONFIG, "make-token", "--sub", "a", "--validity", "2 fortnights"]);
-  noStack(validity);
+  noStack(validity, 2);
   assert.match(validity.stderr, /--validity.*invalid duration "2 fortnights": unknown time unit "fortnights"/);
 
   const pattern = await atticadm(["-f", HS256_CONFIG, "make-token", "--sub", "a", "--validity", "1d", "--pull", "bad/name"]);
-  noStack(pattern);
+  noStack(pattern, 2);
   assert.match(pattern.stderr, /--pull <pattern>.*'bad\/name' is invalid/);
 
   const missingSub = await atticadm(["-f", HS256_CONFIG, "make-token", "--validity", "1d"]);
-  noStack(missingSub);
+  noStack(missingSub, 2);
   assert.match(missingSub.stderr, /required option '--sub <sub>'/);
 
   const badConfig = writeConfig(`listn = "x"\n${configWith(`[jwt.signing]\ntoken-hs256-secret-base64 = "${SECRET.toString("base64")}"`)}`);

@@ -48,25 +48,26 @@ function lastRequest(): Recorded {
   return server.requests.at(-1)!;
 }
 
-function assertCleanError(r: { code: number | null; stderr: string }, message: RegExp | string): void {
-  assert.equal(r.code, 1, r.stderr);
+/** exit 1 for a user error; 2 for a usage error that commander found (the three tools agree) */
+function assertCleanError(r: { code: number | null; stderr: string }, message: RegExp | string, code = 1): void {
+  assert.equal(r.code, code, r.stderr);
   if (typeof message === "string") assert.ok(r.stderr.includes(message), r.stderr);
   else assert.match(r.stderr, message);
   assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace for a user mistake");
 }
 
-test("argument mistakes exit 1 with a clear message and no stack trace", async () => {
+test("argument mistakes exit 1 (2 for commander's usage errors) with a clear message and no stack trace", async () => {
   const env = await home();
   assertCleanError(await runAttic(["push", "c", "/nix/store/x", "-j", "0"], { env }), "Error: The number of jobs cannot be 0");
   assertCleanError(await runAttic(["watch-store", "c", "-j", "0"], { env }), "Error: The number of jobs cannot be 0");
-  assertCleanError(await runAttic(["push", "c", "-j", "many"], { env }), "argument 'many' is invalid");
+  assertCleanError(await runAttic(["push", "c", "-j", "many"], { env }), "argument 'many' is invalid", 2);
   assertCleanError(await runAttic(["cache", "configure", "c", "--public", "--private"], { env }), "Error: `--public` and `--private` cannot be set at the same time.");
   assertCleanError(
     await runAttic(["cache", "configure", "c", "--retention-period", "1s", "--reset-retention-period"], { env }),
     "Error: `--retention-period` and `--reset-retention-period` cannot be set at the same time.",
   );
   assertCleanError(await runAttic(["cache", "configure", "c", "--retention-period", "soon"], { env }), /Error: Invalid retention period/);
-  assertCleanError(await runAttic(["push", "c", "--frobnicate"], { env }), "error: unknown option '--frobnicate'");
+  assertCleanError(await runAttic(["push", "c", "--frobnicate"], { env }), "Error: unknown option '--frobnicate'", 2);
   assertCleanError(await runAttic(["use", "bad/name"], { env }), 'Error: Invalid cache reference "bad/name"');
   assertCleanError(await runAttic(["use", "c"], { env }), "Error: No servers are available.");
   assertCleanError(await runAttic(["push", "c", "--stdin", "/nix/store/x"], { env }), "Error: Paths cannot be given as arguments together with --stdin");
@@ -193,6 +194,7 @@ test("use configures nix.conf and netrc as the seed shows", async () => {
       "substituters=http://localhost:8080/hello https://other",
       "trusted-public-keys = hello:vlsd7ZHIXNnKXEQShVnd7erE8zcuSKrBWRpV6zTibnA= cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=",
       `netrc-file = ${join(nixDir, "netrc")}`,
+      "",
     ].join("\n"),
   );
   assert.equal(await readFile(join(nixDir, "netrc"), "utf8"), "machine example.org\npassword keep\nmachine localhost\npassword tok\n");

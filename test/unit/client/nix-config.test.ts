@@ -55,7 +55,7 @@ test("key=value without spaces is understood (decision 8)", () => {
   const conf = new NixConfig("substituters=https://a\ntrusted-public-keys=a:AAAA");
   conf.addSubstituter("http://localhost:8080/hello");
   conf.addTrustedPublicKey("hello:KEY=");
-  assert.equal(conf.toString(), "substituters=http://localhost:8080/hello https://a\ntrusted-public-keys=hello:KEY= a:AAAA");
+  assert.equal(conf.toString(), "substituters=http://localhost:8080/hello https://a\ntrusted-public-keys=hello:KEY= a:AAAA\n");
 });
 
 test("adding to a missing list appends it with cache.nixos.org", () => {
@@ -69,26 +69,27 @@ test("adding to a missing list appends it with cache.nixos.org", () => {
       "experimental-features = nix-command",
       "substituters = http://localhost:8080/hello https://cache.nixos.org",
       `trusted-public-keys = hello:KEY= ${CACHE_NIXOS_ORG_KEY}`,
+      "",
     ].join("\n"),
   );
 });
 
-test("adding to an existing list prepends once and keeps comments and whitespace", () => {
+test("adding to an existing list prepends once and keeps comments and whitespace; every line ends with a newline", () => {
   const text = "  substituters  =  https://a   # mine\ntrusted-public-keys = k:1";
   const conf = new NixConfig(text);
   conf.addSubstituter("http://s/c");
   conf.addSubstituter("http://s/c");
   conf.addTrustedPublicKey("k:1");
-  assert.equal(conf.toString(), "  substituters  =  http://s/c https://a   # mine\ntrusted-public-keys = k:1");
+  assert.equal(conf.toString(), "  substituters  =  http://s/c https://a   # mine\ntrusted-public-keys = k:1\n");
 });
 
 test("netrc-file is replaced in place or appended", () => {
   const conf = new NixConfig("netrc-file = /old # keep");
   conf.setNetrcFile("/new/netrc");
-  assert.equal(conf.toString(), "netrc-file = /new/netrc # keep");
+  assert.equal(conf.toString(), "netrc-file = /new/netrc # keep\n");
   const empty = new NixConfig("");
   empty.setNetrcFile("/x/netrc");
-  assert.equal(empty.toString(), "netrc-file = /x/netrc");
+  assert.equal(empty.toString(), "netrc-file = /x/netrc\n");
 });
 
 test("nix.conf is loaded when missing and saved keeping its mode", async () => {
@@ -98,13 +99,13 @@ test("nix.conf is loaded when missing and saved keeping its mode", async () => {
   assert.equal(conf.toString(), "");
   conf.addSubstituter("http://s/c");
   await saveNixConfig(path, conf);
-  assert.equal(await readFile(path, "utf8"), "substituters = http://s/c https://cache.nixos.org");
+  assert.equal(await readFile(path, "utf8"), "substituters = http://s/c https://cache.nixos.org\n");
 
   const existing = join(dir, "other.conf");
   await writeFile(existing, "a = b\r\n", { mode: 0o640 });
   const c2 = await loadNixConfig(existing);
   c2.setNetrcFile("/n");
   await saveNixConfig(existing, c2);
-  assert.equal(await readFile(existing, "utf8"), "a = b\nnetrc-file = /n");
+  assert.equal(await readFile(existing, "utf8"), "a = b\nnetrc-file = /n\n");
   assert.equal((await stat(existing)).mode & 0o777, 0o640);
 });

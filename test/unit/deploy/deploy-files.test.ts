@@ -58,7 +58,7 @@ test("Dockerfile: multi-stage on Node 24, the final stage built FROM a Node imag
   const names = froms.map((f) => f.getBuildStage());
   assert.ok(names.every((n) => n), "every stage is named");
   assert.equal(new Set(names).size, names.length);
-  const nodeMajor = /\^?(\d+)/.exec((JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { devDependencies: Record<string, string> }).devDependencies.node!)![1];
+  const nodeMajor = /\^?(\d+)/.exec((JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { optionalDependencies: Record<string, string> }).optionalDependencies.node!)![1];
   for (const from of froms) assert.match(image(from), new RegExp(`^node:${nodeMajor}(-|$)`), `${image(from)} is Node ${nodeMajor}`);
   assert.doesNotMatch(image(finalStage.from), /alpine/, "lzma-native ships glibc prebuilds only");
 });
