@@ -34,6 +34,8 @@ export interface GcDeps {
   signal?: AbortSignal;
   /** for tests: the current time */
   now?: () => Date;
+  /** who holds the "gc" lease: the same for every run of one periodic collector (see withLease) */
+  leaseOwner?: string;
 }
 
 /** Local storage's optional capability: remove temp files of writes that never finished. */
@@ -43,10 +45,15 @@ export async function runGarbageCollectionOnce(deps: GcDeps): Promise<GcReport> 
   const started = performance.now();
   const report = emptyReport();
   deps.signal?.throwIfAborted();
-  await withLease(deps.db, "gc", async (leaseLost) => {
-    report.ran = true;
-    await collect(deps, report, deps.signal ? AbortSignal.any([leaseLost, deps.signal]) : leaseLost);
-  });
+  await withLease(
+    deps.db,
+    "gc",
+    async (leaseLost) => {
+      report.ran = true;
+      await collect(deps, report, deps.signal ? AbortSignal.any([leaseLost, deps.signal]) : leaseLost);
+    },
+    deps.leaseOwner === undefined ? {} : { owner: deps.leaseOwner },
+  );
   report.durationMs = performance.now() - started;
   return report;
 }

@@ -1,6 +1,7 @@
 // The periodic collector of the `monolithic` and `garbage-collector` modes: a run at once, then a
 // pause of `interval` seconds, until stopped. A failed run is logged and the loop goes on; stop()
 // interrupts a run between its steps, so a shutdown never waits for a long collection.
+import { randomUUID } from "node:crypto";
 import { runGarbageCollectionOnce, type GcConfig, type GcDeps } from "./collect.ts";
 import { formatGcReport } from "./report.ts";
 
@@ -16,7 +17,7 @@ export interface GcLoop {
   stop(): Promise<void>;
 }
 
-export interface GcLoopDeps extends Omit<GcDeps, "config" | "signal"> {
+export interface GcLoopDeps extends Omit<GcDeps, "config" | "signal" | "leaseOwner"> {
   /** `interval` in seconds; 0 disables the loop */
   config: GcConfig & { interval: number };
   log: GcLog;
@@ -30,12 +31,15 @@ export function startGarbageCollectionLoop(deps: GcLoopDeps): GcLoop {
     return { stop: async () => {} };
   }
   const shutdown = new AbortController();
+  // one lease owner for all runs: a release lost to a database restart does not make the next
+  // runs skip as if another collector held the lease (for its whole TTL)
+  const leaseOwner = randomUUID();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
 
   async function runOnce(): Promise<void> {
     try {
-      const report = await runGarbageCollectionOnce({ ...deps, signal: shutdown.signal });
+      const report = await runGarbageCollectionOnce({ ...deps, signal: shutdown.signal, leaseOwner });
       if (!report.ran) {
         log.info("garbage collection skipped: another collector holds the gc lease");
         return;

@@ -96,3 +96,32 @@ test("a failing run is logged as an error and the loop goes on", async () => {
     await s.stop();
   }
 });
+
+test("a lease release lost with the database (a restart during the run) does not make the next runs skip", async () => {
+  const s = await startServer();
+  try {
+    // the first run's release of the "gc" lease fails, as it does when PostgreSQL restarts under it
+    let failRelease = true;
+    const kysely = new Proxy(s.db.kysely, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as unknown;
+        if (prop !== "deleteFrom") return typeof value === "function" ? (value as () => unknown).bind(target) : value;
+        return (table: string) => {
+          if (table === "attic_ts_lease" && failRelease) {
+            failRelease = false;
+            throw new Error("Connection terminated unexpectedly (test)");
+          }
+          return target.deleteFrom(table as "attic_ts_lease");
+        };
+      },
+    });
+    const log = recorder();
+    const loop = startGarbageCollectionLoop({ db: { ...s.db, kysely }, storage: s.storage, config: { ...CONFIG, interval: 0.05 }, log });
+    await until(() => log.lines.length >= 3, "three runs");
+    await loop.stop();
+    assert.equal(failRelease, false, "the first release failed");
+    assert.deepEqual(log.lines.filter((l) => /skipped/.test(l.msg)), [], "no run skipped for the lease it still held");
+  } finally {
+    await s.stop();
+  }
+});

@@ -41,15 +41,18 @@ export type LeaseResult<T> = { acquired: true; value: T } | { acquired: false };
 /**
  * Run `fn` while holding the lease, renewing it every third of the TTL. `fn` gets a signal that
  * aborts if the lease is lost (a renewal failed); it should stop then. Not acquired: `fn` does not run.
+ * A caller that runs again and again (a periodic collector) passes the same `owner` each time: a
+ * release lost with the database (a restart during the run) then does not lock it out of its
+ * own next runs until the TTL runs out.
  */
 export async function withLease<T>(
   db: Db,
   name: string,
   fn: (signal: AbortSignal) => Promise<T>,
-  opts: { ttlMs?: number } = {},
+  opts: { ttlMs?: number; owner?: string } = {},
 ): Promise<LeaseResult<T>> {
   const ttlMs = opts.ttlMs ?? 120_000;
-  const owner = randomUUID();
+  const owner = opts.owner ?? randomUUID();
   if (!(await tryAcquireLease(db, name, owner, ttlMs))) return { acquired: false };
   const lost = new AbortController();
   const timer = setInterval(() => {
