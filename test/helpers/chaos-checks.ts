@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { mapLimit } from "../../src/client/concurrency.ts";
 import type { Db } from "../../src/db/connect.ts";
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { decompressWithCli } from "./decompress.ts";
@@ -53,7 +54,8 @@ export async function checkAfterChaos(pushed: Pushed[], deps: CheckDeps): Promis
 
   const byKey = new Map<string, boolean>();
   for (const p of pushed) byKey.set(`${p.cache} ${p.path}`, (byKey.get(`${p.cache} ${p.path}`) ?? false) || p.acknowledged);
-  for (const [key, acknowledged] of byKey) {
+  // a few at a time: each NAR is decompressed by a CLI process
+  await mapLimit([...byKey], 4, async ([key, acknowledged]) => {
     const [cache, path] = key.split(" ") as [string, string];
     let served = false;
     for (const replica of deps.replicas) {
@@ -84,7 +86,7 @@ export async function checkAfterChaos(pushed: Pushed[], deps: CheckDeps): Promis
       else if (!nar.equals(await narOf(path))) result.problems.push(`${where}: narinfo served, its NAR (${nar.length} bytes) is not the store's`);
     }
     if (served && !acknowledged) result.servedUnacknowledged++;
-  }
+  });
 
   result.nixPulled = await pullWithNix(byKey, deps, narOf, result.problems);
 
