@@ -27,7 +27,7 @@ export interface ClosureShape {
   blobBytes: number;
 }
 
-export const DEFAULT_SHAPE: ClosureShape = { libs: 4, mids: 8, tops: 8, blobBytes: 900_000 };
+export const DEFAULT_SHAPE: ClosureShape = { libs: 6, mids: 12, tops: 16, blobBytes: 900_000 };
 
 export async function buildChaosClosures(tag: string, shape: ClosureShape = DEFAULT_SHAPE): Promise<ChaosClosures> {
   if (!/^[a-z0-9-]+$/.test(tag)) throw new Error(`bad tag ${tag}`);

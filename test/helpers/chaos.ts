@@ -167,16 +167,23 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         }
       }
     };
+    const pendingRows = async () => {
+      const nars = await db.kysely.selectFrom("nar").select("id").where("state", "=", "P").execute();
+      const chunks = await db.kysely.selectFrom("chunk").select("id").where("state", "=", "P").execute();
+      return `${nars.length} NARs, ${chunks.length} chunks`;
+    };
     const killer = (async () => {
       for (;;) {
         await sleep(opts.killEveryMs[0] + random() * (opts.killEveryMs[1] - opts.killEveryMs[0]));
         if (!uploading) return;
         const i = Math.floor(random() * replicas.length);
-        cutByKills += inFlight[i]!;
+        const cut = inFlight[i]!;
+        cutByKills += cut;
         await replicas[i]!.stop("SIGKILL");
         kills++;
         await sleep(200 + random() * 1300);
         await restart(i);
+        opts.log(`replica ${i} killed with ${cut} uploads in flight and restarted; pending rows now: ${await pendingRows().catch(() => "(database down)")}`);
       }
     })();
 
