@@ -52,6 +52,8 @@ export interface SpawnOptions {
   readyText?: string | null;
   extraArgs?: string[];
   listen?: boolean;
+  /** listen on this loopback port (a replica restarted where its clients expect it); default a free one */
+  port?: number;
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -77,7 +79,7 @@ export async function spawnAtticd(opts: SpawnOptions = {}): Promise<AtticdProces
   }
   const mode = opts.mode ?? "monolithic";
   const serving = ["monolithic", "api-server"].includes(mode);
-  const port = serving && opts.listen !== false ? await freePort() : 0;
+  const port = serving && opts.listen !== false ? (opts.port ?? (await freePort())) : 0;
   const launch = atticdLaunch();
   const args = [...launch.nodeArgs, ATTICD, ...(configPath ? ["-f", configPath] : []), "--mode", mode];
   if (port) args.push("-l", `127.0.0.1:${port}`);

@@ -15,9 +15,10 @@ export interface SeenRequest {
 
 /**
  * An S3 error answer, a delay, or `cutAfterBytes`: forward the answer's headers and that many
- * bytes of its body, then drop the connection (a response that breaks off mid-body).
+ * bytes of its body, then drop the connection (a response that breaks off mid-body); or `reset`:
+ * drop the connection without forwarding the request or answering.
  */
-export type Fault = { status: number; code: string } | { delayMs: number } | { cutAfterBytes: number } | undefined;
+export type Fault = { status: number; code: string } | { delayMs: number } | { cutAfterBytes: number } | { reset: true } | undefined;
 
 export interface FaultProxy {
   endpoint: string;
@@ -40,6 +41,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         res.writeHead(fault.status, { "content-type": "application/xml" });
         res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code}</Code><Message>injected by the test proxy</Message></Error>`);
       });
+      return;
+    }
+    if (fault && "reset" in fault) {
+      req.socket.destroy();
       return;
     }
     if (fault && "delayMs" in fault) await sleep(fault.delayMs);

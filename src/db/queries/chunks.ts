@@ -295,3 +295,13 @@ export async function getChunk(db: Db, id: number): Promise<ChunkRow | null> {
   const row = await db.kysely.selectFrom("chunk").select(CHUNK_COLUMNS).where("id", "=", id).executeTakeFirst();
   return row ? toChunkRow(row) : null;
 }
+
+/** Those of `remoteFileIds` that some chunk row (in any state) still has. */
+export async function existingRemoteFileIds(db: Db, remoteFileIds: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const batch of batches([...new Set(remoteFileIds)], maxBatch(db))) {
+    const rows = await db.kysely.selectFrom("chunk").select("remote_file_id").where("remote_file_id", "in", batch).execute();
+    for (const r of rows) found.add(r.remote_file_id);
+  }
+  return found;
+}

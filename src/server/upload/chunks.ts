@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { compressBufferHashed, type CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { setTimeout as sleep } from "node:timers/promises";
-import { claimChunk, claimChunks, discardDeadPendingChunks, discardUnusedChunks, insertPendingChunk, markChunkValid, markChunksValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
+import { claimChunk, claimChunks, discardDeadPendingChunks, discardUnusedChunks, existingRemoteFileIds, insertPendingChunk, markChunkValid, markChunksValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
 import { deleteChunkRows } from "../../db/queries/gc.ts";
 import { newChunkKey, newChunkKeys, putAll } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
@@ -30,8 +30,8 @@ export interface CreatedChunk {
   remoteFile: RemoteFile;
 }
 
-/** Ids of the chunk rows an upload inserted: what it must clean up if it fails. */
-export type CreatedIds = number[];
+/** The chunk rows an upload inserted, with where their files go: what it must clean up if it fails. */
+export type CreatedChunks = CreatedChunk[];
 
 export function sha256Typed(data: Uint8Array): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;
@@ -58,7 +58,7 @@ export class ChunkStore {
    * within the batch and chunks another replica is writing take the one-at-a-time path. Every
    * chunk comes back held, in order; if the batch fails, it gives up the holds it took first.
    */
-  async storeBatch(chunks: readonly HashedChunk[], created: CreatedIds, signal: AbortSignal): Promise<HeldChunk[]> {
+  async storeBatch(chunks: readonly HashedChunk[], created: CreatedChunks, signal: AbortSignal): Promise<HeldChunk[]> {
     const hashes = chunks.map((c) => c.hash);
     const items = chunks.map((c) => c.data);
     const results: HeldChunk[] = new Array<HeldChunk>(items.length);
@@ -98,7 +98,7 @@ export class ChunkStore {
       } else if (claim.kind === "busy") {
         slow.push(i);
       } else {
-        created.push(claim.id);
+        created.push({ id: claim.id, remoteFile: files[k]!.remoteFile });
         held.push(claim.id);
         writing.push(this.keyOf(hashes[i]!));
         fresh.push({ i, id: claim.id, remoteFile: files[k]!.remoteFile });
@@ -160,7 +160,7 @@ export class ChunkStore {
    * Store (or find) one chunk of server-chunked data; its hash was computed here (`chunkHash`,
    * when the caller has it already), so dedup is trusted.
    */
-  async storeBuffer(data: Buffer, created: CreatedIds, signal: AbortSignal, chunkHash = sha256Typed(data)): Promise<HeldChunk> {
+  async storeBuffer(data: Buffer, created: CreatedChunks, signal: AbortSignal, chunkHash = sha256Typed(data)): Promise<HeldChunk> {
     const key = this.keyOf(chunkHash);
     for (;;) {
       const other = this.inflight.get(key);
@@ -191,7 +191,7 @@ export class ChunkStore {
         continue;
       }
       const mine = { id: claim.id, remoteFile };
-      created.push(mine.id);
+      created.push(mine);
       const work = this.writeNew(data, mine, signal);
       this.inflight.set(key, work);
       try {
@@ -215,7 +215,7 @@ export class ChunkStore {
   }
 
   /** A new pending chunk row (held by us) and where its file goes. */
-  async insertPending(chunkHash: string, chunkSize: number, created: CreatedIds): Promise<CreatedChunk> {
+  async insertPending(chunkHash: string, chunkSize: number, created: CreatedChunks): Promise<CreatedChunk> {
     const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newChunkKey());
     const id = await insertPendingChunk(this.db, {
       chunk_hash: chunkHash,
@@ -225,7 +225,7 @@ export class ChunkStore {
       remote_file_id: remoteFileId,
       holders_count: 1,
     });
-    created.push(id);
+    created.push({ id, remoteFile });
     return { id, remoteFile };
   }
 
@@ -234,13 +234,18 @@ export class ChunkStore {
    * upload has started using them meanwhile (then they live on). Those still pending go whatever
    * their holds say (a release lost with the database must not keep them "busy" for others).
    * Rows are marked deleted first, then their files go, then the rows; a file that cannot be
-   * deleted now stays marked for GC.
+   * deleted now stays marked for GC. A created row that is gone altogether was reaped by GC (an
+   * upload that outlived the stale grace period), maybe while its file was still being written:
+   * that file, under a key no other row uses, is deleted here, or nothing ever would.
    */
-  async discard(created: CreatedIds): Promise<void> {
-    const marked = [...(await discardDeadPendingChunks(this.db, created)), ...(await discardUnusedChunks(this.db, created))];
-    if (marked.length === 0) return;
+  async discard(created: CreatedChunks): Promise<void> {
+    const ids = created.map((c) => c.id);
+    const marked = [...(await discardDeadPendingChunks(this.db, ids)), ...(await discardUnusedChunks(this.db, ids))];
     const files = marked.map((c) => ({ id: c.id, remoteFile: JSON.parse(c.remote_file) as RemoteFile }));
-    const { failed } = await this.storage.deleteMany(files.map((f) => f.remoteFile));
+    const live = await existingRemoteFileIds(this.db, created.map((c) => remoteFileId(c.remoteFile)));
+    const reaped = created.filter((c) => !live.has(remoteFileId(c.remoteFile))).map((c) => c.remoteFile);
+    if (files.length === 0 && reaped.length === 0) return;
+    const { failed } = await this.storage.deleteMany([...files.map((f) => f.remoteFile), ...reaped]);
     const kept = new Set(failed.map((f) => remoteFileId(f.remoteFile)));
     await deleteChunkRows(this.db, files.filter((f) => !kept.has(remoteFileId(f.remoteFile))).map((f) => f.id));
   }

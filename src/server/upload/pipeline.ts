@@ -19,7 +19,7 @@ import type { Config } from "../config/types.ts";
 import { requestError, unavailableReason } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { BodyReader } from "./body.ts";
-import { BUSY_POLL_MS, BUSY_WINDOW_MS, ChunkStore, type CreatedIds } from "./chunks.ts";
+import { BUSY_POLL_MS, BUSY_WINDOW_MS, ChunkStore, type CreatedChunks } from "./chunks.ts";
 import { NarChunker, type HashedChunk } from "./chunker.ts";
 import { ChunkLinks } from "./links.ts";
 import { LeftoverCleanup } from "./leftovers.ts";
@@ -140,7 +140,7 @@ export class Uploader {
   }
 
   private async uploadChunked(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null, narId: number): Promise<UploadPathResult> {
-    const created: CreatedIds = [];
+    const created: CreatedChunks = [];
     const links = new ChunkLinks(this.db, narId);
     const abort = new AbortController();
     const tasks = new Set<Promise<void>>();
@@ -205,7 +205,7 @@ export class Uploader {
     items: HashedChunk[],
     firstSeq: number,
     links: ChunkLinks,
-    created: CreatedIds,
+    created: CreatedChunks,
     signal: AbortSignal,
   ): Promise<{ fileSize: number; dedupBytes: number }> {
     const held = await this.chunks.storeBatch(items, created, signal);
@@ -224,7 +224,7 @@ export class Uploader {
   /** Below the chunking threshold: the whole NAR is one chunk, streamed through compression to storage. */
   private async uploadWhole(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult> {
     const compression = this.config.compression;
-    const created: CreatedIds = [];
+    const created: CreatedChunks = [];
     const counter = new ByteCounter();
     let narId: number | null = null;
     try {
@@ -245,13 +245,13 @@ export class Uploader {
       this.metrics.inc("attic_chunks_uploaded_total");
       return { kind: "Uploaded", file_size: fileCounter.bytes, frac_deduplicated: null };
     } catch (err) {
-      await releaseChunks(this.db, created).catch(() => {});
+      await releaseChunks(this.db, created.map((c) => c.id)).catch(() => {});
       await this.chunks.discard(created).catch((e: unknown) => this.cleanUpLater(null, created, e));
       throw asUploadError(err, counter.bytes, info.nar_size, "Bad chunk hash or size");
     }
   }
 
-  private async discardNar(narId: number, created: CreatedIds): Promise<void> {
+  private async discardNar(narId: number, created: CreatedChunks): Promise<void> {
     try {
       // pending only: had the final commit gone through unseen (the connection lost during it), the NAR is valid and stays
       await deletePendingNar(this.db, narId);
@@ -266,7 +266,7 @@ export class Uploader {
    * database is back, so that a retry of the push does not wait for our pending rows to go stale.
    * Otherwise GC reaps pending rows after the grace period.
    */
-  private cleanUpLater(narId: number | null, created: CreatedIds, err: unknown): void {
+  private cleanUpLater(narId: number | null, created: CreatedChunks, err: unknown): void {
     if (!unavailableReason(err)) return;
     this.leftovers.schedule(async () => {
       if (narId !== null) await deletePendingNar(this.db, narId);
