@@ -196,6 +196,7 @@ describe("the seed walkthrough", () => {
         `substituters = ${endpoint}/hello https://cache.nixos.org`,
         `trusted-public-keys = ${publicKey} cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=`,
         `netrc-file = ${join(dir, ".config", "nix", "netrc")}`,
+        "",
       ].join("\n"),
     );
     assert.equal(await readFile(join(dir, ".config", "nix", "netrc"), "utf8"), `machine localhost\npassword ${rootToken}\n`);
