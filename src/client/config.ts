@@ -5,13 +5,15 @@
 //   endpoint = "http://localhost:8080"
 //   token = "eyJ..."            # or: token-file = "/path" (contents trimmed)
 //
-// Written back (mode 0600) when a command changes it.
+// Written back (mode 0600) when a command changes it, in place (config-edit.ts).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { parse, stringify } from "smol-toml";
 import { isValidCacheName } from "../api/v1.ts";
 import { writeFileAtomic, PRIVATE_FILE_MODE } from "./atomic-write.ts";
 import type { CacheRef } from "./cache-ref.ts";
+import { setDefaultServer, setServer } from "./config-edit.ts";
 import { UserError } from "./errors.ts";
 import { configHome } from "./xdg.ts";
 
@@ -41,15 +43,17 @@ export function emptyConfig(): ClientConfig {
   return { defaultServer: null, servers: new Map() };
 }
 
-export async function loadConfig(path: string): Promise<ClientConfig> {
-  let text: string;
+async function readConfigText(path: string): Promise<string> {
   try {
-    text = await readFile(path, "utf8");
+    return await readFile(path, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return emptyConfig();
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "";
     throw new UserError(`Failed to read ${path}: ${(err as Error).message}`);
   }
-  return parseConfig(text, path);
+}
+
+export async function loadConfig(path: string): Promise<ClientConfig> {
+  return parseConfig(await readConfigText(path), path);
 }
 
 export function parseConfig(text: string, path: string): ClientConfig {
@@ -97,8 +101,35 @@ export function serializeConfig(config: ClientConfig): string {
   return stringify(doc);
 }
 
+/** `text` edited to hold `config`: changed servers and `default-server` in place, keeping the
+ * user's comments and layout; what cannot be done in place (a removed server, a server written
+ * as an inline table, a multi-line string) rewrites the whole file from `config`. */
+export function editConfig(text: string, config: ClientConfig): string {
+  let before: ClientConfig;
+  try {
+    before = parseConfig(text, "");
+  } catch {
+    return serializeConfig(config);
+  }
+  let out: string | null = text;
+  for (const [name, server] of config.servers) {
+    if (out !== null && !isDeepStrictEqual(before.servers.get(name), server)) out = setServer(out, name, server);
+  }
+  if (out !== null && config.defaultServer !== null && config.defaultServer !== before.defaultServer) {
+    out = setDefaultServer(out, config.defaultServer);
+  }
+  if (out !== null) {
+    try {
+      if (isDeepStrictEqual(parseConfig(out, ""), config)) return out;
+    } catch {
+      // not valid TOML after all (a server that was an inline table): the rewrite below
+    }
+  }
+  return serializeConfig(config);
+}
+
 export async function saveConfig(path: string, config: ClientConfig): Promise<void> {
-  await writeFileAtomic(path, serializeConfig(config), PRIVATE_FILE_MODE);
+  await writeFileAtomic(path, editConfig(await readConfigText(path), config), PRIVATE_FILE_MODE);
 }
 
 export function defaultServer(config: ClientConfig): [string, ServerConfig] {

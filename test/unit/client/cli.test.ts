@@ -180,7 +180,7 @@ test("use configures nix.conf and netrc as the seed shows", async () => {
   const nixDir = join(env.XDG_CONFIG_HOME!, "nix");
   await mkdir(nixDir, { recursive: true });
   await writeFile(join(nixDir, "nix.conf"), "# mine\nsubstituters=https://other\n");
-  await writeFile(join(nixDir, "netrc"), "machine example.org password keep\n");
+  await writeFile(join(nixDir, "netrc"), "# mine\nmachine example.org password keep\n");
   const r = await runAttic(["use", "hello"], { env });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(
@@ -197,7 +197,7 @@ test("use configures nix.conf and netrc as the seed shows", async () => {
       "",
     ].join("\n"),
   );
-  assert.equal(await readFile(join(nixDir, "netrc"), "utf8"), "machine example.org\npassword keep\nmachine localhost\npassword tok\n");
+  assert.equal(await readFile(join(nixDir, "netrc"), "utf8"), "# mine\nmachine example.org password keep\nmachine localhost\npassword tok\n");
   assert.equal((await stat(join(nixDir, "netrc"))).mode & 0o777, 0o600);
 
   // without a token: no netrc, no "+ Access Token"
