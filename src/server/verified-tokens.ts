@@ -3,6 +3,8 @@
 // per process, not one per request. Only the signature check is remembered: the time and
 // binding checks run on every use, so an expired token stops working on the second it expires.
 // Entries are keyed by the token's SHA-256, so a lookup compares digests, never token text.
+// Anything that can invalidate a token before it expires (a revocation list) must be checked on
+// every use too, never remembered here.
 import { createHash } from "node:crypto";
 import type { Claims } from "../token/claims.ts";
 import { claimsValidNow, verifyToken, type JwtSigning, type VerifyOptions } from "../token/jwt.ts";
