@@ -16,9 +16,9 @@ import { createDecompressor, parseNarinfoCompression } from "../../compression/i
 
 const MiB = 1024 * 1024;
 /** chunk files being read ahead of the one being sent */
-const READ_AHEAD_CHUNKS = 128;
+const READ_AHEAD_CHUNKS = 32;
 /** bytes being read ahead (a file is started while fewer are in flight) */
-const READ_AHEAD_BYTES = 8 * MiB;
+const READ_AHEAD_BYTES = 4 * MiB;
 /** a chunk file up to this size is read in one piece; a larger one is streamed */
 const WHOLE_READ_MAX = 4 * MiB;
 /** bytes handed to the socket at once (at most) */

@@ -54,7 +54,7 @@ class ChunkerPool {
   }
 
   private spawn(): PooledWorker {
-    const worker = new Worker(WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 } });
+    const worker = new Worker(WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 } });
     const slot: PooledWorker = { worker, sessions: new Map() };
     worker.on("message", (msg: FromChunker) => slot.sessions.get(msg.id)?.receive(msg));
     // a worker that dies fails its own uploads, and leaves the pool

@@ -82,7 +82,7 @@ test("a driver without read is served through get", async () => {
 });
 
 test("a consumer that stops reading stops the reads; destroying the body aborts and starts nothing more", async () => {
-  // far more chunks than the read-ahead (128 chunks, plus the batch being written)
+  // far more chunks than the read-ahead (32 chunks, plus the batch being written)
   const many = Array.from({ length: 1000 }, (_, i) => randomBytes(1_000 + i));
   const { driver, started, signals } = fakeStorage(many);
   const body = new NarBody(driver, rows(many), null);
