@@ -3,14 +3,18 @@
 import { LocalStorage } from "./local.ts";
 import type { StorageDriver } from "./types.ts";
 
+/** The storage section of the server config (credentials keep upstream's snake_case names). */
 export type StorageConfig =
   | { type: "local"; path: string }
   | {
       type: "s3";
       region: string;
       bucket: string;
+      /** a custom endpoint (MinIO, R2, …); path-style addressing is forced when set */
       endpoint?: string;
+      /** ours (upstream PR #356): the endpoint put in presigned URLs; unset: `endpoint` */
       publicEndpoint?: string;
+      /** unset: the AWS default credential chain (env, profile, instance role) */
       credentials?: { access_key_id: string; secret_access_key: string };
     };
 

@@ -5,20 +5,9 @@ import type { JwtSigning } from "../../token/keys.ts";
 export type { CompressionType, NarinfoCompression } from "../../compression/index.ts";
 import type { CompressionType, NarinfoCompression } from "../../compression/index.ts";
 
-/** Same shape as src/storage's driver config (credentials keep upstream's snake_case names). */
-export type StorageConfig =
-  | { type: "local"; path: string }
-  | {
-      type: "s3";
-      region: string;
-      bucket: string;
-      /** a custom endpoint (MinIO, R2, …); path-style addressing is forced when set */
-      endpoint?: string;
-      /** ours (upstream PR #356): the endpoint put in presigned URLs; unset: `endpoint` */
-      publicEndpoint?: string;
-      /** unset: the AWS default credential chain (env, profile, instance role) */
-      credentials?: { access_key_id: string; secret_access_key: string };
-    };
+import type { StorageConfig } from "../../storage/index.ts";
+
+export type { StorageConfig };
 
 export interface Config {
   /** a validated socket address, `IPv4:port` or `[IPv6]:port` (e.g. `[::]:8080`) */
