@@ -44,9 +44,7 @@ export type ChunkClaim = { kind: "found"; chunk: ChunkRow } | { kind: "busy" } |
  */
 export async function claimChunk(db: Db, row: NewChunkRow, busyAfter: Date): Promise<ChunkClaim> {
   return transaction(db, async (tx) => {
-    if (tx.engine === "postgres") {
-      await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`chunk:${row.chunk_hash}/${row.compression}`}, 0))`.execute(tx.kysely);
-    }
+    await tx.dialect.lockKeys(tx.kysely, [`chunk:${row.chunk_hash}/${row.compression}`]);
     const found = await findAndLockChunk(tx, row.chunk_hash, row.compression);
     if (found) return { kind: "found", chunk: found };
     // One look at V and P rows together: a row that turned V since the statement above (its
@@ -77,10 +75,7 @@ export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfte
   if (new Set(hashes).size !== hashes.length) throw new Error("claimChunks: hashes must be distinct");
   if (rows.length > maxBatch(db, 8)) throw new Error(`claimChunks: at most ${maxBatch(db, 8)} rows per batch`);
   return transaction(db, async (tx) => {
-    if (tx.engine === "postgres") {
-      const keys = hashes.map((h) => `chunk:${h}/${compression}`).sort();
-      await sql`SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(${keys}::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n`.execute(tx.kysely);
-    }
+    await tx.dialect.lockKeys(tx.kysely, hashes.map((h) => `chunk:${h}/${compression}`));
     const now = new Date();
     // one valid row per hash, held (the lowest id, as findAndLockChunk picks)
     const found = await tx.kysely
