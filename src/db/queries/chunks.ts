@@ -139,10 +139,28 @@ export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfte
 }
 
 /** Pending -> valid for many chunks of one upload, in one transaction (see markChunkValid). */
+/**
+ * Many pending chunks valid, all or none: one UPDATE per batch of rows (a CASE per column) rather
+ * than one per chunk, as an upload marks a batch of chunks at a time.
+ */
 export async function markChunksValid(db: Db, files: readonly { id: number; fileHash: string; fileSize: number }[]): Promise<void> {
   if (files.length === 0) return;
   await transaction(db, async (tx) => {
-    for (const f of files) await markChunkValid(tx, f.id, f);
+    for (const batch of batches(files, maxBatch(tx, 5))) {
+      const result = await tx.kysely
+        .updateTable("chunk")
+        .set({
+          state: "V",
+          file_hash: sql<string>`CASE ${sql.ref("id")} ${sql.join(batch.map((f) => sql`WHEN ${f.id} THEN ${f.fileHash}`), sql` `)} END`,
+          file_size: sql<number>`CASE ${sql.ref("id")} ${sql.join(batch.map((f) => sql`WHEN ${f.id} THEN CAST(${f.fileSize} AS BIGINT)`), sql` `)} END`,
+        })
+        .where("id", "in", batch.map((f) => f.id))
+        .where(notIndexed(tx, "state"), "=", "P")
+        .executeTakeFirst();
+      if (result.numUpdatedRows !== BigInt(new Set(batch.map((f) => f.id)).size)) {
+        throw new Error(`chunks ${batch.map((f) => f.id).join(", ")}: one is no longer pending`);
+      }
+    }
   });
 }
 
