@@ -28,8 +28,11 @@ import type { Uploader } from "./pipeline.ts";
 
 /** More parts than this: the part size is too small for the NAR. */
 export const MAX_PARTS = 100_000;
-/** How often the holder proves it is alive; a row not refreshed for 3 beats has lost its holder. */
-const HEARTBEAT_MS = 10_000;
+/**
+ * How often the holder proves it is alive; a row not refreshed for 3 beats has lost its holder
+ * (a client then starts a new session). Short, so that after a restart clients learn it soon.
+ */
+const HEARTBEAT_MS = 2_000;
 
 export type Outcome = { state: "uploading" | "pending" } | { state: "completed"; result: UploadPathResult } | { state: "failed"; error: Error };
 
