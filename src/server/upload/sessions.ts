@@ -144,7 +144,7 @@ export class UploadSessions {
   async abort(session: LiveSession): Promise<void> {
     if (session.outcome.state === "completed" || session.outcome.state === "pending") throw requestError("Upload session cannot be aborted");
     await session.parts.fail(new Error("the upload session was deleted"));
-    await session.done;
+    await settled(session.done);
     this.#live.delete(session.id);
     await deleteUploadSession(this.#db, session.id);
   }
@@ -155,7 +155,7 @@ export class UploadSessions {
     const stopping = new Error("the server shut down during the upload; start a new session");
     await Promise.all([...this.#live.values()].map(async (s) => {
       await s.parts.fail(stopping);
-      await s.done;
+      await settled(s.done);
     }));
     await failOwnedUploadSessions(this.#db, this.owner, stopping.message).catch(() => {});
     this.#live.clear();
@@ -168,12 +168,22 @@ export class UploadSessions {
       this.#live.delete(s.id);
       if (s.outcome.state === "uploading") {
         await s.parts.fail(new Error("the upload session was abandoned"));
-        await s.done;
+        await settled(s.done);
         await deleteUploadSession(this.#db, s.id).catch(() => {});
       }
     }
     if (this.#live.size > 0) await markOwnerAlive(this.#db, this.owner).catch(() => {});
   }
+}
+
+/**
+ * The pipeline's end, or 5 s: a pipeline waiting behind another upload of the same NAR only
+ * notices its failed input when it starts reading, and then cleans up by itself.
+ */
+async function settled(done: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([done, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+  clearTimeout(timer);
 }
 
 async function rmStaging(parts: PartStream): Promise<void> {
