@@ -68,7 +68,7 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     // (`owner`, which proves it is alive by `alive_at`). GC reaps rows idle past the grace period.
     name: "attic-ts_0005_upload_sessions",
     up: (tx) => {
-      const ts = tx.engine === "postgres" ? "timestamp with time zone" : "timestamp_with_timezone_text";
+      const ts = tx.dialect.columnTypes.timestamp;
       return exec(tx, [
         `CREATE TABLE "attic_ts_upload_session" ( "id" varchar NOT NULL PRIMARY KEY, ` +
           `"cache_id" bigint NOT NULL REFERENCES "cache" ("id") ON DELETE CASCADE, "created_by" varchar NULL, ` +
