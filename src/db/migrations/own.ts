@@ -61,6 +61,24 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     name: "attic-ts_0004_lost_chunkrefs",
     up: (tx) => exec(tx, [`CREATE INDEX IF NOT EXISTS "attic-ts-idx-chunkref-lost" ON "chunkref" ("nar_id") WHERE "chunk_id" IS NULL`]),
   },
+  {
+    // Upload sessions (uploads in parts, upstream's open PR #342 in shape; docs/decisions.md).
+    // The row says who may use the session, what it uploads and how far it got; the parts
+    // themselves go straight into the upload pipeline of the atticd that holds the session
+    // (`owner`, which proves it is alive by `alive_at`). GC reaps rows idle past the grace period.
+    name: "attic-ts_0005_upload_sessions",
+    up: (tx) => {
+      const ts = tx.dialect.columnTypes.timestamp;
+      return exec(tx, [
+        `CREATE TABLE "attic_ts_upload_session" ( "id" varchar NOT NULL PRIMARY KEY, ` +
+          `"cache_id" bigint NOT NULL REFERENCES "cache" ("id") ON DELETE CASCADE, "created_by" varchar NULL, ` +
+          `"upload_info" text NOT NULL, "chunk_size" bigint NOT NULL, "num_parts" integer NOT NULL, ` +
+          `"state" varchar NOT NULL, "message" text NULL, "result" text NULL, "owner" varchar NOT NULL, ` +
+          `"created_at" ${ts} NOT NULL, "updated_at" ${ts} NOT NULL, "alive_at" ${ts} NOT NULL )`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-upload-session-cache" ON "attic_ts_upload_session" ("cache_id")`,
+      ]);
+    },
+  },
 ];
 
 export function ownMigrationsTable(): string {
