@@ -5,7 +5,7 @@
 // part is read from the store while the current one is sent (two parts in memory at most).
 import type { FinalizeUploadSessionResponse, StartUploadPathSessionResponse, UploadPathNarInfo, UploadSessionStatus } from "../../api/v1.ts";
 import { outcomeOf, type UploadOutcome } from "../api.ts";
-import { sleep } from "../concurrency.ts";
+import { sleep } from "../../util/concurrency.ts";
 import { ApiError, NetworkError, UserError } from "../errors.ts";
 import type { PathBar } from "../progress.ts";
 
