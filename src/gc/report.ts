@@ -14,6 +14,10 @@ export interface GcReport {
   staleNars: number;
   staleChunks: number;
   tempFiles: number;
+  /** NARs pushed with `nix copy` whose narinfo never came, reaped from staging */
+  stagedNars: number;
+  /** build logs and realisations of soft-deleted caches */
+  nixFilesOfDeletedCaches: number;
   /** chunk files whose deletion failed this time (their rows stay in state D for the next run) */
   deleteFailures: number;
   durationMs: number;
@@ -31,6 +35,8 @@ export function emptyReport(): GcReport {
     staleNars: 0,
     staleChunks: 0,
     tempFiles: 0,
+    stagedNars: 0,
+    nixFilesOfDeletedCaches: 0,
     deleteFailures: 0,
     durationMs: 0,
   };
@@ -53,6 +59,7 @@ export function formatGcReport(r: GcReport): string {
   if (r.staleNars + r.staleChunks + r.tempFiles > 0) {
     lines.push(`  recovered from crashed uploads: ${r.staleNars} NARs, ${r.staleChunks} chunks, ${r.tempFiles} temporary files`);
   }
+  if (r.stagedNars > 0) lines.push(`  staged NARs never committed by a narinfo: ${r.stagedNars}`);
   if (r.deleteFailures > 0) lines.push(`  chunk files that could not be deleted (retried next run): ${r.deleteFailures}`);
   return lines.join("\n");
 }

@@ -15,7 +15,10 @@ export type ErrorKind =
   | "AccessError"
   | "RequestError"
   | "ServiceUnavailable"
-  | "StorageFull";
+  | "StorageFull"
+  | "NarTooLarge"
+  | "StagingFull"
+  | "RangeNotSatisfiable";
 
 const CATALOGUE: Record<ErrorKind, { status: number; message: string }> = {
   NotFound: { status: 404, message: "The URL you requested was not found." },
@@ -32,6 +35,11 @@ const CATALOGUE: Record<ErrorKind, { status: number; message: string }> = {
   ServiceUnavailable: { status: 503, message: "The service is temporarily unavailable: {detail}" },
   // Ours: the disk, quota or bucket behind the storage or the database is full; retrying as such
   // cannot help, and nothing of the failed request was kept.
+  // Ours (nix copy --to http://…): a NAR over nix-protocol.max-nar-size, and staging at its bound.
+  NarTooLarge: { status: 413, message: "The NAR is larger than this server accepts ({detail})." },
+  StagingFull: { status: 503, message: "The staging area for NARs pushed with Nix is full; try again later." },
+  // Ours: a Range on a NAR download starting past its end.
+  RangeNotSatisfiable: { status: 416, message: "The requested range is not satisfiable ({detail})." },
   StorageFull: { status: 507, message: "The server's storage is full, so nothing was stored. Try again once space has been freed on the server." },
 };
 
@@ -63,6 +71,9 @@ export const cacheAlreadyExists = () => new ServerError("CacheAlreadyExists");
 export const accessError = () => new ServerError("AccessError");
 export const incompleteNar = () => new ServerError("IncompleteNar");
 export const requestError = (detail: string, cause?: unknown) => new ServerError("RequestError", { detail, cause });
+export const narTooLarge = (detail: string) => new ServerError("NarTooLarge", { detail });
+export const stagingFull = () => new ServerError("StagingFull");
+export const rangeNotSatisfiable = (detail: string) => new ServerError("RangeNotSatisfiable", { detail });
 export const internalError = (cause: unknown) => new ServerError("InternalServerError", { cause });
 export const serviceUnavailable = (detail: string, cause?: unknown) =>
   new ServerError("ServiceUnavailable", { detail, cause });

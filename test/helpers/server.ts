@@ -54,6 +54,8 @@ export interface ServerOptions {
   logger?: object;
   /** local storage folder (default `<dir>/storage`), e.g. a small tmpfs */
   storagePath?: string;
+  /** extra TOML lines in `[nix-protocol]` (staging-path is always `<dir>/staging`) */
+  nixProtocol?: string;
 }
 
 export interface ServerSetup {
@@ -126,6 +128,9 @@ export async function prepareServer(opts: ServerOptions = {}, share?: ServerSetu
     opts.compression?.level !== undefined ? `level = ${opts.compression.level}` : "",
     `[garbage-collection]`,
     opts.gc ?? `interval = "0"`,
+    `[nix-protocol]`,
+    `staging-path = ${JSON.stringify(join(dir, "staging"))}`,
+    opts.nixProtocol ?? "",
     `[jwt.signing]`,
     `token-hs256-secret-base64 = ${JSON.stringify(secret.toString("base64"))}`,
     "",

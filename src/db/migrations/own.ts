@@ -61,6 +61,30 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     name: "attic-ts_0004_lost_chunkrefs",
     up: (tx) => exec(tx, [`CREATE INDEX IF NOT EXISTS "attic-ts-idx-chunkref-lost" ON "chunkref" ("nar_id") WHERE "chunk_id" IS NULL`]),
   },
+  {
+    // Nix's own binary-cache files besides narinfo and NAR (issue 17): build logs and realisations
+    // per cache (gone with their cache), and the `.ls` listing of each NAR (gone with its NAR).
+    // Logs and listings are stored zstd-compressed.
+    name: "attic-ts_0005_nix_files",
+    up: (tx) => {
+      const pg = tx.engine === "postgres";
+      const pk = pg ? "bigserial NOT NULL PRIMARY KEY" : "integer NOT NULL PRIMARY KEY AUTOINCREMENT";
+      const ts = pg ? "timestamp with time zone" : "timestamp_with_timezone_text";
+      const blob = pg ? "bytea" : "blob";
+      return exec(tx, [
+        `CREATE TABLE "attic_ts_build_log" ( "id" ${pk}, "cache_id" bigint NOT NULL, "drv" varchar NOT NULL, ` +
+          `"size" bigint NOT NULL, "data" ${blob} NOT NULL, "created_at" ${ts} NOT NULL, ` +
+          `CONSTRAINT "fk_build_log_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE )`,
+        `CREATE UNIQUE INDEX "attic-ts-idx-build-log-cache-drv" ON "attic_ts_build_log" ("cache_id", "drv")`,
+        `CREATE TABLE "attic_ts_realisation" ( "id" ${pk}, "cache_id" bigint NOT NULL, "output_id" varchar NOT NULL, ` +
+          `"content" varchar NOT NULL, "created_at" ${ts} NOT NULL, ` +
+          `CONSTRAINT "fk_realisation_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE )`,
+        `CREATE UNIQUE INDEX "attic-ts-idx-realisation-cache-id" ON "attic_ts_realisation" ("cache_id", "output_id")`,
+        `CREATE TABLE "attic_ts_nar_listing" ( "nar_id" bigint NOT NULL PRIMARY KEY, "data" ${blob} NOT NULL, ` +
+          `CONSTRAINT "fk_nar_listing_nar" FOREIGN KEY ("nar_id") REFERENCES "nar" ("id") ON DELETE CASCADE )`,
+      ]);
+    },
+  },
 ];
 
 export function ownMigrationsTable(): string {

@@ -1,6 +1,8 @@
 // server.toml text → frozen Config, validated against the schema in one pass that collects every
 // problem. Like upstream, unknown top-level keys are errors while unknown keys inside tables are
 // ignored (we warn about them, since they are usually typos).
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { createReader } from "./reader.ts";
@@ -107,6 +109,12 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
       defaultRetentionPeriod: r.read<number>("garbage-collection.default-retention-period"),
       staleGracePeriod,
       maxSize: r.read<number>("garbage-collection.max-size") ?? null,
+    },
+    nixProtocol: {
+      stagingPath: r.read<string>("nix-protocol.staging-path") ?? join(tmpdir(), "atticd-nar-staging"),
+      maxNarSize: r.read<number>("nix-protocol.max-nar-size"),
+      stagingMaxSize: r.read<number>("nix-protocol.staging-max-size"),
+      maxLogSize: r.read<number>("nix-protocol.max-log-size"),
     },
     jwt: {
       tokenBoundIssuer: r.read<string>("jwt.token-bound-issuer") ?? null,
