@@ -26,7 +26,7 @@ export function parseRange(header: string | undefined, total: number): ByteRange
     return { start: Math.max(0, total - n), end: total - 1 };
   }
   const start = Number(m[1]);
-  const end = m[2] === "" ? total - 1 : Number(m[2]);
+  const end = m[2] === "" ? Number.MAX_SAFE_INTEGER : Number(m[2]);
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return null;
   if (start >= total) return "unsatisfiable";
   return { start, end: Math.min(end, total - 1) };

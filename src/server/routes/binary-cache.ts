@@ -114,8 +114,9 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     });
     if (response.kind === "redirect") return reply.redirect(response.url, 307);
     if (response.kind === "unsatisfiable") {
-      reply.header("content-range", `bytes */${response.total}`);
-      throw rangeNotSatisfiable(`the NAR is ${response.total} bytes`);
+      // answered here: the error handler does not keep headers set before a throw
+      const err = rangeNotSatisfiable(`the NAR is ${response.total} bytes`);
+      return reply.code(err.status).header("content-range", `bytes */${response.total}`).type("application/json").send(err.toJSON());
     }
     reply.type("application/x-nix-nar");
     if (response.contentLength !== undefined) {
