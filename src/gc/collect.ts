@@ -73,7 +73,9 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
   report.objectsOfDeletedCaches = await deleteObjectsOfDeletedCaches(db);
   report.nixFilesOfDeletedCaches = await deleteNixFilesOfDeletedCaches(db);
   signal.throwIfAborted();
-  report.objectsOverQuota = await enforceQuotas(db, config.maxSize, signal);
+  const overQuota = await enforceQuotas(db, config.maxSize, signal);
+  report.objectsOverQuota = overQuota.objects;
+  report.buildLogsOverQuota = overQuota.buildLogs;
   signal.throwIfAborted();
 
   const staleBefore = config.staleGracePeriod > 0 ? new Date(now.getTime() - config.staleGracePeriod * 1000) : undefined;

@@ -16,6 +16,8 @@ export interface GcReport {
   tempFiles: number;
   /** NARs pushed with `nix copy` whose narinfo never came, reaped from staging */
   stagedNars: number;
+  /** build logs removed to bring a cache (or all) under its quota */
+  buildLogsOverQuota: number;
   /** build logs and realisations of soft-deleted caches */
   nixFilesOfDeletedCaches: number;
   /** chunk files whose deletion failed this time (their rows stay in state D for the next run) */
@@ -36,6 +38,7 @@ export function emptyReport(): GcReport {
     staleChunks: 0,
     tempFiles: 0,
     stagedNars: 0,
+    buildLogsOverQuota: 0,
     nixFilesOfDeletedCaches: 0,
     deleteFailures: 0,
     durationMs: 0,
@@ -58,6 +61,9 @@ export function formatGcReport(r: GcReport): string {
   ];
   if (r.staleNars + r.staleChunks + r.tempFiles > 0) {
     lines.push(`  recovered from crashed uploads: ${r.staleNars} NARs, ${r.staleChunks} chunks, ${r.tempFiles} temporary files`);
+  }
+  if (r.buildLogsOverQuota + r.nixFilesOfDeletedCaches > 0) {
+    lines.push(`  build logs and realisations removed: ${r.buildLogsOverQuota} logs over quota, ${r.nixFilesOfDeletedCaches} of deleted caches`);
   }
   if (r.stagedNars > 0) lines.push(`  staged NARs never committed by a narinfo: ${r.stagedNars}`);
   if (r.deleteFailures > 0) lines.push(`  chunk files that could not be deleted (retried next run): ${r.deleteFailures}`);

@@ -249,6 +249,21 @@ for (const backend of BACKENDS) {
         await expectJsonError(await put(s, `/c/realisations/${id.replace("!out", "!dev")}.doi`, doc), 400, "RequestError");
         await expectJsonError(await put(s, `/c/realisations/nothash.doi`, doc), 400, "RequestError");
 
+        // a build log counts in the cache's quota (by its uncompressed size) and goes when over it
+        const drv2 = drv.replace("hello", "hello-b");
+        assert.equal((await put(s, `/c/log/${drv2}`, Buffer.from("x".repeat(100)))).status, 200);
+        const quota = await s.fetch("/_api/v1/cache-config/c", {
+          method: "PATCH",
+          token: s.rootToken(),
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ max_size: 1000 }),
+        });
+        assert.equal(quota.status, 200);
+        const report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: { defaultRetentionPeriod: 0, staleGracePeriod: 3600, maxSize: null } });
+        assert.equal(report.buildLogsOverQuota, 1, "the older, larger log went; the small one fits");
+        assert.equal((await s.fetch(`/c/log/${drv}`, { token: s.rootToken() })).status, 404);
+        assert.equal((await s.fetch(`/c/log/${drv2}`, { token: s.rootToken() })).status, 200);
+
         const destroyed = await s.fetch("/_api/v1/cache-config/c", { method: "DELETE", token: s.rootToken() });
         assert.equal(destroyed.status, 200);
         const left = async (t: "attic_ts_build_log" | "attic_ts_realisation") => Number((await s.db.kysely.selectFrom(t).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow()).n);
