@@ -13,12 +13,14 @@ import type { CacheRow } from "../../db/schema.ts";
 import { NixHash } from "../../nix/hash.ts";
 import { NarInfoError, parseNarInfo, type NarInfo } from "../../nix/narinfo.ts";
 import { storeDirOf } from "../../nix/store-path.ts";
-import { NarStaging, STAGED_NAR_RE, StagedNarTooLargeError, StagingFullError, type StagedFile } from "../../storage/staging.ts";
+import { NarStaging, reapStagedNars, STAGED_NAR_RE, StagedNarTooLargeError, StagingFullError, type StagedFile } from "../../storage/staging.ts";
 import type { Config } from "../config/types.ts";
 import { narTooLarge, requestError, ServerError, stagingFull } from "../errors.ts";
 import { BodyReader } from "../upload/body.ts";
 import type { UploadInfo } from "../upload/info.ts";
 import type { Uploader } from "../upload/pipeline.ts";
+
+const REAP_EVERY_MS = 10 * 60_000;
 
 export class NixPush {
   readonly staging: NarStaging;
@@ -34,8 +36,23 @@ export class NixPush {
     });
   }
 
+  /**
+   * Staged NARs whose narinfo never came, removed by the process that holds them (an api-server
+   * replica may run without a collector on its host): at most every REAP_EVERY_MS, in the
+   * background of a push. GC does the same for the folder it is configured with.
+   */
+  private reapAfter = 0;
+  private reapSoon(): void {
+    const now = Date.now();
+    if (now < this.reapAfter) return;
+    this.reapAfter = now + REAP_EVERY_MS;
+    const before = new Date(now - this.config.garbageCollection.staleGracePeriod * 1000);
+    void reapStagedNars(this.staging.root, before).catch(() => {});
+  }
+
   /** PUT /<cache>/nar/<file>: stage the compressed NAR (push permission already checked). */
   async stageNar(cache: CacheRow, fileName: string, body: AsyncIterable<Buffer>, contentLength: number | null): Promise<void> {
+    this.reapSoon();
     if (!STAGED_NAR_RE.test(fileName)) throw requestError(`Invalid NAR file name "${fileName.slice(0, 80)}" (expected <nix32 sha256>.nar[.xz|.zst|.bz2|.br])`);
     try {
       await this.staging.put(cache.name, fileName, body, contentLength);
