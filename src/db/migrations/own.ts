@@ -67,10 +67,7 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     // Logs and listings are stored zstd-compressed.
     name: "attic-ts_0005_nix_files",
     up: (tx) => {
-      const pg = tx.engine === "postgres";
-      const pk = pg ? "bigserial NOT NULL PRIMARY KEY" : "integer NOT NULL PRIMARY KEY AUTOINCREMENT";
-      const ts = pg ? "timestamp with time zone" : "timestamp_with_timezone_text";
-      const blob = pg ? "bytea" : "blob";
+      const { pk, timestamp: ts, blob } = tx.dialect.columnTypes;
       return exec(tx, [
         `CREATE TABLE "attic_ts_build_log" ( "id" ${pk}, "cache_id" bigint NOT NULL, "drv" varchar NOT NULL, ` +
           `"size" bigint NOT NULL, "data" ${blob} NOT NULL, "created_at" ${ts} NOT NULL, ` +
