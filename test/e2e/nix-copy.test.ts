@@ -164,6 +164,40 @@ describe("nix copy --to http://…/CACHE", () => {
   });
 });
 
+describe("realisations of content-addressed derivations", () => {
+  test("nix copy writes the realisation; nix build in another store substitutes the output through it", async () => {
+    const s = await startServer();
+    const { file: netrc, dir } = netrcWith(s.token({ "*": { r: 1, w: 1 } }));
+    const other = mkdtempSync(join(tmpdir(), "attic-e2e-store-"));
+    try {
+      await createCacheViaApi(s, "ca", { is_public: true });
+      const tag = randomBytes(6).toString("hex");
+      const expr = `derivation { name = "attic-ca-${tag}"; system = builtins.currentSystem; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; ` +
+        `args = [ "-c" "echo ${tag} > $out" ]; __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; }`;
+      const ca = [...NIX_OPTS, "--extra-experimental-features", "ca-derivations", "--impure", "--expr", expr];
+      await nix("nix", [...NIX_COMMAND, "build", "--no-link", ...ca]);
+      await nix("nix", [...NIX_COMMAND, "copy", "--option", "netrc-file", netrc, "--to", `${s.url}/ca`, ...ca]);
+      const rows = await s.db.kysely.selectFrom("attic_ts_realisation").select(["output_id", "content"]).execute();
+      assert.equal(rows.length, 1);
+      assert.match(rows[0]!.output_id, /^sha256:[0-9a-f]{64}!out$/);
+      const served = await s.fetch(`/ca/realisations/${rows[0]!.output_id}.doi`);
+      assert.equal(served.status, 200);
+      const outPath = (JSON.parse(await served.text()) as { outPath: string }).outPath;
+      // realisations are served as pushed (not signed by the cache): the other store trusts the cache for them
+      await nix("nix", [
+        ...NIX_COMMAND, "build", "--no-link", "--store", other, ...ca,
+        "--option", "substituters", `${s.url}/ca`, "--option", "require-sigs", "false",
+        "--max-jobs", "0", // substitution only: building here would also pass
+      ]);
+      assert.equal(readFileSync(join(other, "nix/store", outPath), "utf8").trim(), tag);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+      await s.stop();
+    }
+  });
+});
+
 function readdirSafe(path: string): string[] {
   try {
     return readdirSync(path);
