@@ -59,9 +59,18 @@ describe("nix copy --to http://…/CACHE", () => {
       try {
         await createCacheViaApi(s, "one");
         const { top, dep } = await buildTestClosure();
-        const copied = await nixCopy(s, "one", netrc, [top], compression === "xz" ? "" : `?compression=${compression}`);
+        // zstd: also a pushed .ls (write-nar-listing) and a narinfo signed by the pusher's own key
+        const key = join(dir, "client.sec");
+        if (compression === "zstd") writeFileSync(key, await nix("nix", [...NIX_COMMAND, "key", "generate-secret", "--key-name", "client-1"]));
+        const query = { xz: "", zstd: `?compression=zstd&write-nar-listing=true&secret-key=${key}` }[compression] ?? `?compression=${compression}`;
+        const copied = await nixCopy(s, "one", netrc, [top], query);
         assert.equal(copied.code, 0, copied.stderr);
         assert.equal(counter(s, "attic_uploads_total"), 3);
+        if (compression === "zstd") {
+          const narinfo = await (await s.fetch(`/one/${basename(top).slice(0, 32)}.narinfo`, { token: s.rootToken() })).text();
+          const sigs = narinfo.split("\n").filter((l) => l.startsWith("Sig: "));
+          assert.deepEqual(sigs.map((l) => l.slice(5).split(":")[0]), ["one", "client-1"], "the cache's signature first, then the pusher's");
+        }
         const store = await pullBack(s, "one", netrc, top);
         try {
           assert.ok(readFileSync(join(store, dep, "share/random.bin")).equals(readFileSync(join(dep, "share/random.bin"))));
