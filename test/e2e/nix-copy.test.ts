@@ -98,7 +98,7 @@ describe("nix copy --to http://…/CACHE", () => {
     });
   }
 
-  test("a token without push permission: nix copy fails and shows the 403; without a token the 401", async () => {
+  test("a token without push permission: nix copy fails and shows the 403; without a token the 401; push-only works", async () => {
     const s = await startServer();
     const pullOnly = netrcWith(s.token({ ro: { r: 1 } }));
     const none = netrcWith("not-a-token");
@@ -113,6 +113,15 @@ describe("nix copy --to http://…/CACHE", () => {
       assert.match(anonymous.stderr, /401/);
       const narinfo = await s.fetch(`/ro/${basename(lib).slice(0, 32)}.narinfo`, { token: s.rootToken() });
       assert.equal(narinfo.status, 404);
+      // a push-only token: Nix takes the 403s on nix-cache-info and narinfo for "absent" and pushes
+      const pushOnly = netrcWith(s.token({ ro: { w: 1 } }));
+      try {
+        const pushed = await nixCopy(s, "ro", pushOnly.file, [lib]);
+        assert.equal(pushed.code, 0, pushed.stderr);
+        assert.equal((await s.fetch(`/ro/${basename(lib).slice(0, 32)}.narinfo`, { token: s.rootToken() })).status, 200);
+      } finally {
+        rmSync(pushOnly.dir, { recursive: true, force: true });
+      }
     } finally {
       rmSync(pullOnly.dir, { recursive: true, force: true });
       rmSync(none.dir, { recursive: true, force: true });
