@@ -79,6 +79,27 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
       ]);
     },
   },
+  {
+    // Nix's own binary-cache files besides narinfo and NAR (issue 17): build logs and realisations
+    // per cache (gone with their cache), and the `.ls` listing of each NAR (gone with its NAR).
+    // Logs and listings are stored zstd-compressed.
+    name: "attic-ts_0006_nix_files",
+    up: (tx) => {
+      const { pk, timestamp: ts, blob } = tx.dialect.columnTypes;
+      return exec(tx, [
+        `CREATE TABLE "attic_ts_build_log" ( "id" ${pk}, "cache_id" bigint NOT NULL, "drv" varchar NOT NULL, ` +
+          `"size" bigint NOT NULL, "data" ${blob} NOT NULL, "created_at" ${ts} NOT NULL, ` +
+          `CONSTRAINT "fk_build_log_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE )`,
+        `CREATE UNIQUE INDEX "attic-ts-idx-build-log-cache-drv" ON "attic_ts_build_log" ("cache_id", "drv")`,
+        `CREATE TABLE "attic_ts_realisation" ( "id" ${pk}, "cache_id" bigint NOT NULL, "output_id" varchar NOT NULL, ` +
+          `"content" varchar NOT NULL, "created_at" ${ts} NOT NULL, ` +
+          `CONSTRAINT "fk_realisation_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE )`,
+        `CREATE UNIQUE INDEX "attic-ts-idx-realisation-cache-id" ON "attic_ts_realisation" ("cache_id", "output_id")`,
+        `CREATE TABLE "attic_ts_nar_listing" ( "nar_id" bigint NOT NULL PRIMARY KEY, "data" ${blob} NOT NULL, ` +
+          `CONSTRAINT "fk_nar_listing_nar" FOREIGN KEY ("nar_id") REFERENCES "nar" ("id") ON DELETE CASCADE )`,
+      ]);
+    },
+  },
 ];
 
 export function ownMigrationsTable(): string {
