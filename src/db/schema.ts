@@ -114,6 +114,33 @@ export interface LeaseTable {
   expires_at: Timestamp;
 }
 
+/** ours: a revoked token (by `jti`) or subject (tokens of `sub` issued at or before `issued_before`) */
+export interface RevocationTable {
+  id: Generated<number>;
+  jti: string | null;
+  sub: string | null;
+  issued_before: NullableTimestamp;
+  /** after this the row is useless (the token has expired) and GC removes it; NULL = kept */
+  expires_at: NullableTimestamp;
+  created_at: Timestamp;
+  reason: string | null;
+}
+
+/** ours: a named pin in a cache, keeping its paths (attic_ts_pin_path) out of retention and quota GC */
+export interface PinTable {
+  id: Generated<number>;
+  cache_id: number;
+  name: string;
+  store_path: string;
+  created_at: Timestamp;
+  created_by: string | null;
+}
+
+export interface PinPathTable {
+  pin_id: number;
+  store_path_hash: string;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -123,6 +150,9 @@ export interface Database {
   seaql_migrations: SeaqlMigrationsTable;
   attic_ts_migrations: OwnMigrationsTable;
   attic_ts_lease: LeaseTable;
+  attic_ts_revocation: RevocationTable;
+  attic_ts_pin: PinTable;
+  attic_ts_pin_path: PinPathTable;
 }
 
 export interface CacheRow {

@@ -14,6 +14,8 @@ export interface GcReport {
   staleNars: number;
   staleChunks: number;
   tempFiles: number;
+  /** revocations whose tokens have expired, removed from the list */
+  revocationsExpired: number;
   /** chunk files whose deletion failed this time (their rows stay in state D for the next run) */
   deleteFailures: number;
   durationMs: number;
@@ -31,6 +33,7 @@ export function emptyReport(): GcReport {
     staleNars: 0,
     staleChunks: 0,
     tempFiles: 0,
+    revocationsExpired: 0,
     deleteFailures: 0,
     durationMs: 0,
   };
@@ -53,6 +56,7 @@ export function formatGcReport(r: GcReport): string {
   if (r.staleNars + r.staleChunks + r.tempFiles > 0) {
     lines.push(`  recovered from crashed uploads: ${r.staleNars} NARs, ${r.staleChunks} chunks, ${r.tempFiles} temporary files`);
   }
+  if (r.revocationsExpired > 0) lines.push(`  expired token revocations removed: ${r.revocationsExpired}`);
   if (r.deleteFailures > 0) lines.push(`  chunk files that could not be deleted (retried next run): ${r.deleteFailures}`);
   return lines.join("\n");
 }

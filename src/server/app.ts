@@ -6,8 +6,9 @@ import type { Db } from "../db/connect.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import type { Claims } from "../token/claims.ts";
 import { VerifiedTokenCache } from "./verified-tokens.ts";
+import { RevocationList } from "./revocations.ts";
 import type { Config } from "./config/types.ts";
-import { PlainRejection, ServerError, requestError, notFound, storageFull, storageRefusalHint, unavailableReason } from "./errors.ts";
+import { PlainRejection, ServerError, requestError, notFound, tokenRevoked, storageFull, storageRefusalHint, unavailableReason } from "./errors.ts";
 import { redact } from "../db/url.ts";
 import { tokenFromRequest } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
@@ -17,6 +18,10 @@ import { cacheConfigRoutes } from "./routes/cache-config.ts";
 import { missingPathsRoutes } from "./routes/missing-paths.ts";
 import { uploadPathRoutes } from "./routes/upload-path.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { cacheListRoutes } from "./routes/cache-list.ts";
+import { deletePathsRoutes } from "./routes/delete-paths.ts";
+import { pinRoutes } from "./routes/pins.ts";
+import { oidcRoutes } from "./routes/oidc.ts";
 import type { Metrics } from "./metrics.ts";
 import { createMetrics } from "./metrics.ts";
 
@@ -83,15 +88,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const tokens = new VerifiedTokenCache(deps.config.jwt.signing, {
     boundIssuer: deps.config.jwt.tokenBoundIssuer ?? undefined,
     boundAudiences: deps.config.jwt.tokenBoundAudiences ?? undefined,
+    toleranceSeconds: deps.config.jwt.timeTolerance,
   });
+  const revocations = new RevocationList(deps.db);
   app.addHook("onRequest", async (request) => {
     const host = request.headers.host;
     if (!host) throw requestError("Missing Host header");
     const allowed = deps.config.allowedHosts;
     // /healthz (ours) answers any Host: load balancers and container health checks probe by IP or service name
     if (allowed.length > 0 && !allowed.includes(host) && request.url !== "/healthz") throw requestError("Bad Host");
+    const claims = await claimsOf(request, tokens);
+    // checked on every use, after the signature cache: a revoked token is refused, not made anonymous
+    if (claims && (await revocations.isRevoked(claims))) throw tokenRevoked();
     request.attic = {
-      claims: await claimsOf(request, tokens),
+      claims,
       host,
       https: request.headers["x-forwarded-proto"] === "https",
     };
@@ -153,6 +163,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes);
   await app.register(homeRoutes);
   await app.register(cacheConfigRoutes);
+  await app.register(cacheListRoutes);
+  await app.register(deletePathsRoutes);
+  await app.register(pinRoutes);
+  await app.register(oidcRoutes);
   await app.register(missingPathsRoutes);
   await app.register(uploadPathRoutes);
   await app.register(binaryCacheRoutes);

@@ -15,7 +15,10 @@ export type ErrorKind =
   | "AccessError"
   | "RequestError"
   | "ServiceUnavailable"
-  | "StorageFull";
+  | "StorageFull"
+  | "TokenRevoked"
+  | "InvalidIdToken"
+  | "NoSuchPin";
 
 const CATALOGUE: Record<ErrorKind, { status: number; message: string }> = {
   NotFound: { status: 404, message: "The URL you requested was not found." },
@@ -33,6 +36,12 @@ const CATALOGUE: Record<ErrorKind, { status: number; message: string }> = {
   // Ours: the disk, quota or bucket behind the storage or the database is full; retrying as such
   // cannot help, and nothing of the failed request was kept.
   StorageFull: { status: 507, message: "The server's storage is full, so nothing was stored. Try again once space has been freed on the server." },
+  // Ours: the token was revoked by the server's administrator (atticadm revoke-token).
+  TokenRevoked: { status: 401, message: "Unauthorized: the token has been revoked." },
+  // Ours: the OIDC token exchange refused the CI job's ID token; the detail names the reason.
+  InvalidIdToken: { status: 401, message: "The ID token was refused: {detail}" },
+  // Ours: unpin of a pin name the cache does not have.
+  NoSuchPin: { status: 404, message: "The requested pin does not exist." },
 };
 
 export class ServerError extends Error {
@@ -62,6 +71,9 @@ export const noSuchObject = () => new ServerError("NoSuchObject");
 export const cacheAlreadyExists = () => new ServerError("CacheAlreadyExists");
 export const accessError = () => new ServerError("AccessError");
 export const incompleteNar = () => new ServerError("IncompleteNar");
+export const tokenRevoked = () => new ServerError("TokenRevoked");
+export const invalidIdToken = (detail: string) => new ServerError("InvalidIdToken", { detail });
+export const noSuchPin = () => new ServerError("NoSuchPin");
 export const requestError = (detail: string, cause?: unknown) => new ServerError("RequestError", { detail, cause });
 export const internalError = (cause: unknown) => new ServerError("InternalServerError", { cause });
 export const serviceUnavailable = (detail: string, cause?: unknown) =>

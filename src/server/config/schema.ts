@@ -29,6 +29,8 @@ export interface TableSpec {
   description: string;
   required: boolean;
   ours?: boolean;
+  /** an array of tables (`[[oidc.issuers]]`), read by its own reader (oidc.ts) */
+  array?: boolean;
 }
 
 export const ENV_CONFIG_BASE64 = "ATTIC_SERVER_CONFIG_BASE64";
@@ -67,6 +69,29 @@ export const TABLES: readonly TableSpec[] = [
     description:
       "The key that signs and verifies tokens: exactly one of the three keys. Without this table the environment is read, in this order: `ATTIC_SERVER_TOKEN_RS256_PUBKEY_BASE64`, `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64`, `ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64` (empty values count as unset).",
     required: false,
+  },
+  {
+    table: "oidc",
+    description:
+      "*(ours)* OIDC token exchange for CI jobs: a job presents its OIDC ID token (GitHub Actions, GitLab CI, any issuer with a JWKS) to `POST /_api/v1/oidc/exchange` (`attic login NAME ENDPOINT --oidc`) and gets a short-lived Attic token whose permissions come from the rules below. The server's signing key must be able to sign (an HS256 secret or an RS256 private key).",
+    required: false,
+    ours: true,
+  },
+  {
+    table: "oidc.issuers",
+    description:
+      "*(ours)* One `[[oidc.issuers]]` table per trusted issuer. An ID token is accepted when its `iss` is one of these issuers, its signature verifies with a key of the issuer's JWKS (RS256/384/512, PS256, ES256/384 or EdDSA; never `none`), its `aud` contains `audience`, and it is within its `nbf`/`exp` (with `jwt.time-tolerance`). Anything else is refused with 401 `InvalidIdToken` naming the reason.",
+    required: false,
+    ours: true,
+    array: true,
+  },
+  {
+    table: "oidc.issuers.rules",
+    description:
+      "*(ours)* One `[[oidc.issuers.rules]]` table per rule, after its issuer. A rule applies when every claim it names matches (wildcard `*` matches any text, `/` included; a list matches if any entry does); the token gets the union of the permissions of all rules that apply, on the cache name patterns given (exact-name-then-first-pattern resolution as for any token). Example: `claims = { repository = \"org/*\", ref = \"refs/heads/main\" }` with `push = [\"org-*\"]`. No rule applies: the exchange is refused.",
+    required: false,
+    ours: true,
+    array: true,
   },
 ];
 
@@ -213,6 +238,14 @@ export const KEYS: readonly KeySpec[] = [
     description: "If set, a token's `aud` claim must contain one of these (and minted tokens get them all).",
   },
   {
+    key: "jwt.time-tolerance",
+    kind: "duration",
+    default: "10s",
+    ours: true,
+    description:
+      "Clock skew allowed when checking a token's times (`nbf`, `iat`, `exp`): a token is accepted this long before it becomes valid and after it expires, so replicas and clients whose clocks differ slightly do not refuse fresh tokens. `0` checks exactly, as upstream. The name is that of upstream's open PR #336.",
+  },
+  {
     key: "jwt.signing.token-rs256-pubkey-base64",
     kind: "secret",
     env: ENV_TOKEN_RS256_PUBKEY_BASE64,
@@ -230,6 +263,20 @@ export const KEYS: readonly KeySpec[] = [
     env: ENV_TOKEN_HS256_SECRET_BASE64,
     description: "Base64 of an HMAC secret (any bytes; e.g. `openssl rand 64 | base64 -w0`): sign and verify with HS256.",
   },
+
+  { key: "oidc.issuers.name", kind: "string", required: "always", ours: true, description: "A short name for the issuer (letters, digits, `-`, `_`); minted tokens have the subject `oidc:<name>:<sub of the ID token>`." },
+  { key: "oidc.issuers.issuer", kind: "string", required: "always", ours: true, description: "The issuer URL exactly as in the ID tokens' `iss` (GitHub: `https://token.actions.githubusercontent.com`, GitLab: `https://gitlab.com`)." },
+  { key: "oidc.issuers.jwks-url", kind: "url", required: "always", ours: true, description: "Where the issuer's signing keys are published (GitHub: `https://token.actions.githubusercontent.com/.well-known/jwks`, GitLab: `https://gitlab.com/oauth/discovery/keys`). Fetched when needed and cached." },
+  { key: "oidc.issuers.audience", kind: "string", required: "always", ours: true, description: "The audience the ID tokens must carry in `aud` (GitHub: what the job asks for, by default the endpoint given to `attic login`; GitLab: `aud` of the job's `id_tokens:`)." },
+  { key: "oidc.issuers.token-validity", kind: "duration", default: "1 hour", ours: true, description: "How long the minted Attic token is valid." },
+  { key: "oidc.issuers.rules.claims", kind: "string-table", required: "always", ours: true, description: "Claim name → wildcard pattern (or list of patterns) that the ID token's claim must match, e.g. `{ repository = \"org/*\", ref = \"refs/heads/main\" }`." },
+  { key: "oidc.issuers.rules.pull", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may pull from." },
+  { key: "oidc.issuers.rules.push", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may push to." },
+  { key: "oidc.issuers.rules.delete", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may delete paths from." },
+  { key: "oidc.issuers.rules.create-cache", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may create." },
+  { key: "oidc.issuers.rules.configure-cache", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may configure." },
+  { key: "oidc.issuers.rules.configure-cache-retention", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may change the retention, quota and pins of." },
+  { key: "oidc.issuers.rules.destroy-cache", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may destroy." },
 ];
 
 /** The signing keys in the order the environment is consulted. */

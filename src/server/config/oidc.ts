@@ -1,0 +1,92 @@
+// `[[oidc.issuers]]` and their `[[oidc.issuers.rules]]` (ours, issue 18): arrays of tables, which
+// the flat key reader of parse.ts does not walk. Each entry is checked against the schema's keys
+// for its table (same value readers, same defaults); problems name the entry, e.g.
+// `oidc.issuers[1].rules[0].push`.
+import { isValidCachePattern } from "../../token/permissions.ts";
+import type { PermissionName } from "../../token/permissions.ts";
+import type { ConfigReader } from "./reader.ts";
+import { KEYS, splitKey } from "./schema.ts";
+import type { OidcIssuerConfig, OidcRule } from "./types.ts";
+import { readValue, ValueProblem } from "./values.ts";
+
+const RULE_PERMISSIONS: readonly (readonly [key: string, permission: PermissionName])[] = [
+  ["pull", "pull"],
+  ["push", "push"],
+  ["delete", "delete"],
+  ["create-cache", "createCache"],
+  ["configure-cache", "configureCache"],
+  ["configure-cache-retention", "configureCacheRetention"],
+  ["destroy-cache", "destroyCache"],
+];
+
+const isTable = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+/** Read one entry of an array of tables against the schema keys of `table`; undefined values had problems. */
+function readEntry(r: ConfigReader, table: string, where: string, body: Record<string, unknown>, nested: readonly string[]): Map<string, unknown> {
+  const specs = KEYS.filter((k) => splitKey(k.key).table === table);
+  const values = new Map<string, unknown>();
+  for (const name of Object.keys(body)) {
+    if (!specs.some((k) => splitKey(k.key).name === name) && !nested.includes(name)) r.warn(`${where}.${name}`, "unknown key, ignored");
+  }
+  for (const spec of specs) {
+    const name = splitKey(spec.key).name;
+    const raw = body[name] ?? spec.default;
+    if (raw === undefined) {
+      if (spec.required) r.problem(`${where}.${name}`, "missing (required)");
+      continue;
+    }
+    try {
+      values.set(name, readValue(spec.kind, raw, spec));
+    } catch (error) {
+      if (!(error instanceof ValueProblem)) throw error;
+      r.problem(`${where}.${name}`, error.message);
+    }
+  }
+  return values;
+}
+
+export function readOidc(r: ConfigReader): { issuers: readonly OidcIssuerConfig[] } {
+  const raw = r.raw.get("oidc.issuers");
+  if (raw === undefined) return { issuers: [] };
+  if (!Array.isArray(raw) || !raw.every(isTable)) {
+    r.problem("oidc.issuers", "expected an array of tables ([[oidc.issuers]])");
+    return { issuers: [] };
+  }
+  const issuers: OidcIssuerConfig[] = [];
+  raw.forEach((body, i) => {
+    const where = `oidc.issuers[${i}]`;
+    const v = readEntry(r, "oidc.issuers", where, body, ["rules"]);
+    const name = v.get("name") as string | undefined;
+    if (name !== undefined && !/^[A-Za-z0-9_-]{1,50}$/.test(name)) r.problem(`${where}.name`, "use 1 to 50 letters, digits, - and _");
+    if (name !== undefined && issuers.some((x) => x.name === name)) r.problem(`${where}.name`, `another issuer is named "${name}"`);
+    const rulesRaw = body.rules ?? [];
+    const rules: OidcRule[] = [];
+    if (!Array.isArray(rulesRaw) || !rulesRaw.every(isTable)) r.problem(`${where}.rules`, "expected an array of tables ([[oidc.issuers.rules]])");
+    else {
+      rulesRaw.forEach((ruleBody, j) => {
+        const at = `${where}.rules[${j}]`;
+        const rv = readEntry(r, "oidc.issuers.rules", at, ruleBody, []);
+        const grants: { pattern: string; permission: PermissionName }[] = [];
+        for (const [key, permission] of RULE_PERMISSIONS) {
+          for (const pattern of (rv.get(key) as readonly string[] | undefined) ?? []) {
+            if (!isValidCachePattern(pattern)) r.problem(`${at}.${key}`, `invalid cache name pattern "${pattern}"`);
+            else grants.push({ pattern, permission });
+          }
+        }
+        const claims = rv.get("claims") as Record<string, readonly string[]> | undefined;
+        if (claims !== undefined && Object.keys(claims).length === 0) r.problem(`${at}.claims`, "name at least one claim (a rule without conditions would admit every token of the issuer)");
+        if (grants.length === 0) r.warn(at, "grants no permission");
+        if (claims !== undefined) rules.push({ claims, grants });
+      });
+    }
+    if (rules.length === 0 && Array.isArray(rulesRaw) && rulesRaw.length === 0) r.warn(where, "has no [[oidc.issuers.rules]]: every exchange will be refused");
+    const issuer = v.get("issuer") as string | undefined;
+    const jwksUrl = v.get("jwks-url") as string | undefined;
+    const audience = v.get("audience") as string | undefined;
+    const tokenValidity = v.get("token-validity") as number | undefined;
+    if (name !== undefined && issuer !== undefined && jwksUrl !== undefined && audience !== undefined && tokenValidity !== undefined) {
+      issuers.push({ name, issuer, jwksUrl, audience, tokenValidity, rules });
+    }
+  });
+  return { issuers };
+}
