@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { startLocalIssuer, type LocalIssuer } from "../helpers/oidc-issuer.ts";
-import { runAttic } from "../unit/client/run-attic.ts";
+import { attic } from "../helpers/attic-in-process.ts";
 
 const backends = backendsFromEnv([
   { db: "sqlite", storage: "local" },
@@ -102,22 +102,23 @@ for (const backend of backends) {
       }
     });
 
-    // the CLI on one engine (child processes cost seconds); the exchange above runs on both
-    if (backend.db === "sqlite") test("attic login --oidc reads the ID token from an env var or a file, then the token works", async () => {
+    test("attic login --oidc reads the ID token from an env var, a file or GitHub Actions, then the token works", async () => {
       const home = mkdtempSync(join(tmpdir(), "attic-oidc-"));
       try {
         const env = { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: home, CI_ID: await issuer.mint({ repository: "org/app", ref: "refs/heads/main" }) };
-        const login = await runAttic(["login", "ci", s.url, "--oidc", "--id-token-env", "CI_ID"], { env });
-        assert.equal(login.code, 0, login.stderr);
+        const login = await attic(["login", "ci", s.url, "--oidc", "--id-token-env", "CI_ID"], env);
         assert.match(login.stderr, /🔑 Exchanged the ID token from \$CI_ID for a token valid until /);
-        const list = await runAttic(["cache", "list"], { env });
-        assert.equal(list.code, 0, list.stderr);
+        const list = await attic(["cache", "list"], env);
         assert.deepEqual(list.stdout.trim().split("\n").map((l) => l.split(/\s+/)[0]), ["org-app", "shared"]);
         const file = join(home, "id-token");
         writeFileSync(file, `${await issuer.mint({ exp: 1000, iat: 900, nbf: 900 })}\n`);
-        const expired = await runAttic(["login", "ci", s.url, "--oidc", "--id-token-file", file], { env });
-        assert.equal(expired.code, 1);
-        assert.match(expired.stderr, /InvalidIdToken: The ID token was refused: the ID token has expired/);
+        await assert.rejects(attic(["login", "ci", s.url, "--oidc", "--id-token-file", file], env), /InvalidIdToken: The ID token was refused: the ID token has expired/);
+        await assert.rejects(attic(["login", "ci", s.url, "--oidc"], env), /No OIDC ID token found/);
+        // GitHub Actions: the client asks the job's token endpoint for the audience given (default: the endpoint)
+        const actions = { ...env, ...issuer.actionsEnv({ repository: "org/app", ref: "refs/heads/main" }) };
+        await assert.rejects(attic(["login", "ci", s.url, "--oidc"], actions), /audience is not "https:\/\/cache\.example\.test"/);
+        const gh = await attic(["login", "ci", s.url, "--oidc", "--audience", AUDIENCE], actions);
+        assert.match(gh.stderr, /from GitHub Actions for a token valid until/);
       } finally {
         rmSync(home, { recursive: true, force: true });
       }

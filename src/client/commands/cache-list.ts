@@ -31,6 +31,6 @@ export async function run(options: CacheListOptions, ctx: Ctx): Promise<void> {
     const c = info.get(name);
     // an upstream server with PR #367 sends names only
     if (c === undefined) print(ctx, name);
-    else print(ctx, `${name.padEnd(width)}  ${c.is_public ? "public " : "private"}  ${humanBytes(c.size).padStart(10)}  ${c.object_count} objects`);
+    else print(ctx, `${name.padEnd(width)}  ${c.is_public ? "public " : "private"}  ${humanBytes(c.size).padStart(10)}  ${c.object_count} object${c.object_count === 1 ? "" : "s"}`);
   }
 }
