@@ -127,7 +127,7 @@ for (const backend of backends) {
       const again = await s.fetch("/_api/v1/pins/pinned/prod", { method: "DELETE", token: cq });
       assert.equal(again.status, 404);
       assert.equal(((await again.json()) as { error: string }).error, "NoSuchPin");
-      report = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC, now: ahead(1100) });
+      await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: GC, now: ahead(1100) });
       assert.deepEqual([await narinfo("pinned", root), await narinfo("pinned", dep)], [404, 404]);
     });
 
