@@ -63,3 +63,9 @@ export async function deleteExpiredRevocations(db: Db, now: Date = new Date()): 
   const result = await db.kysely.deleteFrom("attic_ts_revocation").where("expires_at", "is not", null).where("expires_at", "<=", now).executeTakeFirst();
   return Number(result.numDeletedRows);
 }
+
+/** Whether a subject revocation (no jti) exists for `sub` (declared revocations are added once). */
+export async function hasSubjectRevocation(db: Db, sub: string): Promise<boolean> {
+  const row = await db.kysely.selectFrom("attic_ts_revocation").select("id").where("sub", "=", sub).where("jti", "is", null).executeTakeFirst();
+  return row !== undefined;
+}

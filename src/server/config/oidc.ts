@@ -1,13 +1,10 @@
-// `[[oidc.issuers]]` and their `[[oidc.issuers.rules]]` (ours, issue 18): arrays of tables, which
-// the flat key reader of parse.ts does not walk. Each entry is checked against the schema's keys
-// for its table (same value readers, same defaults); problems name the entry, e.g.
-// `oidc.issuers[1].rules[0].push`.
+// `[[oidc.issuers]]` and their `[[oidc.issuers.rules]]` (ours, issue 18), read entry by entry
+// (table-arrays.ts); problems name the entry, e.g. `oidc.issuers[1].rules[0].push`.
 import { isValidCachePattern } from "../../token/permissions.ts";
 import type { PermissionName } from "../../token/permissions.ts";
 import type { ConfigReader } from "./reader.ts";
-import { KEYS, splitKey } from "./schema.ts";
+import { isTable, readEntry } from "./table-arrays.ts";
 import type { OidcIssuerConfig, OidcRule } from "./types.ts";
-import { readValue, ValueProblem } from "./values.ts";
 
 const RULE_PERMISSIONS: readonly (readonly [key: string, permission: PermissionName])[] = [
   ["pull", "pull"],
@@ -18,32 +15,6 @@ const RULE_PERMISSIONS: readonly (readonly [key: string, permission: PermissionN
   ["configure-cache-retention", "configureCacheRetention"],
   ["destroy-cache", "destroyCache"],
 ];
-
-const isTable = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-
-/** Read one entry of an array of tables against the schema keys of `table`; undefined values had problems. */
-function readEntry(r: ConfigReader, table: string, where: string, body: Record<string, unknown>, nested: readonly string[]): Map<string, unknown> {
-  const specs = KEYS.filter((k) => splitKey(k.key).table === table);
-  const values = new Map<string, unknown>();
-  for (const name of Object.keys(body)) {
-    if (!specs.some((k) => splitKey(k.key).name === name) && !nested.includes(name)) r.warn(`${where}.${name}`, "unknown key, ignored");
-  }
-  for (const spec of specs) {
-    const name = splitKey(spec.key).name;
-    const raw = body[name] ?? spec.default;
-    if (raw === undefined) {
-      if (spec.required) r.problem(`${where}.${name}`, "missing (required)");
-      continue;
-    }
-    try {
-      values.set(name, readValue(spec.kind, raw, spec));
-    } catch (error) {
-      if (!(error instanceof ValueProblem)) throw error;
-      r.problem(`${where}.${name}`, error.message);
-    }
-  }
-  return values;
-}
 
 export function readOidc(r: ConfigReader): { issuers: readonly OidcIssuerConfig[] } {
   const raw = r.raw.get("oidc.issuers");

@@ -8,6 +8,7 @@ import { DEPRECATED_TOP_LEVEL_SECRET, ENV_DATABASE_URL, KEYS, splitKey, TABLES }
 import { readChunking, readCompression, readSigning, readStorage } from "./sections.ts";
 import type { Config } from "./types.ts";
 import { readOidc } from "./oidc.ts";
+import { readDeclared } from "./declared.ts";
 import { canSign } from "../../token/keys.ts";
 
 export interface ParseOptions {
@@ -121,6 +122,7 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
       signing: readSigning(r),
     },
     oidc: readOidc(r),
+    declared: readDeclared(r),
   };
   const signing = config.jwt.signing;
   if (config.oidc.issuers.length > 0 && signing && !canSign(signing)) {

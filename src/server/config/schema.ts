@@ -93,6 +93,20 @@ export const TABLES: readonly TableSpec[] = [
     ours: true,
     array: true,
   },
+  {
+    table: "caches",
+    description:
+      "*(ours)* Declarative caches: one `[[caches]]` table per cache. At start (monolithic and api-server modes) atticd creates each missing cache and sets, on existing ones, the keys given here (keys left out are left as they are, or get the default of `attic cache create` on creation); it logs what it changed, and does nothing on the next start if nothing changed. Caches not declared are left alone unless `bootstrap.prune-caches` is set.",
+    required: false,
+    ours: true,
+    array: true,
+  },
+  {
+    table: "bootstrap",
+    description: "*(ours)* What atticd applies at start besides `[[caches]]`.",
+    required: false,
+    ours: true,
+  },
 ];
 
 const KiB = 1024;
@@ -277,6 +291,24 @@ export const KEYS: readonly KeySpec[] = [
   { key: "oidc.issuers.rules.configure-cache", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may configure." },
   { key: "oidc.issuers.rules.configure-cache-retention", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may change the retention, quota and pins of." },
   { key: "oidc.issuers.rules.destroy-cache", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may destroy." },
+
+  { key: "caches.name", kind: "string", required: "always", ours: true, description: "The cache's name." },
+  { key: "caches.public", kind: "boolean", ours: true, defaultNote: "on creation: `false`", description: "Anyone may pull from the cache without a token." },
+  { key: "caches.priority", kind: "integer", min: -(2 ** 31), max: 2 ** 31 - 1, ours: true, defaultNote: "on creation: `41`", description: "The binary cache priority (lower is preferred; cache.nixos.org has 40)." },
+  { key: "caches.store-dir", kind: "string", ours: true, defaultNote: 'on creation: `"/nix/store"`', description: "The Nix store directory the cache serves." },
+  { key: "caches.upstream-cache-key-names", kind: "string-list", ours: true, defaultNote: 'on creation: `["cache.nixos.org-1"]`', description: "Signing key names of upstream caches: `attic push` skips paths they signed." },
+  { key: "caches.retention-period", kind: "duration", ours: true, defaultNote: "on creation: the global default", description: "The cache's retention period (`0`: never collected by age)." },
+  { key: "caches.max-size", kind: "size", ours: true, defaultNote: "on creation: no quota", description: "The cache's size quota." },
+  {
+    key: "caches.keypair-file",
+    kind: "string",
+    ours: true,
+    defaultNote: "on creation: a new key pair",
+    description:
+      "A file holding a Nix secret key (`name:base64`, as `nix key generate-secret` writes) to sign the cache's paths with; when the cache's key differs, it is replaced. Read at start, never logged.",
+  },
+  { key: "bootstrap.revoke-subjects", kind: "string-list", default: [], ours: true, description: "Token subjects to revoke, as `atticadm revoke-token --sub` does: every token of the subject issued before the first start that declared it is refused; the revocation is added once." },
+  { key: "bootstrap.prune-caches", kind: "boolean", default: false, ours: true, description: "Destroy the caches not declared in `[[caches]]` (soft or hard as `soft-delete-caches` says). Off by default: undeclared caches are never touched." },
 ];
 
 /** The signing keys in the order the environment is consulted. */

@@ -28,6 +28,20 @@ export interface OidcIssuerConfig {
   rules: readonly OidcRule[];
 }
 
+/** ours: one `[[caches]]`; undefined = not declared (left as it is; the create default when new) */
+export interface DeclaredCache {
+  name: string;
+  isPublic?: boolean;
+  priority?: number;
+  storeDir?: string;
+  upstreamCacheKeyNames?: readonly string[];
+  /** seconds */
+  retentionPeriod?: number;
+  /** bytes */
+  maxSize?: number;
+  keypairFile?: string;
+}
+
 export interface Config {
   /** a validated socket address, `IPv4:port` or `[IPv6]:port` (e.g. `[::]:8080`) */
   listen: string;
@@ -82,4 +96,6 @@ export interface Config {
   };
   /** ours: OIDC token exchange; no issuers = disabled */
   oidc: { issuers: readonly OidcIssuerConfig[] };
+  /** ours: declared caches and revocations, applied at start (server/bootstrap.ts) */
+  declared: { caches: readonly DeclaredCache[]; revokeSubjects: readonly string[]; pruneCaches: boolean };
 }
