@@ -69,10 +69,7 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     // out of retention and quota GC. Both cascade with their cache.
     name: "attic-ts_0005_revocations_and_pins",
     up: (tx) => {
-      const t =
-        tx.engine === "postgres"
-          ? { pk: "bigserial NOT NULL PRIMARY KEY", ts: "timestamp with time zone" }
-          : { pk: "integer NOT NULL PRIMARY KEY AUTOINCREMENT", ts: "timestamp_with_timezone_text" };
+      const t = { pk: tx.dialect.columnTypes.pk, ts: tx.dialect.columnTypes.timestamp };
       return exec(tx, [
         `CREATE TABLE "attic_ts_revocation" ( "id" ${t.pk}, "jti" varchar NULL, "sub" varchar NULL, ` +
           `"issued_before" ${t.ts} NULL, "expires_at" ${t.ts} NULL, "created_at" ${t.ts} NOT NULL, "reason" varchar NULL )`,
