@@ -100,6 +100,37 @@ export function buildProgram(ctx: AdminCtx): Command {
       await run(name, { ...ctx, configPath: program.opts<{ config?: string }>().config });
     });
   addExample(purge, "atticadm -f /etc/attic/server.toml purge-cache old-cache");
+  const revoke = program
+    .command("revoke-token")
+    .summary("Revoke a token, or every token of a subject")
+    .description(
+      "Revoke a token by its jti (set by this atticadm's make-token), given the whole token or the jti alone, or with\n" +
+        "--sub every token of a subject issued until now (tokens from upstream's atticadm have no jti: revoke their subject).\n" +
+        "The revocation is stored in the database: every atticd using it refuses the token within seconds, with 401\n" +
+        "TokenRevoked. A revoked whole token is forgotten once it has expired.",
+    )
+    .argument("[token]", "The token, or its jti")
+    .option("--sub <subject>", "Revoke every token of this subject issued until now")
+    .option("--reason <text>", "Why (shown by list-revocations)")
+    .addOption(new Option("--keep <duration>", "Forget the revocation after this long (default: when the token expires; for a jti or subject, never)").argParser(parseValidity))
+    .helpOption("-h, --help", "Print help")
+    .exitOverride()
+    .action(async (token: string | undefined, opts: { sub?: string; reason?: string; keep?: number }) => {
+      const { run } = await import("./commands/revoke-token.ts");
+      await run({ token, sub: opts.sub, reason: opts.reason, keep: opts.keep }, { ...ctx, configPath: program.opts<{ config?: string }>().config });
+    });
+  addExample(revoke, "atticadm revoke-token eyJhbGciOi... --reason 'leaked in a CI log'", "atticadm revoke-token --sub alice");
+  const listRevocations = program
+    .command("list-revocations")
+    .summary("List the token revocations in force")
+    .description("List the token revocations in force: id, what is revoked, when, until when, and the reason.")
+    .helpOption("-h, --help", "Print help")
+    .exitOverride()
+    .action(async () => {
+      const { run } = await import("./commands/list-revocations.ts");
+      await run({ ...ctx, configPath: program.opts<{ config?: string }>().config });
+    });
+  addExample(listRevocations, "atticadm -f /etc/attic/server.toml list-revocations");
   const verify = program
     .command("verify")
     .summary("Re-check stored chunks (and NARs) against the database")

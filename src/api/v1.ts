@@ -54,6 +54,65 @@ export interface GetMissingPathsResponse {
   missing_paths: string[];
 }
 
+/**
+ * GET /_api/v1/cache-config: the caches the caller can see. `caches` is the shape of upstream's
+ * open PR #367 (`ListCachesResponse`); `cache_info` is ours, one entry per name in the same order.
+ */
+export interface ListCachesResponse {
+  caches: string[];
+  cache_info?: CacheSummary[];
+}
+
+export interface CacheSummary {
+  name: string;
+  is_public: boolean;
+  /** logical size in bytes: the sum of the NAR sizes of its objects */
+  size: number;
+  object_count: number;
+}
+
+/** POST /_api/v1/delete-paths (ours): remove store paths from a cache; needs `d`. */
+export interface DeletePathsRequest {
+  cache: string;
+  store_path_hashes: string[];
+}
+
+export interface DeletePathsResponse {
+  /** the hashes that were in the cache and are now removed; the others were not there */
+  deleted_paths: string[];
+}
+
+/** PUT /_api/v1/pins/{cache}/{name} (ours): pin a path (and its closure in the cache); needs `cq`. */
+export interface PinRequest {
+  store_path: string;
+}
+
+export interface PinInfo {
+  name: string;
+  store_path: string;
+  /** RFC 3339 */
+  created_at: string;
+  created_by: string | null;
+  /** paths kept by the pin: the path and its closure as the cache held it when pinned */
+  paths: number;
+}
+
+/** GET /_api/v1/pins/{cache} (ours); needs `r`. */
+export interface ListPinsResponse {
+  pins: PinInfo[];
+}
+
+/** POST /_api/v1/oidc/exchange (ours): a CI job's OIDC ID token for a short-lived Attic token. */
+export interface OidcExchangeRequest {
+  id_token: string;
+}
+
+export interface OidcExchangeResponse {
+  token: string;
+  /** Unix seconds */
+  expires_at: number;
+}
+
 /** The upload info sent with PUT /_api/v1/upload-path (header or preamble). */
 export interface UploadPathNarInfo {
   cache: string;

@@ -9,8 +9,13 @@ import {
   PREAMBLE_THRESHOLD,
   type CacheConfig,
   type CreateCacheRequest,
+  type DeletePathsRequest,
   type FinalizeUploadSessionResponse,
   type GetMissingPathsRequest,
+  type ListCachesResponse,
+  type ListPinsResponse,
+  type OidcExchangeResponse,
+  type PinInfo,
   type StartUploadPathSessionRequest,
   type StartUploadPathSessionResponse,
   type UploadPathNarInfo,
@@ -78,6 +83,44 @@ export class ApiClient {
       throw new UserError("Invalid response from the server: `missing_paths` is not a list of hashes");
     }
     return reply.missing_paths;
+  }
+
+  /** The caches the token can see (ours; the route of upstream's open PR #367). */
+  async listCaches(): Promise<ListCachesResponse> {
+    const res = await this.#send("GET", this.#url("cache-config"));
+    const reply = (await readJson(res)) as ListCachesResponse;
+    if (!Array.isArray(reply.caches)) throw new UserError("Invalid response from the server: `caches` is not a list");
+    return reply;
+  }
+
+  /** Remove paths from a cache (ours); the hashes that were there. */
+  async deletePaths(cache: string, storePathHashes: string[]): Promise<string[]> {
+    const body: DeletePathsRequest = { cache, store_path_hashes: storePathHashes };
+    const reply = (await readJson(await this.#send("POST", this.#url("delete-paths"), body))) as { deleted_paths?: unknown };
+    if (!Array.isArray(reply.deleted_paths)) throw new UserError("Invalid response from the server: `deleted_paths` is not a list");
+    return reply.deleted_paths as string[];
+  }
+
+  async pin(cache: string, name: string, storePath: string): Promise<PinInfo> {
+    const res = await this.#send("PUT", this.#pinUrl(cache, name), { store_path: storePath });
+    return (await readJson(res)) as PinInfo;
+  }
+
+  async unpin(cache: string, name: string): Promise<void> {
+    await this.#send("DELETE", this.#pinUrl(cache, name));
+  }
+
+  async listPins(cache: string): Promise<PinInfo[]> {
+    const reply = (await readJson(await this.#send("GET", new URL(cache, this.#url("pins/"))))) as ListPinsResponse;
+    if (!Array.isArray(reply.pins)) throw new UserError("Invalid response from the server: `pins` is not a list");
+    return reply.pins;
+  }
+
+  /** Exchange a CI job's OIDC ID token for an Attic token (ours). */
+  async oidcExchange(idToken: string): Promise<OidcExchangeResponse> {
+    const reply = (await readJson(await this.#send("POST", this.#url("oidc/exchange"), { id_token: idToken }))) as Partial<OidcExchangeResponse>;
+    if (typeof reply.token !== "string") throw new UserError("Invalid response from the server: no `token`");
+    return reply as OidcExchangeResponse;
   }
 
   /**
@@ -162,6 +205,10 @@ export class ApiClient {
 
   #url(route: string): URL {
     return new URL(route, new URL(API_PREFIX, this.#endpoint));
+  }
+
+  #pinUrl(cache: string, name: string): URL {
+    return new URL(`${cache}/${name}`, this.#url("pins/"));
   }
 
   #cacheUrl(cache: string): URL {

@@ -72,7 +72,17 @@ export const COMMANDS: CommandSpec[] = [
       { name: "endpoint", description: "Endpoint of the server (env: ATTIC_LOGIN_ENDPOINT)." },
       { name: "token", description: "Access token (env: ATTIC_LOGIN_TOKEN)." },
     ],
-    options: [{ flags: "--set-default", description: "Set the server as the default (env: ATTIC_LOGIN_FORCE_DEFAULT)." }],
+    options: [
+      { flags: "--set-default", description: "Set the server as the default (env: ATTIC_LOGIN_FORCE_DEFAULT)." },
+      {
+        flags: "--oidc",
+        description:
+          "Inside a CI job: exchange the job's OIDC ID token for a short-lived token instead of giving TOKEN (GitHub Actions with `id-token: write`, or a token from --id-token-file / --id-token-env; attic-ts addition).",
+      },
+      { flags: "--id-token-file <PATH>", description: "With --oidc: read the ID token from this file." },
+      { flags: "--id-token-env <VAR>", description: "With --oidc: read the ID token from this environment variable (GitLab CI: the variable named in `id_tokens:`)." },
+      { flags: "--audience <AUD>", description: "With --oidc on GitHub Actions: the audience to request (default: ENDPOINT)." },
+    ],
     load: () => load(import("./commands/login.ts")),
   },
   {
@@ -146,6 +156,13 @@ export const COMMANDS: CommandSpec[] = [
         load: () => load(import("./commands/cache-destroy.ts")),
       },
       {
+        name: "list",
+        examples: ["attic cache list", "attic cache list ci"],
+        description: "List the caches your token can see on a server: name, visibility, size and object count (attic-ts addition).",
+        args: [{ name: "server", description: "The server to ask (default: the default server)." }],
+        load: () => load(import("./commands/cache-list.ts")),
+      },
+      {
         name: "info",
         examples: ["attic cache info hello"],
         description: "Show the current configuration of a cache.",
@@ -153,6 +170,40 @@ export const COMMANDS: CommandSpec[] = [
         load: () => load(import("./commands/cache-info.ts")),
       },
     ],
+  },
+  {
+    name: "delete",
+    examples: ["attic delete hello /nix/store/7x1h…-secret-config", "attic delete hello ./result"],
+    description:
+      "Remove store paths from a cache. You need the `delete` permission on the cache. Other caches keep their copies; the data is freed by the server's next garbage collection once no cache uses it (attic-ts addition).",
+    args: [cacheArg("The cache to delete from."), { name: "paths", description: "The store paths (or their hashes) to delete.", required: true, variadic: true, file: true }],
+    load: () => load(import("./commands/delete.ts")),
+  },
+  {
+    name: "pin",
+    examples: ["attic pin prod web-server /run/current-system"],
+    description:
+      "Pin a store path and its closure in the cache under a name, keeping them from retention and quota garbage collection. Pinning an existing name moves it. You need the `configure_cache_retention` permission (attic-ts addition).",
+    args: [
+      cacheArg("The cache to pin in."),
+      { name: "name", description: "The pin's name (letters, digits, -, _, +).", required: true },
+      { name: "path", description: "The store path (or its hash) to pin; the cache must hold it.", required: true, file: true },
+    ],
+    load: () => load(import("./commands/pin.ts")),
+  },
+  {
+    name: "unpin",
+    examples: ["attic unpin prod web-server"],
+    description: "Remove a pin; its paths are subject to garbage collection again. You need the `configure_cache_retention` permission (attic-ts addition).",
+    args: [cacheArg("The cache of the pin."), { name: "name", description: "The pin's name.", required: true }],
+    load: () => load(import("./commands/unpin.ts")),
+  },
+  {
+    name: "pins",
+    examples: ["attic pins prod"],
+    description: "List the pins of a cache (attic-ts addition).",
+    args: [cacheArg("The cache to list the pins of.")],
+    load: () => load(import("./commands/pins.ts")),
   },
   {
     name: "watch-store",

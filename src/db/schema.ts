@@ -169,6 +169,33 @@ export interface NarListingTable {
   data: Uint8Array;
 }
 
+/** ours: a revoked token (by `jti`) or subject (tokens of `sub` issued at or before `issued_before`) */
+export interface RevocationTable {
+  id: Generated<number>;
+  jti: string | null;
+  sub: string | null;
+  issued_before: NullableTimestamp;
+  /** after this the row is useless (the token has expired) and GC removes it; NULL = kept */
+  expires_at: NullableTimestamp;
+  created_at: Timestamp;
+  reason: string | null;
+}
+
+/** ours: a named pin in a cache, keeping its paths (attic_ts_pin_path) out of retention and quota GC */
+export interface PinTable {
+  id: Generated<number>;
+  cache_id: number;
+  name: string;
+  store_path: string;
+  created_at: Timestamp;
+  created_by: string | null;
+}
+
+export interface PinPathTable {
+  pin_id: number;
+  store_path_hash: string;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -182,6 +209,9 @@ export interface Database {
   attic_ts_build_log: BuildLogTable;
   attic_ts_realisation: RealisationTable;
   attic_ts_nar_listing: NarListingTable;
+  attic_ts_revocation: RevocationTable;
+  attic_ts_pin: PinTable;
+  attic_ts_pin_path: PinPathTable;
 }
 
 export interface CacheRow {

@@ -1,6 +1,8 @@
 // One garbage-collection run, in the order that keeps concurrent uploads safe (see the header of
 // db/queries/gc.ts): objects to drop (retention, soft-deleted caches, quotas) → crash leftovers
-// → orphan NARs → orphan chunks marked D → their files deleted in pages → their rows removed.
+// → orphan NARs → orphan chunks marked D → their files deleted in pages → their rows removed;
+// then token revocations whose tokens have expired. Pinned objects are exempt from retention and
+// quotas (db/queries/gc.ts).
 // Everything runs under the "gc" lease, so two collectors started by mistake never work at once.
 import type { Db } from "../db/connect.ts";
 import {
@@ -12,6 +14,7 @@ import {
   reapStalePending,
 } from "../db/queries/gc.ts";
 import { withLease } from "../db/queries/leases.ts";
+import { deleteExpiredRevocations } from "../db/queries/revocations.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import { reapStagedNars } from "../storage/staging.ts";
 import { deleteNixFilesOfDeletedCaches } from "../db/queries/nix-files.ts";
@@ -101,6 +104,8 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
     const staged = await reapStagedNars(deps.stagingPath, staleBefore);
     report.stagedNars = staged.files;
   }
+
+  report.revocationsExpired = await deleteExpiredRevocations(db, now);
 
   if (storage.sweepTempFiles && staleBefore) {
     signal.throwIfAborted();

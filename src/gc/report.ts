@@ -23,6 +23,8 @@ export interface GcReport {
   buildLogsOverQuota: number;
   /** build logs and realisations of soft-deleted caches */
   nixFilesOfDeletedCaches: number;
+  /** revocations whose tokens have expired, removed from the list */
+  revocationsExpired: number;
   /** chunk files whose deletion failed this time (their rows stay in state D for the next run) */
   deleteFailures: number;
   durationMs: number;
@@ -45,6 +47,7 @@ export function emptyReport(): GcReport {
     stagedNars: 0,
     buildLogsOverQuota: 0,
     nixFilesOfDeletedCaches: 0,
+    revocationsExpired: 0,
     deleteFailures: 0,
     durationMs: 0,
   };
@@ -74,6 +77,7 @@ export function formatGcReport(r: GcReport): string {
     lines.push(`  build logs and realisations removed: ${r.buildLogsOverQuota} logs over quota, ${r.nixFilesOfDeletedCaches} of deleted caches`);
   }
   if (r.stagedNars > 0) lines.push(`  staged NARs never committed by a narinfo: ${r.stagedNars}`);
+  if (r.revocationsExpired > 0) lines.push(`  expired token revocations removed: ${r.revocationsExpired}`);
   if (r.deleteFailures > 0) lines.push(`  chunk files that could not be deleted (retried next run): ${r.deleteFailures}`);
   return lines.join("\n");
 }

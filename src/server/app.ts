@@ -16,6 +16,10 @@ import { healthRoutes } from "./routes/health.ts";
 import { homeRoutes } from "./routes/home.ts";
 import { missingPathsRoutes } from "./routes/missing-paths.ts";
 import { uploadPathRoutes } from "./routes/upload-path.ts";
+import { cacheListRoutes } from "./routes/cache-list.ts";
+import { deletePathsRoutes } from "./routes/delete-paths.ts";
+import { pinRoutes } from "./routes/pins.ts";
+import { oidcRoutes } from "./routes/oidc.ts";
 import { nixPushRoutes } from "./routes/nix-push.ts";
 import { NixPush } from "./nix-protocol/push.ts";
 import { Uploader } from "./upload/pipeline.ts";
@@ -63,7 +67,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await deps.db.close();
   });
   closeGracefully(app);
-  addRequestState(app, deps.config);
+  addRequestState(app, deps.config, deps.db);
   app.addHook("onResponse", async (request, reply) => {
     request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, "request");
   });
@@ -73,6 +77,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes);
   await app.register(homeRoutes);
   await app.register(cacheConfigRoutes);
+  await app.register(cacheListRoutes);
+  await app.register(deletePathsRoutes);
+  await app.register(pinRoutes);
+  await app.register(oidcRoutes);
   await app.register(missingPathsRoutes);
   // one upload pipeline for `attic push` and `nix copy`: in-process dedup of a NAR spans both
   const uploader = new Uploader(deps.db, deps.storage, deps.config, app.metrics);

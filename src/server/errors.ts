@@ -25,7 +25,10 @@ export type ErrorKind =
   | "UploadSessionFailed"
   | "NarTooLarge"
   | "StagingFull"
-  | "RangeNotSatisfiable";
+  | "RangeNotSatisfiable"
+  | "TokenRevoked"
+  | "InvalidIdToken"
+  | "NoSuchPin";
 
 export const ERROR_CATALOGUE: Readonly<Record<ErrorKind, { status: number; message: string }>> = {
   NotFound: { status: 404, message: "The URL you requested was not found." },
@@ -53,6 +56,12 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorKind, { status: number; messa
   // Ours: the session can take nothing more (its server restarted, its NAR was refused, …);
   // the client starts a new session.
   UploadSessionFailed: { status: 409, message: "The upload session has failed: {detail}" },
+  // Ours: the token was revoked by the server's administrator (atticadm revoke-token).
+  TokenRevoked: { status: 401, message: "Unauthorized: the token has been revoked." },
+  // Ours: the OIDC token exchange refused the CI job's ID token; the detail names the reason.
+  InvalidIdToken: { status: 401, message: "The ID token was refused: {detail}" },
+  // Ours: unpin of a pin name the cache does not have.
+  NoSuchPin: { status: 404, message: "The requested pin does not exist." },
 };
 
 export class ServerError extends Error {
@@ -90,6 +99,9 @@ export const noSuchObject = () => new ServerError("NoSuchObject");
 export const cacheAlreadyExists = () => new ServerError("CacheAlreadyExists");
 export const accessError = () => new ServerError("AccessError");
 export const incompleteNar = () => new ServerError("IncompleteNar");
+export const tokenRevoked = () => new ServerError("TokenRevoked");
+export const invalidIdToken = (detail: string) => new ServerError("InvalidIdToken", { detail });
+export const noSuchPin = () => new ServerError("NoSuchPin");
 export const requestError = (detail: string, cause?: unknown) => new ServerError("RequestError", { detail, cause });
 export const narTooLarge = (detail: string) => new ServerError("NarTooLarge", { detail });
 export const stagingFull = () => new ServerError("StagingFull");

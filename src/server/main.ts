@@ -20,6 +20,7 @@ import { defaultConfigPath, mintRootToken, writeFirstRunConfig } from "./config/
 import type { Config } from "./config/types.ts";
 import { ListenAddressError, parseListenAddress } from "./listen.ts";
 import { logger } from "./log.ts";
+import { applyDeclarations } from "./bootstrap.ts";
 
 export const MODES = ["monolithic", "api-server", "garbage-collector", "garbage-collector-once", "db-migrations", "check-config"] as const;
 type Mode = (typeof MODES)[number];
@@ -106,6 +107,10 @@ async function run({ config: configPath, listen, mode }: AtticdOptions): Promise
             "Run `atticd --mode db-migrations` (or start in monolithic mode) first.",
         );
       }
+    }
+    if (mode === "monolithic" || mode === "api-server") {
+      const changes = await applyDeclarations(db, config);
+      for (const change of changes) logger.info(`Declared in the config: ${change}`);
     }
     storage = await createStorage(config.storage);
     if (mode === "garbage-collector-once") {

@@ -4,7 +4,9 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Claims } from "../token/claims.ts";
 import { tokenFromRequest } from "./auth.ts";
 import type { Config } from "./config/types.ts";
-import { requestError } from "./errors.ts";
+import type { Db } from "../db/connect.ts";
+import { requestError, tokenRevoked } from "./errors.ts";
+import { RevocationList } from "./revocations.ts";
 import { VerifiedTokenCache } from "./verified-tokens.ts";
 
 export interface RequestState {
@@ -20,21 +22,26 @@ declare module "fastify" {
   }
 }
 
-/** Sets `request.attic` on every request, or rejects it (no Host, a Host not allowed). */
-export function addRequestState(app: FastifyInstance, config: Config): void {
+/** Sets `request.attic` on every request, or rejects it (no Host, a Host not allowed, a revoked token). */
+export function addRequestState(app: FastifyInstance, config: Config, db: Db): void {
   app.decorateRequest("attic", null as unknown as RequestState);
   const tokens = new VerifiedTokenCache(config.jwt.signing, {
     boundIssuer: config.jwt.tokenBoundIssuer ?? undefined,
     boundAudiences: config.jwt.tokenBoundAudiences ?? undefined,
+    toleranceSeconds: config.jwt.timeTolerance,
   });
+  const revocations = new RevocationList(db);
   app.addHook("onRequest", async (request) => {
     const host = request.headers.host;
     if (!host) throw requestError("Missing Host header");
     const allowed = config.allowedHosts;
     // /healthz (ours) answers any Host: load balancers and container health checks probe by IP or service name
     if (allowed.length > 0 && !allowed.includes(host) && request.url !== "/healthz") throw requestError("Bad Host");
+    const claims = await claimsOf(request, tokens);
+    // checked on every use, after the signature cache: a revoked token is refused, not made anonymous
+    if (claims && (await revocations.isRevoked(claims))) throw tokenRevoked();
     request.attic = {
-      claims: await claimsOf(request, tokens),
+      claims,
       host,
       https: request.headers["x-forwarded-proto"] === "https",
     };

@@ -1,6 +1,7 @@
 // Verify and mint Attic JWTs. Verification follows jwt-simple as upstream configures it:
 // the header's `alg` must equal the configured algorithm, `typ` (if any) must be JWT or end with
-// +JWT, and the time claims are checked with ZERO tolerance (exp ≥ now ≥ nbf, iat ≤ now).
+// +JWT, and the time claims are checked with zero tolerance (exp ≥ now ≥ nbf, iat ≤ now) unless
+// the caller allows some clock skew (`toleranceSeconds`, from `jwt.time-tolerance`).
 // Anything wrong makes the caller anonymous: verifyToken returns null, never throws.
 import type { KeyObject } from "node:crypto";
 import { CompactSign, compactVerify } from "jose";
@@ -27,6 +28,8 @@ export interface VerifyOptions {
   boundAudiences?: readonly string[] | null;
   /** milliseconds since the epoch; tests pin the clock */
   now?: number;
+  /** `jwt.time-tolerance` (ours, as upstream's open PR #336): seconds of clock skew allowed on iat/nbf/exp; default 0 */
+  toleranceSeconds?: number;
 }
 
 /** The configured key is an RS256 public key: it verifies tokens but cannot mint them. */
@@ -101,9 +104,10 @@ export async function verifyToken(token: string, signing: JwtSigning, options: V
 /** The time and binding checks alone, for claims whose signature was verified earlier. */
 export function claimsValidNow(claims: Claims, options: VerifyOptions): boolean {
   const now = options.now ?? Date.now();
-  if (claims.iat !== undefined && claims.iat * 1000 > now) return false;
-  if (claims.nbf !== undefined && claims.nbf * 1000 > now) return false;
-  if (claims.exp !== undefined && claims.exp * 1000 < now) return false;
+  const tolerance = (options.toleranceSeconds ?? 0) * 1000;
+  if (claims.iat !== undefined && claims.iat * 1000 - tolerance > now) return false;
+  if (claims.nbf !== undefined && claims.nbf * 1000 - tolerance > now) return false;
+  if (claims.exp !== undefined && claims.exp * 1000 + tolerance < now) return false;
 
   const issuer = options.boundIssuer;
   if (issuer !== undefined && issuer !== null && claims.iss !== issuer) return false;

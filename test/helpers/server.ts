@@ -146,8 +146,9 @@ export async function prepareServer(opts: ServerOptions = {}, share?: ServerSetu
   return { dir, secret, databaseUrl, configToml, bucket };
 }
 
-export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
-  const { dir, secret, databaseUrl, configToml } = await prepareServer(opts);
+/** `share`: a replica on the database and storage of an earlier setup (or server). */
+export async function startServer(opts: ServerOptions = {}, share?: ServerSetup): Promise<TestServer> {
+  const { dir, secret, databaseUrl, configToml } = await prepareServer(opts, share);
   const { config } = parseConfig(configToml, { source: join(dir, "server.toml"), env: {} });
   const db = await openDatabase(config.database.url, { poolSize: 10 });
   await migrate(db);

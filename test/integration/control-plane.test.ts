@@ -244,7 +244,8 @@ for (const backend of backends) {
       const now = Math.floor(Date.now() / 1000);
       const claims = (extra: Record<string, unknown>) => atticClaims("x", { priv: { r: 1 } }, extra);
       const bad = [
-        mintHs256(s.secret, claims({ exp: now - 1 })),
+        // beyond jwt.time-tolerance (default 10 s, ours): expired a minute ago, valid in a minute
+        mintHs256(s.secret, claims({ exp: now - 60 })),
         mintHs256(s.secret, claims({ nbf: now + 60 })),
         mintHs256(Buffer.from("wrong secret"), claims({})),
         mintHs256(s.secret, claims({}), { alg: "none", typ: "JWT" }).split(".").slice(0, 2).join(".") + ".",

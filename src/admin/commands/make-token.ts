@@ -1,6 +1,8 @@
 // `atticadm make-token`: mint a token with the server's key (upstream make_token.rs). Claims are
 // exp = now + validity, nbf = now, sub, then the permission map, filled flag group by flag group
 // (all --pull patterns, then --push, …); a pattern keeps the position of its first insertion.
+// Ours: a random `jti`, the handle of `atticadm revoke-token`.
+import { randomUUID } from "node:crypto";
 import type { PermissionName } from "../../token/permissions.ts";
 import { grant, serializeClaims, type Claims } from "../../token/claims.ts";
 import { signToken } from "../../token/jwt.ts";
@@ -29,7 +31,8 @@ const GROUPS: readonly PermissionName[] = ["pull", "push", "delete", "createCach
 export function makeTokenClaims(options: MakeTokenOptions, now: number = Date.now()): Claims {
   const exp = Math.floor((now + options.validity * 1000) / 1000);
   if (!Number.isSafeInteger(exp)) throw new UserError("Expiry timestamp overflowed");
-  const claims: Claims = { exp, nbf: Math.floor(now / 1000), sub: options.sub, caches: new Map() };
+  // jti (ours): a random id, so that `atticadm revoke-token` can revoke this token alone
+  const claims: Claims = { exp, nbf: Math.floor(now / 1000), sub: options.sub, jti: randomUUID(), caches: new Map() };
   for (const group of GROUPS) for (const pattern of options[group]) grant(claims, pattern, group);
   return claims;
 }

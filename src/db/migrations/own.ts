@@ -100,6 +100,30 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
       ]);
     },
   },
+  {
+    // Running a shared cache (issue 18). attic_ts_revocation: revoked tokens, by `jti` or by
+    // subject (every token of `sub` issued at or before `issued_before`); rows whose
+    // `expires_at` has passed are cleaned up by GC. attic_ts_pin: named pins in a cache, each
+    // keeping a path and its closure (as present in the cache when pinned: attic_ts_pin_path)
+    // out of retention and quota GC. Both cascade with their cache.
+    name: "attic-ts_0007_revocations_and_pins",
+    up: (tx) => {
+      const t = { pk: tx.dialect.columnTypes.pk, ts: tx.dialect.columnTypes.timestamp };
+      return exec(tx, [
+        `CREATE TABLE "attic_ts_revocation" ( "id" ${t.pk}, "jti" varchar NULL, "sub" varchar NULL, ` +
+          `"issued_before" ${t.ts} NULL, "expires_at" ${t.ts} NULL, "created_at" ${t.ts} NOT NULL, "reason" varchar NULL )`,
+        `CREATE INDEX "attic-ts-idx-revocation-expires" ON "attic_ts_revocation" ("expires_at")`,
+        `CREATE TABLE "attic_ts_pin" ( "id" ${t.pk}, "cache_id" bigint NOT NULL, "name" varchar NOT NULL, ` +
+          `"store_path" varchar NOT NULL, "created_at" ${t.ts} NOT NULL, "created_by" varchar NULL, ` +
+          `CONSTRAINT "fk_attic_ts_pin_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE )`,
+        `CREATE UNIQUE INDEX "attic-ts-idx-pin-cache-name" ON "attic_ts_pin" ("cache_id", "name")`,
+        `CREATE TABLE "attic_ts_pin_path" ( "pin_id" bigint NOT NULL, "store_path_hash" varchar(32) NOT NULL, ` +
+          `PRIMARY KEY ("pin_id", "store_path_hash"), ` +
+          `CONSTRAINT "fk_attic_ts_pin_path_pin" FOREIGN KEY ("pin_id") REFERENCES "attic_ts_pin" ("id") ON DELETE CASCADE )`,
+        `CREATE INDEX "attic-ts-idx-pin-path-hash" ON "attic_ts_pin_path" ("store_path_hash")`,
+      ]);
+    },
+  },
 ];
 
 export function ownMigrationsTable(): string {

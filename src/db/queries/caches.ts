@@ -4,6 +4,8 @@ import type { Db } from "../connect.ts";
 import { prepareQuery, type Placeholders } from "./prepared.ts";
 import type { CacheRow } from "../schema.ts";
 import { CACHE_COLUMNS, toCacheRow } from "./rows.ts";
+import { batches, maxBatch } from "./batch.ts";
+import { toInt } from "../values.ts";
 
 export interface NewCacheRow {
   name: string;
@@ -100,4 +102,27 @@ export async function listCaches(db: Db, opts: { includeDeleted?: boolean } = {}
     .orderBy("name")
     .execute();
   return rows.map(toCacheRow);
+}
+
+export interface CacheStats {
+  /** objects in the cache */
+  objects: number;
+  /** logical size: the sum of the NAR sizes of its objects, shared NARs counted in full */
+  size: number;
+}
+
+/** Object count and logical size of each cache (ours: `attic cache list`); caches without objects are absent. */
+export async function cacheStats(db: Db, cacheIds: readonly number[]): Promise<Map<number, CacheStats>> {
+  const stats = new Map<number, CacheStats>();
+  for (const batch of batches([...cacheIds], maxBatch(db, 1) - 1)) {
+    const rows = await db.kysely
+      .selectFrom("object")
+      .innerJoin("nar", "nar.id", "object.nar_id")
+      .select((eb) => ["object.cache_id as cache_id", eb.fn.countAll<number>().as("objects"), eb.fn.sum<number>("nar.nar_size").as("size")])
+      .where("object.cache_id", "in", batch)
+      .groupBy("object.cache_id")
+      .execute();
+    for (const r of rows) stats.set(toInt(r.cache_id), { objects: toInt(r.objects), size: toInt(r.size) });
+  }
+  return stats;
 }

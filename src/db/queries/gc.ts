@@ -23,9 +23,9 @@
 //     below 0), since the row is about to go anyway.
 //   - An upload that really does outlive the grace period loses its rows and fails cleanly at
 //     markNarValid/markChunkValid/insertChunkRef, which is the price of never leaking forever.
-import { sql } from "kysely";
+import { sql, type ExpressionBuilder } from "kysely";
 import { transaction, type Db } from "../connect.ts";
-import type { ChunkRow } from "../schema.ts";
+import type { ChunkRow, Database } from "../schema.ts";
 import { toInt, parseTimestamp } from "../values.ts";
 import { batches, maxBatch } from "./batch.ts";
 import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
@@ -56,15 +56,29 @@ export async function listRetentionCaches(db: Db, defaultRetentionSecs: number):
     .filter((c) => c.retentionPeriod !== 0);
 }
 
-/** Objects of the cache created before the cutoff and not downloaded since. Returns how many. */
+/** Objects of the cache created before the cutoff and not downloaded since, unless pinned. Returns how many. */
 export async function deleteExpiredObjects(db: Db, opts: { cacheId: number; cutoff: Date }): Promise<number> {
   const result = await db.kysely
     .deleteFrom("object")
     .where("cache_id", "=", opts.cacheId)
     .where("created_at", "<", opts.cutoff)
     .where((eb) => eb.or([eb("last_accessed_at", "is", null), eb("last_accessed_at", "<", opts.cutoff)]))
+    .where((eb) => eb.not(eb.exists(pinOf(eb, "object"))))
     .executeTakeFirst();
   return Number(result.numDeletedRows);
+}
+
+/**
+ * A pin of the object's cache that keeps the object's path (ours, issue 18): retention and quota
+ * skip pinned objects; explicit deletion, destroyed caches and crash leftovers do not.
+ */
+function pinOf(eb: ExpressionBuilder<Database, "object">, object: "object") {
+  return eb
+    .selectFrom("attic_ts_pin_path")
+    .innerJoin("attic_ts_pin", "attic_ts_pin.id", "attic_ts_pin_path.pin_id")
+    .select("attic_ts_pin_path.pin_id")
+    .whereRef("attic_ts_pin_path.store_path_hash", "=", `${object}.store_path_hash`)
+    .whereRef("attic_ts_pin.cache_id", "=", `${object}.cache_id`);
 }
 
 export interface StaleHoldOption {
@@ -252,6 +266,7 @@ export async function leastRecentlyUsedObjects(db: Db, cacheId: number | null, l
       eb.fn.coalesce("object.last_accessed_at", "object.created_at").as("last_used"),
     ])
     .$if(cacheId !== null, (q) => q.where("object.cache_id", "=", cacheId!))
+    .where((eb) => eb.not(eb.exists(pinOf(eb, "object"))))
     .orderBy("last_used")
     .orderBy("object.id")
     .limit(limit)

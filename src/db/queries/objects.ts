@@ -2,7 +2,7 @@
 // of an upload.
 import type { Db } from "../connect.ts";
 import type { CacheRow, ChunkRow, NarRow, ObjectRow } from "../schema.ts";
-import { maxBatch } from "./batch.ts";
+import { batches, maxBatch } from "./batch.ts";
 import { prepareQuery, type Placeholders } from "./prepared.ts";
 import { toBool, toInt } from "../values.ts";
 import { CHUNK_COLUMNS, OBJECT_COLUMNS, prefixed, toChunkRow, toObjectRow, unprefix } from "./rows.ts";
@@ -267,4 +267,23 @@ export async function getObject(db: Db, cacheId: number, storePathHash: string):
     .where("store_path_hash", "=", storePathHash)
     .executeTakeFirst();
   return row ? toObjectRow(row) : null;
+}
+
+/**
+ * Remove these paths from one cache (ours: `attic delete`). Only the cache's objects go; their
+ * NARs and chunks stay until GC finds no object of any cache pointing at them. Returns the hashes
+ * that were present and are now gone.
+ */
+export async function deleteObjectsByHash(db: Db, cacheId: number, hashes: readonly string[]): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const batch of batches([...new Set(hashes)], maxBatch(db, 1) - 1)) {
+    const rows = await db.kysely
+      .deleteFrom("object")
+      .where("cache_id", "=", cacheId)
+      .where("store_path_hash", "in", batch)
+      .returning("store_path_hash")
+      .execute();
+    for (const r of rows) deleted.push(r.store_path_hash);
+  }
+  return deleted;
 }

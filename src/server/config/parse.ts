@@ -9,6 +9,9 @@ import { createReader } from "./reader.ts";
 import { DEPRECATED_TOP_LEVEL_SECRET, ENV_DATABASE_URL, KEYS, splitKey, TABLES } from "./schema.ts";
 import { readChunking, readCompression, readSigning, readStorage } from "./sections.ts";
 import type { Config } from "./types.ts";
+import { readOidc } from "./oidc.ts";
+import { readDeclared } from "./declared.ts";
+import { canSign } from "../../token/keys.ts";
 
 export interface ParseOptions {
   /** the file path, or ATTIC_SERVER_CONFIG_BASE64; named in every problem */
@@ -71,7 +74,11 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
     for (const [name, value] of Object.entries(body)) {
       const key = table ? `${table}.${name}` : name;
       if (table === "" && name === DEPRECATED_TOP_LEVEL_SECRET) r.problem(key, DEPRECATED_MESSAGE);
-      else if (TABLES.some((t) => t.table === key)) {
+      else if (TABLES.some((t) => t.table === key && t.array)) {
+        // arrays of tables have their own reader (oidc.ts)
+        tables.add(key);
+        raw.set(key, value);
+      } else if (TABLES.some((t) => t.table === key)) {
         if (isTable(value)) walk(key, value);
         else r.problem(key, `expected a table [${key}]`);
       } else if (KEYS.some((k) => k.key === key)) raw.set(key, value);
@@ -123,9 +130,16 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
     jwt: {
       tokenBoundIssuer: r.read<string>("jwt.token-bound-issuer") ?? null,
       tokenBoundAudiences: r.read<readonly string[]>("jwt.token-bound-audiences") ?? null,
+      timeTolerance: r.read<number>("jwt.time-tolerance"),
       signing: readSigning(r),
     },
+    oidc: readOidc(r),
+    declared: readDeclared(r),
   };
+  const signing = config.jwt.signing;
+  if (config.oidc.issuers.length > 0 && signing && !canSign(signing)) {
+    r.problem("oidc.issuers", "the OIDC exchange mints tokens, but the JWT key is an RS256 public key: configure token-rs256-secret-base64 or token-hs256-secret-base64");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   // without problems every value above is defined
   return { config: deepFreeze(config as Config), warnings };

@@ -17,6 +17,7 @@ const KIND_NAMES: Record<ValueKind, string> = {
   url: "http(s) URL",
   "database-url": "database URL",
   enum: "string",
+  "string-table": "table of strings or arrays of strings",
 };
 
 const tomlLiteral = (value: TomlDefault): string =>
@@ -61,9 +62,10 @@ export function renderConfigReference(): string {
     'Sizes are integers in bytes or strings such as `"500 GiB"`, `"1.5 TB"`, `"750M"` (`KB`/`MB`/`GB`/`TB` are powers of 1000, `KiB`/`MiB`/`GiB`/`TiB` and bare `K`/`M`/`G`/`T` powers of 1024).',
   ];
   for (const table of TABLES) {
-    out.push("", table.table ? `## \`[${table.table}]\`` : "## Top level", "", table.description, "");
+    const heading = table.array ? `## \`[[${table.table}]]\`` : table.table ? `## \`[${table.table}]\`` : "## Top level";
+    out.push("", heading, "", table.description);
     const keys = KEYS.filter((k) => splitKey(k.key).table === table.table);
-    out.push("| Key | Type | Default | Description |", "|---|---|---|---|", ...keys.map(keyRow));
+    if (keys.length > 0) out.push("", "| Key | Type | Default | Description |", "|---|---|---|---|", ...keys.map(keyRow));
   }
   out.push(
     "",

@@ -29,6 +29,8 @@ export interface TableSpec {
   description: string;
   required: boolean;
   ours?: boolean;
+  /** an array of tables (`[[oidc.issuers]]`), read by its own reader (oidc.ts) */
+  array?: boolean;
 }
 
 export const ENV_CONFIG_BASE64 = "ATTIC_SERVER_CONFIG_BASE64";
@@ -81,6 +83,43 @@ export const TABLES: readonly TableSpec[] = [
     description:
       "The key that signs and verifies tokens: exactly one of the three keys. Without this table the environment is read, in this order: `ATTIC_SERVER_TOKEN_RS256_PUBKEY_BASE64`, `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64`, `ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64` (empty values count as unset).",
     required: false,
+  },
+  {
+    table: "oidc",
+    description:
+      "*(ours)* OIDC token exchange for CI jobs: a job presents its OIDC ID token (GitHub Actions, GitLab CI, any issuer with a JWKS) to `POST /_api/v1/oidc/exchange` (`attic login NAME ENDPOINT --oidc`) and gets a short-lived Attic token whose permissions come from the rules below. The server's signing key must be able to sign (an HS256 secret or an RS256 private key).",
+    required: false,
+    ours: true,
+  },
+  {
+    table: "oidc.issuers",
+    description:
+      "*(ours)* One `[[oidc.issuers]]` table per trusted issuer. An ID token is accepted when its `iss` is one of these issuers, its signature verifies with a key of the issuer's JWKS (RS256/384/512, PS256, ES256/384 or EdDSA; never `none`), its `aud` contains `audience`, and it is within its `nbf`/`exp` (with `jwt.time-tolerance`). Anything else is refused with 401 `InvalidIdToken` naming the reason.",
+    required: false,
+    ours: true,
+    array: true,
+  },
+  {
+    table: "oidc.issuers.rules",
+    description:
+      "*(ours)* One `[[oidc.issuers.rules]]` table per rule, after its issuer. A rule applies when every claim it names matches (wildcard `*` matches any text, `/` included; a list matches if any entry does); the token gets the union of the permissions of all rules that apply, on the cache name patterns given (exact-name-then-first-pattern resolution as for any token). Example: `claims = { repository = \"org/*\", ref = \"refs/heads/main\" }` with `push = [\"org-*\"]`. No rule applies: the exchange is refused.",
+    required: false,
+    ours: true,
+    array: true,
+  },
+  {
+    table: "caches",
+    description:
+      "*(ours)* Declarative caches: one `[[caches]]` table per cache. At start (monolithic and api-server modes) atticd creates each missing cache and sets, on existing ones, the keys given here (keys left out are left as they are, or get the default of `attic cache create` on creation); it logs what it changed, and does nothing on the next start if nothing changed. Caches not declared are left alone unless `bootstrap.prune-caches` is set.",
+    required: false,
+    ours: true,
+    array: true,
+  },
+  {
+    table: "bootstrap",
+    description: "*(ours)* What atticd applies at start besides `[[caches]]`.",
+    required: false,
+    ours: true,
   },
 ];
 
@@ -274,6 +313,14 @@ export const KEYS: readonly KeySpec[] = [
     description: "If set, a token's `aud` claim must contain one of these (and minted tokens get them all).",
   },
   {
+    key: "jwt.time-tolerance",
+    kind: "duration",
+    default: "10s",
+    ours: true,
+    description:
+      "Clock skew allowed when checking a token's times (`nbf`, `iat`, `exp`): a token is accepted this long before it becomes valid and after it expires, so replicas and clients whose clocks differ slightly do not refuse fresh tokens. `0` checks exactly, as upstream. The name is that of upstream's open PR #336.",
+  },
+  {
     key: "jwt.signing.token-rs256-pubkey-base64",
     kind: "secret",
     env: ENV_TOKEN_RS256_PUBKEY_BASE64,
@@ -291,6 +338,38 @@ export const KEYS: readonly KeySpec[] = [
     env: ENV_TOKEN_HS256_SECRET_BASE64,
     description: "Base64 of an HMAC secret (any bytes; e.g. `openssl rand 64 | base64 -w0`): sign and verify with HS256.",
   },
+
+  { key: "oidc.issuers.name", kind: "string", required: "always", ours: true, description: "A short name for the issuer (letters, digits, `-`, `_`); minted tokens have the subject `oidc:<name>:<sub of the ID token>`." },
+  { key: "oidc.issuers.issuer", kind: "string", required: "always", ours: true, description: "The issuer URL exactly as in the ID tokens' `iss` (GitHub: `https://token.actions.githubusercontent.com`, GitLab: `https://gitlab.com`)." },
+  { key: "oidc.issuers.jwks-url", kind: "url", required: "always", ours: true, description: "Where the issuer's signing keys are published (GitHub: `https://token.actions.githubusercontent.com/.well-known/jwks`, GitLab: `https://gitlab.com/oauth/discovery/keys`). Fetched when needed and cached." },
+  { key: "oidc.issuers.audience", kind: "string", required: "always", ours: true, description: "The audience the ID tokens must carry in `aud` (GitHub: what the job asks for, by default the endpoint given to `attic login`; GitLab: `aud` of the job's `id_tokens:`)." },
+  { key: "oidc.issuers.token-validity", kind: "duration", default: "1 hour", ours: true, description: "How long the minted Attic token is valid." },
+  { key: "oidc.issuers.rules.claims", kind: "string-table", required: "always", ours: true, description: "Claim name → wildcard pattern (or list of patterns) that the ID token's claim must match, e.g. `{ repository = \"org/*\", ref = \"refs/heads/main\" }`." },
+  { key: "oidc.issuers.rules.pull", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may pull from." },
+  { key: "oidc.issuers.rules.push", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may push to." },
+  { key: "oidc.issuers.rules.delete", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may delete paths from." },
+  { key: "oidc.issuers.rules.create-cache", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may create." },
+  { key: "oidc.issuers.rules.configure-cache", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may configure." },
+  { key: "oidc.issuers.rules.configure-cache-retention", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may change the retention, quota and pins of." },
+  { key: "oidc.issuers.rules.destroy-cache", kind: "string-list", default: [], ours: true, description: "Cache name patterns the token may destroy." },
+
+  { key: "caches.name", kind: "string", required: "always", ours: true, description: "The cache's name." },
+  { key: "caches.public", kind: "boolean", ours: true, defaultNote: "on creation: `false`", description: "Anyone may pull from the cache without a token." },
+  { key: "caches.priority", kind: "integer", min: -(2 ** 31), max: 2 ** 31 - 1, ours: true, defaultNote: "on creation: `41`", description: "The binary cache priority (lower is preferred; cache.nixos.org has 40)." },
+  { key: "caches.store-dir", kind: "string", ours: true, defaultNote: 'on creation: `"/nix/store"`', description: "The Nix store directory the cache serves." },
+  { key: "caches.upstream-cache-key-names", kind: "string-list", ours: true, defaultNote: 'on creation: `["cache.nixos.org-1"]`', description: "Signing key names of upstream caches: `attic push` skips paths they signed." },
+  { key: "caches.retention-period", kind: "duration", ours: true, defaultNote: "on creation: the global default", description: "The cache's retention period (`0`: never collected by age)." },
+  { key: "caches.max-size", kind: "size", ours: true, defaultNote: "on creation: no quota", description: "The cache's size quota." },
+  {
+    key: "caches.keypair-file",
+    kind: "string",
+    ours: true,
+    defaultNote: "on creation: a new key pair",
+    description:
+      "A file holding a Nix secret key (`name:base64`, as `nix key generate-secret` writes) to sign the cache's paths with; when the cache's key differs, it is replaced. Read at start, never logged.",
+  },
+  { key: "bootstrap.revoke-subjects", kind: "string-list", default: [], ours: true, description: "Token subjects to revoke, as `atticadm revoke-token --sub` does: every token of the subject issued before the first start that declared it is refused; the revocation is added once." },
+  { key: "bootstrap.prune-caches", kind: "boolean", default: false, ours: true, description: "Destroy the caches not declared in `[[caches]]` (soft or hard as `soft-delete-caches` says). Off by default: undeclared caches are never touched." },
 ];
 
 /** The signing keys in the order the environment is consulted. */

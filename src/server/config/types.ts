@@ -1,6 +1,7 @@
 // The internal, validated and frozen configuration. The on-disk shape (upstream's server.toml,
 // kebab-case) is described by schema.ts; this is what the rest of the server reads.
 import type { JwtSigning } from "../../token/keys.ts";
+import type { PermissionName } from "../../token/permissions.ts";
 
 export type { CompressionType, NarinfoCompression } from "../../compression/index.ts";
 import type { CompressionType, NarinfoCompression } from "../../compression/index.ts";
@@ -8,6 +9,38 @@ import type { CompressionType, NarinfoCompression } from "../../compression/inde
 import type { StorageConfig } from "../../storage/index.ts";
 
 export type { StorageConfig };
+
+/** ours: one `[[oidc.issuers.rules]]`: claim patterns that must all match, and what they grant */
+export interface OidcRule {
+  /** claim name → patterns (any may match) */
+  claims: Readonly<Record<string, readonly string[]>>;
+  grants: readonly { pattern: string; permission: PermissionName }[];
+}
+
+/** ours: one `[[oidc.issuers]]` */
+export interface OidcIssuerConfig {
+  name: string;
+  issuer: string;
+  jwksUrl: string;
+  audience: string;
+  /** seconds */
+  tokenValidity: number;
+  rules: readonly OidcRule[];
+}
+
+/** ours: one `[[caches]]`; undefined = not declared (left as it is; the create default when new) */
+export interface DeclaredCache {
+  name: string;
+  isPublic?: boolean;
+  priority?: number;
+  storeDir?: string;
+  upstreamCacheKeyNames?: readonly string[];
+  /** seconds */
+  retentionPeriod?: number;
+  /** bytes */
+  maxSize?: number;
+  keypairFile?: string;
+}
 
 export interface Config {
   /** a validated socket address, `IPv4:port` or `[IPv6]:port` (e.g. `[::]:8080`) */
@@ -75,6 +108,12 @@ export interface Config {
   jwt: {
     tokenBoundIssuer: string | null;
     tokenBoundAudiences: readonly string[] | null;
+    /** ours: seconds of clock skew allowed on token times */
+    timeTolerance: number;
     signing: JwtSigning;
   };
+  /** ours: OIDC token exchange; no issuers = disabled */
+  oidc: { issuers: readonly OidcIssuerConfig[] };
+  /** ours: declared caches and revocations, applied at start (server/bootstrap.ts) */
+  declared: { caches: readonly DeclaredCache[]; revokeSubjects: readonly string[]; pruneCaches: boolean };
 }

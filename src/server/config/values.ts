@@ -18,7 +18,8 @@ export type ValueKind =
   | "url"
   | "database-url"
   | "enum"
-  | "secret";
+  | "secret"
+  | "string-table";
 
 /** Bounds and choices a key may add to its kind. */
 export interface ValueRules {
@@ -142,6 +143,16 @@ export function readValue(kind: ValueKind, raw: unknown, rules: ValueRules = {})
       return readHttpUrl(raw);
     case "database-url":
       return readDatabaseUrl(raw);
+    case "string-table": {
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw) || raw instanceof Date) throw new ValueProblem(`expected a table, got ${typeName(raw)}`);
+      const out: Record<string, readonly string[]> = {};
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v === "string") out[k] = [v];
+        else if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "string")) out[k] = [...v];
+        else throw new ValueProblem(`${k}: expected a string or a non-empty array of strings, got ${typeName(v)}`);
+      }
+      return out;
+    }
     case "enum": {
       const text = expectString(raw);
       if (!rules.values?.includes(text)) {

@@ -74,7 +74,9 @@ test("make-token prints one signed HS256 JWT with upstream's header and claim or
   assert.equal(decode(header), '{"alg":"HS256","typ":"JWT"}');
   const json = decode(payload);
   const claims = JSON.parse(json) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(claims), ["exp", "nbf", "sub", "https://jwt.attic.rs/v1"]);
+  // upstream's claims in upstream's order, plus our jti (the handle of revoke-token) where upstream's serializer puts it
+  assert.deepEqual(Object.keys(claims), ["exp", "nbf", "sub", "jti", "https://jwt.attic.rs/v1"]);
+  assert.match(claims.jti as string, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   // the same claims as the seed's token (which predates nbf), byte for byte in the attic claim
   assert.equal(claims.sub, SEED_PAYLOAD.sub);
   assert.ok(json.endsWith(`"https://jwt.attic.rs/v1":${JSON.stringify(SEED_PAYLOAD["https://jwt.attic.rs/v1"])}}`), json);
@@ -107,14 +109,14 @@ test("--dump-claims prints the claims without iss/aud; the signed token carries 
   );
   const dump = await atticadm(["-f", bound, "make-token", "--sub", "alice", "--validity", "2y", "--pull", "dev-*", "--push", "dev-*", "--pull", "prod", "--dump-claims"]);
   assert.equal(dump.code, 0, dump.stderr);
-  assert.match(dump.stdout, /^\{"exp":\d+,"nbf":\d+,"sub":"alice","https:\/\/jwt\.attic\.rs\/v1":\{"caches":\{"dev-\*":\{"r":1,"w":1\},"prod":\{"r":1\}\}\}\}\n$/);
+  assert.match(dump.stdout, /^\{"exp":\d+,"nbf":\d+,"sub":"alice","jti":"[0-9a-f-]{36}","https:\/\/jwt\.attic\.rs\/v1":\{"caches":\{"dev-\*":\{"r":1,"w":1\},"prod":\{"r":1\}\}\}\}\n$/);
   const claims = JSON.parse(dump.stdout);
   assert.equal(claims.exp - claims.nbf, 2 * 31_557_600);
 
   const signed = await atticadm(["-f", bound, "make-token", "--sub", "alice", "--validity", "1h", "--pull", "prod"]);
   assert.equal(signed.code, 0, signed.stderr);
   const payload = decode(signed.stdout.trim().split(".")[1]!);
-  assert.match(payload, /^\{"exp":\d+,"nbf":\d+,"iss":"https:\/\/issuer\.example","sub":"alice","aud":\["aud-1"\],"https:\/\/jwt\.attic\.rs\/v1":/);
+  assert.match(payload, /^\{"exp":\d+,"nbf":\d+,"iss":"https:\/\/issuer\.example","sub":"alice","aud":\["aud-1"\],"jti":"[0-9a-f-]{36}","https:\/\/jwt\.attic\.rs\/v1":/);
   const signing = decodeHs256SecretBase64(SECRET.toString("base64"));
   assert.ok(await verifyToken(signed.stdout.trim(), signing, { boundIssuer: "https://issuer.example", boundAudiences: ["aud-1"] }));
 });
