@@ -80,9 +80,20 @@ export async function startServerFuzz(backend: Backend, timeoutMs: number): Prom
       SELECT o.id, 'chunk missing or not valid' FROM object o JOIN chunkref r ON r.nar_id = o.nar_id
         LEFT JOIN chunk c ON c.id = r.chunk_id WHERE c.id IS NULL OR c.state <> 'V'`.execute(k);
     for (const r of broken.rows) problems.push(`object ${r.id}: ${r.reason}`);
-    const pending = await sql<{ n: number | string }>`
-      SELECT (SELECT COUNT(*) FROM nar WHERE state = 'P' OR holders_count <> 0) + (SELECT COUNT(*) FROM chunk WHERE state = 'P' OR holders_count <> 0) AS n`.execute(k);
-    if (Number(pending.rows[0]?.n ?? 0) !== 0) problems.push(`${String(pending.rows[0]?.n)} NAR or chunk rows still pending or held after every request finished`);
+    // a request the fuzzer gave up on (its timeout) may still be cleaning up on the server: rows
+    // must be released soon after, not at the very instant the last response arrived
+    const pendingRows = async () =>
+      Number(
+        (
+          await sql<{ n: number | string }>`
+      SELECT (SELECT COUNT(*) FROM nar WHERE state = 'P' OR holders_count <> 0) + (SELECT COUNT(*) FROM chunk WHERE state = 'P' OR holders_count <> 0) AS n`.execute(k)
+        ).rows[0]?.n ?? 0,
+      );
+    let pending = await pendingRows();
+    for (const deadline = Date.now() + 30_000; pending !== 0 && Date.now() < deadline; pending = await pendingRows()) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    if (pending !== 0) problems.push(`${pending} NAR or chunk rows still pending or held 30 s after every request finished`);
     if (backend.storage === "local") {
       const leftovers = walk(join(server.dir, "storage")).filter((f) => f.includes(".tmp"));
       if (leftovers.length > 0) problems.push(`temporary files left in the storage: ${leftovers.slice(0, 5).join(", ")}`);
