@@ -49,6 +49,7 @@ ensureNix();
 if (!process.env.ATTIC_TEST_SKIP_CHECKS) {
   run("npx", ["eslint", "."]);
   run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"]);
+  run("npx", ["tsc", "-p", "tsconfig.browser.json"]);
 }
 
 // a misspelt backend fails here, once, rather than in every test file that reads it

@@ -1,19 +1,8 @@
-// Human-readable sizes: printed as indicatif's `HumanBytes` (binary prefixes, two decimals),
-// which upstream's client uses for speeds, and parsed for `--max-size 10 GiB`.
+// Human-readable sizes: printed as indicatif's `HumanBytes` (src/cli/human-bytes.ts), and parsed
+// for `--max-size 10 GiB`.
 import { UserError } from "./errors.ts";
 
-const PREFIXES = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"];
-
-export function humanBytes(n: number): string {
-  if (!(n >= 1024)) return `${Math.max(0, Math.round(n))} B`;
-  let value = n;
-  let i = -1;
-  while (value >= 1024 && i < PREFIXES.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  return `${value.toFixed(2)} ${PREFIXES[i]}B`;
-}
+export { humanBytes } from "../cli/human-bytes.ts";
 
 const UNITS: Record<string, number> = {
   "": 1,

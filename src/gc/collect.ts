@@ -1,6 +1,7 @@
 // One garbage-collection run, in the order that keeps concurrent uploads safe (see the header of
 // db/queries/gc.ts): objects to drop (retention, soft-deleted caches, quotas) → crash leftovers
-// → orphan NARs → orphan chunks marked D → their files deleted in pages → their rows removed.
+// → orphan NARs → orphan chunks marked D → their files deleted in pages → their rows removed;
+// then the dashboard's aggregates are recomputed and the run recorded (db/queries/stats.ts).
 // Everything runs under the "gc" lease, so two collectors started by mistake never work at once.
 import type { Db } from "../db/connect.ts";
 import {
@@ -12,6 +13,7 @@ import {
   reapStalePending,
 } from "../db/queries/gc.ts";
 import { withLease } from "../db/queries/leases.ts";
+import { recordGcRun } from "../db/queries/stats.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import { deleteChunkFiles } from "./chunk-files.ts";
 import { enforceQuotas } from "./quota.ts";
@@ -51,6 +53,15 @@ export async function runGarbageCollectionOnce(deps: GcDeps): Promise<GcReport> 
     async (leaseLost) => {
       report.ran = true;
       await collect(deps, report, deps.signal ? AbortSignal.any([leaseLost, deps.signal]) : leaseLost);
+      // the dashboard's figures: every cache recomputed, and this run with the storage it left
+      await recordGcRun(deps.db, {
+        finishedAt: deps.now?.() ?? new Date(),
+        durationMs: performance.now() - started,
+        objectsRemoved: report.objectsExpired + report.objectsOfDeletedCaches + report.objectsOverQuota,
+        narsRemoved: report.nars + report.staleNars,
+        chunksRemoved: report.chunks,
+        bytesFreed: report.bytesFreed,
+      });
     },
     deps.leaseOwner === undefined ? {} : { owner: deps.leaseOwner },
   );

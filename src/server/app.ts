@@ -11,7 +11,7 @@ import { PlainRejection, ServerError, requestError, notFound, storageFull, stora
 import { redact } from "../db/url.ts";
 import { tokenFromRequest } from "./auth.ts";
 import { clientErrorHandler } from "./client-errors.ts";
-import { homeRoutes } from "./routes/home.ts";
+import { dashboardRoutes } from "./dashboard/routes.ts";
 import { binaryCacheRoutes } from "./routes/binary-cache.ts";
 import { cacheConfigRoutes } from "./routes/cache-config.ts";
 import { missingPathsRoutes } from "./routes/missing-paths.ts";
@@ -98,7 +98,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.addHook("onResponse", async (request, reply) => {
-    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, "request");
+    const ms = reply.elapsedTime;
+    // the route pattern (`/:cache/:file`), never the URL: a bounded set of label values
+    app.metrics.observeRequest(request.routeOptions.url ?? "unmatched", request.method, reply.statusCode, ms / 1000);
+    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms }, "request");
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -151,7 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes);
-  await app.register(homeRoutes);
+  await app.register(dashboardRoutes);
   await app.register(cacheConfigRoutes);
   await app.register(missingPathsRoutes);
   await app.register(uploadPathRoutes);

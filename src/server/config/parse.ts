@@ -108,6 +108,7 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
       staleGracePeriod,
       maxSize: r.read<number>("garbage-collection.max-size") ?? null,
     },
+    metrics: { listen: r.read<string>("metrics.listen") ?? null, token: r.read<string>("metrics.token") ?? null },
     jwt: {
       tokenBoundIssuer: r.read<string>("jwt.token-bound-issuer") ?? null,
       tokenBoundAudiences: r.read<readonly string[]>("jwt.token-bound-audiences") ?? null,
