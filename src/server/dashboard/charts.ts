@@ -19,8 +19,8 @@ export interface ChartSpec {
   series: readonly Series[];
   format: (n: number) => string;
   kind: "line" | "bars";
-  /** the axis goes at least this high (counts: 4, so that its ticks are whole numbers) */
-  minTop?: number;
+  /** counts: the axis top is a multiple of 4, so that its five ticks are whole numbers */
+  integer?: boolean;
 }
 
 const W = 640;
@@ -46,7 +46,8 @@ function carriedForward(values: readonly (number | null)[]): (number | null)[] {
 export function chart(spec: ChartSpec): Html {
   const { id, title, labels, series, format, kind } = spec;
   const drawn = series.map((s) => ({ ...s, points: kind === "line" ? carriedForward(s.values) : s.values.map((v) => v ?? 0) }));
-  const max = niceCeiling(Math.max(spec.minTop ?? 0, ...drawn.flatMap((s) => s.points.filter((v): v is number => v !== null))));
+  const highest = Math.max(0, ...drawn.flatMap((s) => s.points.filter((v): v is number => v !== null)));
+  const max = spec.integer ? Math.max(4, Math.ceil(highest / 4) * 4) : niceCeiling(highest);
   const plotW = W - LEFT - RIGHT;
   const plotH = H - TOP - BOTTOM;
   const n = Math.max(labels.length, 1);

@@ -78,7 +78,7 @@ ${chart({
   kind: "bars",
   labels: dayLabels,
   format: (n) => count(Math.round(n)),
-  minTop: 4,
+  integer: true,
   series: [
     { name: "pushes", cls: "s1", values: m.days.map((d) => d.entry?.pushes ?? 0) },
     { name: "downloads", cls: "s2", values: m.days.map((d) => d.entry?.downloads ?? 0) },
