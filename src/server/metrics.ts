@@ -1,10 +1,11 @@
-// Prometheus metrics of one atticd process, with prom-client (docs/metrics.md says what each
-// means). One registry per app (tests build many apps in one process). Counters are raised where
-// things happen (`inc`); request durations are observed in app.ts's onResponse hook through a
-// cache of label children, so the narinfo hot path pays one Map lookup and one bucket search
-// (measured: docs/metrics.md). Figures kept in the database (storage, objects, ratios, GC runs)
-// are read at scrape time by `collectFromDatabase`, so every replica reports the same.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+// Prometheus metrics of one atticd process, exposed by prom-client (docs/metrics.md says what
+// each means). One registry per app (tests build many apps in one process). Counters are raised
+// where things happen (`inc`); request durations are observed in app.ts's onResponse hook. Both
+// are plain numbers (fast-metrics.ts): the narinfo hot path pays a Map lookup and a bucket
+// search, not prom-client's label hashing. Figures kept in the database (storage, objects,
+// ratios, GC runs) are read at scrape time, so every replica reports the same.
+import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { FastCounter, FastHistogram } from "./fast-metrics.ts";
 
 export type CounterName =
   | "attic_uploads_total"
@@ -29,10 +30,8 @@ const HELP: Record<CounterName, string> = {
   attic_lost_chunks_total: "Chunks whose files a NAR download found missing from storage (marked lost)",
 };
 
-/** Label names of the counters that have some (prom-client needs them up front). */
-const LABELS: Partial<Record<CounterName, string[]>> = {
-  attic_narinfo_requests_total: ["result"],
-};
+/** The counters whose series have labels (no unlabelled 0 is shown for them). */
+const LABELLED = new Set<CounterName>(["attic_narinfo_requests_total"]);
 
 /** Seconds; narinfo answers in well under a millisecond, NAR transfers take minutes. */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -78,24 +77,12 @@ export interface Metrics {
   readonly startedAt: Date;
 }
 
-type Child = { observe(v: number): void };
-
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const counters = new Map<CounterName, Counter>();
-  for (const name of Object.keys(HELP) as CounterName[]) {
-    counters.set(name, new Counter({ name, help: HELP[name], labelNames: LABELS[name] ?? [], registers: [registry] }));
-  }
-  const requests = new Histogram({
-    name: "attic_http_request_duration_seconds",
-    help: "HTTP request durations by route pattern, method and status code",
-    labelNames: ["route", "method", "status"],
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
-  const children = new Map<string, Child>();
-  const summary = new Map<string, RequestSummary>();
+  const counters = new Map<CounterName, FastCounter>();
+  for (const name of Object.keys(HELP) as CounterName[]) counters.set(name, new FastCounter(registry, name, HELP[name], LABELLED.has(name)));
+  const requests = new FastHistogram(registry, "attic_http_request_duration_seconds", "HTTP request durations by route pattern, method and status code", DURATION_BUCKETS);
 
   let dbSource: (() => Promise<DatabaseFigures>) | null = null;
   let backendSource: (() => BackendCounts) | null = null;
@@ -116,10 +103,7 @@ export function createMetrics(): Metrics {
     dbPing: gauge("attic_db_ping_seconds", "Round trip of a trivial query at scrape time"),
   };
   // counters whose values the db and storage rooms keep: set at scrape time
-  const backendCounter = (name: string, help: string) => {
-    const counter = new Counter({ name, help, registers: [registry] });
-    return { set: (v: number) => (counter.reset(), counter.inc(v)) };
-  };
+  const backendCounter = (name: string, help: string) => new FastCounter(registry, name, help);
   const b = {
     dbRetries: backendCounter("attic_db_transaction_retries_total", "Database transactions run again after a serialization failure or deadlock (PostgreSQL)"),
     s3Requests: backendCounter("attic_s3_requests_total", "S3 operations sent"),
@@ -131,25 +115,14 @@ export function createMetrics(): Metrics {
     registry,
     startedAt: new Date(),
     inc(name, value = 1, labels) {
-      const counter = counters.get(name)!;
-      if (labels) counter.inc(labels, value);
-      else counter.inc(value);
+      counters.get(name)!.inc(value, labels);
     },
     observeRequest(route, method, status, seconds) {
       const key = `${route} ${method} ${status}`;
-      let child = children.get(key);
-      let s = summary.get(key);
-      if (!child || !s) {
-        child = requests.labels(route, method, String(status));
-        children.set(key, child);
-        s = { route, method, status: String(status), count: 0, sumSeconds: 0 };
-        summary.set(key, s);
-      }
-      child.observe(seconds);
-      s.count++;
-      s.sumSeconds += seconds;
+      requests.observe(key, () => ({ route, method, status: String(status) }), seconds);
     },
-    requestSummary: () => [...summary.values()].map((s) => ({ ...s })),
+    requestSummary: () =>
+      requests.summaries().map((s) => ({ route: s.labels.route!, method: s.labels.method!, status: s.labels.status!, count: s.count, sumSeconds: s.sum })),
     setDatabaseSource(source) {
       dbSource = source;
     },
