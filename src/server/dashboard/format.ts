@@ -13,8 +13,9 @@ export function percent(part: number, whole: number): string {
   return whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : "–";
 }
 
+/** `100,000` (toLocaleString goes through ICU: ten times slower, and a page has hundreds) */
 export function count(n: number): string {
-  return n.toLocaleString("en-US");
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
 /** `2026-11-30 13:45 UTC` */
