@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ping } from "../../db/connect.ts";
-import { dailyHistory, lastGcRuns, listCachesWithStats, metricsFigures, mostDownloaded, pushTotals, recentPushes, type DayEntry } from "../../db/queries/dashboard.ts";
+import { cacheWithStats, dailyHistory, lastGcRuns, listCachesWithStats, metricsFigures, mostDownloaded, pushTotals, recentPushes, type DayEntry } from "../../db/queries/dashboard.ts";
 import { utcDay } from "../../db/queries/stats.ts";
 import { getPermissionForCache } from "../../token/permissions.ts";
 import { permissionFor, tokenFromRequest } from "../auth.ts";
@@ -45,6 +45,15 @@ function lastDays(entries: readonly DayEntry[], now: Date): { day: string; entry
 
 export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   const { db, storage, config } = app.deps;
+  // probed at most every PROBE_TTL_MS, however many people look: a page view never adds load to the backends
+  const probes = new ProbeCache(async () => {
+    const [database, probed] = await Promise.all([
+      timed(() => ping(db), "SELECT 1"),
+      // a file that does not exist: a stat on a folder, a HEAD on a bucket
+      timed(() => storage.has(storage.remoteFileFor("attic-ts-dashboard-probe").remoteFile), config.storage.type === "s3" ? "S3 HEAD" : "local stat"),
+    ]);
+    return { database, storage: probed };
+  });
 
   const respond = (request: FastifyRequest, reply: Parameters<typeof sendView>[0], title: string, section: Section, main: Html, status = 200) => {
     const fragment = (request.query as { fragment?: string }).fragment === "1";
@@ -75,13 +84,13 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   app.get("/_dashboard/cache/:cache", async (request, reply) => {
     const name = cacheNameParam(request.params);
     const viewer = viewerOf(request);
-    const cache = (await listCachesWithStats(db)).find((c) => c.name === name);
+    const cache = await cacheWithStats(db, name);
     const allowed = cache && (cache.isPublic || (request.attic.claims !== null && permissionFor(request.attic.claims, name, null).pull));
     if (!cache || !allowed) return respond(request, reply, "Cache not found", "caches", cacheHiddenView(viewer), 404);
     const now = new Date();
     const [totals, days, pushes, downloaded] = await Promise.all([
       pushTotals(db, cache.id),
-      dailyHistory(db, [cache.id], DAYS, now),
+      dailyHistory(db, cache.id, DAYS, now),
       recentPushes(db, cache.id, 10),
       mostDownloaded(db, cache.id, 10),
     ]);
@@ -101,14 +110,11 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     const viewer = viewerOf(request);
     if (!viewer.admin) return respond(request, reply, "Server", "server", serverHiddenView(viewer), viewer.subject === null ? 401 : 403);
     const now = new Date();
-    const caches = await listCachesWithStats(db);
-    const [figures, runs, days, database, store] = await Promise.all([
+    const [figures, runs, days, { database, storage: store }] = await Promise.all([
       metricsFigures(db),
       lastGcRuns(db, 30),
-      dailyHistory(db, caches.map((c) => c.id), DAYS, now),
-      timed(() => ping(db), "SELECT 1"),
-      // a probe of a file that does not exist: a stat on a folder, a HEAD on a bucket
-      timed(() => storage.has(storage.remoteFileFor("attic-ts-dashboard-probe").remoteFile), config.storage.type === "s3" ? "S3 HEAD" : "local stat"),
+      dailyHistory(db, null, DAYS, now),
+      probes.get(),
     ]);
     const main = serverView(
       viewer,
@@ -130,6 +136,21 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     app.get(`/_dashboard/${name}`, async (_request, reply) =>
       reply.type(asset.type).header("cache-control", "public, max-age=300").header("x-content-type-options", "nosniff").send(asset.body),
     );
+  }
+}
+
+const PROBE_TTL_MS = 10_000;
+
+class ProbeCache {
+  private last: { at: number; value: Promise<{ database: Health; storage: Health }> } | null = null;
+  private readonly probe: () => Promise<{ database: Health; storage: Health }>;
+  constructor(probe: () => Promise<{ database: Health; storage: Health }>) {
+    this.probe = probe;
+  }
+  get(): Promise<{ database: Health; storage: Health }> {
+    const now = Date.now();
+    if (!this.last || now - this.last.at > PROBE_TTL_MS) this.last = { at: now, value: this.probe() };
+    return this.last.value;
   }
 }
 
