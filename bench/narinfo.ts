@@ -5,6 +5,7 @@
 // Cases: public cache hit, private cache hit with a token, public miss (404), nix-cache-info.
 //
 //   node bench/narinfo.ts [--backends sqlite-local,postgres-s3] [--duration 10] [--connections 16] [--sequential 5000]
+//                         [--cpu-prof DIR]   (atticd's CPU profile, every thread, into DIR/<backend>)
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { addToStore, nix, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
+import { cpuSeconds } from "./lib/cpu.ts";
 import { startNginx } from "./lib/nginx.ts";
 import { stopBackendServices } from "./backends.ts";
 
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     duration: { type: "string", default: "10" },
     connections: { type: "string", default: "16" },
     sequential: { type: "string", default: "5000" },
+    "cpu-prof": { type: "string" },
   },
 });
 const duration = Number(values.duration);
@@ -38,20 +41,6 @@ interface Row {
   cpu?: number;
 }
 
-/** CPU seconds (user + system) used so far by these processes. */
-function cpuSeconds(pids: number[]): number {
-  const tick = 100; // USER_HZ on Linux
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      total += (Number(fields[11]) + Number(fields[12])) / tick;
-    } catch {
-      // gone
-    }
-  }
-  return total;
-}
 
 /** nginx's master and worker processes (children of the one we started). */
 function withChildren(pid: number): number[] {
@@ -135,7 +124,8 @@ try {
   }
 
   for (const spec of values.backends!.split(",")) {
-    const server = await startBenchServer(spec, { type: "zstd", level: 3 });
+    const prof = values["cpu-prof"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values["cpu-prof"]}/${spec}` } : {};
+    const server = await startBenchServer(spec, { type: "zstd", level: 3 }, "", prof);
     try {
       await server.createCache("pub", true);
       await server.createCache("priv", false);

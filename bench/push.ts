@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { addToStore, nix, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
+import { childrenCpuSeconds, cpuSeconds } from "./lib/cpu.ts";
 import { stopBackendServices } from "./backends.ts";
 
 const { values } = parseArgs({
@@ -39,9 +40,14 @@ function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
+/** CPU seconds of the last `nixCopyTo` */
+let lastNixCpu = 0;
+
 function nixCopyTo(dir: string, path: string): number {
   const t = process.hrtime.bigint();
+  const cpu = childrenCpuSeconds();
   nix(["nix", "copy", "--to", `file://${dir}?compression=zstd&compression-level=${level}`, path, ...NIX_OPTS]);
+  lastNixCpu = childrenCpuSeconds() - cpu;
   return seconds(t);
 }
 
@@ -135,17 +141,19 @@ async function benchBig(): Promise<void> {
     const ref = join(work, `ref-big-${run}`);
     const anchor = nixCopyTo(ref, info.path);
     rmSync(ref, { recursive: true, force: true });
-    say(`  run ${run}: nix copy --to file://      ${anchor.toFixed(2)} s  ${(info.narSize / MB / anchor).toFixed(1)} MB/s`);
+    say(`  run ${run}: nix copy --to file://      ${anchor.toFixed(2)} s  ${(info.narSize / MB / anchor).toFixed(1)} MB/s  CPU ${lastNixCpu.toFixed(2)} s`);
     for (const spec of backends) {
       const server = await startBenchServer(spec, { type: "zstd", level }, "", profEnv(`big-${spec}-${run}`));
       try {
         await server.createCache("bench", true);
         const t = process.hrtime.bigint();
+        const cpu = cpuSeconds([server.proc.child.pid!]);
         await server.push("bench", info);
         const s = seconds(t);
+        const serverCpu = cpuSeconds([server.proc.child.pid!]) - cpu;
         say(
           `  run ${run}: atticd ${spec.padEnd(12)} push ${s.toFixed(2)} s  ${(info.narSize / MB / s).toFixed(1)} MB/s  ` +
-            `ratio ${(anchor / s).toFixed(2)}x  peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`,
+            `ratio ${(anchor / s).toFixed(2)}x  server CPU ${serverCpu.toFixed(2)} s  peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`,
         );
       } finally {
         await server.stop();

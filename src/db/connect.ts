@@ -1,18 +1,18 @@
 // Opening the database named by a URL, and transactions. Every difference between SQLite and
-// PostgreSQL lives in src/db/; callers see one `Db` and typed queries.
-import { mkdirSync, existsSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { Kysely, sql, type Dialect, type LogEvent } from "kysely";
+// PostgreSQL lives in one object per engine (engines/); callers see one `Db` and typed queries.
+import { Kysely, sql, type LogEvent } from "kysely";
+import { dialectOf, type Engine, type EngineDialect, type Isolation } from "./engines/index.ts";
 import type { Database } from "./schema.ts";
-import { NodeSqliteDialect } from "./sqlite-driver.ts";
-import { DatabaseOpenError, DatabaseUrlError, parseDatabaseUrl, redact } from "./url.ts";
+import { DatabaseOpenError, parseDatabaseUrl, redact } from "./url.ts";
 
-export type Engine = "sqlite" | "postgres";
+export type { Engine, EngineDialect } from "./engines/index.ts";
 
 export interface Db {
   /** a Kysely instance, or the transaction when handed out by `transaction()` */
   kysely: Kysely<Database>;
   engine: Engine;
+  /** what differs between the engines (engines/*.ts): queries ask it rather than test `engine` */
+  dialect: EngineDialect;
   close(): Promise<void>;
 }
 
@@ -26,25 +26,8 @@ export interface OpenOptions {
 
 export async function openDatabase(url: string, opts: OpenOptions = {}): Promise<Db> {
   const target = parseDatabaseUrl(url);
-  let dialect: Dialect;
-  if (target.engine === "sqlite") {
-    if (!target.memory) {
-      if (!existsSync(target.path)) {
-        if (!target.create) throw new DatabaseUrlError(`SQLite database ${target.path} does not exist (use ?mode=rwc to create it)`);
-        const dir = dirname(resolve(target.path));
-        try {
-          mkdirSync(dir, { recursive: true });
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          throw new DatabaseOpenError(`cannot open database ${redact(url)}: cannot create its folder ${dir} (${code === "EEXIST" || code === "ENOTDIR" ? "a file is in the way" : (err as Error).message})`, { cause: err });
-        }
-      }
-    }
-    dialect = new NodeSqliteDialect({ path: target.path, readOnly: target.readOnly });
-  } else {
-    const { createPostgresDialect } = await import("./postgres-dialect.ts");
-    dialect = (await createPostgresDialect(target.url, opts.poolSize ?? 10, opts.log)).dialect;
-  }
+  const engineDialect = dialectOf(target.engine);
+  const dialect = await engineDialect.kyselyDialect(target, { url, poolSize: opts.poolSize, log: opts.log });
   const log = opts.log;
   const kysely = new Kysely<Database>({
     dialect,
@@ -56,7 +39,9 @@ export async function openDatabase(url: string, opts: OpenOptions = {}): Promise
           }
         : undefined,
   });
-  const db: Db = { kysely, engine: target.engine, close: () => kysely.destroy() };
+  // closing twice is harmless (the app closes what a caller may close too)
+  let closing: Promise<void> | undefined;
+  const db: Db = { kysely, engine: target.engine, dialect: engineDialect, close: () => (closing ??= kysely.destroy()) };
   try {
     await ping(db); // fail at start, with the URL (minus password) in the message
   } catch (err) {
@@ -83,7 +68,7 @@ export interface TransactionOptions {
    * snapshot fail (and be retried) instead of acting on a stale view of other rows. SQLite
    * transactions are serializable anyway.
    */
-  isolation?: "read committed" | "repeatable read" | "serializable";
+  isolation?: Isolation;
   /** retries after a serialization failure or deadlock (default 0) */
   retries?: number;
 }
@@ -97,9 +82,8 @@ export async function transaction<T>(db: Db, fn: (tx: Db) => Promise<T>, opts: T
   if (db.kysely.isTransaction) return fn(db);
   for (let attempt = 0; ; attempt++) {
     try {
-      let builder = db.kysely.transaction();
-      if (db.engine === "postgres" && opts.isolation) builder = builder.setIsolationLevel(opts.isolation);
-      return await builder.execute((trx) => fn({ kysely: trx, engine: db.engine, close: notClosable }));
+      const builder = db.dialect.withIsolation(db.kysely.transaction(), opts.isolation);
+      return await builder.execute((trx) => fn({ kysely: trx, engine: db.engine, dialect: db.dialect, close: notClosable }));
     } catch (err) {
       if (attempt >= (opts.retries ?? 0) || !isRetryable(err)) throw err;
       retriedTransactions++;

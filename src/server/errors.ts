@@ -43,7 +43,15 @@ export class ServerError extends Error {
 
   constructor(kind: ErrorKind, params: { detail?: string; name?: string; cause?: unknown } = {}) {
     const entry = CATALOGUE[kind];
-    super(entry.message.replace("{detail}", params.detail ?? "").replace("{name}", params.name ?? ""));
+    // a client error is an answer, not a bug: no stack to capture (Nix asks for many narinfo that
+    // are missing, and capturing one costs more than the lookup)
+    const limit = Error.stackTraceLimit;
+    if (entry.status < 500) Error.stackTraceLimit = 0;
+    try {
+      super(entry.message.replace("{detail}", params.detail ?? "").replace("{name}", params.name ?? ""));
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = "ServerError";
     this.kind = kind;
     this.status = entry.status;

@@ -23,7 +23,7 @@ export class MigrationError extends Error {
 /** Apply every pending migration; returns the names applied (empty when up to date). */
 export async function migrate(db: Db): Promise<{ applied: string[] }> {
   return transaction(db, async (tx) => {
-    if (tx.engine === "postgres") await sql`SELECT pg_advisory_xact_lock(1635021929, 1)`.execute(tx.kysely);
+    await tx.dialect.lockMigrations(tx.kysely);
     await sql.raw(seaqlMigrationsTable()).execute(tx.kysely);
     await sql.raw(ownMigrationsTable()).execute(tx.kysely);
     const applied: string[] = [];
@@ -82,10 +82,6 @@ async function recordedOwn(db: Db): Promise<Set<string>> {
 }
 
 export async function tableExists(db: Db, name: string): Promise<boolean> {
-  const query =
-    db.engine === "sqlite"
-      ? sql`SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ${name}`
-      : sql`SELECT 1 AS found FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ${name}`;
-  const { rows } = await query.execute(db.kysely);
+  const { rows } = await db.dialect.tableExists(name).execute(db.kysely);
   return rows.length > 0;
 }

@@ -35,7 +35,7 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     // their grace period now.
     name: "attic-ts_0002_quota_and_holds",
     up: async (tx) => {
-      const ts = tx.engine === "postgres" ? "timestamp with time zone" : "timestamp_with_timezone_text";
+      const ts = tx.dialect.columnTypes.timestamp;
       await exec(tx, [
         `ALTER TABLE "cache" ADD COLUMN "max_size" bigint NULL`,
         `ALTER TABLE "nar" ADD COLUMN "held_at" ${ts} NULL`,
@@ -52,7 +52,7 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     up: (tx) =>
       exec(tx, [
         `CREATE TABLE "attic_ts_lease" ( "name" varchar NOT NULL PRIMARY KEY, "owner" varchar NOT NULL, ` +
-          `"expires_at" ${tx.engine === "postgres" ? "timestamp with time zone" : "timestamp_with_timezone_text"} NOT NULL )`,
+          `"expires_at" ${tx.dialect.columnTypes.timestamp} NOT NULL )`,
       ]),
   },
   {

@@ -2,7 +2,7 @@
 // replayed here as the schema they leave behind, in the column types SeaQuery writes for each
 // engine, so a database created by us is one upstream recognises as fully migrated, and an
 // upstream database is one we adopt in place (spec section 7).
-import type { Engine } from "../connect.ts";
+import { dialectOf, type Engine } from "../engines/index.ts";
 
 /** In the order upstream applies them; entries 2 and 3 are swapped relative to their file names, as upstream records them. */
 export const UPSTREAM_VERSIONS = [
@@ -26,20 +26,13 @@ export const UPSTREAM_VERSIONS = [
 /** How many leading upstream migrations a database must have for us to finish the rest one by one (the 2023 releases). */
 export const UPSTREAM_INCREMENTAL_FROM = 12;
 
-// SeaQuery's spelling per engine: PostgreSQL bigserial/varchar/bool/timestamp with time zone;
-// SQLite `integer … AUTOINCREMENT`, varchar, boolean, timestamp_with_timezone_text.
-const T = {
-  postgres: { pk: "bigserial NOT NULL PRIMARY KEY", bool: "bool", ts: "timestamp with time zone" },
-  sqlite: { pk: "integer NOT NULL PRIMARY KEY AUTOINCREMENT", bool: "boolean", ts: "timestamp_with_timezone_text" },
-} as const;
-
-/** The final upstream schema, created at once on an empty database. */
+/** The final upstream schema, created at once on an empty database (SeaQuery's spelling per engine: dialect.columnTypes). */
 export function initialSchema(engine: Engine): string[] {
-  const t = T[engine];
-  // PostgreSQL keeps the column order of the ALTERs (num_chunks last); SQLite's rebuild of nar
-  // (m20230112_000005) put num_chunks after compression and did not re-create idx-nar-nar-hash.
+  const dialect = dialectOf(engine);
+  const { pk, bool, timestamp } = dialect.columnTypes;
+  const t = { pk, bool, ts: timestamp };
   const narColumns =
-    engine === "postgres"
+    dialect.upstreamNar.numChunksLast
       ? `"id" ${t.pk}, "state" char(1) NOT NULL, "nar_hash" varchar NOT NULL, "nar_size" bigint NOT NULL, ` +
         `"compression" varchar NOT NULL, "holders_count" integer NOT NULL DEFAULT 0, "created_at" ${t.ts} NOT NULL, ` +
         `"num_chunks" integer NOT NULL DEFAULT 1`
@@ -53,7 +46,7 @@ export function initialSchema(engine: Engine): string[] {
       `"retention_period" integer NULL )`,
     `CREATE INDEX "idx-cache-name" ON "cache" ("name")`,
     `CREATE TABLE "nar" ( ${narColumns} )`,
-    ...(engine === "postgres" ? [`CREATE INDEX "idx-nar-nar-hash" ON "nar" ("nar_hash")`] : []),
+    ...(dialect.upstreamNar.hashIndex ? [`CREATE INDEX "idx-nar-nar-hash" ON "nar" ("nar_hash")`] : []),
     `CREATE TABLE "object" ( "id" ${t.pk}, "cache_id" bigint NOT NULL, "nar_id" bigint NOT NULL, ` +
       `"store_path_hash" varchar(32) NOT NULL, "store_path" varchar NOT NULL, "references" varchar NOT NULL, ` +
       `"system" varchar, "deriver" varchar, "sigs" varchar NOT NULL, "ca" varchar, "created_at" ${t.ts} NOT NULL, ` +

@@ -44,9 +44,7 @@ export type ChunkClaim = { kind: "found"; chunk: ChunkRow } | { kind: "busy" } |
  */
 export async function claimChunk(db: Db, row: NewChunkRow, busyAfter: Date): Promise<ChunkClaim> {
   return transaction(db, async (tx) => {
-    if (tx.engine === "postgres") {
-      await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`chunk:${row.chunk_hash}/${row.compression}`}, 0))`.execute(tx.kysely);
-    }
+    await tx.dialect.lockKeys(tx.kysely, [`chunk:${row.chunk_hash}/${row.compression}`]);
     const found = await findAndLockChunk(tx, row.chunk_hash, row.compression);
     if (found) return { kind: "found", chunk: found };
     // One look at V and P rows together: a row that turned V since the statement above (its
@@ -77,10 +75,7 @@ export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfte
   if (new Set(hashes).size !== hashes.length) throw new Error("claimChunks: hashes must be distinct");
   if (rows.length > maxBatch(db, 8)) throw new Error(`claimChunks: at most ${maxBatch(db, 8)} rows per batch`);
   return transaction(db, async (tx) => {
-    if (tx.engine === "postgres") {
-      const keys = hashes.map((h) => `chunk:${h}/${compression}`).sort();
-      await sql`SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(${keys}::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n`.execute(tx.kysely);
-    }
+    await tx.dialect.lockKeys(tx.kysely, hashes.map((h) => `chunk:${h}/${compression}`));
     const now = new Date();
     // one valid row per hash, held (the lowest id, as findAndLockChunk picks)
     const found = await tx.kysely
@@ -144,10 +139,28 @@ export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfte
 }
 
 /** Pending -> valid for many chunks of one upload, in one transaction (see markChunkValid). */
+/**
+ * Many pending chunks valid, all or none: one UPDATE per batch of rows (a CASE per column) rather
+ * than one per chunk, as an upload marks a batch of chunks at a time.
+ */
 export async function markChunksValid(db: Db, files: readonly { id: number; fileHash: string; fileSize: number }[]): Promise<void> {
   if (files.length === 0) return;
   await transaction(db, async (tx) => {
-    for (const f of files) await markChunkValid(tx, f.id, f);
+    for (const batch of batches(files, maxBatch(tx, 5))) {
+      const result = await tx.kysely
+        .updateTable("chunk")
+        .set({
+          state: "V",
+          file_hash: sql<string>`CASE ${sql.ref("id")} ${sql.join(batch.map((f) => sql`WHEN ${f.id} THEN ${f.fileHash}`), sql` `)} END`,
+          file_size: sql<number>`CASE ${sql.ref("id")} ${sql.join(batch.map((f) => sql`WHEN ${f.id} THEN CAST(${f.fileSize} AS BIGINT)`), sql` `)} END`,
+        })
+        .where("id", "in", batch.map((f) => f.id))
+        .where(notIndexed(tx, "state"), "=", "P")
+        .executeTakeFirst();
+      if (result.numUpdatedRows !== BigInt(new Set(batch.map((f) => f.id)).size)) {
+        throw new Error(`chunks ${batch.map((f) => f.id).join(", ")}: one is no longer pending`);
+      }
+    }
   });
 }
 

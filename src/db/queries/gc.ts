@@ -88,7 +88,7 @@ export async function deleteOrphanNars(db: Db, opts: StaleHoldOption = {}): Prom
               : w("orphan.holders_count", "=", 0),
           )
           .where((w) => w.not(w.exists(w.selectFrom("object").select("object.id").whereRef("object.nar_id", "=", "orphan.id"))))
-          .$if(tx.engine === "postgres", (q) => q.forUpdate().skipLocked()),
+          .$call((q) => tx.dialect.forUpdate(q, { skipLocked: true })),
       )
       .executeTakeFirst();
     return Number(result.numDeletedRows);
@@ -112,7 +112,7 @@ export async function markOrphanChunksDeleted(db: Db, opts: StaleHoldOption = {}
               : w("orphan.holders_count", "=", 0),
           )
           .where((w) => w.not(w.exists(w.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.chunk_id", "=", "orphan.id"))))
-          .$if(tx.engine === "postgres", (q) => q.forUpdate().skipLocked()),
+          .$call((q) => tx.dialect.forUpdate(q, { skipLocked: true })),
       )
       .executeTakeFirst();
     return Number(result.numUpdatedRows);

@@ -1,7 +1,6 @@
 // Queries on `nar` and `chunkref`. A hold (holders_count + 1) keeps GC away from a NAR while an
 // upload links an object to it; the holder releases it when done. Holds record `held_at` so GC
 // can see through holds leaked by a crashed server (see gc.ts).
-import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import { parseTimestamp } from "../values.ts";
 import type { NarRow, RowState } from "../schema.ts";
@@ -48,7 +47,7 @@ export async function claimNar(
   opts: { busyAfter: Date; ignoreValid?: boolean },
 ): Promise<NarClaim> {
   return transaction(db, async (tx) => {
-    if (tx.engine === "postgres") await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`nar:${row.nar_hash}`}, 0))`.execute(tx.kysely);
+    await tx.dialect.lockKeys(tx.kysely, [`nar:${row.nar_hash}`]);
     const existing = await tx.kysely
       .selectFrom("nar")
       .select(["state", "created_at"])
@@ -163,7 +162,7 @@ export async function insertChunkRef(db: Db, narId: number, seq: number, chunkId
         .select((s) => [s.cast(s.val(narId), "bigint").as("nar_id"), s.cast(s.val(seq), "integer").as("seq"), "chunk.id as chunk_id"])
         .where("chunk.id", "=", chunkId)
         .where(notIndexed(db, "chunk.state"), "=", "V")
-        .$if(db.engine === "postgres", (q) => q.forShare()),
+        .$call((q) => db.dialect.forShare(q)),
     )
     .returning("id")
     .executeTakeFirst();
@@ -195,7 +194,7 @@ export async function linkChunks(db: Db, narId: number, links: readonly ChunkLin
         // locked for update in id order: two replicas linking overlapping batches queue up
         // instead of deadlocking on a share lock each wants to upgrade for the release below
         .orderBy("id")
-        .$if(tx.engine === "postgres", (q) => q.forUpdate())
+        .$call((q) => tx.dialect.forUpdate(q))
         .execute();
       if (valid.length !== batch.length) {
         const found = new Set(valid.map((v) => Number(v.id)));

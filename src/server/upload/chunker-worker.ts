@@ -33,7 +33,8 @@ function emitChunks(id: number, run: (emit: (view: Uint8Array) => void) => void)
   const chunks: WorkerChunk[] = [];
   const transfer: ArrayBuffer[] = [];
   run((view) => {
-    const data = new Uint8Array(view.length);
+    // its own memory (so it can move), not zero-filled first: every byte is written by the copy
+    const data = Buffer.allocUnsafeSlow(view.length);
     data.set(view);
     chunks.push({ data, hash: createHash("sha256").update(data).digest("hex") });
     transfer.push(data.buffer);

@@ -1,0 +1,75 @@
+// Everything that differs between SQLite and PostgreSQL, behind one object per engine (kysely's
+// model: outside a dialect, code is dialect-agnostic). Queries and migrations ask `db.dialect`
+// for a lock, a row lock, a planner hint, a parameter budget or a column type; they never test
+// which engine they run on. A new engine is a new file beside sqlite.ts and postgres.ts.
+import type { Dialect, Kysely, RawBuilder, SelectQueryBuilder, TransactionBuilder } from "kysely";
+import type { Database } from "../schema.ts";
+import type { DatabaseTarget } from "../url.ts";
+
+export type Engine = "sqlite" | "postgres";
+
+export type Isolation = "read committed" | "repeatable read" | "serializable";
+
+/** Column types as SeaQuery writes them for the engine (upstream's schema, our migrations). */
+export interface ColumnTypes {
+  /** auto-increment primary key */
+  pk: string;
+  bool: string;
+  timestamp: string;
+}
+
+export interface DialectOpenOptions {
+  poolSize?: number;
+  log?: (msg: string) => void;
+  /** the URL as given, for messages (redacted by the caller's helpers) */
+  url: string;
+}
+
+export interface EngineDialect {
+  readonly engine: Engine;
+  /**
+   * Bound values one statement may carry: SQLite builds before 3.32 allow only 999 ("too many
+   * SQL variables", upstream commits 47f17e0/2705d1d), PostgreSQL 65535. Kept well below both.
+   */
+  readonly parameterBudget: number;
+  readonly columnTypes: ColumnTypes;
+  /**
+   * Upstream's `nar` table as its migrations left it on this engine: PostgreSQL keeps the column
+   * order of the ALTERs (num_chunks last); SQLite's rebuild of nar (m20230112_000005) put
+   * num_chunks after compression and did not re-create idx-nar-nar-hash.
+   */
+  readonly upstreamNar: { numChunksLast: boolean; hashIndex: boolean };
+
+  /** The Kysely dialect for this target (heavy drivers are imported here, only when used). */
+  kyselyDialect(target: DatabaseTarget, opts: DialectOpenOptions): Promise<Dialect>;
+
+  /**
+   * Serialize, until the transaction ends, every transaction that takes the same key (a claim on
+   * a NAR or chunk hash). Several keys are taken in sorted order, so two transactions with
+   * overlapping keys queue up instead of deadlocking. SQLite: a no-op (one writer at a time).
+   */
+  lockKeys(tx: Kysely<Database>, keys: readonly string[]): Promise<void>;
+  /** One migrator at a time, until the transaction ends. */
+  lockMigrations(tx: Kysely<Database>): Promise<void>;
+
+  /** Rows read are locked for update until the commit (`skipLocked`: pass over rows others hold). */
+  forUpdate<DB, TB extends keyof DB, O>(q: SelectQueryBuilder<DB, TB, O>, opts?: { skipLocked?: boolean }): SelectQueryBuilder<DB, TB, O>;
+  /** Rows read are share-locked until the commit. */
+  forShare<DB, TB extends keyof DB, O>(q: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O>;
+
+  /**
+   * `column` for use in a WHERE term that must not pick an index. `chunk` and `nar` carry
+   * upstream's (state, holders_count) indexes, which GC needs. Without statistics SQLite lets
+   * `state = 'V'` drive those indexes even when the same statement names a hash or an id: every
+   * claim then walks all valid rows, and uploads slow down as the cache grows (measured: 43 MiB/s
+   * on a fresh database, 26 MiB/s by 65,000 chunks). SQLite's documented idiom, a unary `+` on
+   * the column, keeps a term from driving an index; PostgreSQL plans by statistics.
+   */
+  notIndexed(column: string): RawBuilder<string>;
+
+  /** A query whose rows are non-empty when the table exists. */
+  tableExists(name: string): RawBuilder<unknown>;
+
+  /** The transaction's isolation level, where the engine has a choice (SQLite is serializable). */
+  withIsolation(builder: TransactionBuilder<Database>, isolation: Isolation | undefined): TransactionBuilder<Database>;
+}
