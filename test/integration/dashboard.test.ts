@@ -178,6 +178,15 @@ for (const backend of BACKENDS) {
         assert.deepEqual(runs, [String(gc.bytesFreed)]);
         assert.ok(Number(await figure(page, "requests")) > 0);
         await page.screenshot({ path: artifactPath("dashboard", `${tag}-5-server.png`), fullPage: true });
+        // the same figures for Prometheus
+        const metrics = await (await s.fetch("/metrics")).text();
+        const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
+        assert.equal(value("attic_storage_chunks"), Number(rows[0]!.n));
+        assert.equal(value("attic_storage_stored_bytes"), Number(rows[0]!.stored));
+        assert.equal(value("attic_gc_last_run_freed_bytes"), gc.bytesFreed);
+        assert.equal(value("attic_objects"), 2);
+        assert.equal(value("attic_nar_downloads_total"), 4);
+        assert.match(metrics, /^attic_http_request_duration_seconds_count\{route="\/:cache\/nar\/:file",method="GET",status="200"\} 4$/m);
       } finally {
         await page.close();
       }

@@ -72,9 +72,7 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     //   - object.download_count: NAR downloads of the path, raised with last_accessed_at.
     name: "attic-ts_0005_dashboard",
     up: async (tx) => {
-      const pg = tx.engine === "postgres";
-      const ts = pg ? "timestamp with time zone" : "timestamp_with_timezone_text";
-      const pk = pg ? "bigserial NOT NULL PRIMARY KEY" : "integer NOT NULL PRIMARY KEY AUTOINCREMENT";
+      const { timestamp: ts, pk } = tx.dialect.columnTypes;
       const counter = (name: string) => `"${name}" bigint NOT NULL DEFAULT 0`;
       await exec(tx, [
         `ALTER TABLE "object" ADD COLUMN "download_count" bigint NULL`,

@@ -8,6 +8,7 @@ import { sql } from "kysely";
 import { ping, transactionRetryCount, type Db } from "../../db/connect.ts";
 import { metricsFigures } from "../../db/queries/dashboard.ts";
 import { s3Counts } from "../../storage/index.ts";
+import { unauthorized } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
@@ -24,7 +25,8 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
   const token = app.deps.config.metrics.token;
   app.get("/metrics", async (request, reply) => {
     if (!metricsAuthorized(token, request.headers.authorization)) {
-      return reply.code(401).header("www-authenticate", "Bearer").type("text/plain; charset=utf-8").send("Unauthorized\n");
+      reply.header("www-authenticate", "Bearer");
+      throw unauthorized();
     }
     return reply.type(METRICS_CONTENT_TYPE).send(await app.metrics.render());
   });
