@@ -100,6 +100,11 @@ for (const backend of BACKENDS) {
         await page.waitForSelector('html[data-ready="1"]');
         assert.deepEqual(await page.$$eval("#caches tbody tr", (rows) => rows.map((r) => r.getAttribute("data-cache"))), ["pub"]);
         await page.screenshot({ path: artifactPath("dashboard", `${tag}-1-public.png`), fullPage: true });
+        // keyboard and screen readers: the first Tab reaches the skip link; every field has a label; one h1, landmarks
+        await page.keyboard.press("Tab");
+        assert.equal(await page.evaluate("document.activeElement.textContent"), "Skip to the figures");
+        assert.equal(await page.evaluate("[...document.querySelectorAll('input')].filter((i) => i.labels.length === 0).length"), 0);
+        assert.equal(await page.evaluate("document.querySelectorAll('h1').length + ':' + document.querySelectorAll('header nav, main').length"), "1:2");
 
         await enterToken(page, s.token({ priv: { r: 1 } }));
         assert.deepEqual(await page.$$eval("#caches tbody tr", (rows) => rows.map((r) => r.getAttribute("data-cache"))), ["priv", "pub"]);

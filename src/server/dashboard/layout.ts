@@ -38,7 +38,7 @@ export function page(title: string, section: Section, main: Html): Html {
 <p id="token-help" class="help">Kept in this tab only (session storage), sent only to this server.</p>
 </form>
 </header>
-<main id="content" tabindex="-1" aria-live="polite">
+<main id="content" tabindex="-1">
 ${main}
 </main>
 </body>
