@@ -1,8 +1,9 @@
-// `npm test`: installs what the tests need when missing (real Nix), lints, type-checks, starts the
-// shared services once (a throwaway PostgreSQL cluster and an S3-compatible server on loopback),
-// runs every test file with node's test runner, and tears the services down.
+// `npm test`: installs what the tests need when missing (real Nix), lints, type-checks, checks
+// src/ for import cycles (scripts/check-cycles.ts), starts the shared services once (a throwaway
+// PostgreSQL cluster and an S3-compatible server on loopback), runs every test file with node's
+// test runner, and tears the services down.
 //
-// Env: ATTIC_TEST_FILTER=<substring> narrows the files run; ATTIC_TEST_SKIP_CHECKS=1 skips lint and tsc;
+// Env: ATTIC_TEST_FILTER=<substring> narrows the files run; ATTIC_TEST_SKIP_CHECKS=1 skips lint, tsc and the cycle check;
 // ATTIC_TEST_BACKENDS=sqlite-local,postgres-s3 narrows the backend matrix (an unknown name stops the run);
 // ATTIC_TEST_RUN_DEADLINE=<seconds> (default 2400) ends a run that hangs: about three times what a slow machine needs (760 s
 // measured on a slow day), and well inside the 90 minutes a CI stop allows.
@@ -63,6 +64,7 @@ if (!process.env.ATTIC_TEST_SKIP_CHECKS) {
   run("npx", ["eslint", "."]);
   run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"]);
   run("npx", ["tsc", "-p", "tsconfig.browser.json"]);
+  run(process.execPath, ["scripts/check-cycles.ts"]);
 }
 
 // a misspelt backend fails here, once, rather than in every test file that reads it

@@ -15,7 +15,7 @@ import { writeFileAtomic, PRIVATE_FILE_MODE } from "./atomic-write.ts";
 import type { CacheRef } from "./cache-ref.ts";
 import { setDefaultServer, setServer } from "./config-edit.ts";
 import { UserError } from "./errors.ts";
-import { configHome } from "./xdg.ts";
+import { configHome } from "../util/xdg.ts";
 
 export interface ServerConfig {
   endpoint: string;

@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { existingMode, writeFileAtomic } from "./atomic-write.ts";
-import { configHome } from "./xdg.ts";
+import { configHome } from "../util/xdg.ts";
 
 export const CACHE_NIXOS_ORG_SUBSTITUTER = "https://cache.nixos.org";
 export const CACHE_NIXOS_ORG_KEY = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";

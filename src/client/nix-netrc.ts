@@ -11,7 +11,7 @@ import { isDeepStrictEqual } from "node:util";
 import { join } from "node:path";
 import { PRIVATE_FILE_MODE, writeFileAtomic } from "./atomic-write.ts";
 import { UserError } from "./errors.ts";
-import { configHome } from "./xdg.ts";
+import { configHome } from "../util/xdg.ts";
 
 export interface NetrcMachine {
   password: string | null;

@@ -4,7 +4,7 @@
 // `nix-store --dump` (stdout is a pipe, so a slow upload pauses nix-store: bounded memory).
 // Long path lists are split so that no command line grows past the argv limit.
 import { spawn } from "node:child_process";
-import { chunks, mapLimit } from "./concurrency.ts";
+import { chunks, mapLimit } from "../util/concurrency.ts";
 import { NixError } from "./errors.ts";
 import { parsePathInfoJson, type PathInfo } from "./nix-path-info.ts";
 

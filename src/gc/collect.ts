@@ -40,9 +40,6 @@ export interface GcDeps {
   leaseOwner?: string;
 }
 
-/** Local storage's optional capability: remove temp files of writes that never finished. */
-type TempSweeper = { sweepTempFiles?: (olderThanMs: number) => Promise<number> };
-
 export async function runGarbageCollectionOnce(deps: GcDeps): Promise<GcReport> {
   const started = performance.now();
   const report = emptyReport();
@@ -96,10 +93,9 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
   report.bytesFreed = files.bytesFreed;
   report.deleteFailures = files.failures;
 
-  const sweeper = storage as TempSweeper;
-  if (sweeper.sweepTempFiles && staleBefore) {
+  if (storage.sweepTempFiles && staleBefore) {
     signal.throwIfAborted();
-    report.tempFiles = await sweeper.sweepTempFiles(config.staleGracePeriod * 1000);
+    report.tempFiles = await storage.sweepTempFiles(config.staleGracePeriod * 1000);
   }
 }
 

@@ -1,6 +1,11 @@
-// The one error catalogue: every error the server returns, with upstream's `error` name, HTTP
-// status and message text (spec section 1.4). Routes throw these; one handler renders
-// `{"code","error","message"}`. Storage and DB layers never build HTTP errors.
+// The one error catalogue and the one error path: every error the server returns, with
+// upstream's `error` name, HTTP status and message text (spec section 1.4), the plain-text
+// rejections upstream's extractors answer before auth, and the handler that renders them all.
+// Routes throw these; `errorHandler` renders `{"code","error","message"}` (or the plain text).
+// Storage and DB layers never build HTTP errors. docs/errors.md lists both tables (checked by
+// test/unit/server/errors-doc.test.ts and error-catalogue-doc.test.ts).
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { redact } from "../db/url.ts";
 import { StorageFullError } from "../storage/types.ts";
 
 export type ErrorKind =
@@ -17,7 +22,7 @@ export type ErrorKind =
   | "ServiceUnavailable"
   | "StorageFull";
 
-const CATALOGUE: Record<ErrorKind, { status: number; message: string }> = {
+export const ERROR_CATALOGUE: Readonly<Record<ErrorKind, { status: number; message: string }>> = {
   NotFound: { status: 404, message: "The URL you requested was not found." },
   Unauthorized: { status: 401, message: "Unauthorized." },
   InternalServerError: { status: 500, message: "The server encountered an internal error or misconfiguration." },
@@ -42,7 +47,7 @@ export class ServerError extends Error {
   override readonly cause: unknown;
 
   constructor(kind: ErrorKind, params: { detail?: string; name?: string; cause?: unknown } = {}) {
-    const entry = CATALOGUE[kind];
+    const entry = ERROR_CATALOGUE[kind];
     // a client error is an answer, not a bug: no stack to capture (Nix asks for many narinfo that
     // are missing, and capturing one costs more than the lookup)
     const limit = Error.stackTraceLimit;
@@ -86,6 +91,82 @@ export class PlainRejection extends Error {
     this.name = "PlainRejection";
     this.status = status;
   }
+}
+
+/** Every plain-text rejection, with upstream's message (docs/errors.md, "Plain-text answers"). */
+export const rejections = {
+  invalidUrl: (detail: string) => new PlainRejection(400, `Invalid URL: ${detail}`),
+  notJson: () => new PlainRejection(415, "Expected request with `Content-Type: application/json`"),
+  malformedJson: (detail: string) => new PlainRejection(400, `Failed to parse the request body as JSON: ${detail}`),
+  wrongShape: (detail: string) => new PlainRejection(422, `Failed to deserialize the JSON body into the target type: ${detail}`),
+  bodyTooLarge: () => new PlainRejection(413, "Failed to buffer the request body: length limit exceeded"),
+};
+
+/** fastify's own rejections of a request body as the plain text upstream answers, else null. */
+function frameworkRejection(error: FastifyError): PlainRejection | null {
+  if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") return rejections.bodyTooLarge();
+  if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return rejections.notJson();
+  // fastify 5 reports malformed JSON as FST_ERR_CTP_INVALID_JSON_BODY (older ones as a SyntaxError)
+  if (error.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || (error.statusCode === 400 && error instanceof SyntaxError)) {
+    return rejections.malformedJson(error.message);
+  }
+  if (typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500) return new PlainRejection(error.statusCode, error.message);
+  return null;
+}
+
+function sendJson(reply: FastifyReply, error: ServerError): FastifyReply {
+  return reply.code(error.status).type("application/json").send(error.toJSON());
+}
+
+function sendPlain(reply: FastifyReply, error: PlainRejection): FastifyReply {
+  return reply.code(error.status).type("text/plain; charset=utf-8").send(error.message);
+}
+
+/**
+ * The one error handler: catalogue errors as JSON, rejections as plain text, a full disk as 507,
+ * an unreachable backend as 503, anything else as a 500 logged with its cause. 4xx are logged
+ * at info (a missing path, Nix's everyday question, at debug), 5xx at error.
+ */
+export function errorHandler(databaseUrl: string) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (error instanceof ServerError) {
+      if (error.status >= 500) request.log.error({ err: error.cause ?? error }, error.message);
+      else if (error.kind === "NoSuchObject") request.log.debug(`${error.kind}: ${error.message}`);
+      else request.log.info(`${error.kind}: ${error.message}`);
+      return sendJson(reply, error);
+    }
+    if (error instanceof PlainRejection) return sendPlain(reply, error);
+    const rejection = frameworkRejection(error);
+    if (rejection) return sendPlain(reply, rejection);
+    // before the 5xx test below: a 507 from the object store is not a passing outage
+    const full = storageFull(error);
+    if (full) {
+      // one line, without the cause's stack: the where and why is all there is to say
+      const where = full.storage ?? `the database ${redact(databaseUrl)}`;
+      request.log.error({ storage: where, reason: full.reason }, `storage full: ${where} has no room left (${full.reason}); the request was refused with 507`);
+      return sendJson(reply, new ServerError("StorageFull", { cause: error }));
+    }
+    const unavailable = unavailableReason(error);
+    if (unavailable) {
+      request.log.warn({ err: error }, "backend unavailable");
+      return sendJson(reply, new ServerError("ServiceUnavailable", { detail: unavailable }));
+    }
+    request.log.error({ err: error }, storageRefusalHint(error) ?? "internal error");
+    return sendJson(reply, new ServerError("InternalServerError", { cause: error }));
+  };
+}
+
+/** No route for the method and path: a JSON 404 `NotFound` (upstream: an empty 405 for a wrong method). */
+export function notFoundHandler(_request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendJson(reply, notFound());
+}
+
+/**
+ * A path fastify cannot decode (`%zz`, invalid UTF-8) or whose segment is over maxParamLength:
+ * upstream's Path extractor rejects such URLs in plain text.
+ */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void sendPlain(reply, rejections.invalidUrl(error.message));
 }
 
 // Errors that mean a backend is unreachable for now, not that the request is wrong: PostgreSQL

@@ -1,19 +1,19 @@
 // JSON request bodies: content-type and shape checks that answer like upstream's axum
 // extractors (415 / 400 / 422, plain text), before auth.
 import type { FastifyRequest } from "fastify";
-import { PlainRejection } from "./errors.ts";
+import { rejections, type PlainRejection } from "./errors.ts";
 
 /** A preValidation hook; async so fastify does not wait for a `done` callback. */
 export async function requireJsonContentType(request: FastifyRequest): Promise<void> {
   const ct = request.headers["content-type"];
   const mime = typeof ct === "string" ? ct.split(";")[0]!.trim().toLowerCase() : "";
   if (mime !== "application/json" && !(mime.startsWith("application/") && mime.endsWith("+json"))) {
-    throw new PlainRejection(415, "Expected request with `Content-Type: application/json`");
+    throw rejections.notJson();
   }
 }
 
 export function shapeError(detail: string): PlainRejection {
-  return new PlainRejection(422, `Failed to deserialize the JSON body into the target type: ${detail}`);
+  return rejections.wrongShape(detail);
 }
 
 export function asObject(body: unknown): Record<string, unknown> {

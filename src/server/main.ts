@@ -4,6 +4,7 @@
 // garbage-collector-once, db-migrations, check-config.
 import { existsSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
+import type { FastifyInstance } from "fastify";
 import { UserError } from "../cli/errors.ts";
 import { addExample } from "../cli/help.ts";
 import { reportError, type ErrorOutput } from "../cli/report.ts";
@@ -12,6 +13,7 @@ import { openDatabase, ping, type Db } from "../db/connect.ts";
 import { migrate, pendingMigrations } from "../db/migrations/index.ts";
 import { startGarbageCollectionLoop, runGarbageCollectionOnce, formatGcReport } from "../gc/index.ts";
 import { createStorage } from "../storage/index.ts";
+import type { StorageDriver } from "../storage/types.ts";
 import { buildApp } from "./app.ts";
 import { loadConfig } from "./config/load.ts";
 import { defaultConfigPath, mintRootToken, writeFirstRunConfig } from "./config/first-run.ts";
@@ -90,6 +92,7 @@ async function run({ config: configPath, listen, mode }: AtticdOptions): Promise
   }
 
   const db = await openDatabase(config.database.url, { poolSize: config.database.poolSize });
+  let storage: StorageDriver | undefined;
   try {
     if (mode === "db-migrations" || mode === "monolithic") {
       logger.info("Running migrations...");
@@ -105,7 +108,7 @@ async function run({ config: configPath, listen, mode }: AtticdOptions): Promise
         );
       }
     }
-    const storage = await createStorage(config.storage);
+    storage = await createStorage(config.storage);
     if (mode === "garbage-collector-once") {
       // SIGTERM/SIGINT stop the run between steps; the next run resumes from the database state
       const stop = new AbortController();
@@ -116,6 +119,8 @@ async function run({ config: configPath, listen, mode }: AtticdOptions): Promise
     }
     return await serve(mode, config, db, storage, listen, firstRun);
   } finally {
+    // in the API modes the app has closed both already (closing again is harmless)
+    await storage?.close?.();
     await db.close();
   }
 }
@@ -124,7 +129,7 @@ async function serve(
   mode: Mode,
   config: Config,
   db: Db,
-  storage: Awaited<ReturnType<typeof createStorage>>,
+  storage: StorageDriver,
   listenOverride: { host: string; port: number } | undefined,
   firstRun: { configPath: string } | null,
 ): Promise<number> {
@@ -141,16 +146,22 @@ async function serve(
     const loop = startGarbageCollectionLoop({ db, storage, config: config.garbageCollection, log: logger });
     stops.push(() => loop.stop());
   }
+  const stopAll = async () => {
+    for (const stop of stops) await stop();
+  };
+  let app: FastifyInstance | undefined;
   if (mode === "monolithic" || mode === "api-server") {
-    const app = await buildApp({ config, db, storage, logger: logger.fastifyOptions() });
-    stops.unshift(() => app.close());
+    app = await buildApp({ config, db, storage, logger: logger.fastifyOptions() });
+    // once in-flight requests are done, and before the app closes the database and storage (its
+    // own onClose hook, registered first, runs last)
+    app.addHook("onClose", stopAll);
     const { host, port } = listenOverride ?? parseListenAddress(config.listen);
     logger.info("Starting API server...");
     try {
       await app.listen({ host, port });
     } catch (error) {
       // a port in use, a privileged port: stop what runs already, then report it (one line)
-      for (const stop of stops) await stop().catch(() => {});
+      await app.close().catch(() => {});
       throw error;
     }
     const addr = app.server.address();
@@ -172,8 +183,8 @@ async function serve(
     process.once("SIGTERM", () => onSignal("SIGTERM"));
     process.once("SIGINT", () => onSignal("SIGINT"));
   });
-  for (const stop of stops) await stop();
-  await storage.close?.();
+  if (app) await app.close();
+  else await stopAll();
   return 0;
 }
 

@@ -3,12 +3,12 @@
 // a malformed hash in a narinfo/nar URL is a JSON 400 RequestError (decision 2).
 import { isValidCacheName } from "../api/v1.ts";
 import { isValidStorePathHash } from "../nix/store-path.ts";
-import { PlainRejection, notFound, requestError } from "./errors.ts";
+import { notFound, rejections, requestError } from "./errors.ts";
 
 export function cacheNameParam(params: unknown): string {
   const name = (params as { cache?: unknown }).cache;
   if (typeof name !== "string" || !isValidCacheName(name)) {
-    throw new PlainRejection(400, `Invalid URL: Cannot parse \`${String(name)}\` as a cache name`);
+    throw rejections.invalidUrl(`Cannot parse \`${String(name)}\` as a cache name`);
   }
   return name;
 }

@@ -8,7 +8,8 @@ import { assertValidKey } from "./keys.ts";
 import { LocalReader } from "./local-reader.ts";
 import { prepareLayout, shardedPath, sweepTempFiles, TEMP_PREFIX } from "./local-layout.ts";
 import { remoteFileId } from "./remote-file.ts";
-import { chunksOf, forEachLimit, settleAll } from "./streams.ts";
+import { forEachLimit } from "../util/concurrency.ts";
+import { chunksOf, settleAll } from "./streams.ts";
 import { StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
 import type { BufferedFile, PutResult, RemoteFile, StorageDriver } from "./types.ts";
 

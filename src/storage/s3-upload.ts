@@ -14,6 +14,7 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import type { Readable } from "node:stream";
+import { TaskSet } from "../util/concurrency.ts";
 import { PartCutter } from "./s3-parts.ts";
 import { chunksOf } from "./streams.ts";
 
@@ -73,7 +74,7 @@ async function uploadMultipart(ctx: UploadContext, cutter: PartCutter, firstPart
   const stop = new AbortController();
   const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   const completed: CompletedPart[] = [];
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new TaskSet(limits.maxPartsInFlight);
   let failure: { error: unknown } | undefined;
   let size = 0;
 
@@ -88,8 +89,7 @@ async function uploadMultipart(ctx: UploadContext, cutter: PartCutter, firstPart
           failure ??= { error };
           stop.abort();
         },
-      )
-      .finally(() => inFlight.delete(upload));
+      );
     inFlight.add(upload);
     stats.maxPartsInFlight = Math.max(stats.maxPartsInFlight, inFlight.size);
   };
@@ -100,11 +100,11 @@ async function uploadMultipart(ctx: UploadContext, cutter: PartCutter, firstPart
       launch(partNumber, part.data);
       size += part.data.length;
       if (part.last) break;
-      while (inFlight.size >= limits.maxPartsInFlight && !failure) await Promise.race(inFlight);
+      await inFlight.room(() => failure !== undefined);
       if (failure) break;
       part = await cutter.next();
     }
-    await Promise.all(inFlight);
+    await inFlight.settled();
     if (failure) throw failure.error;
     signal?.throwIfAborted();
     completed.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
@@ -115,7 +115,7 @@ async function uploadMultipart(ctx: UploadContext, cutter: PartCutter, firstPart
     return size;
   } catch (err) {
     stop.abort();
-    await Promise.allSettled(inFlight);
+    await inFlight.settled();
     await cutter.close();
     await abortUpload(ctx, UploadId);
     throw err;

@@ -11,7 +11,8 @@ import { resumingBody } from "./s3-resume.ts";
 import { makeS3Client, type S3StorageConfig } from "./s3-client.ts";
 import { s3FullReason } from "./s3-full.ts";
 import { uploadStream, type UploadLimits, type UploadStats } from "./s3-upload.ts";
-import { chunksOf, forEachLimit } from "./streams.ts";
+import { forEachLimit } from "../util/concurrency.ts";
+import { chunksOf } from "./streams.ts";
 import { StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
 import type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
 

@@ -1,5 +1,5 @@
-// Helpers shared by the backends: reading a source as Buffers under an AbortSignal, and running
-// a bounded number of tasks at once.
+// Helpers shared by the backends: reading a source as Buffers under an AbortSignal, and writing
+// files held in memory.
 import { addAbortSignal, Readable } from "node:stream";
 import type { BufferedFile, StorageDriver } from "./types.ts";
 
@@ -15,18 +15,6 @@ export async function* chunksOf(body: Readable, signal?: AbortSignal): AsyncGene
     else if (Buffer.isBuffer(chunk)) yield chunk;
     else yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
-}
-
-/** Run `task` over `items` with at most `limit` running at once; resolves when all are done. */
-export async function forEachLimit<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await task(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**

@@ -61,6 +61,13 @@ export interface StorageDriver {
   deleteMany(remoteFiles: RemoteFile[]): Promise<{ failed: { remoteFile: RemoteFile; error: Error }[] }>;
   /** Optional capability: a URL a client can GET directly (S3 presigned). */
   presignedUrl?(remoteFile: RemoteFile, expiresInSeconds: number): Promise<string | null>;
+  /**
+   * Optional capability: remove the temp files of writes that never finished (a crashed process)
+   * and are older than `olderThanMs`; returns how many went. They are never visible under a key,
+   * only wasted space. Backends whose writes leave nothing behind (S3: a PutObject is atomic, an
+   * unfinished multipart upload is aborted or left to a lifecycle rule) do not have it. GC calls it.
+   */
+  sweepTempFiles?(olderThanMs: number): Promise<number>;
   /** Release connections. */
   close?(): Promise<void>;
 }

@@ -1,7 +1,6 @@
 // What a token allows on one cache, and how a cache name finds its entry in the token:
 // an exact key wins; otherwise the FIRST key (in the token's JSON order) whose wildcard pattern
 // matches; otherwise nothing. Entries are never merged (upstream `get_permission_for_cache`).
-import type { Claims } from "./claims.ts";
 
 export class CachePermission {
   pull = false;
@@ -79,8 +78,13 @@ export function matchPattern(pattern: string, name: string): boolean {
   return p === pattern.length;
 }
 
+/** A token's grants by cache name pattern, in the token's key order (`Claims` in claims.ts has them). */
+export interface CacheGrants {
+  readonly caches: ReadonlyMap<string, CachePermission>;
+}
+
 /** A fresh copy: callers may add public-cache grants to the result. */
-export function getPermissionForCache(claims: Claims, cacheName: string): CachePermission {
+export function getPermissionForCache(claims: CacheGrants, cacheName: string): CachePermission {
   const exact = claims.caches.get(cacheName);
   if (exact) return copyPermission(exact);
   for (const [pattern, permission] of claims.caches) {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { mapLimit } from "../../src/client/concurrency.ts";
+import { mapLimit } from "../../src/util/concurrency.ts";
 import type { Db } from "../../src/db/connect.ts";
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { decompressWithCli } from "./decompress.ts";

@@ -1,5 +1,6 @@
 // A real atticd for integration tests: the app built by buildApp() from a config parsed by the
-// real loader, listening on a random loopback port, over one of the backend combinations
+// real loader, listening on a random loopback port (or, with `inject`, answering through
+// app.inject() for route tests that need no socket), over one of the backend combinations
 // {sqlite, postgres} × {local, s3}. Tokens come from test/helpers/tokens.ts (independent HS256).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -54,6 +55,12 @@ export interface ServerOptions {
   logger?: object;
   /** local storage folder (default `<dir>/storage`), e.g. a small tmpfs */
   storagePath?: string;
+  /**
+   * No socket: `fetch` goes through app.inject() (fastify's model for route logic). `url` is then
+   * only a name (its host is sent as Host). Keep the default for streaming, keep-alive, aborts
+   * and anything a real client or process must reach.
+   */
+  inject?: boolean;
 }
 
 export interface ServerSetup {
@@ -141,10 +148,14 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   await migrate(db);
   const storage = await createStorage(config.storage);
   const app = await buildApp({ config, db, storage, logger: opts.logger ?? false });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const addr = app.server.address();
-  if (!addr || typeof addr === "string") throw new Error("no address");
-  const url = `http://127.0.0.1:${addr.port}`;
+  let url = INJECT_URL;
+  if (opts.inject) await app.ready();
+  else {
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const addr = app.server.address();
+    if (!addr || typeof addr === "string") throw new Error("no address");
+    url = `http://127.0.0.1:${addr.port}`;
+  }
 
   const server: TestServer = {
     url,
@@ -161,6 +172,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     fetch(path, init = {}) {
       const headers = new Headers(init.headers);
       if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+      if (opts.inject) return injectFetch(app, path, { ...init, headers });
       return fetch(url + path, { ...init, headers });
     },
     async stop() {
@@ -171,6 +183,25 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     },
   };
   return server;
+}
+
+/** The name an injected server goes by: its host is the Host header of every injected request. */
+const INJECT_URL = "http://attic.inject:8080";
+
+/** A request through app.inject(), answered as a fetch Response (no socket involved). */
+async function injectFetch(app: FastifyInstance, path: string, init: RequestInit & { headers: Headers }): Promise<Response> {
+  const headers: Record<string, string> = { host: new URL(INJECT_URL).host };
+  init.headers.forEach((value, name) => (headers[name] = value));
+  const body = init.body;
+  if (body !== undefined && body !== null && typeof body !== "string" && !(body instanceof Uint8Array)) throw new Error("injectFetch: string or byte bodies only");
+  const res = await app.inject({ method: (init.method ?? "GET") as "GET", url: path, headers, payload: body ?? undefined });
+  const out = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) out.append(name, String(v));
+  }
+  const noBody = [101, 204, 205, 304].includes(res.statusCode);
+  return new Response(noBody ? null : res.rawPayload, { status: res.statusCode, headers: out });
 }
 
 /** Create a cache through the API with the root token. */

@@ -1,5 +1,6 @@
-// The control plane against a real server on SQLite and PostgreSQL: routes, JSON shapes, error
-// names and statuses, the permission matrix, token handling and masking (decision 1).
+// The control plane on SQLite and PostgreSQL: routes, JSON shapes, error names and statuses, the
+// permission matrix, token handling and masking (decision 1). Route logic goes through
+// app.inject(); the server options below that a real client must reach keep a listening server.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
@@ -17,7 +18,7 @@ for (const backend of backends) {
   describe(`control plane (${backendName(backend)})`, () => {
     let s: TestServer;
     before(async () => {
-      s = await startServer({ backend });
+      s = await startServer({ backend, inject: true });
       await createCacheViaApi(s, "priv");
       await createCacheViaApi(s, "pub", { is_public: true, priority: 30 });
     });

@@ -2,7 +2,7 @@
 // --no-closure), their metadata, minus paths signed by one of the cache's upstream keys
 // (unless --ignore-upstream-cache-filter), minus what the cache already holds, asked in one
 // get-missing-paths request (split only when it would exceed the server's body limit).
-import { chunks } from "../concurrency.ts";
+import { chunks } from "../../util/concurrency.ts";
 import type { PathInfo } from "../nix-path-info.ts";
 import type { LocalStore } from "../nix-store.ts";
 

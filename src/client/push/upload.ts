@@ -4,7 +4,7 @@
 // 5xx other than 507 "storage full"). Each attempt streams the NAR again from the start.
 import type { UploadPathNarInfo } from "../../api/v1.ts";
 import type { UploadOutcome, UploadOptions } from "../api.ts";
-import { sleep } from "../concurrency.ts";
+import { sleep } from "../../util/concurrency.ts";
 import { ApiError, NetworkError, NixError } from "../errors.ts";
 import type { PathInfo } from "../nix-path-info.ts";
 import type { LocalStore } from "../nix-store.ts";

@@ -1,6 +1,7 @@
 // Readers for the value kinds of the config schema. Each takes the raw TOML value and returns
 // the internal value or throws a ValueProblem whose message completes "<key>: …".
 import { parseDuration } from "../../api/duration.ts";
+import { parseSizeText } from "../../util/size.ts";
 import { ListenAddressError, parseListenAddress } from "../listen.ts";
 
 export class ValueProblem extends Error {}
@@ -58,33 +59,15 @@ function readDuration(raw: unknown): number {
   }
 }
 
-const SIZE_UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1024,
-  kb: 1000,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1000 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1000 ** 3,
-  gib: 1024 ** 3,
-  t: 1024 ** 4,
-  tb: 1000 ** 4,
-  tib: 1024 ** 4,
-};
-
 /** Bytes as an integer, or a string like "500 GiB", "1.5 TB", "750M" (K/M/G/T alone are binary). */
 export function parseSize(raw: unknown): number {
   if (typeof raw === "number") return readInteger(raw, { min: 0 });
   const text = expectString(raw, 'a size in bytes or a string such as "500 GiB"');
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(text);
-  const factor = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined;
-  if (!match || factor === undefined) {
+  // units up to TiB, fractions of a byte dropped
+  const bytes = parseSizeText(text, { round: Math.floor, largestUnit: 1024 ** 4 });
+  if (bytes === null) {
     throw new ValueProblem(`invalid size ${show(text)}: expected a number with an optional unit B, KB, KiB, MB, MiB, GB, GiB, TB or TiB`);
   }
-  const bytes = Math.floor(Number(match[1]) * factor);
   if (!Number.isSafeInteger(bytes)) throw new ValueProblem(`size ${show(text)} is too large`);
   return bytes;
 }

@@ -1,22 +1,16 @@
-// XDG base directories as the `xdg` crate resolves them: a set, absolute XDG_* variable wins,
-// otherwise the default under $HOME.
-import { homedir } from "node:os";
-import { isAbsolute, join } from "node:path";
-
-function base(env: NodeJS.ProcessEnv, variable: string, fallback: string): string {
-  const value = env[variable];
-  if (value && isAbsolute(value)) return value;
-  return join(env.HOME || homedir(), fallback);
-}
+// The server's folders under the XDG base directories (util/xdg.ts): its config and, on a first
+// start, its SQLite database, storage and token secret.
+import { join } from "node:path";
+import { configHome, dataHome } from "../../util/xdg.ts";
 
 /** `$XDG_CONFIG_HOME/attic` (default `~/.config/attic`) */
 export function configDir(env: NodeJS.ProcessEnv): string {
-  return join(base(env, "XDG_CONFIG_HOME", ".config"), "attic");
+  return join(configHome(env), "attic");
 }
 
 /** `$XDG_DATA_HOME/attic` (default `~/.local/share/attic`) */
 export function dataDir(env: NodeJS.ProcessEnv): string {
-  return join(base(env, "XDG_DATA_HOME", join(".local", "share")), "attic");
+  return join(dataHome(env), "attic");
 }
 
 /** `$XDG_CONFIG_HOME/attic/server.toml` */

@@ -1,7 +1,7 @@
 // How the dashboard writes figures: sizes with binary prefixes, ratios with two decimals,
 // times in UTC (the server's clock; the same for every viewer).
 import { formatDuration } from "../../api/duration.ts";
-import { humanBytes } from "../../cli/human-bytes.ts";
+import { humanBytes } from "../../util/size.ts";
 
 export { humanBytes };
 

@@ -7,7 +7,7 @@
 // file; on S3 (a HEAD request each) the first page of chunks only, which covers whole NARs of up
 // to CHUNK_PAGE chunks (all but the largest). A file found missing later, mid-stream, aborts the
 // response (the client sees a broken transfer, not a short NAR) and is recorded the same way.
-import { forEachLimit } from "../../storage/streams.ts";
+import { forEachLimit } from "../../util/concurrency.ts";
 import type { StorageDriver } from "../../storage/types.ts";
 import { CHUNK_PAGE, remoteFileOf, type ChunkPager } from "./nar-stream.ts";
 

@@ -21,7 +21,7 @@ import {
 } from "../../db/queries/repair.ts";
 import type { ChunkRow, NarRow } from "../../db/schema.ts";
 import { createDecompressor, parseNarinfoCompression } from "../../compression/index.ts";
-import { forEachLimit } from "../../storage/streams.ts";
+import { forEachLimit } from "../../util/concurrency.ts";
 import { StorageNotFoundError, type StorageDriver } from "../../storage/types.ts";
 import { remoteFileOf } from "../download/nar-stream.ts";
 

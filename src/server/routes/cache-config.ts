@@ -5,7 +5,7 @@ import type { CacheConfig, RetentionPeriodConfig } from "../../api/v1.ts";
 import { createCache, getCacheByName, hardDeleteCache, softDeleteCache, updateCache } from "../../db/queries/caches.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { SigningKeypair } from "../../nix/signing.ts";
-import { apiEndpoint, substituterEndpoint } from "../app.ts";
+import { apiEndpoint, substituterEndpoint } from "../endpoints.ts";
 import { authorizeCache, isTrue, permissionFor, type PermissionFlag } from "../auth.ts";
 import { isKeypairConfig, keypairFromConfig } from "../cache-keys.ts";
 import { accessError, cacheAlreadyExists, noSuchCache, requestError, unauthorized } from "../errors.ts";

@@ -16,6 +16,7 @@ import { narStoredBytes, recordPush, type PushFigures } from "../../db/queries/s
 import type { CacheRow } from "../../db/schema.ts";
 import { NarError, NarValidator } from "../../nix/nar/parse.ts";
 import type { StorageDriver } from "../../storage/types.ts";
+import { TaskSet } from "../../util/concurrency.ts";
 import type { Config } from "../config/types.ts";
 import { requestError, unavailableReason } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
@@ -145,7 +146,7 @@ export class Uploader {
     const created: CreatedChunks = [];
     const links = new ChunkLinks(this.db, narId);
     const abort = new AbortController();
-    const tasks = new Set<Promise<void>>();
+    const tasks = new TaskSet(BATCHES_IN_FLIGHT);
     let firstError: unknown = null;
     let fileSize = 0;
     let newFileBytes = 0;
@@ -171,17 +172,16 @@ export class Uploader {
           },
         );
         tasks.add(task);
-        void task.finally(() => tasks.delete(task));
       };
       for await (const chunk of chunker.chunks()) {
         if (firstError) break;
         batch.push(chunk);
         if (batch.length < CHUNK_BATCH) continue;
         launch();
-        while (tasks.size >= BATCHES_IN_FLIGHT) await Promise.race(tasks);
+        await tasks.room();
       }
       if (batch.length > 0 && !firstError) launch();
-      await Promise.all(tasks);
+      await tasks.settled();
       if (firstError) throw firstError;
       await links.flush();
       const { narHash, narSize } = chunker.result();
@@ -197,7 +197,7 @@ export class Uploader {
       };
     } catch (err) {
       abort.abort();
-      await Promise.allSettled(tasks);
+      await tasks.settled();
       await links.abandon().catch(() => {});
       await this.discardNar(narId, created);
       throw asUploadError(err, chunker.received, info.nar_size, "Bad NAR Hash or Size");
