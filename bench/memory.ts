@@ -4,7 +4,10 @@
 // Prints the peak RSS of the client and of the server during each, against the 256 MiB target,
 // with the throughput of each step.
 //
-//   node bench/memory.ts [--size 2147483648] [--backends sqlite-local,postgres-s3]
+// With --part (e.g. "32 MiB") the server takes uploads in parts and the push goes through an
+// upload session.
+//
+//   node bench/memory.ts [--size 2147483648] [--part "32 MiB"] [--backends sqlite-local,postgres-s3]
 import { mkdtempSync, mkdirSync, rmSync, createWriteStream } from "node:fs";
 import { createCipheriv, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -21,6 +24,7 @@ const { values } = parseArgs({
   options: {
     size: { type: "string", default: String(2 * 2 ** 30) },
     backends: { type: "string", default: "sqlite-local" },
+    part: { type: "string" },
   },
 });
 const size = Number(values.size);
@@ -53,7 +57,8 @@ try {
   console.log(`path ${info.path}, NAR ${fmt(info.narSize)}`);
 
   for (const spec of values.backends!.split(",")) {
-    const server = await startBenchServer(spec, { type: "zstd", level: 3 });
+    const top = values.part === undefined ? "" : `[upload]\nmax-chunk-size = ${JSON.stringify(values.part)}\nstaging-path = ${JSON.stringify(join(work, "staging"))}`;
+    const server = await startBenchServer(spec, { type: "zstd", level: 3 }, top);
     try {
       const key = await server.createCache("mem", false);
       const home = join(work, `home-${spec}`);
@@ -93,7 +98,7 @@ try {
       rmSync(pullStore, { recursive: true, force: true });
 
       rows.push(
-        `${spec}: attic push ${(info.narSize / MiB / pushSeconds).toFixed(0)} MiB/s, client peak ${fmt(client)} (${verdict(client)}), ` +
+        `${spec}: attic push${values.part === undefined ? "" : ` in parts of ${values.part}`} ${(info.narSize / MiB / pushSeconds).toFixed(0)} MiB/s, client peak ${fmt(client)} (${verdict(client)}), ` +
           `server peak ${fmt(serverPush)} (${verdict(serverPush)}; ${fmt(serverBefore)} before)`,
         `${spec}: nix pull ${(info.narSize / MiB / pullSeconds).toFixed(0)} MiB/s, server peak over the whole run ${fmt(serverPull)} (${verdict(serverPull)})`,
       );

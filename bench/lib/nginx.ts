@@ -1,26 +1,17 @@
 // nginx serving a folder on loopback: the anchor for pulls and request rates (a `file://` binary
 // cache behind the simplest static web server). Installs Debian's nginx-light when missing.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../test/helpers/ports.ts";
+import { nginxBinary } from "../../test/helpers/nginx.ts";
 
 export interface Nginx {
   url: string;
   /** the master process (its workers are its children) */
   pid: number;
   stop(): Promise<void>;
-}
-
-function nginxBinary(): string {
-  for (const p of ["/usr/sbin/nginx", "/usr/bin/nginx"]) if (existsSync(p)) return p;
-  if (process.getuid?.() !== 0) throw new Error("nginx is missing: install it with `sudo apt-get install -y nginx-light`");
-  console.log("installing Debian nginx-light (the anchor for pulls)...");
-  spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-  const r = spawnSync("apt-get", ["install", "-y", "-qq", "nginx-light"], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-  if (r.status !== 0) throw new Error("apt-get install nginx-light failed");
-  return "/usr/sbin/nginx";
 }
 
 /** Serve `root` (a `file://` binary cache folder) at `/<prefix>/`, as a cache URL would be. */

@@ -27,6 +27,13 @@ export interface CacheConfig {
   retention_period?: RetentionPeriodConfig;
   /** Ours (not upstream): logical size quota in bytes, null = none. Needs `cq` to change. */
   max_size?: number | null;
+  /** Upload sessions (upstream's open PR #342): present when the server takes uploads in parts. Read-only. */
+  upload_chunking?: UploadChunkingConfig;
+}
+
+/** The largest part of an upload session the server takes, in bytes. */
+export interface UploadChunkingConfig {
+  max_chunk_size: number;
 }
 
 /** POST /_api/v1/cache-config/{cache}: every field required, as upstream. */
@@ -66,6 +73,39 @@ export interface UploadPathNarInfo {
 export type UploadPathResult =
   | { kind: "Uploaded"; file_size: number; frac_deduplicated: number | null }
   | { kind: "Deduplicated"; frac_deduplicated: null };
+
+/** POST /_api/v1/upload-path/sessions (PR #342). */
+export interface StartUploadPathSessionRequest {
+  nar_info: UploadPathNarInfo;
+  /** the part size wanted; default and maximum: the advertised `max_chunk_size` */
+  chunk_size?: number | null;
+}
+
+/** serde `tag = "kind"`, variants in camelCase, fields as named */
+export type StartUploadPathSessionResponse =
+  | { kind: "session"; session_id: string; chunk_size: number }
+  | { kind: "completed"; result: UploadPathResult };
+
+/** POST /_api/v1/upload-path/sessions/{id}/finalize (PR #342): poll while pending. */
+export type FinalizeUploadSessionResponse =
+  | { kind: "pending" }
+  | { kind: "failed"; message: string }
+  | { kind: "completed"; result: UploadPathResult };
+
+/**
+ * GET /_api/v1/upload-path/sessions/{id} (ours, not in PR #342): where a session stands, so a
+ * client that lost its connection resumes from the first part the server does not have.
+ * `uploading` sessions take parts; `pending` ones are being finalized.
+ */
+export interface UploadSessionStatus {
+  session_id: string;
+  state: "uploading" | "pending" | "failed" | "completed";
+  chunk_size: number;
+  num_parts: number;
+  /** the parts received whole, ascending */
+  received_parts: number[];
+  message?: string;
+}
 
 /** Every JSON error the server returns. */
 export interface ErrorResponse {

@@ -9,8 +9,13 @@ import {
   PREAMBLE_THRESHOLD,
   type CacheConfig,
   type CreateCacheRequest,
+  type FinalizeUploadSessionResponse,
   type GetMissingPathsRequest,
+  type StartUploadPathSessionRequest,
+  type StartUploadPathSessionResponse,
   type UploadPathNarInfo,
+  type UploadPathResult,
+  type UploadSessionStatus,
 } from "../api/v1.ts";
 import { ApiError, NetworkError, UserError } from "./errors.ts";
 import { BodyError, streamRequest, type StreamReply } from "./stream-request.ts";
@@ -108,6 +113,53 @@ export class ApiClient {
     return parseUploadOutcome(reply.text);
   }
 
+  /** POST upload-path/sessions: a session (id, part size), or the upload already done. */
+  async startUploadSession(info: UploadPathNarInfo, chunkSize: number): Promise<StartUploadPathSessionResponse> {
+    const body: StartUploadPathSessionRequest = { nar_info: info, chunk_size: chunkSize };
+    const reply = (await readJson(await this.#send("POST", this.#url("upload-path/sessions"), body))) as StartUploadPathSessionResponse;
+    if (reply.kind === "session" && (typeof reply.session_id !== "string" || !/^[0-9a-f-]{36}$/.test(reply.session_id) || !(reply.chunk_size > 0))) {
+      throw new UserError("Invalid response from the server: a malformed upload session");
+    }
+    return reply;
+  }
+
+  /** PUT one part (its length known, so proxies need not buffer a chunked body). */
+  async uploadPart(sessionId: string, seq: number, part: Uint8Array, options: { signal?: AbortSignal; onSent?: (bytes: number) => void } = {}): Promise<void> {
+    const url = this.#sessionUrl(sessionId, `/parts/${seq}`);
+    let reply: StreamReply;
+    try {
+      reply = await streamRequest(url, {
+        method: "PUT",
+        headers: this.#headers({ "content-length": String(part.length), "content-type": "application/octet-stream" }),
+        body: slices(part, options.onSent),
+        signal: options.signal,
+      });
+    } catch (err) {
+      if ((err as Error).name === "AbortError") throw err;
+      throw new NetworkError(url.href, err);
+    }
+    if (reply.status < 200 || reply.status > 299) throw apiErrorFrom(reply.status, reply.text);
+  }
+
+  async finalizeUploadSession(sessionId: string): Promise<FinalizeUploadSessionResponse> {
+    return (await readJson(await this.#send("POST", this.#sessionUrl(sessionId, "/finalize")))) as FinalizeUploadSessionResponse;
+  }
+
+  /** Where the session stands: the parts the server has (ours; not in upstream's PR). */
+  async uploadSessionStatus(sessionId: string): Promise<UploadSessionStatus> {
+    const reply = (await readJson(await this.#send("GET", this.#sessionUrl(sessionId)))) as UploadSessionStatus;
+    if (!Array.isArray(reply.received_parts)) throw new UserError("Invalid response from the server: an upload session without `received_parts`");
+    return reply;
+  }
+
+  async deleteUploadSession(sessionId: string): Promise<void> {
+    await this.#send("DELETE", this.#sessionUrl(sessionId));
+  }
+
+  #sessionUrl(sessionId: string, suffix = ""): URL {
+    return this.#url(`upload-path/sessions/${encodeURIComponent(sessionId)}${suffix}`);
+  }
+
   #url(route: string): URL {
     return new URL(route, new URL(API_PREFIX, this.#endpoint));
   }
@@ -174,6 +226,11 @@ export function parseUploadOutcome(body: string): UploadOutcome {
   } catch {
     return { deduplicated: false, fileSize: null, fracDeduplicated: null };
   }
+  return outcomeOf(j);
+}
+
+/** An upload result (`UploadPathResult`), as the client reports it. */
+export function outcomeOf(j: UploadPathResult | unknown): UploadOutcome {
   const r = (typeof j === "object" && j !== null ? j : {}) as Record<string, unknown>;
   return {
     deduplicated: r.kind === "Deduplicated",
@@ -196,6 +253,16 @@ async function readJson(res: Response): Promise<unknown> {
     return JSON.parse(text);
   } catch {
     throw new UserError(`Invalid response from the server (expected JSON, got ${text === "" ? "an empty body" : JSON.stringify(text.slice(0, 200))})`);
+  }
+}
+
+/** A part in pieces, each counted as it is handed to the socket (which takes it at its pace). */
+async function* slices(part: Uint8Array, onSent: ((bytes: number) => void) | undefined): AsyncIterable<Uint8Array> {
+  const step = 256 * 1024;
+  for (let at = 0; at < part.length; at += step) {
+    const piece = part.subarray(at, Math.min(part.length, at + step));
+    yield piece;
+    onSent?.(piece.length);
   }
 }
 

@@ -44,6 +44,12 @@ const cacheArg = (description: string): ArgSpec => ({
 
 const jobs: OptSpec = { flags: "-j, --jobs <N>", description: "The maximum number of parallel upload processes.", default: 5, parser: "count" };
 const ignoreUpstream: OptSpec = { flags: "--ignore-upstream-cache-filter", description: "Ignore the upstream cache filter." };
+const chunkSize: OptSpec = {
+  flags: "--chunk-size <BYTES>",
+  description:
+    "The maximum size of each uploaded part in bytes, when the server takes uploads in parts (upload sessions). Default: the largest the server allows. NARs larger than one part go in parts; `0` sends every NAR in a single request.",
+  parser: "count",
+};
 const forcePreamble: OptSpec = { flags: "--force-preamble", description: "Always send the upload info as part of the payload.", hidden: true };
 const storeDirHelp = "The Nix store path this binary cache uses. You probably don't want to change this.";
 const priorityHelp = "The priority of the binary cache. A lower number denotes a higher priority; https://cache.nixos.org has a priority of 40.";
@@ -86,6 +92,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--no-closure", description: "Push the specified paths only and do not compute closures." },
       ignoreUpstream,
       jobs,
+      chunkSize,
       forcePreamble,
     ],
     load: () => load(import("./commands/push.ts")),
@@ -156,6 +163,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--no-closure", description: "Push the new paths only and do not compute closures.", hidden: true },
       ignoreUpstream,
       jobs,
+      chunkSize,
       forcePreamble,
     ],
     load: () => load(import("./commands/watch-store.ts")),

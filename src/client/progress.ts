@@ -13,6 +13,8 @@ export interface PathBar {
   advance(bytes: number): void;
   /** a retry streams the NAR again from the start */
   restart(): void;
+  /** what the upload is doing besides sending bytes (resuming a session, finalizing) */
+  note?(text: string): void;
 }
 
 export interface PushReporter {
@@ -79,8 +81,10 @@ export class PlainReporter extends BaseReporter {
     this.#out = out;
   }
 
-  begin(): PathBar {
-    return { advance: () => undefined, restart: () => undefined };
+  begin(info: PathInfo): PathBar {
+    const name = info.path.slice(info.path.lastIndexOf("/") + 1);
+    // a resumed upload is worth a line in a CI log; progress notes are not
+    return { advance: () => undefined, restart: () => undefined, note: (text) => text.includes("resuming") && this.line(`↻ ${name}: ${text}`) };
   }
 
   line(text: string): void {
@@ -95,6 +99,7 @@ const CLOCK = ["🕛", "🕐", "🕑", "🕒", "🕓", "🕔", "🕕", "🕖", "
 interface BarPayload {
   kind: "path" | "overall";
   name: string;
+  note?: string;
 }
 
 export class TtyReporter extends BaseReporter {
@@ -138,6 +143,7 @@ export class TtyReporter extends BaseReporter {
         sent = 0;
         bar.start(Math.max(1, info.narSize), 0, { kind: "path", name } satisfies BarPayload);
       },
+      note: (text) => bar.update({ kind: "path", name, note: text } satisfies BarPayload),
     };
     return handle;
   }
@@ -172,7 +178,8 @@ export class TtyReporter extends BaseReporter {
     const elapsed = (Date.now() - params.startTime) / 1000;
     const spinner = CLOCK[Math.floor(elapsed * 4) % CLOCK.length]!;
     const speed = elapsed > 0 ? `${humanBytes(params.value / elapsed)}/s` : "-";
-    return `${spinner} ${payload.name.slice(0, 20).padEnd(20)} ${bar} ${humanBytes(params.value).padStart(10)} (${speed})`;
+    const note = payload.note === undefined ? "" : ` ${payload.note}`;
+    return `${spinner} ${payload.name.slice(0, 20).padEnd(20)} ${bar} ${humanBytes(params.value).padStart(10)} (${speed})${note}`;
   }
 }
 

@@ -116,6 +116,32 @@ export interface LeaseTable {
   expires_at: Timestamp;
 }
 
+/** ours: an upload session (an upload in parts) */
+export type UploadSessionState = "uploading" | "pending" | "failed" | "completed";
+
+export interface UploadSessionTable {
+  /** a UUID */
+  id: string;
+  cache_id: number;
+  created_by: string | null;
+  /** the upload info (JSON) */
+  upload_info: string;
+  chunk_size: number;
+  num_parts: number;
+  state: UploadSessionState;
+  /** why it failed */
+  message: string | null;
+  /** the upload result (JSON) once completed */
+  result: string | null;
+  /** the atticd process holding the session's pipeline */
+  owner: string;
+  created_at: Timestamp;
+  /** the client's last request */
+  updated_at: Timestamp;
+  /** the owner's last sign of life */
+  alive_at: Timestamp;
+}
+
 /** ours: per-cache aggregates for the dashboard (queries/stats.ts) */
 export interface CacheStatsTable {
   cache_id: number;
@@ -172,6 +198,7 @@ export interface Database {
   seaql_migrations: SeaqlMigrationsTable;
   attic_ts_migrations: OwnMigrationsTable;
   attic_ts_lease: LeaseTable;
+  attic_ts_upload_session: UploadSessionTable;
   attic_ts_cache_stats: CacheStatsTable;
   attic_ts_daily: DailyTable;
   attic_ts_gc_run: GcRunTable;

@@ -17,6 +17,7 @@ import { recordGcRun } from "../db/queries/stats.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import { deleteChunkFiles } from "./chunk-files.ts";
 import { enforceQuotas } from "./quota.ts";
+import { reapAbandonedUploadSessions } from "./upload-sessions.ts";
 import { emptyReport, type GcReport } from "./report.ts";
 
 export interface GcConfig {
@@ -26,6 +27,8 @@ export interface GcConfig {
   staleGracePeriod: number;
   /** global quota on the summed logical size of all caches, bytes; null = none */
   maxSize: number | null;
+  /** where upload sessions stage early parts (`upload.staging-path`); unset: not swept */
+  uploadStagingPath?: string;
 }
 
 export interface GcDeps {
@@ -84,6 +87,11 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
     const stale = await reapStalePending(db, staleBefore);
     report.staleNars = stale.nars;
     report.staleChunks = stale.chunks;
+  }
+  if (staleBefore) {
+    const sessions = await reapAbandonedUploadSessions(db, staleBefore, config.uploadStagingPath);
+    report.uploadSessions = sessions.sessions;
+    report.stagedPartDirs = sessions.stagedDirs;
   }
   report.nars = await deleteOrphanNars(db, { staleHoldBefore: staleBefore });
   await markOrphanChunksDeleted(db, { staleHoldBefore: staleBefore });

@@ -14,6 +14,9 @@ export interface GcReport {
   staleNars: number;
   staleChunks: number;
   tempFiles: number;
+  /** upload sessions idle past the grace period, and staged-part folders crashed servers left */
+  uploadSessions: number;
+  stagedPartDirs: number;
   /** chunk files whose deletion failed this time (their rows stay in state D for the next run) */
   deleteFailures: number;
   durationMs: number;
@@ -31,6 +34,8 @@ export function emptyReport(): GcReport {
     staleNars: 0,
     staleChunks: 0,
     tempFiles: 0,
+    uploadSessions: 0,
+    stagedPartDirs: 0,
     deleteFailures: 0,
     durationMs: 0,
   };
@@ -52,6 +57,9 @@ export function formatGcReport(r: GcReport): string {
   ];
   if (r.staleNars + r.staleChunks + r.tempFiles > 0) {
     lines.push(`  recovered from crashed uploads: ${r.staleNars} NARs, ${r.staleChunks} chunks, ${r.tempFiles} temporary files`);
+  }
+  if (r.uploadSessions + r.stagedPartDirs > 0) {
+    lines.push(`  abandoned upload sessions: ${r.uploadSessions} (${r.stagedPartDirs} folders of staged parts)`);
   }
   if (r.deleteFailures > 0) lines.push(`  chunk files that could not be deleted (retried next run): ${r.deleteFailures}`);
   return lines.join("\n");

@@ -20,7 +20,9 @@ export type ErrorKind =
   | "AccessError"
   | "RequestError"
   | "ServiceUnavailable"
-  | "StorageFull";
+  | "StorageFull"
+  | "NoSuchUploadSession"
+  | "UploadSessionFailed";
 
 export const ERROR_CATALOGUE: Readonly<Record<ErrorKind, { status: number; message: string }>> = {
   NotFound: { status: 404, message: "The URL you requested was not found." },
@@ -38,6 +40,11 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorKind, { status: number; messa
   // Ours: the disk, quota or bucket behind the storage or the database is full; retrying as such
   // cannot help, and nothing of the failed request was kept.
   StorageFull: { status: 507, message: "The server's storage is full, so nothing was stored. Try again once space has been freed on the server." },
+  // Ours (upload sessions): unknown, deleted, reaped, or another user's session (never told apart).
+  NoSuchUploadSession: { status: 404, message: "The upload session does not exist." },
+  // Ours: the session can take nothing more (its server restarted, its NAR was refused, …);
+  // the client starts a new session.
+  UploadSessionFailed: { status: 409, message: "The upload session has failed: {detail}" },
 };
 
 export class ServerError extends Error {
@@ -77,6 +84,8 @@ export const accessError = () => new ServerError("AccessError");
 export const incompleteNar = () => new ServerError("IncompleteNar");
 export const requestError = (detail: string, cause?: unknown) => new ServerError("RequestError", { detail, cause });
 export const internalError = (cause: unknown) => new ServerError("InternalServerError", { cause });
+export const noSuchUploadSession = () => new ServerError("NoSuchUploadSession");
+export const uploadSessionFailed = (detail: string) => new ServerError("UploadSessionFailed", { detail });
 export const serviceUnavailable = (detail: string, cause?: unknown) =>
   new ServerError("ServiceUnavailable", { detail, cause });
 

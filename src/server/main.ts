@@ -113,7 +113,7 @@ async function run({ config: configPath, listen, mode }: AtticdOptions): Promise
       // SIGTERM/SIGINT stop the run between steps; the next run resumes from the database state
       const stop = new AbortController();
       for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort(new Error(`received ${sig}`)));
-      const report = await runGarbageCollectionOnce({ db, storage, config: config.garbageCollection, signal: stop.signal });
+      const report = await runGarbageCollectionOnce({ db, storage, config: gcConfig(config), signal: stop.signal });
       logger.info(formatGcReport(report).replace(/\n\s*/g, " "), { gc: { ...report } });
       return 0;
     }
@@ -143,7 +143,7 @@ async function serve(
     stops.push(async () => clearInterval(timer));
   }
   if (mode === "monolithic" || mode === "garbage-collector") {
-    const loop = startGarbageCollectionLoop({ db, storage, config: config.garbageCollection, log: logger });
+    const loop = startGarbageCollectionLoop({ db, storage, config: gcConfig(config), log: logger });
     stops.push(() => loop.stop());
   }
   const stopAll = async () => {
@@ -216,4 +216,9 @@ function printFirstRunBanner(configPath: string, token: string, port: number): v
       "",
     ].join("\n"),
   );
+}
+
+/** The GC's config: its table, and where upload sessions stage parts (swept for crash leftovers). */
+function gcConfig(config: Config): Config["garbageCollection"] & { uploadStagingPath: string } {
+  return { ...config.garbageCollection, uploadStagingPath: config.upload.stagingPath };
 }

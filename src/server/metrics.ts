@@ -16,7 +16,8 @@ export type CounterName =
   | "attic_nar_downloads_total"
   | "attic_nar_download_bytes_total"
   | "attic_narinfo_requests_total"
-  | "attic_lost_chunks_total";
+  | "attic_lost_chunks_total"
+  | "attic_upload_session_part_bytes_total";
 
 const HELP: Record<CounterName, string> = {
   attic_uploads_total: "NAR uploads accepted",
@@ -27,6 +28,7 @@ const HELP: Record<CounterName, string> = {
   attic_nar_downloads_total: "NAR downloads served",
   attic_nar_download_bytes_total: "Bytes of NAR downloads sent",
   attic_narinfo_requests_total: "narinfo lookups by result",
+  attic_upload_session_part_bytes_total: "Bytes of upload-session part bodies received (resent parts included)",
   attic_lost_chunks_total: "Chunks whose files a NAR download found missing from storage (marked lost)",
 };
 

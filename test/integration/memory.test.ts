@@ -5,7 +5,9 @@
 // change that buffers a NAR, or grows with its size, goes far past it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { spawnAtticd } from "../helpers/atticd-process.ts";
 import { prepareServer } from "../helpers/server.ts";
@@ -59,5 +61,68 @@ test(`a ${FILE_SIZE / MiB} MiB NAR up and down: atticd's peak RSS stays under ${
   } finally {
     await server.stop();
     rmSync(setup.dir, { recursive: true, force: true });
+  }
+});
+
+const SESSION_NAR = 128 * MiB;
+const SESSION_PART = 16 * MiB;
+
+test(`a ${SESSION_NAR / MiB} MiB NAR in ${SESSION_PART / MiB} MiB parts, two at a time (one staged): peak RSS under ${PEAK_RSS_LIMIT / MiB} MiB`, async () => {
+  const { narHash, narSize } = await hashNarStream(syntheticNar(SESSION_NAR));
+  const staging = mkdtempSync(join(tmpdir(), "attic-staging-"));
+  const setup = await prepareServer({ top: `[upload]\nmax-chunk-size = "${SESSION_PART / MiB} MiB"\nstaging-path = ${JSON.stringify(staging)}` });
+  const server = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
+  try {
+    const auth = { authorization: `Bearer ${mintHs256(setup.secret, atticClaims("memory", { "*": ALL }))}` };
+    const created = await fetch(`${server.url}/_api/v1/cache-config/big`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ keypair: "Generate", is_public: false, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: [] }),
+    });
+    assert.equal(created.status, 200, await created.text());
+    const hash = randomStorePathHash();
+    const started = await fetch(`${server.url}/_api/v1/upload-path/sessions`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({
+        nar_info: { cache: "big", store_path_hash: hash, store_path: `/nix/store/${hash}-big`, references: [], system: null, deriver: null, sigs: [], ca: null, nar_hash: narHash, nar_size: narSize },
+      }),
+    });
+    const session = (await started.json()) as { session_id: string; chunk_size: number };
+    assert.equal(session.chunk_size, SESSION_PART);
+    const put = async (seq: number, body: Buffer) => {
+      const res = await fetch(`${server.url}/_api/v1/upload-path/sessions/${session.session_id}/parts/${seq}`, { method: "PUT", headers: auth, body });
+      assert.equal(res.status, 200, await res.text());
+    };
+    // pairs of parts, the later one first: it waits on disk while the earlier one is fed
+    let pending: Buffer[] = [];
+    let seq = 0;
+    const flush = async () => {
+      await Promise.all(pending.map((p, i) => put(seq + i, p)).reverse());
+      seq += pending.length;
+      pending = [];
+    };
+    let part = Buffer.alloc(0);
+    for await (const piece of syntheticNar(SESSION_NAR)) {
+      part = Buffer.concat([part, piece]);
+      while (part.length >= SESSION_PART) {
+        pending.push(part.subarray(0, SESSION_PART));
+        part = part.subarray(SESSION_PART);
+        if (pending.length === 2) await flush();
+      }
+    }
+    if (part.length > 0) pending.push(part);
+    await flush();
+    const done = await fetch(`${server.url}/_api/v1/upload-path/sessions/${session.session_id}/finalize`, { method: "POST", headers: auth });
+    const answer = (await done.json()) as { kind: string };
+    assert.equal(answer.kind, "completed", JSON.stringify(answer));
+    const peak = server.peakRss();
+    console.log(`peak RSS: ${(peak / MiB).toFixed(0)} MiB for a ${SESSION_NAR / MiB} MiB NAR in parts`);
+    assert.ok(peak > 0, "RSS was sampled");
+    assert.ok(peak < PEAK_RSS_LIMIT, `peak RSS ${(peak / MiB).toFixed(0)} MiB for a ${SESSION_NAR / MiB} MiB NAR in parts`);
+  } finally {
+    await server.stop();
+    rmSync(setup.dir, { recursive: true, force: true });
+    rmSync(staging, { recursive: true, force: true });
   }
 });

@@ -14,6 +14,7 @@ export type PushOptions = {
   noClosure?: boolean;
   ignoreUpstreamCacheFilter?: boolean;
   jobs: number;
+  chunkSize?: number;
   forcePreamble?: boolean;
 };
 

@@ -13,6 +13,7 @@ export type WatchStoreOptions = {
   noClosure?: boolean;
   ignoreUpstreamCacheFilter?: boolean;
   jobs: number;
+  chunkSize?: number;
   forcePreamble?: boolean;
 };
 

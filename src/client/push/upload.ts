@@ -1,7 +1,8 @@
 // Uploading one path: the upload info as upstream's client builds it (references as base
 // names, `deriver` and `system` null, `nar_hash` as `sha256:<hex>`), the NAR streamed from the
 // store, and retries with exponential backoff when the failure is transient (no answer, 429, a
-// 5xx other than 507 "storage full"). Each attempt streams the NAR again from the start.
+// 5xx other than 507 "storage full"). Each attempt streams the NAR again from the start. NARs
+// larger than a part go through an upload session (parts.ts), which resumes by itself.
 import type { UploadPathNarInfo } from "../../api/v1.ts";
 import type { UploadOutcome, UploadOptions } from "../api.ts";
 import { sleep } from "../../util/concurrency.ts";
@@ -10,8 +11,10 @@ import type { PathInfo } from "../nix-path-info.ts";
 import type { LocalStore } from "../nix-store.ts";
 import type { PathBar } from "../progress.ts";
 import { hashOfPath } from "./plan.ts";
+import { SessionLost, uploadInParts, type PartsApi, type PartsPolicy } from "./parts.ts";
 
-export interface UploadApi {
+/** The upload calls; those of upload sessions only where a NAR may go in parts. */
+export interface UploadApi extends Partial<PartsApi> {
   uploadPath(info: UploadPathNarInfo, nar: AsyncIterable<Uint8Array>, options?: UploadOptions): Promise<UploadOutcome>;
 }
 
@@ -28,7 +31,10 @@ export interface UploadDeps {
   api: UploadApi;
   cache: string;
   forcePreamble: boolean;
+  /** NARs larger than this go in parts through an upload session; null: always one request */
+  partSize?: number | null;
   retry?: RetryPolicy;
+  partsPolicy?: PartsPolicy;
   signal?: AbortSignal;
 }
 
@@ -49,6 +55,7 @@ export function uploadInfoOf(info: PathInfo, cache: string): UploadPathNarInfo {
 }
 
 export function isTransient(err: unknown): boolean {
+  if (err instanceof SessionLost) return true;
   if (err instanceof ApiError) return err.transient;
   return err instanceof NetworkError;
 }
@@ -61,6 +68,11 @@ export async function uploadWithRetry(info: PathInfo, deps: UploadDeps, bar: Pat
     const signal = deps.signal === undefined ? attemptAbort.signal : AbortSignal.any([deps.signal, attemptAbort.signal]);
     if (attempt > 1) bar.restart();
     try {
+      const partSize = deps.partSize ?? null;
+      if (partSize !== null && info.narSize > partSize && hasParts(deps.api)) {
+        const parts = { api: deps.api, signal, ...(deps.partsPolicy && { policy: deps.partsPolicy }) };
+        return await uploadInParts(uploadInfo, deps.store.nar(info.path, signal), partSize, parts, bar);
+      }
       return await deps.api.uploadPath(uploadInfo, counted(deps.store.nar(info.path, signal), bar), {
         forcePreamble: deps.forcePreamble,
         signal,
@@ -80,4 +92,8 @@ async function* counted(source: AsyncIterable<Uint8Array>, bar: PathBar): AsyncI
     bar.advance(chunk.length);
     yield chunk;
   }
+}
+
+function hasParts(api: UploadApi): api is UploadApi & PartsApi {
+  return (["startUploadSession", "uploadPart", "finalizeUploadSession", "uploadSessionStatus", "deleteUploadSession"] as const).every((m) => api[m] !== undefined);
 }

@@ -63,6 +63,24 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     up: (tx) => exec(tx, [`CREATE INDEX IF NOT EXISTS "attic-ts-idx-chunkref-lost" ON "chunkref" ("nar_id") WHERE "chunk_id" IS NULL`]),
   },
   {
+    // Upload sessions (uploads in parts, upstream's open PR #342 in shape; docs/decisions.md).
+    // The row says who may use the session, what it uploads and how far it got; the parts
+    // themselves go straight into the upload pipeline of the atticd that holds the session
+    // (`owner`, which proves it is alive by `alive_at`). GC reaps rows idle past the grace period.
+    name: "attic-ts_0005_upload_sessions",
+    up: (tx) => {
+      const ts = tx.dialect.columnTypes.timestamp;
+      return exec(tx, [
+        `CREATE TABLE "attic_ts_upload_session" ( "id" varchar NOT NULL PRIMARY KEY, ` +
+          `"cache_id" bigint NOT NULL REFERENCES "cache" ("id") ON DELETE CASCADE, "created_by" varchar NULL, ` +
+          `"upload_info" text NOT NULL, "chunk_size" bigint NOT NULL, "num_parts" integer NOT NULL, ` +
+          `"state" varchar NOT NULL, "message" text NULL, "result" text NULL, "owner" varchar NOT NULL, ` +
+          `"created_at" ${ts} NOT NULL, "updated_at" ${ts} NOT NULL, "alive_at" ${ts} NOT NULL )`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-upload-session-cache" ON "attic_ts_upload_session" ("cache_id")`,
+      ]);
+    },
+  },
+  {
     // The dashboard (issue 19) reads aggregates, never a scan per page view:
     //   - attic_ts_cache_stats: per cache, its objects, logical and stored bytes; raised by each
     //     push, recomputed exactly by each GC run (queries/stats.ts);
@@ -70,7 +88,7 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     //     day's last change (the charts);
     //   - attic_ts_gc_run: what each GC run freed and the server-wide storage it left behind;
     //   - object.download_count: NAR downloads of the path, raised with last_accessed_at.
-    name: "attic-ts_0005_dashboard",
+    name: "attic-ts_0006_dashboard",
     up: async (tx) => {
       const { timestamp: ts, pk } = tx.dialect.columnTypes;
       const counter = (name: string) => `"${name}" bigint NOT NULL DEFAULT 0`;

@@ -1,6 +1,8 @@
 // server.toml text → frozen Config, validated against the schema in one pass that collects every
 // problem. Like upstream, unknown top-level keys are errors while unknown keys inside tables are
 // ignored (we warn about them, since they are usually typos).
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { createReader } from "./reader.ts";
@@ -101,6 +103,10 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
     database: { url: database, heartbeat: r.read<boolean>("database.heartbeat"), poolSize: r.read<number>("database.pool-size") },
     storage: tables.has("storage") ? readStorage(r) : undefined,
     chunking: tables.has("chunking") ? readChunking(r) : undefined,
+    upload: {
+      maxChunkSize: r.read<number>("upload.max-chunk-size") ?? null,
+      stagingPath: r.read<string>("upload.staging-path") ?? join(tmpdir(), "atticd-upload-staging"),
+    },
     compression: readCompression(r),
     garbageCollection: {
       interval: r.read<number>("garbage-collection.interval"),

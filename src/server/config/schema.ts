@@ -60,6 +60,13 @@ export const TABLES: readonly TableSpec[] = [
       "Content-defined chunking of NARs (FastCDC). The whole table is required. Changing the sizes later moves the cut points, so new uploads deduplicate poorly against old chunks for a while.",
     required: true,
   },
+  {
+    table: "upload",
+    description:
+      "Uploads in parts (upload sessions, the shape of upstream's open PR #342): a client pushes a large NAR as a series of requests of at most `max-chunk-size` bytes each, which pass reverse proxies that limit request bodies and resume after a broken connection. Optional; without `max-chunk-size` sessions are off and every NAR goes in one request.",
+    required: false,
+    ours: true,
+  },
   { table: "compression", description: "Compression of stored chunks. Optional; if the table is present, `type` is required.", required: false },
   { table: "garbage-collection", description: "Garbage collection of unaccessed objects and orphaned data.", required: false },
   { table: "jwt", description: "Verification of JSON Web Tokens.", required: false },
@@ -170,6 +177,23 @@ export const KEYS: readonly KeySpec[] = [
   { key: "chunking.avg-size", kind: "integer", min: 256, max: 256 * MiB, required: "always", description: "Preferred average chunk size in bytes (256 B – 256 MiB)." },
   { key: "chunking.max-size", kind: "integer", min: KiB, max: GiB, required: "always", description: "Maximum chunk size in bytes (1 KiB – 1 GiB). `min-size ≤ avg-size ≤ max-size`." },
 
+  {
+    key: "upload.max-chunk-size",
+    kind: "size",
+    min: 64 * KiB,
+    max: 4 * GiB,
+    ours: true,
+    description:
+      'The largest part of an upload session, in bytes or with a unit (`"32 MiB"`), advertised to clients in the cache config (`upload_chunking.max_chunk_size`). Keep it below the request body limit of every proxy in front of atticd (Cloudflare 100 MB, nginx `client_max_body_size`). Unset: upload sessions are off.',
+  },
+  {
+    key: "upload.staging-path",
+    kind: "string",
+    ours: true,
+    defaultNote: "`atticd-upload-staging` in the system's temporary folder",
+    description:
+      "The folder where parts that arrive ahead of their turn wait (at most 8 per session, on disk) until the parts before them are in. Parts that arrive in order never touch it.",
+  },
   {
     key: "compression.type",
     kind: "enum",

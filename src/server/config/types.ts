@@ -37,6 +37,13 @@ export interface Config {
     avgSize: number;
     maxSize: number;
   };
+  /** ours: upload sessions (uploads in parts) */
+  upload: {
+    /** the largest part, in bytes; null: sessions are off */
+    maxChunkSize: number | null;
+    /** where early parts wait on disk */
+    stagingPath: string;
+  };
   compression: {
     type: CompressionType;
     /** the effective level (the per-type default when unset) */

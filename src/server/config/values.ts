@@ -128,8 +128,12 @@ export function readValue(kind: ValueKind, raw: unknown, rules: ValueRules = {})
       return Object.freeze([...raw]);
     case "duration":
       return readDuration(raw);
-    case "size":
-      return parseSize(raw);
+    case "size": {
+      const bytes = parseSize(raw);
+      if (rules.min !== undefined && bytes < rules.min) throw new ValueProblem(`must be at least ${rules.min} bytes, got ${bytes}`);
+      if (rules.max !== undefined && bytes > rules.max) throw new ValueProblem(`must be at most ${rules.max} bytes, got ${bytes}`);
+      return bytes;
+    }
     case "socket-address":
       return readSocketAddress(raw);
     case "endpoint":

@@ -35,6 +35,7 @@ export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
       upstream_cache_key_names: JSON.parse(cache.upstream_cache_key_names) as string[],
       retention_period: cache.retention_period === null ? "Global" : { Period: cache.retention_period },
       max_size: cache.max_size ?? null,
+      ...(config.upload.maxChunkSize !== null && { upload_chunking: { max_chunk_size: config.upload.maxChunkSize } }),
     };
   }
 

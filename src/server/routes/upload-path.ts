@@ -1,4 +1,4 @@
-// PUT /_api/v1/upload-path: the body is the raw NAR (header mode) or a JSON preamble followed by
+// PUT /_api/v1/upload-path (and, sharing its pipeline, the upload sessions): the body is the raw NAR (header mode) or a JSON preamble followed by
 // the NAR; it is streamed, never buffered. Registered in its own context so its catch-all body
 // parser (pass the stream through untouched) does not apply to the JSON routes.
 import type { FastifyInstance } from "fastify";
@@ -7,11 +7,13 @@ import { authorizeCache } from "../auth.ts";
 import { BodyReader } from "../upload/body.ts";
 import { readUploadInfo } from "../upload/info.ts";
 import { Uploader } from "../upload/pipeline.ts";
+import { uploadSessionRoutes } from "./upload-sessions.ts";
 
 export async function uploadPathRoutes(app: FastifyInstance): Promise<void> {
   const { db, storage, config } = app.deps;
   const uploader = new Uploader(db, storage, config, app.metrics);
   app.addHook("onClose", async () => uploader.close());
+  await uploadSessionRoutes(app, uploader);
 
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();

@@ -119,13 +119,23 @@ export class Uploader {
     }
   }
 
+  /**
+   * Without proof of possession, an upload session for a NAR the server has is answered at once
+   * (upstream's PR #342 does the same); null when a session is needed.
+   */
+  async dedupWithoutProof(info: UploadInfo, cache: CacheRow, sub: string | null): Promise<UploadPathResult | null> {
+    if (this.config.requireProofOfPossession) return null;
+    return this.tryDedup(info.narHash.toTypedBase16(), info, cache, null, sub);
+  }
+
   /** NAR-level dedup: a valid, complete NAR with this hash exists in any cache. */
-  private async tryDedup(narHash: string, info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult | null> {
+  private async tryDedup(narHash: string, info: UploadInfo, cache: CacheRow, body: BodyReader | null, sub: string | null): Promise<UploadPathResult | null> {
     const nar = await findAndLockNar(this.db, narHash);
     if (!nar) return null;
     try {
       if (await narHasMissingChunks(this.db, nar.id)) return null;
       if (this.config.requireProofOfPossession) {
+        if (!body) return null;
         const proof = await hashStream(body.take(info.nar_size));
         if (!proof.hash.equals(info.narHash) || proof.size !== info.nar_size || nar.nar_size !== info.nar_size) {
           throw requestError("Bad NAR Hash or Size");

@@ -1,0 +1,194 @@
+// Upload sessions behind a real reverse proxy that limits request bodies (Debian's nginx with
+// `client_max_body_size 8m` in front of a real atticd process): the real `attic push` of a path
+// whose NAR is over 100 MB fails in one request (413) and succeeds in parts, and real Nix pulls
+// it back intact. Then a push whose connection breaks in the middle (the client paused, the
+// proxy stopped and started again) finishes without sending again the parts the server has,
+// counted by the server; and an atticd killed in the middle of a session shows nothing of it.
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { createCipheriv, randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, test } from "node:test";
+import { runAtticd, spawnAtticd, type AtticdProcess } from "../helpers/atticd-process.ts";
+import { runNginxProxy, type NginxProcess } from "../helpers/nginx.ts";
+import { dumpNar, nix, nixEnv, nixStore, NIX_OPTS, pathInfo } from "../helpers/nix.ts";
+import { prepareServer, type ServerSetup } from "../helpers/server.ts";
+import { ALL, atticClaims, mintHs256 } from "../helpers/tokens.ts";
+import { runAttic, type RunResult } from "../unit/client/run-attic.ts";
+import { NixHash } from "../../src/nix/hash.ts";
+
+const MiB = 2 ** 20;
+const TAG = `attic-sessions-${process.pid}-${Date.now().toString(36)}`;
+
+let work: string;
+let setup: ServerSetup;
+let atticd: AtticdProcess;
+let proxy: NginxProcess;
+let token: string;
+let env: NodeJS.ProcessEnv;
+const paths: string[] = [];
+
+/** A store path of one file of `size` incompressible bytes. */
+async function randomPath(name: string, size: number): Promise<string> {
+  const dir = join(work, `${TAG}-${name}`);
+  await mkdir(dir);
+  const cipher = createCipheriv("aes-128-ctr", randomBytes(16), Buffer.alloc(16, 0));
+  await writeFile(join(dir, "data"), cipher.update(Buffer.alloc(size)));
+  const path = await nixStore(["--add", dir]);
+  await rm(dir, { recursive: true });
+  paths.push(path);
+  return path;
+}
+
+async function api(path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${atticd.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
+}
+
+async function partBytes(): Promise<number> {
+  const text = await (await fetch(`${atticd.url}/metrics`)).text();
+  return Number(/^attic_upload_session_part_bytes_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+function push(args: string[], onSpawn?: (child: ChildProcess) => void): Promise<RunResult> {
+  return runAttic(["push", ...args], { env, ...(onSpawn && { onSpawn }) });
+}
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), "attic-sessions-e2e-"));
+  setup = await prepareServer({
+    top: `[upload]\nmax-chunk-size = "4 MiB"\nstaging-path = ${JSON.stringify(join(work, "staging"))}`,
+    gc: `interval = "0"\nstale-grace-period = "1 hour"`,
+  });
+  atticd = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
+  proxy = await runNginxProxy(atticd.url, "8m");
+  token = mintHs256(setup.secret, atticClaims("pusher", { "*": ALL }));
+  const created = await api("/_api/v1/cache-config/big", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ keypair: "Generate", is_public: true, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: [] }),
+  });
+  assert.equal(created.status, 200, await created.text());
+  const home = join(work, "home");
+  await mkdir(join(home, "attic"), { recursive: true });
+  await writeFile(join(home, "attic", "config.toml"), `default-server = "proxy"\n[servers.proxy]\nendpoint = "http://127.0.0.1:${proxy.port}/"\ntoken = "${token}"\n`);
+  env = nixEnv({ HOME: home, XDG_CONFIG_HOME: home });
+});
+
+after(async () => {
+  await proxy?.close();
+  await atticd?.stop();
+  await nixStore(["--delete", ...paths]).catch(() => undefined);
+  await rm(work, { recursive: true, force: true });
+  await rm(setup.dir, { recursive: true, force: true });
+});
+
+describe("upload sessions through nginx with client_max_body_size 8m", () => {
+  test("a NAR over 100 MB: one PUT gets 413, parts get through, and Nix pulls it intact", async () => {
+    const path = await randomPath("big", 105 * MiB);
+    const [info] = await pathInfo([path]);
+    assert.ok(info!.narSize > 100_000_000);
+
+    let t = performance.now();
+    const lap = (what: string) => {
+      console.log(`${what}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      t = performance.now();
+    };
+    lap("store path");
+    const single = await push(["big", path, "--chunk-size", "0"]);
+    lap("single PUT");
+    assert.notEqual(single.code, 0, single.stderr);
+    assert.match(single.stderr, /413/);
+
+    const before = await partBytes();
+    const inParts = await push(["big", path]);
+    assert.equal(inParts.code, 0, inParts.stderr);
+    assert.match(inParts.stderr, /✅ .*-big/);
+    assert.equal((await partBytes()) - before, info!.narSize, "every byte sent once");
+    lap("push in parts");
+
+    const store = join(work, "pulled");
+    const config = (await (await api("/_api/v1/cache-config/big")).json()) as { public_key: string };
+    await nix("nix-store", [
+      "--store", store, "-r", path, ...NIX_OPTS,
+      "--option", "substituters", `http://127.0.0.1:${proxy.port}/big`,
+      "--option", "trusted-public-keys", config.public_key,
+      "--option", "require-sigs", "true",
+    ]);
+    lap("nix pull");
+    assert.ok((await readFile(join(store, path, "data"))).equals(await readFile(join(path, "data"))), "the pulled file is the pushed one");
+    await rm(store, { recursive: true, force: true });
+  });
+
+  test("a broken connection mid-session: the push finishes without resending the parts the server has", async () => {
+    const path = await randomPath("cut", 24 * MiB);
+    const [info] = await pathInfo([path]);
+    const before = await partBytes();
+    let client: ChildProcess | undefined;
+    const running = push(["big", path, "--chunk-size", String(MiB)], (c) => (client = c));
+    while ((await partBytes()) - before < 4 * MiB) await sleep(5);
+    client!.kill("SIGSTOP");
+    const atPause = (await partBytes()) - before;
+    assert.ok(atPause < info!.narSize - 4 * MiB, "paused in the middle");
+    await proxy.stop();
+    client!.kill("SIGCONT");
+    await sleep(1000);
+    await proxy.start();
+    const result = await running;
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /resuming/);
+    const received = (await partBytes()) - before;
+    // the part in flight when the proxy stopped is sent again; nothing before it
+    assert.ok(received >= info!.narSize && received <= info!.narSize + MiB, `received ${received} bytes for a NAR of ${info!.narSize}\n${result.stderr}\n${atticd.stderr().slice(-3000)}`);
+    const narinfo = await fetch(`http://127.0.0.1:${proxy.port}/big/${path.slice(11, 43)}.narinfo`);
+    assert.equal(narinfo.status, 200);
+  });
+
+  test("atticd killed mid-session: nothing visible, the session is gone, a new push succeeds", async () => {
+    const path = await randomPath("kill", 3 * MiB);
+    const [info] = await pathInfo([path]);
+    const hash = path.slice(11, 43);
+    const started = await api("/_api/v1/upload-path/sessions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        nar_info: { cache: "big", store_path_hash: hash, store_path: path, references: [], system: null, deriver: null, sigs: [], ca: null, nar_hash: NixHash.parse(info!.narHash).toTypedBase16(), nar_size: info!.narSize },
+        chunk_size: MiB,
+      }),
+    });
+    const session = (await started.json()) as { kind: string; session_id: string; chunk_size: number };
+    assert.equal(session.kind, "session", JSON.stringify(session));
+    const bytes = await dumpNar(path);
+    for (const seq of [0, 2]) {
+      const res = await api(`/_api/v1/upload-path/sessions/${session.session_id}/parts/${seq}`, { method: "PUT", body: bytes.subarray(seq * session.chunk_size, (seq + 1) * session.chunk_size) });
+      assert.equal(res.status, 200, await res.text());
+    }
+    await atticd.stop("SIGKILL");
+    atticd = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir, port: Number(new URL(atticd.url).port) });
+    assert.equal((await fetch(`${atticd.url}/big/${hash}.narinfo`)).status, 404, "nothing visible");
+    // the new process cannot know the session's holder is gone until its heartbeat is overdue
+    // (it could be another replica): 503, retry; then 409, start a new session
+    let part: Response;
+    for (;;) {
+      part = await api(`/_api/v1/upload-path/sessions/${session.session_id}/parts/1`, { method: "PUT", body: bytes.subarray(session.chunk_size, 2 * session.chunk_size) });
+      if (part.status !== 503) break;
+      await sleep(500);
+    }
+    const refused = (await part.json()) as { error: string; message: string };
+    assert.equal(part.status, 409, JSON.stringify(refused));
+    assert.equal(refused.error, "UploadSessionFailed");
+    // after the grace period (1 s for this run), GC takes what the killed server left: its pending NAR, the session
+    await sleep(1500);
+    const gcConfig = join(setup.dir, "gc.toml");
+    await writeFile(gcConfig, setup.configToml.replace(`stale-grace-period = "1 hour"`, `stale-grace-period = "1s"`));
+    const gc = await runAtticd(["-f", gcConfig, "--mode", "garbage-collector-once"], { ATTIC_LOG_LEVEL: "info" });
+    assert.equal(gc.code, 0, gc.stderr);
+    const gone = await api(`/_api/v1/upload-path/sessions/${session.session_id}`);
+    assert.equal(gone.status, 404, `the session's row is reaped: ${await gone.text()}\n${gc.stderr}`);
+    const result = await push(["big", path]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((await fetch(`${atticd.url}/big/${hash}.narinfo`)).status, 200);
+  });
+});
