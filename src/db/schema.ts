@@ -142,6 +142,35 @@ export interface UploadSessionTable {
   alive_at: Timestamp;
 }
 
+/** ours: a build log (`PUT /<cache>/log/<drv>`), zstd-compressed */
+export interface BuildLogTable {
+  id: Generated<number>;
+  cache_id: number;
+  /** the derivation's base name, `<hash>-<name>.drv` */
+  drv: string;
+  /** uncompressed bytes */
+  size: number;
+  data: Uint8Array;
+  created_at: Timestamp;
+}
+
+/** ours: a realisation of a content-addressed derivation output (`/<cache>/realisations/<id>.doi`) */
+export interface RealisationTable {
+  id: Generated<number>;
+  cache_id: number;
+  /** `sha256:<hash>!<output>` */
+  output_id: string;
+  /** the JSON document as Nix wrote it */
+  content: string;
+  created_at: Timestamp;
+}
+
+/** ours: the `.ls` listing of a NAR, zstd-compressed JSON */
+export interface NarListingTable {
+  nar_id: number;
+  data: Uint8Array;
+}
+
 /** ours: per-cache aggregates for the dashboard (queries/stats.ts) */
 export interface CacheStatsTable {
   cache_id: number;
@@ -199,6 +228,9 @@ export interface Database {
   attic_ts_migrations: OwnMigrationsTable;
   attic_ts_lease: LeaseTable;
   attic_ts_upload_session: UploadSessionTable;
+  attic_ts_build_log: BuildLogTable;
+  attic_ts_realisation: RealisationTable;
+  attic_ts_nar_listing: NarListingTable;
   attic_ts_cache_stats: CacheStatsTable;
   attic_ts_daily: DailyTable;
   attic_ts_gc_run: GcRunTable;

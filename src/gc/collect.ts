@@ -15,6 +15,8 @@ import {
 import { withLease } from "../db/queries/leases.ts";
 import { recordGcRun } from "../db/queries/stats.ts";
 import type { StorageDriver } from "../storage/types.ts";
+import { reapStagedNars } from "../storage/staging.ts";
+import { deleteNixFilesOfDeletedCaches } from "../db/queries/nix-files.ts";
 import { deleteChunkFiles } from "./chunk-files.ts";
 import { enforceQuotas } from "./quota.ts";
 import { reapAbandonedUploadSessions } from "./upload-sessions.ts";
@@ -39,6 +41,8 @@ export interface GcDeps {
   signal?: AbortSignal;
   /** for tests: the current time */
   now?: () => Date;
+  /** the folder of NARs pushed with `nix copy` awaiting their narinfo (nix-protocol.staging-path) */
+  stagingPath?: string;
   /** who holds the "gc" lease: the same for every run of one periodic collector (see withLease) */
   leaseOwner?: string;
 }
@@ -78,8 +82,11 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
     report.objectsExpired += await deleteExpiredObjects(db, { cacheId: cache.id, cutoff });
   }
   report.objectsOfDeletedCaches = await deleteObjectsOfDeletedCaches(db);
+  report.nixFilesOfDeletedCaches = await deleteNixFilesOfDeletedCaches(db);
   signal.throwIfAborted();
-  report.objectsOverQuota = await enforceQuotas(db, config.maxSize, signal);
+  const overQuota = await enforceQuotas(db, config.maxSize, signal);
+  report.objectsOverQuota = overQuota.objects;
+  report.buildLogsOverQuota = overQuota.buildLogs;
   signal.throwIfAborted();
 
   const staleBefore = config.staleGracePeriod > 0 ? new Date(now.getTime() - config.staleGracePeriod * 1000) : undefined;
@@ -100,6 +107,11 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
   report.chunks = files.chunks;
   report.bytesFreed = files.bytesFreed;
   report.deleteFailures = files.failures;
+
+  if (deps.stagingPath !== undefined && staleBefore) {
+    const staged = await reapStagedNars(deps.stagingPath, staleBefore);
+    report.stagedNars = staged.files;
+  }
 
   if (storage.sweepTempFiles && staleBefore) {
     signal.throwIfAborted();

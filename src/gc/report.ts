@@ -17,6 +17,12 @@ export interface GcReport {
   /** upload sessions idle past the grace period, and staged-part folders crashed servers left */
   uploadSessions: number;
   stagedPartDirs: number;
+  /** NARs pushed with `nix copy` whose narinfo never came, reaped from staging */
+  stagedNars: number;
+  /** build logs removed to bring a cache (or all) under its quota */
+  buildLogsOverQuota: number;
+  /** build logs and realisations of soft-deleted caches */
+  nixFilesOfDeletedCaches: number;
   /** chunk files whose deletion failed this time (their rows stay in state D for the next run) */
   deleteFailures: number;
   durationMs: number;
@@ -36,6 +42,9 @@ export function emptyReport(): GcReport {
     tempFiles: 0,
     uploadSessions: 0,
     stagedPartDirs: 0,
+    stagedNars: 0,
+    buildLogsOverQuota: 0,
+    nixFilesOfDeletedCaches: 0,
     deleteFailures: 0,
     durationMs: 0,
   };
@@ -61,6 +70,10 @@ export function formatGcReport(r: GcReport): string {
   if (r.uploadSessions + r.stagedPartDirs > 0) {
     lines.push(`  abandoned upload sessions: ${r.uploadSessions} (${r.stagedPartDirs} folders of staged parts)`);
   }
+  if (r.buildLogsOverQuota + r.nixFilesOfDeletedCaches > 0) {
+    lines.push(`  build logs and realisations removed: ${r.buildLogsOverQuota} logs over quota, ${r.nixFilesOfDeletedCaches} of deleted caches`);
+  }
+  if (r.stagedNars > 0) lines.push(`  staged NARs never committed by a narinfo: ${r.stagedNars}`);
   if (r.deleteFailures > 0) lines.push(`  chunk files that could not be deleted (retried next run): ${r.deleteFailures}`);
   return lines.join("\n");
 }

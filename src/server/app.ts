@@ -16,6 +16,9 @@ import { cacheConfigRoutes } from "./routes/cache-config.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { missingPathsRoutes } from "./routes/missing-paths.ts";
 import { uploadPathRoutes } from "./routes/upload-path.ts";
+import { nixPushRoutes } from "./routes/nix-push.ts";
+import { NixPush } from "./nix-protocol/push.ts";
+import { Uploader } from "./upload/pipeline.ts";
 
 export interface AppDeps {
   config: Config;
@@ -74,7 +77,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(dashboardRoutes);
   await app.register(cacheConfigRoutes);
   await app.register(missingPathsRoutes);
-  await app.register(uploadPathRoutes);
+  // one upload pipeline for `attic push` and `nix copy`: in-process dedup of a NAR spans both
+  const uploader = new Uploader(deps.db, deps.storage, deps.config, app.metrics);
+  app.addHook("onClose", async () => uploader.close());
+  await app.register(uploadPathRoutes, { uploader });
+  await app.register(nixPushRoutes, { push: new NixPush(uploader, deps.config) });
   await app.register(binaryCacheRoutes);
   return app;
 }

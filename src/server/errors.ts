@@ -22,7 +22,10 @@ export type ErrorKind =
   | "ServiceUnavailable"
   | "StorageFull"
   | "NoSuchUploadSession"
-  | "UploadSessionFailed";
+  | "UploadSessionFailed"
+  | "NarTooLarge"
+  | "StagingFull"
+  | "RangeNotSatisfiable";
 
 export const ERROR_CATALOGUE: Readonly<Record<ErrorKind, { status: number; message: string }>> = {
   NotFound: { status: 404, message: "The URL you requested was not found." },
@@ -37,6 +40,11 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorKind, { status: number; messa
   RequestError: { status: 400, message: "General request error: {detail}" },
   // Ours: the database or object store is unreachable; clients should retry.
   ServiceUnavailable: { status: 503, message: "The service is temporarily unavailable: {detail}" },
+  // Ours (nix copy --to http://…): a NAR over nix-protocol.max-nar-size, and staging at its bound.
+  NarTooLarge: { status: 413, message: "The NAR is larger than this server accepts ({detail})." },
+  StagingFull: { status: 503, message: "The staging area for NARs pushed with Nix is full; try again later." },
+  // Ours: a Range on a NAR download starting past its end.
+  RangeNotSatisfiable: { status: 416, message: "The requested range is not satisfiable ({detail})." },
   // Ours: the disk, quota or bucket behind the storage or the database is full; retrying as such
   // cannot help, and nothing of the failed request was kept.
   StorageFull: { status: 507, message: "The server's storage is full, so nothing was stored. Try again once space has been freed on the server." },
@@ -83,6 +91,9 @@ export const cacheAlreadyExists = () => new ServerError("CacheAlreadyExists");
 export const accessError = () => new ServerError("AccessError");
 export const incompleteNar = () => new ServerError("IncompleteNar");
 export const requestError = (detail: string, cause?: unknown) => new ServerError("RequestError", { detail, cause });
+export const narTooLarge = (detail: string) => new ServerError("NarTooLarge", { detail });
+export const stagingFull = () => new ServerError("StagingFull");
+export const rangeNotSatisfiable = (detail: string) => new ServerError("RangeNotSatisfiable", { detail });
 export const internalError = (cause: unknown) => new ServerError("InternalServerError", { cause });
 export const noSuchUploadSession = () => new ServerError("NoSuchUploadSession");
 export const uploadSessionFailed = (detail: string) => new ServerError("UploadSessionFailed", { detail });

@@ -113,7 +113,13 @@ async function run({ config: configPath, listen, mode }: AtticdOptions): Promise
       // SIGTERM/SIGINT stop the run between steps; the next run resumes from the database state
       const stop = new AbortController();
       for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort(new Error(`received ${sig}`)));
-      const report = await runGarbageCollectionOnce({ db, storage, config: gcConfig(config), signal: stop.signal });
+      const report = await runGarbageCollectionOnce({
+        db,
+        storage,
+        config: gcConfig(config),
+        stagingPath: config.nixProtocol.stagingPath,
+        signal: stop.signal,
+      });
       logger.info(formatGcReport(report).replace(/\n\s*/g, " "), { gc: { ...report } });
       return 0;
     }
@@ -143,7 +149,7 @@ async function serve(
     stops.push(async () => clearInterval(timer));
   }
   if (mode === "monolithic" || mode === "garbage-collector") {
-    const loop = startGarbageCollectionLoop({ db, storage, config: gcConfig(config), log: logger });
+    const loop = startGarbageCollectionLoop({ db, storage, config: gcConfig(config), stagingPath: config.nixProtocol.stagingPath, log: logger });
     stops.push(() => loop.stop());
   }
   const stopAll = async () => {

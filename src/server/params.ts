@@ -14,7 +14,7 @@ export function cacheNameParam(params: unknown): string {
 }
 
 /** `<hash>.<suffix>` → hash; wrong suffix or no dot → 404 NotFound, bad hash → 400. */
-export function storePathHashParam(file: string, suffix: "narinfo" | "nar"): string {
+export function storePathHashParam(file: string, suffix: "narinfo" | "nar" | "ls"): string {
   const dot = file.indexOf(".");
   if (dot < 0 || file.slice(dot + 1) !== suffix) throw notFound();
   const hash = file.slice(0, dot);

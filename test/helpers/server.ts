@@ -55,6 +55,8 @@ export interface ServerOptions {
   logger?: object;
   /** local storage folder (default `<dir>/storage`), e.g. a small tmpfs */
   storagePath?: string;
+  /** extra TOML lines in `[nix-protocol]` (staging-path is always `<dir>/staging`) */
+  nixProtocol?: string;
   /**
    * No socket: `fetch` goes through app.inject() (fastify's model for route logic). `url` is then
    * only a name (its host is sent as Host). Keep the default for streaming, keep-alive, aborts
@@ -133,6 +135,9 @@ export async function prepareServer(opts: ServerOptions = {}, share?: ServerSetu
     opts.compression?.level !== undefined ? `level = ${opts.compression.level}` : "",
     `[garbage-collection]`,
     opts.gc ?? `interval = "0"`,
+    `[nix-protocol]`,
+    `staging-path = ${JSON.stringify(join(dir, "staging"))}`,
+    opts.nixProtocol ?? "",
     `[jwt.signing]`,
     `token-hs256-secret-base64 = ${JSON.stringify(secret.toString("base64"))}`,
     "",

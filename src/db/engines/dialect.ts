@@ -16,6 +16,8 @@ export interface ColumnTypes {
   pk: string;
   bool: string;
   timestamp: string;
+  /** ours: binary data (compressed build logs and listings) */
+  blob: string;
 }
 
 export interface DialectOpenOptions {

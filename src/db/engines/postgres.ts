@@ -7,7 +7,7 @@ import type { EngineDialect } from "./dialect.ts";
 export const postgresDialect: EngineDialect = {
   engine: "postgres",
   parameterBudget: 10_000,
-  columnTypes: { pk: "bigserial NOT NULL PRIMARY KEY", bool: "bool", timestamp: "timestamp with time zone" },
+  columnTypes: { pk: "bigserial NOT NULL PRIMARY KEY", bool: "bool", timestamp: "timestamp with time zone", blob: "bytea" },
   upstreamNar: { numChunksLast: true, hashIndex: true },
 
   async kyselyDialect(target, opts) {

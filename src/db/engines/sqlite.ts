@@ -10,7 +10,7 @@ import type { EngineDialect } from "./dialect.ts";
 export const sqliteDialect: EngineDialect = {
   engine: "sqlite",
   parameterBudget: 500,
-  columnTypes: { pk: "integer NOT NULL PRIMARY KEY AUTOINCREMENT", bool: "boolean", timestamp: "timestamp_with_timezone_text" },
+  columnTypes: { pk: "integer NOT NULL PRIMARY KEY AUTOINCREMENT", bool: "boolean", timestamp: "timestamp_with_timezone_text", blob: "blob" },
   upstreamNar: { numChunksLast: false, hashIndex: false },
 
   async kyselyDialect(target, opts) {

@@ -81,6 +81,27 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     },
   },
   {
+    // Nix's own binary-cache files besides narinfo and NAR (issue 17): build logs and realisations
+    // per cache (gone with their cache), and the `.ls` listing of each NAR (gone with its NAR).
+    // Logs and listings are stored zstd-compressed.
+    name: "attic-ts_0006_nix_files",
+    up: (tx) => {
+      const { pk, timestamp: ts, blob } = tx.dialect.columnTypes;
+      return exec(tx, [
+        `CREATE TABLE "attic_ts_build_log" ( "id" ${pk}, "cache_id" bigint NOT NULL, "drv" varchar NOT NULL, ` +
+          `"size" bigint NOT NULL, "data" ${blob} NOT NULL, "created_at" ${ts} NOT NULL, ` +
+          `CONSTRAINT "fk_build_log_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE )`,
+        `CREATE UNIQUE INDEX "attic-ts-idx-build-log-cache-drv" ON "attic_ts_build_log" ("cache_id", "drv")`,
+        `CREATE TABLE "attic_ts_realisation" ( "id" ${pk}, "cache_id" bigint NOT NULL, "output_id" varchar NOT NULL, ` +
+          `"content" varchar NOT NULL, "created_at" ${ts} NOT NULL, ` +
+          `CONSTRAINT "fk_realisation_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE )`,
+        `CREATE UNIQUE INDEX "attic-ts-idx-realisation-cache-id" ON "attic_ts_realisation" ("cache_id", "output_id")`,
+        `CREATE TABLE "attic_ts_nar_listing" ( "nar_id" bigint NOT NULL PRIMARY KEY, "data" ${blob} NOT NULL, ` +
+          `CONSTRAINT "fk_nar_listing_nar" FOREIGN KEY ("nar_id") REFERENCES "nar" ("id") ON DELETE CASCADE )`,
+      ]);
+    },
+  },
+  {
     // The dashboard (issue 19) reads aggregates, never a scan per page view:
     //   - attic_ts_cache_stats: per cache, its objects, logical and stored bytes; raised by each
     //     push, recomputed exactly by each GC run (queries/stats.ts);
@@ -88,7 +109,7 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     //     day's last change (the charts);
     //   - attic_ts_gc_run: what each GC run freed and the server-wide storage it left behind;
     //   - object.download_count: NAR downloads of the path, raised with last_accessed_at.
-    name: "attic-ts_0006_dashboard",
+    name: "attic-ts_0007_dashboard",
     up: async (tx) => {
       const { timestamp: ts, pk } = tx.dialect.columnTypes;
       const counter = (name: string) => `"${name}" bigint NOT NULL DEFAULT 0`;

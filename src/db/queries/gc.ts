@@ -171,7 +171,12 @@ export async function cacheLogicalSize(db: Db, cacheId: number): Promise<number>
     .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("nar.nar_size"), sql<number>`0`).as("size"))
     .where("object.cache_id", "=", cacheId)
     .executeTakeFirstOrThrow();
-  return toInt(row.size);
+  const logs = await db.kysely
+    .selectFrom("attic_ts_build_log")
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("size"), sql<number>`0`).as("size"))
+    .where("cache_id", "=", cacheId)
+    .executeTakeFirstOrThrow();
+  return toInt(row.size) + toInt(logs.size);
 }
 
 /** Sum over all caches (a NAR in two caches counts twice), for the global quota. */
@@ -181,7 +186,39 @@ export async function totalLogicalSize(db: Db): Promise<number> {
     .innerJoin("nar", "nar.id", "object.nar_id")
     .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("nar.nar_size"), sql<number>`0`).as("size"))
     .executeTakeFirstOrThrow();
-  return toInt(row.size);
+  const logs = await db.kysely
+    .selectFrom("attic_ts_build_log")
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>("size"), sql<number>`0`).as("size"))
+    .executeTakeFirstOrThrow();
+  return toInt(row.size) + toInt(logs.size);
+}
+
+export interface OldBuildLog {
+  id: number;
+  size: number;
+  created_at: Date;
+}
+
+/** The oldest build logs of a cache (or of all caches), for quotas: a log counts by its uncompressed size. */
+export async function oldestBuildLogs(db: Db, cacheId: number | null, limit: number): Promise<OldBuildLog[]> {
+  const rows = await db.kysely
+    .selectFrom("attic_ts_build_log")
+    .select(["id", "size", "created_at"])
+    .$if(cacheId !== null, (q) => q.where("cache_id", "=", cacheId!))
+    .orderBy("created_at")
+    .orderBy("id")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ id: toInt(r.id), size: toInt(r.size), created_at: parseTimestamp(r.created_at) }));
+}
+
+export async function deleteBuildLogs(db: Db, ids: readonly number[]): Promise<number> {
+  let deleted = 0;
+  for (const batch of batches(ids, maxBatch(db))) {
+    const result = await db.kysely.deleteFrom("attic_ts_build_log").where("id", "in", batch).executeTakeFirst();
+    deleted += Number(result.numDeletedRows);
+  }
+  return deleted;
 }
 
 export interface QuotaCache {

@@ -121,13 +121,13 @@ export async function narChunkSummary(db: Db, narId: number): Promise<NarChunkSu
  * has some 65,000 chunks, which a download walks through without holding all their rows.
  */
 /** What streaming a NAR needs of each chunk row (a narrow row is a cheap row: 9,000 per 600 MB NAR). */
-export type ServedChunk = Pick<ChunkRow, "id" | "remote_file" | "remote_file_id" | "file_size">;
+export type ServedChunk = Pick<ChunkRow, "id" | "remote_file" | "remote_file_id" | "file_size" | "chunk_size">;
 
 const servedChunksQuery = prepareQuery((k, $: Placeholders<{ narId: number; afterSeq: number; limit: number }>) =>
   k
     .selectFrom("chunkref")
     .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
-    .select(["chunkref.seq as seq", "chunk.id as id", "chunk.remote_file as remote_file", "chunk.remote_file_id as remote_file_id", "chunk.file_size as file_size"])
+    .select(["chunkref.seq as seq", "chunk.id as id", "chunk.remote_file as remote_file", "chunk.remote_file_id as remote_file_id", "chunk.file_size as file_size", "chunk.chunk_size as chunk_size"])
     .where("chunkref.nar_id", "=", $.narId)
     .where("chunkref.seq", ">", $.afterSeq)
     .orderBy("chunkref.seq")
@@ -142,7 +142,13 @@ export async function findServedChunks(db: Db, narId: number, afterSeq: number, 
     chunk:
       r.id === null
         ? null
-        : { id: toInt(r.id), remote_file: r.remote_file!, remote_file_id: r.remote_file_id!, file_size: r.file_size === null ? null : toInt(r.file_size) },
+        : {
+            id: toInt(r.id),
+            remote_file: r.remote_file!,
+            remote_file_id: r.remote_file_id!,
+            file_size: r.file_size === null ? null : toInt(r.file_size),
+            chunk_size: toInt(r.chunk_size!),
+          },
   }));
 }
 

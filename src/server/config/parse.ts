@@ -114,6 +114,12 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
       staleGracePeriod,
       maxSize: r.read<number>("garbage-collection.max-size") ?? null,
     },
+    nixProtocol: {
+      stagingPath: r.read<string>("nix-protocol.staging-path") ?? join(tmpdir(), "atticd-nar-staging"),
+      maxNarSize: r.read<number>("nix-protocol.max-nar-size"),
+      stagingMaxSize: r.read<number>("nix-protocol.staging-max-size"),
+      maxLogSize: r.read<number>("nix-protocol.max-log-size"),
+    },
     metrics: { listen: r.read<string>("metrics.listen") ?? null, token: r.read<string>("metrics.token") ?? null },
     jwt: {
       tokenBoundIssuer: r.read<string>("jwt.token-bound-issuer") ?? null,

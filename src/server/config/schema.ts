@@ -69,6 +69,13 @@ export const TABLES: readonly TableSpec[] = [
   },
   { table: "compression", description: "Compression of stored chunks. Optional; if the table is present, `type` is required.", required: false },
   { table: "garbage-collection", description: "Garbage collection of unaccessed objects and orphaned data.", required: false },
+  {
+    table: "nix-protocol",
+    description:
+      "Pushing with Nix itself (`nix copy --to http://…/CACHE`): each NAR is staged on the server's disk until its narinfo arrives, then verified and stored like an `attic push` upload. Ours.",
+    required: false,
+    ours: true,
+  },
   { table: "jwt", description: "Verification of JSON Web Tokens.", required: false },
   {
     table: "metrics",
@@ -237,6 +244,35 @@ export const KEYS: readonly KeySpec[] = [
       'Global quota on the logical size of all caches, in bytes or with a unit (`"500 GiB"`). Over it, least-recently-used objects are collected. Unset: no quota.',
   },
 
+  {
+    key: "nix-protocol.staging-path",
+    kind: "string",
+    defaultNote: "`atticd-nar-staging` in the system's temp folder",
+    ours: true,
+    description:
+      "The folder where NARs pushed with `nix copy` wait for their narinfo (one subfolder per cache). Local to each server process: replicas behind a load balancer need sticky sessions or a shared folder. Staged NARs whose narinfo never comes are removed by garbage collection after `garbage-collection.stale-grace-period`.",
+  },
+  {
+    key: "nix-protocol.max-nar-size",
+    kind: "size",
+    default: "4 GiB",
+    ours: true,
+    description: "Largest NAR accepted from `nix copy`: both the compressed file sent and the `NarSize` of its narinfo. Bigger ones are refused with 413 `NarTooLarge`.",
+  },
+  {
+    key: "nix-protocol.staging-max-size",
+    kind: "size",
+    default: "16 GiB",
+    ours: true,
+    description: "Total size of the NARs staged at once by this server. A NAR that would go over it is refused with 503 `StagingFull` (Nix retries).",
+  },
+  {
+    key: "nix-protocol.max-log-size",
+    kind: "size",
+    default: "64 MiB",
+    ours: true,
+    description: "Largest build log accepted by `PUT /<cache>/log/<drv>` (uncompressed).",
+  },
   {
     key: "metrics.listen",
     kind: "socket-address",

@@ -61,6 +61,17 @@ export interface Config {
     /** ours: global quota on the logical size of all caches in bytes; null = none */
     maxSize: number | null;
   };
+  /** ours: pushing with `nix copy --to http://…` */
+  nixProtocol: {
+    /** absolute folder of staged NARs */
+    stagingPath: string;
+    /** bytes: largest staged NAR file and largest NarSize */
+    maxNarSize: number;
+    /** bytes staged at once by this process */
+    stagingMaxSize: number;
+    /** bytes: largest build log */
+    maxLogSize: number;
+  };
   /** ours: where /metrics is served and who may read it */
   metrics: {
     /** a separate socket address for /metrics (then not on `listen`); null = on `listen` */

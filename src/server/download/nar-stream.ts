@@ -11,6 +11,8 @@ import type { ServedChunk } from "../../db/queries/objects.ts";
 import type { ServedNar } from "../../db/queries/objects.ts";
 import type { StorageDriver } from "../../storage/types.ts";
 import { servedCompression } from "../narinfo.ts";
+import { chain } from "../streams.ts";
+import { chunksInRange, parseRange, RangeSlice, type ByteRange, type RangeCut } from "./range.ts";
 
 const PRESIGN_SECONDS = 600;
 /** chunk rows fetched per database round trip while streaming */
@@ -18,7 +20,9 @@ export const CHUNK_PAGE = 256;
 
 export type NarResponse =
   | { kind: "redirect"; url: string }
-  | { kind: "stream"; stream: Readable; contentLength?: number };
+  /** `range` (with the whole body's length) when a `Range` was honoured: a 206 */
+  | { kind: "stream"; stream: Readable; contentLength?: number; range?: ByteRange & { total: number } }
+  | { kind: "unsatisfiable"; total: number };
 
 /** The NAR's valid chunks after `afterSeq`, in order; `null` marks a chunk that has gone. */
 export type ChunkPager = (afterSeq: number, limit: number) => Promise<{ seq: number; chunk: ServedChunk | null }[]>;
@@ -35,7 +39,7 @@ export async function narResponseStream(
   nar: ServedNar,
   pager: ChunkPager,
   /** `presign`: null for no redirect, else the check a presigned URL must pass (redirect-policy.ts) */
-  opts: { presign: ((url: string) => boolean) | null; method: string; fileSize: number | null },
+  opts: { presign: ((url: string) => boolean) | null; method: string; fileSize: number | null; range?: string | undefined },
 ): Promise<NarResponse> {
   const decompress = servedCompression(nar) !== nar.compression;
   if (nar.num_chunks === 1 && opts.presign && storage.presignedUrl && !decompress) {
@@ -46,8 +50,19 @@ export async function narResponseStream(
     }
   }
   const contentLength = decompress ? nar.nar_size : (opts.fileSize ?? undefined);
+  // a range needs the body's length, unknown only while a chunk's file size is (never for a valid NAR)
+  const range = contentLength === undefined ? null : parseRange(opts.range, contentLength);
+  if (range === "unsatisfiable") return { kind: "unsatisfiable", total: contentLength! };
   if (opts.method === "HEAD") return { kind: "stream", stream: Readable.from([]), contentLength };
-  const stream = new NarBody(storage, pagedChunks(nar.id, pager), decompress ? nar.compression : null);
+  const decompressFrom = decompress ? nar.compression : null;
+  if (range) {
+    const cut: RangeCut = { skip: 0 };
+    const size = decompress ? (c: ServedChunk) => c.chunk_size : (c: ServedChunk) => c.file_size ?? 0;
+    const body = new NarBody(storage, chunksInRange(pagedChunks(nar.id, pager), size, range, cut), decompressFrom);
+    const length = range.end - range.start + 1;
+    return { kind: "stream", stream: chain(body, new RangeSlice(cut, length)), contentLength: length, range: { ...range, total: contentLength! } };
+  }
+  const stream = new NarBody(storage, pagedChunks(nar.id, pager), decompressFrom);
   return { kind: "stream", stream, contentLength };
 }
 

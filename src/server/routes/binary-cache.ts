@@ -1,14 +1,16 @@
 // The Nix binary cache protocol: /{cache}/nix-cache-info, /{cache}/{hash}.narinfo,
 // /{cache}/nar/{hash}.nar. Permission is checked before anything about the cache or the object
 // is revealed (decision 1).
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { decompressBuffer } from "../../compression/index.ts";
+import { getNarListing } from "../../db/queries/nix-files.ts";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
 import { bumpLastAccessed, findCacheAndObject, findServedChunks, narChunkSummary, type CacheObjectLookup } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
 import { authorizeCache, isTrue } from "../auth.ts";
-import { incompleteNar, internalError, noSuchObject } from "../errors.ts";
+import { incompleteNar, internalError, noSuchObject, rangeNotSatisfiable } from "../errors.ts";
 import { cachedNarInfo } from "../narinfo.ts";
 import { ChunkFileLostError, narResponseStream, type ChunkPager } from "../download/nar-stream.ts";
 import { missingChunkFiles } from "../download/preflight.ts";
@@ -16,6 +18,7 @@ import { markChunksLost } from "../../db/queries/repair.ts";
 import { recordDownload } from "../../db/queries/stats.ts";
 import { presignedRedirectGuard } from "../download/redirect-policy.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
+import { STAGED_NAR_RE } from "../../storage/staging.ts";
 
 export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
   const { db, storage, config } = app.deps;
@@ -50,7 +53,9 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
   });
 
   app.get("/:cache/:file", async (request, reply) => {
-    const hash = storePathHashParam((request.params as { file: string }).file, "narinfo");
+    const file = (request.params as { file: string }).file;
+    if (file.endsWith(".ls")) return listing(request, reply, storePathHashParam(file, "ls"));
+    const hash = storePathHashParam(file, "narinfo");
     const { cache, match: found } = await pullableObject(request, hash);
     // a path with a lost chunk is missing, so Nix falls back to another substituter or builds it
     if (!found || found.incomplete) {
@@ -63,8 +68,25 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     return reply.type("text/x-nix-narinfo").send(text);
   });
 
+  /** GET /<cache>/<hash>.ls: the listing computed when the NAR was stored (NARs stored before have none) */
+  async function listing(request: FastifyRequest, reply: FastifyReply, hash: string): Promise<FastifyReply> {
+    const { cache, match: found } = await pullableObject(request, hash);
+    if (!found || found.incomplete) throw noSuchObject();
+    const data = await getNarListing(db, found.nar.id);
+    if (!data) throw noSuchObject();
+    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    return reply.type("application/json").send(await decompressBuffer("zstd", data));
+  }
+
   app.get("/:cache/nar/:file", async (request, reply) => {
-    const hash = storePathHashParam((request.params as { file: string }).file, "nar");
+    const file = (request.params as { file: string }).file;
+    if (STAGED_NAR_RE.test(file)) {
+      // `nix copy` asks whether a NAR is there by its file hash before it sends it: never, since
+      // NARs are served by store path hash (only 404 and 403 mean "absent" to Nix)
+      await pullableCache(request);
+      throw noSuchObject();
+    }
+    const hash = storePathHashParam(file, "nar");
     const { cache, match: found } = await pullableObject(request, hash);
     if (!found) throw noSuchObject();
     const summary = await narChunkSummary(db, found.nar.id);
@@ -88,10 +110,23 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
       presign: presignedRedirectGuard(config.presignedRedirects, request, isTrue(cache.is_public)),
       method: request.method,
       fileSize: summary.fileSize,
+      // If-Range names a version we cannot compare (no ETag): the whole body, as RFC 9110 says
+      range: request.headers["if-range"] === undefined ? request.headers.range : undefined,
     });
     if (response.kind === "redirect") return reply.redirect(response.url, 307);
+    if (response.kind === "unsatisfiable") {
+      // answered here: the error handler does not keep headers set before a throw
+      const err = rangeNotSatisfiable(`the NAR is ${response.total} bytes`);
+      return reply.code(err.status).header("content-range", `bytes */${response.total}`).type("application/json").send(err.toJSON());
+    }
     reply.type("application/x-nix-nar");
-    if (response.contentLength !== undefined) reply.header("content-length", response.contentLength);
+    if (response.contentLength !== undefined) {
+      reply.header("content-length", response.contentLength);
+      reply.header("accept-ranges", "bytes");
+    }
+    if (response.range) {
+      reply.code(206).header("content-range", `bytes ${response.range.start}-${response.range.end}/${response.range.total}`);
+    }
     if (request.method === "HEAD") {
       response.stream.destroy();
       return reply.send();

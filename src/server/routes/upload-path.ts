@@ -6,13 +6,12 @@ import { getCacheByName } from "../../db/queries/caches.ts";
 import { authorizeCache } from "../auth.ts";
 import { BodyReader } from "../upload/body.ts";
 import { readUploadInfo } from "../upload/info.ts";
-import { Uploader } from "../upload/pipeline.ts";
+import type { Uploader } from "../upload/pipeline.ts";
 import { uploadSessionRoutes } from "./upload-sessions.ts";
 
-export async function uploadPathRoutes(app: FastifyInstance): Promise<void> {
-  const { db, storage, config } = app.deps;
-  const uploader = new Uploader(db, storage, config, app.metrics);
-  app.addHook("onClose", async () => uploader.close());
+export async function uploadPathRoutes(app: FastifyInstance, opts: { uploader: Uploader }): Promise<void> {
+  const { db, config } = app.deps;
+  const { uploader } = opts;
   await uploadSessionRoutes(app, uploader);
 
   app.register(async (scope) => {

@@ -13,6 +13,7 @@ import { markChunkValid, releaseChunk, releaseChunks } from "../../db/queries/ch
 import { claimNar, deletePendingNar, findAndLockNar, insertChunkRef, insertNar, markNarValid, narHasMissingChunks, releaseNar } from "../../db/queries/nars.ts";
 import { upsertObject } from "../../db/queries/objects.ts";
 import { narStoredBytes, recordPush, type PushFigures } from "../../db/queries/stats.ts";
+import { putNarListing } from "../../db/queries/nix-files.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { NarError, NarValidator } from "../../nix/nar/parse.ts";
 import type { StorageDriver } from "../../storage/types.ts";
@@ -27,6 +28,7 @@ import { ChunkLinks } from "./links.ts";
 import { LeftoverCleanup } from "./leftovers.ts";
 import { ByteCounter, hashStream } from "./hashing.ts";
 import type { UploadInfo } from "./info.ts";
+import { ListingTap } from "./listing-tap.ts";
 
 /**
  * Chunks are claimed in batches (one transaction each) and up to BATCHES_IN_FLIGHT batches are
@@ -162,7 +164,8 @@ export class Uploader {
     let newFileBytes = 0;
     let dedupBytes = 0;
     let seq = 0;
-    const chunker = new NarChunker(body.take(info.nar_size), this.config.chunking);
+    const listing = new ListingTap();
+    const chunker = new NarChunker(listing.tap(body.take(info.nar_size)), this.config.chunking);
     try {
       let batch: HashedChunk[] = [];
       const launch = () => {
@@ -196,8 +199,10 @@ export class Uploader {
       await links.flush();
       const { narHash, narSize } = chunker.result();
       if (!narHash.equals(info.narHash) || narSize !== info.nar_size) throw requestError("Bad NAR Hash or Size");
+      const ls = await listing.compressed();
       await transaction(this.db, async (tx) => {
         await markNarValid(tx, narId, seq);
+        if (ls) await putNarListing(tx, narId, ls);
         await publish(tx, info, cache, narId, sub, { storedBytes: fileSize, newChunkBytes: info.nar_size - dedupBytes, newFileBytes });
       });
       return {
@@ -247,14 +252,17 @@ export class Uploader {
       const pending = await this.chunks.insertPending(info.narHash.toTypedBase16(), info.nar_size, created);
       const validator = new NarValidator();
       const fileCounter = new ByteCounter(true);
-      const stream = chain(Readable.from(body.take(info.nar_size)), counter, validator, createCompressor(compression.type, compression.level), fileCounter);
+      const listing = new ListingTap();
+      const stream = chain(Readable.from(listing.tap(body.take(info.nar_size))), counter, validator, createCompressor(compression.type, compression.level), fileCounter);
       await this.storage.put(pending.remoteFile, stream);
       const { narHash, narSize } = validator.result();
       if (!narHash.equals(info.narHash) || narSize !== info.nar_size) throw requestError("Bad chunk hash or size");
       await markChunkValid(this.db, pending.id, { fileHash: fileCounter.typedHash(), fileSize: fileCounter.bytes });
+      const ls = await listing.compressed();
       await transaction(this.db, async (tx) => {
         narId = await insertNar(tx, { state: "V", nar_hash: info.narHash.toTypedBase16(), nar_size: info.nar_size, compression: compression.narinfoName, num_chunks: 1 });
         await insertChunkRef(tx, narId, 0, pending.id);
+        if (ls) await putNarListing(tx, narId, ls);
         const fileSize = fileCounter.bytes;
         await publish(tx, info, cache, narId, sub, { storedBytes: fileSize, newChunkBytes: info.nar_size, newFileBytes: fileSize });
       });

@@ -1,0 +1,143 @@
+// `nix copy --to http://HOST/CACHE`: Nix PUTs the compressed NAR under its file hash first, then
+// the narinfo. The NAR is staged on disk; the narinfo is the commit: its FileSize/FileHash are
+// checked against the staged file, the file is decoded as it streams into the same upload
+// pipeline as PUT /_api/v1/upload-path (which checks NarHash/NarSize, chunks, deduplicates and
+// makes the object visible only at the end). The staged file goes once the narinfo is answered,
+// except after a 5xx: Nix retries the narinfo then, and needs the NAR still there.
+import { createHash } from "node:crypto";
+import { basename } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Writable } from "node:stream";
+import { decodeNixFile, nixFileCompression, NixFileDecodeError } from "../../compression/nix-file.ts";
+import type { CacheRow } from "../../db/schema.ts";
+import { NixHash } from "../../nix/hash.ts";
+import { NarInfoError, parseNarInfo, type NarInfo } from "../../nix/narinfo.ts";
+import { storeDirOf } from "../../nix/store-path.ts";
+import { NarStaging, reapStagedNars, STAGED_NAR_RE, StagedNarTooLargeError, StagingFullError, type StagedFile } from "../../storage/staging.ts";
+import type { Config } from "../config/types.ts";
+import { narTooLarge, requestError, ServerError, stagingFull } from "../errors.ts";
+import { BodyReader } from "../upload/body.ts";
+import type { UploadInfo } from "../upload/info.ts";
+import type { Uploader } from "../upload/pipeline.ts";
+
+const REAP_EVERY_MS = 10 * 60_000;
+
+export class NixPush {
+  readonly staging: NarStaging;
+  private readonly uploader: Uploader;
+  private readonly config: Config;
+
+  constructor(uploader: Uploader, config: Config) {
+    this.uploader = uploader;
+    this.config = config;
+    this.staging = new NarStaging(config.nixProtocol.stagingPath, {
+      maxFile: config.nixProtocol.maxNarSize,
+      maxTotal: config.nixProtocol.stagingMaxSize,
+    });
+  }
+
+  /**
+   * Staged NARs whose narinfo never came, removed by the process that holds them (an api-server
+   * replica may run without a collector on its host): at most every REAP_EVERY_MS, in the
+   * background of a push. GC does the same for the folder it is configured with.
+   */
+  private reapAfter = 0;
+  private reapSoon(): void {
+    const now = Date.now();
+    if (now < this.reapAfter) return;
+    this.reapAfter = now + REAP_EVERY_MS;
+    const before = new Date(now - this.config.garbageCollection.staleGracePeriod * 1000);
+    void reapStagedNars(this.staging.root, before).catch(() => {});
+  }
+
+  /** PUT /<cache>/nar/<file>: stage the compressed NAR (push permission already checked). */
+  async stageNar(cache: CacheRow, fileName: string, body: AsyncIterable<Buffer>, contentLength: number | null): Promise<void> {
+    this.reapSoon();
+    if (!STAGED_NAR_RE.test(fileName)) throw requestError(`Invalid NAR file name "${fileName.slice(0, 80)}" (expected <nix32 sha256>.nar[.xz|.zst|.bz2|.br])`);
+    try {
+      await this.staging.put(cache.name, fileName, body, contentLength);
+    } catch (err) {
+      if (err instanceof StagedNarTooLargeError) throw narTooLarge(`nix-protocol.max-nar-size is ${err.limit} bytes`);
+      if (err instanceof StagingFullError) throw stagingFull();
+      throw err;
+    }
+  }
+
+  /** PUT /<cache>/<hash>.narinfo: verify the staged NAR against `text` and store it. */
+  async commitNarInfo(cache: CacheRow, hash: string, text: string, sub: string | null): Promise<void> {
+    const narinfo = parseChecked(text, hash, cache.store_dir);
+    if (narinfo.narSize > this.config.nixProtocol.maxNarSize) throw narTooLarge(`NarSize ${narinfo.narSize} is over nix-protocol.max-nar-size`);
+    const compression = nixFileCompression(narinfo.compression);
+    if (!compression) throw requestError(`Unsupported Compression "${narinfo.compression ?? ""}" (supported: none, xz, zstd, br, bzip2)`);
+    const fileName = narinfo.url.startsWith("nar/") ? narinfo.url.slice(4) : "";
+    if (!STAGED_NAR_RE.test(fileName)) throw requestError(`URL "${narinfo.url.slice(0, 120)}" does not name a NAR file pushed to nar/`);
+    const staged = await this.staging.find(cache.name, fileName);
+    if (!staged) throw requestError(`The NAR ${narinfo.url} was not pushed before its narinfo (or was already used)`);
+    let keep = false;
+    try {
+      await checkFile(staged, narinfo, this.staging);
+      const file = this.staging.open(staged);
+      const decoded = decodeNixFile(compression, file);
+      try {
+        await this.uploader.upload(uploadInfo(cache, hash, narinfo), cache, new BodyReader(decoded), sub);
+      } finally {
+        file.destroy();
+        await decoded.return(undefined).catch(() => {});
+      }
+    } catch (err) {
+      if (err instanceof NixFileDecodeError) throw requestError(`Bad NAR file: ${err.message}`);
+      // a 5xx (a backend down): Nix retries this PUT, and the NAR must still be there
+      keep = !(err instanceof ServerError && err.status < 500);
+      throw err;
+    } finally {
+      if (!keep) await this.staging.remove(staged);
+    }
+  }
+}
+
+function parseChecked(text: string, hash: string, storeDir: string): NarInfo {
+  let narinfo: NarInfo;
+  try {
+    narinfo = parseNarInfo(text);
+  } catch (err) {
+    if (err instanceof NarInfoError) throw requestError(`Invalid narinfo: ${err.message}`);
+    throw err;
+  }
+  if (basename(narinfo.storePath).slice(0, 32) !== hash) throw requestError("The narinfo's StorePath does not match its URL");
+  if (storeDirOf(narinfo.storePath) !== storeDir) throw requestError(`The narinfo's StorePath is not in the cache's store directory ${storeDir}`);
+  if (!narinfo.narHash.startsWith("sha256:")) throw requestError("NarHash must be a sha256 hash");
+  // these end up as lines of the narinfo we serve (decision 12)
+  const fields = [narinfo.storePath, ...narinfo.sigs, narinfo.system ?? "", narinfo.ca ?? ""];
+  if (fields.some((f) => /[\r\0]/.test(f))) throw requestError("The narinfo holds a CR or NUL");
+  return narinfo;
+}
+
+/** FileSize and FileHash of the narinfo against the staged file (hashing it costs little beside decoding it). */
+async function checkFile(staged: StagedFile, narinfo: NarInfo, staging: NarStaging): Promise<void> {
+  if (narinfo.fileSize !== undefined && narinfo.fileSize !== staged.size) {
+    throw requestError(`FileSize ${narinfo.fileSize} does not match the NAR file pushed (${staged.size} bytes)`);
+  }
+  if (narinfo.fileHash === undefined) return;
+  const expected = NixHash.parse(narinfo.fileHash);
+  if (expected.algo !== "sha256") throw requestError("FileHash must be a sha256 hash");
+  const h = createHash("sha256");
+  await pipeline(staging.open(staged), new Writable({ write: (piece: Buffer, _e, cb) => (h.update(piece), cb()) }));
+  if (!NixHash.fromDigest("sha256", h.digest()).equals(expected)) throw requestError("FileHash does not match the NAR file pushed");
+}
+
+function uploadInfo(cache: CacheRow, hash: string, narinfo: NarInfo): UploadInfo {
+  const narHash = NixHash.parse(narinfo.narHash);
+  return {
+    cache: cache.name,
+    store_path_hash: hash,
+    store_path: narinfo.storePath,
+    references: narinfo.references,
+    system: narinfo.system ?? null,
+    deriver: narinfo.deriver ?? null,
+    sigs: narinfo.sigs,
+    ca: narinfo.ca ?? null,
+    nar_hash: narHash.toTypedBase16(),
+    nar_size: narinfo.narSize,
+    narHash,
+  };
+}
