@@ -54,4 +54,9 @@ export default tseslint.config(
     },
   },
   ...restrictions,
+  {
+    // the dashboard's browser script (type-checked by tsconfig.browser.json)
+    files: ["src/server/dashboard/assets/*.js"],
+    languageOptions: { globals: { document: "readonly", sessionStorage: "readonly", location: "readonly", window: "readonly" } },
+  },
 );

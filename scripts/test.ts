@@ -26,6 +26,7 @@ function run(cmd: string, args: string[]): void {
 }
 
 function ensureNix(): void {
+  ensureChromium();
   if (spawnSync("nix-store", ["--version"]).status === 0) return;
   if (process.getuid?.() !== 0) {
     console.error("The tests need real Nix: install it with `sudo apt-get install -y nix-bin`.");
@@ -34,6 +35,18 @@ function ensureNix(): void {
   console.log("Installing Debian nix-bin (real Nix for the tests)...");
   run("apt-get", ["update", "-qq"]);
   run("apt-get", ["install", "-y", "-qq", "nix-bin", "zstd", "xz-utils", "brotli"]);
+}
+
+/** The dashboard's tests drive Debian's chromium (puppeteer-core downloads no browser). */
+function ensureChromium(): void {
+  if (spawnSync("chromium", ["--version"]).status === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error("The dashboard tests need a headless browser: install it with `sudo apt-get install -y chromium`.");
+    process.exit(1);
+  }
+  console.log("Installing Debian chromium (the dashboard tests' browser)...");
+  run("apt-get", ["update", "-qq"]);
+  run("apt-get", ["install", "-y", "-qq", "chromium"]);
 }
 
 function testFiles(dir: string): string[] {
@@ -50,6 +63,7 @@ ensureNix();
 if (!process.env.ATTIC_TEST_SKIP_CHECKS) {
   run("npx", ["eslint", "."]);
   run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"]);
+  run("npx", ["tsc", "-p", "tsconfig.browser.json"]);
   run(process.execPath, ["scripts/check-cycles.ts"]);
 }
 

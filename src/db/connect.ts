@@ -86,9 +86,17 @@ export async function transaction<T>(db: Db, fn: (tx: Db) => Promise<T>, opts: T
       return await builder.execute((trx) => fn({ kysely: trx, engine: db.engine, dialect: db.dialect, close: notClosable }));
     } catch (err) {
       if (attempt >= (opts.retries ?? 0) || !isRetryable(err)) throw err;
+      retriedTransactions++;
       await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
     }
   }
+}
+
+let retriedTransactions = 0;
+
+/** Transactions of this process run again after a serialization failure or deadlock (/metrics). */
+export function transactionRetryCount(): number {
+  return retriedTransactions;
 }
 
 async function notClosable(): Promise<void> {

@@ -65,6 +65,8 @@ export interface ObjectTable {
   created_at: Timestamp;
   last_accessed_at: NullableTimestamp;
   created_by: string | null;
+  /** ours: NAR downloads of this path (NULL until the first) */
+  download_count: number | null;
 }
 
 export interface ChunkTable {
@@ -196,6 +198,53 @@ export interface PinPathTable {
   store_path_hash: string;
 }
 
+/** ours: per-cache aggregates for the dashboard (queries/stats.ts) */
+export interface CacheStatsTable {
+  cache_id: number;
+  objects: number;
+  logical_bytes: number;
+  stored_bytes: number;
+  updated_at: Timestamp;
+}
+
+type Counter = ColumnType<number, number | undefined, number>;
+
+/** ours: per cache and UTC day (`YYYY-MM-DD`) */
+export interface DailyTable {
+  cache_id: number;
+  day: string;
+  pushes: Counter;
+  /** NAR bytes pushed (uncompressed) */
+  pushed_bytes: Counter;
+  /** uncompressed bytes of the chunks those pushes stored anew (the rest was deduplicated) */
+  new_chunk_bytes: Counter;
+  /** compressed bytes those new chunks take in storage */
+  new_file_bytes: Counter;
+  downloads: Counter;
+  downloaded_bytes: Counter;
+  /** the cache's size after the day's last change */
+  logical_bytes: number | null;
+  stored_bytes: number | null;
+}
+
+/** ours: one row per garbage-collection run, with the server-wide storage it left */
+export interface GcRunTable {
+  id: Generated<number>;
+  finished_at: Timestamp;
+  duration_ms: Counter;
+  objects_removed: Counter;
+  nars_removed: Counter;
+  chunks_removed: Counter;
+  bytes_freed: Counter;
+  objects: Counter;
+  logical_bytes: Counter;
+  nars: Counter;
+  nar_bytes: Counter;
+  chunks: Counter;
+  chunk_bytes: Counter;
+  stored_bytes: Counter;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -212,6 +261,9 @@ export interface Database {
   attic_ts_revocation: RevocationTable;
   attic_ts_pin: PinTable;
   attic_ts_pin_path: PinPathTable;
+  attic_ts_cache_stats: CacheStatsTable;
+  attic_ts_daily: DailyTable;
+  attic_ts_gc_run: GcRunTable;
 }
 
 export interface CacheRow {

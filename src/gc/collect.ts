@@ -1,8 +1,9 @@
 // One garbage-collection run, in the order that keeps concurrent uploads safe (see the header of
 // db/queries/gc.ts): objects to drop (retention, soft-deleted caches, quotas) → crash leftovers
 // → orphan NARs → orphan chunks marked D → their files deleted in pages → their rows removed;
-// then token revocations whose tokens have expired. Pinned objects are exempt from retention and
-// quotas (db/queries/gc.ts).
+// then token revocations whose tokens have expired, and the dashboard's aggregates are recomputed
+// and the run recorded (db/queries/stats.ts). Pinned objects are exempt from retention and quotas
+// (db/queries/gc.ts).
 // Everything runs under the "gc" lease, so two collectors started by mistake never work at once.
 import type { Db } from "../db/connect.ts";
 import {
@@ -15,6 +16,7 @@ import {
 } from "../db/queries/gc.ts";
 import { withLease } from "../db/queries/leases.ts";
 import { deleteExpiredRevocations } from "../db/queries/revocations.ts";
+import { recordGcRun } from "../db/queries/stats.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import { reapStagedNars } from "../storage/staging.ts";
 import { deleteNixFilesOfDeletedCaches } from "../db/queries/nix-files.ts";
@@ -58,6 +60,15 @@ export async function runGarbageCollectionOnce(deps: GcDeps): Promise<GcReport> 
     async (leaseLost) => {
       report.ran = true;
       await collect(deps, report, deps.signal ? AbortSignal.any([leaseLost, deps.signal]) : leaseLost);
+      // the dashboard's figures: every cache recomputed, and this run with the storage it left
+      await recordGcRun(deps.db, {
+        finishedAt: deps.now?.() ?? new Date(),
+        durationMs: performance.now() - started,
+        objectsRemoved: report.objectsExpired + report.objectsOfDeletedCaches + report.objectsOverQuota,
+        narsRemoved: report.nars + report.staleNars,
+        chunksRemoved: report.chunks,
+        bytesFreed: report.bytesFreed,
+      });
     },
     deps.leaseOwner === undefined ? {} : { owner: deps.leaseOwner },
   );

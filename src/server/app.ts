@@ -7,13 +7,13 @@ import type { Db } from "../db/connect.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import type { Config } from "./config/types.ts";
 import { clientErrorHandler } from "./client-errors.ts";
+import { dashboardRoutes } from "./dashboard/routes.ts";
 import { errorHandler, frameworkErrors, notFoundHandler } from "./errors.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { addRequestState } from "./request-state.ts";
 import { binaryCacheRoutes } from "./routes/binary-cache.ts";
 import { cacheConfigRoutes } from "./routes/cache-config.ts";
 import { healthRoutes } from "./routes/health.ts";
-import { homeRoutes } from "./routes/home.ts";
 import { missingPathsRoutes } from "./routes/missing-paths.ts";
 import { uploadPathRoutes } from "./routes/upload-path.ts";
 import { cacheListRoutes } from "./routes/cache-list.ts";
@@ -69,13 +69,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   closeGracefully(app);
   addRequestState(app, deps.config, deps.db);
   app.addHook("onResponse", async (request, reply) => {
-    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, "request");
+    const ms = reply.elapsedTime;
+    // the route pattern (`/:cache/:file`), never the URL: a bounded set of label values
+    app.metrics.observeRequest(request.routeOptions.url ?? "unmatched", request.method, reply.statusCode, ms / 1000);
+    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms }, "request");
   });
   app.setErrorHandler(errorHandler(deps.config.database.url));
   app.setNotFoundHandler(notFoundHandler);
 
   await app.register(healthRoutes);
-  await app.register(homeRoutes);
+  await app.register(dashboardRoutes);
   await app.register(cacheConfigRoutes);
   await app.register(cacheListRoutes);
   await app.register(deletePathsRoutes);

@@ -21,6 +21,7 @@ import type { Config } from "./config/types.ts";
 import { ListenAddressError, parseListenAddress } from "./listen.ts";
 import { logger } from "./log.ts";
 import { applyDeclarations } from "./bootstrap.ts";
+import { startMetricsListener } from "./metrics-listener.ts";
 
 export const MODES = ["monolithic", "api-server", "garbage-collector", "garbage-collector-once", "db-migrations", "check-config"] as const;
 type Mode = (typeof MODES)[number];
@@ -177,6 +178,12 @@ async function serve(
     const addr = app.server.address();
     const actualPort = addr && typeof addr === "object" ? addr.port : port;
     logger.info(`Listening on ${host.includes(":") ? `[${host}]` : host}:${actualPort}...`);
+    if (config.metrics.listen !== null) {
+      const address = parseListenAddress(config.metrics.listen);
+      const metricsServer = await startMetricsListener(app.metrics, address, config.metrics.token);
+      stops.unshift(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
+      logger.info(`Metrics on ${config.metrics.listen}/metrics`);
+    }
     if (firstRun) printFirstRunBanner(firstRun.configPath, await mintRootToken(config), actualPort);
   }
   await new Promise<void>((resolve) => {

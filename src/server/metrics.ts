@@ -1,11 +1,13 @@
-// Prometheus metrics in the text exposition format, without a dependency: a few counters and
-// gauges the operator needs (uploads, dedup, downloads, bytes).
-export interface Metrics {
-  inc(name: CounterName, value?: number, labels?: Record<string, string>): void;
-  render(): string;
-}
+// Prometheus metrics of one atticd process, exposed by prom-client (docs/metrics.md says what
+// each means). One registry per app (tests build many apps in one process). Counters are raised
+// where things happen (`inc`); request durations are observed in app.ts's onResponse hook. Both
+// are plain numbers (fast-metrics.ts): the narinfo hot path pays a Map lookup and a bucket
+// search, not prom-client's label hashing. Figures kept in the database (storage, objects,
+// ratios, GC runs) are read at scrape time, so every replica reports the same.
+import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { FastCounter, FastHistogram } from "./fast-metrics.ts";
 
-type CounterName =
+export type CounterName =
   | "attic_uploads_total"
   | "attic_upload_bytes_total"
   | "attic_uploads_deduplicated_total"
@@ -30,39 +32,139 @@ const HELP: Record<CounterName, string> = {
   attic_lost_chunks_total: "Chunks whose files a NAR download found missing from storage (marked lost)",
 };
 
+/** The counters whose series have labels (no unlabelled 0 is shown for them). */
+const LABELLED = new Set<CounterName>(["attic_narinfo_requests_total"]);
+
+/** Seconds; narinfo answers in well under a millisecond, NAR transfers take minutes. */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/** What the database holds, read at scrape time (routes/health.ts wires the queries). */
+export interface DatabaseFigures {
+  objects: number;
+  logicalBytes: number;
+  /** from the last GC run; null before the first */
+  storage: { storedBytes: number; chunks: number; chunkBytes: number; nars: number; narBytes: number; logicalBytes: number } | null;
+  lastGc: { finishedAt: Date; durationMs: number; bytesFreed: number; objectsRemoved: number; chunksRemoved: number } | null;
+  gcRuns: number;
+  pingSeconds: number;
+}
+
+/** Backend error and retry counts kept by the db and storage rooms (read at scrape time). */
+export interface BackendCounts {
+  dbTransactionRetries: number;
+  s3Requests: number;
+  s3Errors: number;
+  s3Retries: number;
+}
+
+export interface RequestSummary {
+  route: string;
+  method: string;
+  status: string;
+  count: number;
+  sumSeconds: number;
+}
+
+export interface Metrics {
+  registry: Registry;
+  inc(name: CounterName, value?: number, labels?: Record<string, string>): void;
+  /** one finished HTTP request; `route` is the route pattern (bounded), never the URL */
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** what happened since the process started, per route/method/status (the dashboard's server page) */
+  requestSummary(): RequestSummary[];
+  /** read at scrape time; set by the routes that own the database */
+  setDatabaseSource(source: () => Promise<DatabaseFigures>): void;
+  setBackendSource(source: () => BackendCounts): void;
+  render(): Promise<string>;
+  readonly startedAt: Date;
+}
+
 export function createMetrics(): Metrics {
-  const values = new Map<string, number>();
-  const key = (name: string, labels?: Record<string, string>) =>
-    labels && Object.keys(labels).length > 0
-      ? `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, "_")}"`).join(",")}}`
-      : name;
-  return {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const counters = new Map<CounterName, FastCounter>();
+  for (const name of Object.keys(HELP) as CounterName[]) counters.set(name, new FastCounter(registry, name, HELP[name], LABELLED.has(name)));
+  const requests = new FastHistogram(registry, "attic_http_request_duration_seconds", "HTTP request durations by route pattern, method and status code", DURATION_BUCKETS);
+
+  let dbSource: (() => Promise<DatabaseFigures>) | null = null;
+  let backendSource: (() => BackendCounts) | null = null;
+  const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
+  const g = {
+    objects: gauge("attic_objects", "Objects (store paths) in all caches"),
+    logical: gauge("attic_logical_bytes", "Sum of the NAR sizes of all objects (a NAR in two caches counts twice)"),
+    stored: gauge("attic_storage_stored_bytes", "Compressed bytes of the valid chunks in storage (as of the last GC run)"),
+    chunks: gauge("attic_storage_chunks", "Valid chunks in storage (as of the last GC run)"),
+    chunkBytes: gauge("attic_storage_chunk_bytes", "Uncompressed bytes of the valid chunks (as of the last GC run)"),
+    dedup: gauge("attic_dedup_ratio", "Logical bytes over unique chunk bytes (as of the last GC run); 2 means half the data was shared"),
+    compression: gauge("attic_compression_ratio", "Unique chunk bytes over their compressed size (as of the last GC run)"),
+    gcRuns: gauge("attic_gc_runs_recorded", "Garbage-collection runs recorded in the database"),
+    gcLastTime: gauge("attic_gc_last_run_timestamp_seconds", "When the last GC run finished (Unix time)"),
+    gcLastDuration: gauge("attic_gc_last_run_duration_seconds", "How long the last GC run took"),
+    gcLastFreed: gauge("attic_gc_last_run_freed_bytes", "Compressed bytes the last GC run deleted from storage"),
+    dbUp: gauge("attic_db_up", "1 when the database answered the scrape's queries"),
+    dbPing: gauge("attic_db_ping_seconds", "Round trip of a trivial query at scrape time"),
+  };
+  // counters whose values the db and storage rooms keep: set at scrape time
+  const backendCounter = (name: string, help: string) => new FastCounter(registry, name, help);
+  const b = {
+    dbRetries: backendCounter("attic_db_transaction_retries_total", "Database transactions run again after a serialization failure or deadlock (PostgreSQL)"),
+    s3Requests: backendCounter("attic_s3_requests_total", "S3 operations sent"),
+    s3Errors: backendCounter("attic_s3_errors_total", "S3 operations that failed after their retries"),
+    s3Retries: backendCounter("attic_s3_retries_total", "S3 attempts beyond the first (the SDK's retries)"),
+  };
+
+  const metrics: Metrics = {
+    registry,
+    startedAt: new Date(),
     inc(name, value = 1, labels) {
-      const k = key(name, labels);
-      values.set(k, (values.get(k) ?? 0) + value);
+      counters.get(name)!.inc(value, labels);
     },
-    render() {
-      const lines: string[] = [];
-      for (const name of Object.keys(HELP) as CounterName[]) {
-        lines.push(`# HELP ${name} ${HELP[name]}`, `# TYPE ${name} counter`);
-        let any = false;
-        for (const [k, v] of values) {
-          if (k === name || k.startsWith(`${name}{`)) {
-            lines.push(`${k} ${v}`);
-            any = true;
-          }
-        }
-        if (!any) lines.push(`${name} 0`);
+    observeRequest(route, method, status, seconds) {
+      const key = `${route} ${method} ${status}`;
+      requests.observe(key, () => ({ route, method, status: String(status) }), seconds);
+    },
+    requestSummary: () =>
+      requests.summaries().map((s) => ({ route: s.labels.route!, method: s.labels.method!, status: s.labels.status!, count: s.count, sumSeconds: s.sum })),
+    setDatabaseSource(source) {
+      dbSource = source;
+    },
+    setBackendSource(source) {
+      backendSource = source;
+    },
+    async render() {
+      if (backendSource) {
+        const c = backendSource();
+        b.dbRetries.set(c.dbTransactionRetries);
+        b.s3Requests.set(c.s3Requests);
+        b.s3Errors.set(c.s3Errors);
+        b.s3Retries.set(c.s3Retries);
       }
-      const mem = process.memoryUsage();
-      const gauges: [string, string, number][] = [
-        ["process_resident_memory_bytes", "Resident memory", mem.rss],
-        ["nodejs_heap_size_total_bytes", "V8 heap reserved", mem.heapTotal],
-        ["nodejs_heap_size_used_bytes", "V8 heap in use", mem.heapUsed],
-        ["nodejs_external_memory_bytes", "Memory of C++ objects bound to JavaScript objects (Buffers included)", mem.external],
-      ];
-      for (const [name, help, value] of gauges) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
-      return lines.join("\n") + "\n";
+      if (dbSource) {
+        try {
+          const f = await dbSource();
+          g.objects.set(f.objects);
+          g.logical.set(f.logicalBytes);
+          if (f.storage) {
+            g.stored.set(f.storage.storedBytes);
+            g.chunks.set(f.storage.chunks);
+            g.chunkBytes.set(f.storage.chunkBytes);
+            if (f.storage.chunkBytes > 0) g.dedup.set(f.storage.logicalBytes / f.storage.chunkBytes);
+            if (f.storage.storedBytes > 0) g.compression.set(f.storage.chunkBytes / f.storage.storedBytes);
+          }
+          g.gcRuns.set(f.gcRuns);
+          if (f.lastGc) {
+            g.gcLastTime.set(f.lastGc.finishedAt.getTime() / 1000);
+            g.gcLastDuration.set(f.lastGc.durationMs / 1000);
+            g.gcLastFreed.set(f.lastGc.bytesFreed);
+          }
+          g.dbPing.set(f.pingSeconds);
+          g.dbUp.set(1);
+        } catch {
+          g.dbUp.set(0);
+        }
+      }
+      return registry.metrics();
     },
   };
+  return metrics;
 }

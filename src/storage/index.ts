@@ -37,6 +37,7 @@ export async function createStorage(config: StorageConfig, options: StorageOptio
 
 export { newChunkKey, newChunkKeys, isValidKey } from "./keys.ts";
 export { putAll } from "./streams.ts";
+export { s3Counts } from "./s3-counts.ts";
 export { remoteFileId } from "./remote-file.ts";
 export { LocalStorage } from "./local.ts";
 export { InvalidStorageKeyError, StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";

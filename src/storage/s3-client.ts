@@ -3,6 +3,7 @@
 // servers need (see ../shared/notes/dependencies.md).
 import { createHash } from "node:crypto";
 import { S3Client } from "@aws-sdk/client-s3";
+import { s3Counts } from "./s3-counts.ts";
 
 export interface S3StorageConfig {
   region: string;
@@ -44,6 +45,22 @@ export function makeS3Client(config: S3StorageConfig, region: string): S3Client 
       return next(args);
     },
     { step: "build", priority: "low", name: "atticDeleteObjectsContentMd5" },
+  );
+  // around the retry middleware: one count per operation, its attempts from the SDK's metadata
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      s3Counts.requests++;
+      try {
+        const result = await next(args);
+        s3Counts.retries += Math.max(0, ((result.output as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) - 1);
+        return result;
+      } catch (err) {
+        s3Counts.errors++;
+        s3Counts.retries += Math.max(0, ((err as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) - 1);
+        throw err;
+      }
+    },
+    { step: "initialize", priority: "high", name: "atticCounts" },
   );
   return client;
 }

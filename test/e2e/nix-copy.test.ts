@@ -45,8 +45,8 @@ async function pullBack(s: TestServer, cache: string, netrc: string, path: strin
   return store;
 }
 
-function counter(s: TestServer, name: string): number {
-  const line = s.app.metrics.render().split("\n").find((l) => l.startsWith(`${name} `));
+async function counter(s: TestServer, name: string): Promise<number> {
+  const line = (await s.app.metrics.render()).split("\n").find((l) => l.startsWith(`${name} `));
   return line ? Number(line.slice(name.length + 1)) : 0;
 }
 
@@ -65,7 +65,7 @@ describe("nix copy --to http://…/CACHE", () => {
         const query = { xz: "", zstd: `?compression=zstd&write-nar-listing=true&secret-key=${key}` }[compression] ?? `?compression=${compression}`;
         const copied = await nixCopy(s, "one", netrc, [top], query);
         assert.equal(copied.code, 0, copied.stderr);
-        assert.equal(counter(s, "attic_uploads_total"), 3);
+        assert.equal(await counter(s, "attic_uploads_total"), 3);
         if (compression === "zstd") {
           const narinfo = await (await s.fetch(`/one/${basename(top).slice(0, 32)}.narinfo`, { token: s.rootToken() })).text();
           const sigs = narinfo.split("\n").filter((l) => l.startsWith("Sig: "));
@@ -83,11 +83,11 @@ describe("nix copy --to http://…/CACHE", () => {
         if (compression === "xz") {
           // the same closure into another cache: every NAR deduplicated, not one chunk more
           await createCacheViaApi(s, "two");
-          const chunks = counter(s, "attic_chunks_uploaded_total");
+          const chunks = await counter(s, "attic_chunks_uploaded_total");
           const again = await nixCopy(s, "two", netrc, [top]);
           assert.equal(again.code, 0, again.stderr);
-          assert.equal(counter(s, "attic_chunks_uploaded_total"), chunks);
-          assert.equal(counter(s, "attic_uploads_deduplicated_total"), 3);
+          assert.equal(await counter(s, "attic_chunks_uploaded_total"), chunks);
+          assert.equal(await counter(s, "attic_uploads_deduplicated_total"), 3);
           const store2 = await pullBack(s, "two", netrc, top);
           rmSync(store2, { recursive: true, force: true });
         }

@@ -123,8 +123,8 @@ describe("real Nix pulls from the server", () => {
 });
 
 /** A counter's value in the server's metrics (0 when never counted). */
-function counter(s: TestServer, name: string): number {
-  const line = s.app.metrics.render().split("\n").find((l) => l.startsWith(`${name} `));
+async function counter(s: TestServer, name: string): Promise<number> {
+  const line = (await s.app.metrics.render()).split("\n").find((l) => l.startsWith(`${name} `));
   return line ? Number(line.slice(name.length + 1)) : 0;
 }
 
@@ -147,8 +147,8 @@ describe("real Nix pulls from S3 with presigned redirects", () => {
         const store = await substitute(s, "priv", top, ["--option", "netrc-file", netrc]);
         checkTree(store, top, dep);
         rmSync(store, { recursive: true, force: true });
-        assert.equal(counter(s, "attic_nar_downloads_total"), 3);
-        assert.ok(counter(s, "attic_nar_download_bytes_total") > 1_500_000, "the NARs went through atticd");
+        assert.equal(await counter(s, "attic_nar_downloads_total"), 3);
+        assert.ok(await counter(s, "attic_nar_download_bytes_total") > 1_500_000, "the NARs went through atticd");
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -168,8 +168,8 @@ describe("real Nix pulls from S3 with presigned redirects", () => {
       const store = await substitute(s, "pub", top, [], base);
       checkTree(store, top, dep);
       rmSync(store, { recursive: true, force: true });
-      assert.equal(counter(s, "attic_nar_downloads_total"), 3);
-      assert.equal(counter(s, "attic_nar_download_bytes_total"), 0, "every NAR came from the bucket");
+      assert.equal(await counter(s, "attic_nar_downloads_total"), 3);
+      assert.equal(await counter(s, "attic_nar_download_bytes_total"), 0, "every NAR came from the bucket");
     } finally {
       await s.stop();
     }

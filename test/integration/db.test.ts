@@ -256,7 +256,7 @@ for (const engine of ["sqlite", "postgres"] as const) {
         object: [
           ["id", T.id, true], ["cache_id", T.big, true], ["nar_id", T.big, true], ["store_path_hash", T.s32, true], ["store_path", T.str, true],
           ["references", T.str, true], ["system", T.str, false], ["deriver", T.str, false], ["sigs", T.str, true], ["ca", T.str, false],
-          ["created_at", T.ts, true], ["last_accessed_at", T.ts, false], ["created_by", T.str, false],
+          ["created_at", T.ts, true], ["last_accessed_at", T.ts, false], ["created_by", T.str, false], ["download_count", T.big, false],
         ],
         chunk: [
           ["id", T.id, true], ["state", T.ch1, true], ["chunk_hash", T.str, true], ["chunk_size", T.big, true], ["file_hash", T.str, false],
@@ -292,6 +292,7 @@ for (const engine of ["sqlite", "postgres"] as const) {
           ["attic-ts-idx-object-nar-id", "object", ["nar_id"], false],
           ["attic-ts-idx-object-cache-created", "object", ["cache_id", "created_at"], false],
           ["attic-ts-idx-chunkref-lost", "chunkref", ["nar_id"], false],
+          ["attic-ts-idx-object-cache-downloads", "object", ["cache_id", "download_count"], false],
         ];
         for (const [name, table, columns, unique] of want) assert.deepEqual(named(name), { name, table, columns, unique }, name);
         const uniqueOn = (table: string, col: string) => idx.some((i) => i.table === table && i.unique && i.columns.join() === col);

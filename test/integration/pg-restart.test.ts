@@ -112,7 +112,7 @@ describe("PostgreSQL restarted under load, atticd as a process", () => {
   }
 
   // Uploads are cut off at their first query (every table locked) or at their last step (only
-  // `object` locked: chunks stored, NAR rows written, the final insert waiting).
+  // `object` locked: chunks stored, NAR rows written, the final transaction waiting).
   for (const [mode, stop, cut] of [
     ["api-server", "immediate", "first query"],
     ["api-server", "fast", "last step"],
@@ -154,7 +154,8 @@ describe("PostgreSQL restarted under load, atticd as a process", () => {
           ...Array.from({ length: 3 }, () => narinfo(earlier)),
           attempt(`${proc.url}/_api/v1/cache-config/c`, { headers: auth }),
         ];
-        const waiting = await lockWaiters(cluster.url, setup.databaseUrl, 4, cut === "first query" ? "%" : 'insert into "object"%');
+        // the last step's first statement on `object`: the push's lookup of a path it replaces (db/queries/stats.ts)
+        const waiting = await lockWaiters(cluster.url, setup.databaseUrl, 4, cut === "first query" ? "%" : 'select "nar"."id" as "nar_id", "nar"."nar_size" as "nar_size" from "object"%');
 
         const outage: Outcome[] = [];
         await restart(cluster, stop, async () => {

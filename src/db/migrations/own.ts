@@ -4,6 +4,7 @@
 // keeps working on a database we migrated.
 import { sql } from "kysely";
 import type { Db } from "../connect.ts";
+import { reconcileCacheStats } from "../queries/stats.ts";
 
 export interface OwnMigration {
   name: string;
@@ -122,6 +123,34 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
           `CONSTRAINT "fk_attic_ts_pin_path_pin" FOREIGN KEY ("pin_id") REFERENCES "attic_ts_pin" ("id") ON DELETE CASCADE )`,
         `CREATE INDEX "attic-ts-idx-pin-path-hash" ON "attic_ts_pin_path" ("store_path_hash")`,
       ]);
+    },
+  },
+  {
+    // The dashboard (issue 19) reads aggregates, never a scan per page view:
+    //   - attic_ts_cache_stats: per cache, its objects, logical and stored bytes; raised by each
+    //     push, recomputed exactly by each GC run (queries/stats.ts);
+    //   - attic_ts_daily: per cache and UTC day, pushes and downloads and the cache's size at the
+    //     day's last change (the charts);
+    //   - attic_ts_gc_run: what each GC run freed and the server-wide storage it left behind;
+    //   - object.download_count: NAR downloads of the path, raised with last_accessed_at.
+    name: "attic-ts_0008_dashboard",
+    up: async (tx) => {
+      const { timestamp: ts, pk } = tx.dialect.columnTypes;
+      const counter = (name: string) => `"${name}" bigint NOT NULL DEFAULT 0`;
+      await exec(tx, [
+        `ALTER TABLE "object" ADD COLUMN "download_count" bigint NULL`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-object-cache-downloads" ON "object" ("cache_id", "download_count") WHERE "download_count" IS NOT NULL`,
+        `CREATE TABLE "attic_ts_cache_stats" ( "cache_id" bigint NOT NULL PRIMARY KEY REFERENCES "cache" ("id") ON DELETE CASCADE, ` +
+          `${counter("objects")}, ${counter("logical_bytes")}, ${counter("stored_bytes")}, "updated_at" ${ts} NOT NULL )`,
+        `CREATE TABLE "attic_ts_daily" ( "cache_id" bigint NOT NULL REFERENCES "cache" ("id") ON DELETE CASCADE, "day" varchar(10) NOT NULL, ` +
+          `${["pushes", "pushed_bytes", "new_chunk_bytes", "new_file_bytes", "downloads", "downloaded_bytes"].map(counter).join(", ")}, ` +
+          `"logical_bytes" bigint NULL, "stored_bytes" bigint NULL, PRIMARY KEY ("cache_id", "day") )`,
+        `CREATE TABLE "attic_ts_gc_run" ( "id" ${pk}, "finished_at" ${ts} NOT NULL, "duration_ms" bigint NOT NULL, ` +
+          `${["objects_removed", "nars_removed", "chunks_removed", "bytes_freed", "objects", "logical_bytes", "nars", "nar_bytes", "chunks", "chunk_bytes", "stored_bytes"].map(counter).join(", ")} )`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-gc-run-finished" ON "attic_ts_gc_run" ("finished_at")`,
+      ]);
+      // caches that already hold objects start with exact figures (one scan, at migration time)
+      await reconcileCacheStats(tx, new Date());
     },
   },
 ];

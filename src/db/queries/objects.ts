@@ -1,5 +1,6 @@
 // Queries on `object`: the hot narinfo/NAR lookups, get-missing-paths and the upsert at the end
 // of an upload.
+import { sql } from "kysely";
 import type { Db } from "../connect.ts";
 import type { CacheRow, ChunkRow, NarRow, ObjectRow } from "../schema.ts";
 import { batches, maxBatch } from "./batch.ts";
@@ -254,9 +255,16 @@ export async function upsertObject(db: Db, row: UpsertObjectRow): Promise<number
   return inserted.id;
 }
 
-/** A NAR download counts as a use (retention and LRU quota); narinfo requests do not. */
+/**
+ * A NAR download counts as a use (retention and LRU quota); narinfo requests do not. The same
+ * statement counts the download for the dashboard's most downloaded paths.
+ */
 export async function bumpLastAccessed(db: Db, objectId: number): Promise<void> {
-  await db.kysely.updateTable("object").set({ last_accessed_at: new Date() }).where("id", "=", objectId).execute();
+  await db.kysely
+    .updateTable("object")
+    .set((eb) => ({ last_accessed_at: new Date(), download_count: eb(eb.fn.coalesce("download_count", sql<number>`0`), "+", 1) }))
+    .where("id", "=", objectId)
+    .execute();
 }
 
 export async function getObject(db: Db, cacheId: number, storePathHash: string): Promise<ObjectRow | null> {

@@ -127,6 +127,7 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
       stagingMaxSize: r.read<number>("nix-protocol.staging-max-size"),
       maxLogSize: r.read<number>("nix-protocol.max-log-size"),
     },
+    metrics: { listen: r.read<string>("metrics.listen") ?? null, token: r.read<string>("metrics.token") ?? null },
     jwt: {
       tokenBoundIssuer: r.read<string>("jwt.token-bound-issuer") ?? null,
       tokenBoundAudiences: r.read<readonly string[]>("jwt.token-bound-audiences") ?? null,

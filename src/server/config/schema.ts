@@ -38,6 +38,7 @@ export const ENV_DATABASE_URL = "ATTIC_SERVER_DATABASE_URL";
 export const ENV_TOKEN_RS256_PUBKEY_BASE64 = "ATTIC_SERVER_TOKEN_RS256_PUBKEY_BASE64";
 export const ENV_TOKEN_RS256_SECRET_BASE64 = "ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64";
 export const ENV_TOKEN_HS256_SECRET_BASE64 = "ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64";
+export const ENV_METRICS_TOKEN = "ATTIC_SERVER_METRICS_TOKEN";
 
 /** The legacy top-level key: its presence is an error that explains the move. */
 export const DEPRECATED_TOP_LEVEL_SECRET = "token-hs256-secret-base64";
@@ -78,6 +79,12 @@ export const TABLES: readonly TableSpec[] = [
     ours: true,
   },
   { table: "jwt", description: "Verification of JSON Web Tokens.", required: false },
+  {
+    table: "metrics",
+    description: "Who may read the Prometheus metrics at `GET /metrics` (docs/metrics.md). Without this table they are served on `listen` to anyone.",
+    required: false,
+    ours: true,
+  },
   {
     table: "jwt.signing",
     description:
@@ -304,6 +311,20 @@ export const KEYS: readonly KeySpec[] = [
     default: "64 MiB",
     ours: true,
     description: "Largest build log accepted by `PUT /<cache>/log/<drv>` (uncompressed).",
+  },
+  {
+    key: "metrics.listen",
+    kind: "socket-address",
+    ours: true,
+    description:
+      "Serve `/metrics` on this separate socket address only (e.g. `127.0.0.1:9100`), never on `listen`, so that the public listener does not expose it. Unset: `/metrics` is on `listen`.",
+  },
+  {
+    key: "metrics.token",
+    kind: "string",
+    env: ENV_METRICS_TOKEN,
+    ours: true,
+    description: "If set, `/metrics` answers only requests with `Authorization: Bearer <this token>` (Prometheus' `authorization.credentials`); others get 401.",
   },
 
   { key: "jwt.token-bound-issuer", kind: "string", description: "If set, tokens must carry this `iss` claim (and minted tokens get it)." },

@@ -105,6 +105,13 @@ export interface Config {
     /** bytes: largest build log */
     maxLogSize: number;
   };
+  /** ours: where /metrics is served and who may read it */
+  metrics: {
+    /** a separate socket address for /metrics (then not on `listen`); null = on `listen` */
+    listen: string | null;
+    /** bearer token required on /metrics; null = none */
+    token: string | null;
+  };
   jwt: {
     tokenBoundIssuer: string | null;
     tokenBoundAudiences: readonly string[] | null;

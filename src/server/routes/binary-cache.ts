@@ -15,6 +15,7 @@ import { cachedNarInfo } from "../narinfo.ts";
 import { ChunkFileLostError, narResponseStream, type ChunkPager } from "../download/nar-stream.ts";
 import { missingChunkFiles } from "../download/preflight.ts";
 import { markChunksLost } from "../../db/queries/repair.ts";
+import { recordDownload } from "../../db/queries/stats.ts";
 import { presignedRedirectGuard } from "../download/redirect-policy.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
 import { STAGED_NAR_RE } from "../../storage/staging.ts";
@@ -101,7 +102,7 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
       await recordLostChunks(lost, request);
       throw incompleteNar();
     }
-    await bumpLastAccessed(db, found.object.id);
+    await Promise.all([bumpLastAccessed(db, found.object.id), recordDownload(db, cache.id, found.nar.nar_size)]);
     if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
     app.metrics.inc("attic_nar_downloads_total");
 

@@ -12,6 +12,7 @@ import { transaction } from "../../db/connect.ts";
 import { markChunkValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
 import { claimNar, deletePendingNar, findAndLockNar, insertChunkRef, insertNar, markNarValid, narHasMissingChunks, releaseNar } from "../../db/queries/nars.ts";
 import { upsertObject } from "../../db/queries/objects.ts";
+import { narStoredBytes, recordPush, type PushFigures } from "../../db/queries/stats.ts";
 import { putNarListing } from "../../db/queries/nix-files.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { NarError, NarValidator } from "../../nix/nar/parse.ts";
@@ -144,7 +145,8 @@ export class Uploader {
       } else if (nar.nar_size !== info.nar_size) {
         throw requestError("Bad NAR Hash or Size");
       }
-      await upsertObject(this.db, objectRow(info, cache, nar.id, sub));
+      const storedBytes = await narStoredBytes(this.db, nar.id);
+      await transaction(this.db, (tx) => publish(tx, info, cache, nar.id, sub, { storedBytes, newChunkBytes: 0, newFileBytes: 0 }));
       this.metrics.inc("attic_uploads_deduplicated_total");
       return { kind: "Deduplicated", frac_deduplicated: null };
     } finally {
@@ -159,6 +161,7 @@ export class Uploader {
     const tasks = new TaskSet(BATCHES_IN_FLIGHT);
     let firstError: unknown = null;
     let fileSize = 0;
+    let newFileBytes = 0;
     let dedupBytes = 0;
     let seq = 0;
     const listing = new ListingTap();
@@ -173,6 +176,7 @@ export class Uploader {
         const task = this.storeBatch(items, firstSeq, links, created, abort.signal).then(
           (stored) => {
             fileSize += stored.fileSize;
+            newFileBytes += stored.newFileBytes;
             dedupBytes += stored.dedupBytes;
           },
           (err: unknown) => {
@@ -199,7 +203,7 @@ export class Uploader {
       await transaction(this.db, async (tx) => {
         await markNarValid(tx, narId, seq);
         if (ls) await putNarListing(tx, narId, ls);
-        await upsertObject(tx, objectRow(info, cache, narId, sub));
+        await publish(tx, info, cache, narId, sub, { storedBytes: fileSize, newChunkBytes: info.nar_size - dedupBytes, newFileBytes });
       });
       return {
         kind: "Uploaded",
@@ -222,18 +226,20 @@ export class Uploader {
     links: ChunkLinks,
     created: CreatedChunks,
     signal: AbortSignal,
-  ): Promise<{ fileSize: number; dedupBytes: number }> {
+  ): Promise<{ fileSize: number; newFileBytes: number; dedupBytes: number }> {
     const held = await this.chunks.storeBatch(items, created, signal);
     let fileSize = 0;
+    let newFileBytes = 0;
     let dedupBytes = 0;
     for (const [i, chunk] of held.entries()) {
       fileSize += chunk.fileSize;
       if (chunk.deduplicated) dedupBytes += items[i]!.data.length;
+      else newFileBytes += chunk.fileSize;
       this.metrics.inc(chunk.deduplicated ? "attic_chunks_deduplicated_total" : "attic_chunks_uploaded_total");
     }
     // all of them at once: a failing link batch then leaves every hold with `links` to give up
     await links.add(held.map((chunk, i) => ({ seq: firstSeq + i, chunkId: chunk.id })));
-    return { fileSize, dedupBytes };
+    return { fileSize, newFileBytes, dedupBytes };
   }
 
   /** Below the chunking threshold: the whole NAR is one chunk, streamed through compression to storage. */
@@ -257,7 +263,8 @@ export class Uploader {
         narId = await insertNar(tx, { state: "V", nar_hash: info.narHash.toTypedBase16(), nar_size: info.nar_size, compression: compression.narinfoName, num_chunks: 1 });
         await insertChunkRef(tx, narId, 0, pending.id);
         if (ls) await putNarListing(tx, narId, ls);
-        await upsertObject(tx, objectRow(info, cache, narId, sub));
+        const fileSize = fileCounter.bytes;
+        await publish(tx, info, cache, narId, sub, { storedBytes: fileSize, newChunkBytes: info.nar_size, newFileBytes: fileSize });
       });
       await releaseChunk(this.db, pending.id);
       this.metrics.inc("attic_chunks_uploaded_total");
@@ -300,6 +307,19 @@ function asUploadError(err: unknown, received: number, claimed: number, shortMes
     return requestError(`Invalid NAR: ${err.message}`);
   }
   return err;
+}
+
+/** Make the object visible and count the push for the dashboard, in the caller's transaction. */
+async function publish(
+  tx: Db,
+  info: UploadInfo,
+  cache: CacheRow,
+  narId: number,
+  sub: string | null,
+  figures: Pick<PushFigures, "storedBytes" | "newChunkBytes" | "newFileBytes">,
+): Promise<void> {
+  await recordPush(tx, { cacheId: cache.id, storePathHash: info.store_path_hash, narId, narSize: info.nar_size, ...figures });
+  await upsertObject(tx, objectRow(info, cache, narId, sub));
 }
 
 function objectRow(info: UploadInfo, cache: CacheRow, narId: number, sub: string | null) {

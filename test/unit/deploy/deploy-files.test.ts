@@ -211,11 +211,30 @@ test("npm start runs atticd with the memory tuning of its start line", () => {
   assert.equal(start, expected);
 });
 
-test("docs/operations.md lists every file of deploy/ and exactly the metrics atticd exports, and says how the files were checked", () => {
+test("docs/operations.md lists every file of deploy/ and says how the files were checked; docs/metrics.md lists exactly the attic_ metrics atticd exports", async () => {
   const guide = readFileSync(join(REPO, "docs", "operations.md"), "utf8");
   for (const file of readdirSync(DEPLOY).filter((f) => f !== ".gitignore")) assert.ok(guide.includes(`\`${file}\``), `operations.md mentions ${file}`);
-  const exported = new Set([...createMetrics().render().matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
-  const listed = new Set([...guide.matchAll(/`((?:attic|process|nodejs)_[a-z_]+_(?:total|bytes))`/g)].map((m) => m[1]!));
-  assert.deepEqual([...listed].sort(), [...exported].sort());
   assert.match(guide, /never been built or started there/);
+  const exported = await exportedMetrics();
+  const metricsDoc = readFileSync(join(REPO, "docs", "metrics.md"), "utf8");
+  const listed = new Set([...metricsDoc.matchAll(/^\| `(attic_[a-z0-9_]+)` \|/gm)].map((m) => m[1]!));
+  assert.deepEqual([...listed].sort(), [...exported].filter((n) => n.startsWith("attic_")).sort());
+  for (const name of ["process_resident_memory_bytes", "nodejs_heap_size_used_bytes", "nodejs_external_memory_bytes"]) assert.ok(exported.has(name), name);
 });
+
+test("deploy/grafana-dashboard.json is a Grafana dashboard whose queries use only metrics atticd exports", async () => {
+  const exported = await exportedMetrics();
+  const dashboard = JSON.parse(readFileSync(join(DEPLOY, "grafana-dashboard.json"), "utf8")) as { title: string; panels: { title: string; targets?: { expr: string }[] }[] };
+  assert.ok(dashboard.title && dashboard.panels.length >= 6);
+  const families = new Set([...exported].flatMap((n) => [n, `${n}_bucket`, `${n}_count`, `${n}_sum`]));
+  for (const panel of dashboard.panels) {
+    for (const target of panel.targets ?? []) {
+      for (const [name] of target.expr.matchAll(/\b(?:attic|process|nodejs)_[a-z0-9_]+\b/g)) assert.ok(families.has(name), `${panel.title}: ${name} is exported`);
+    }
+  }
+});
+
+/** Metric names in a fresh app's /metrics (every family is declared up front). */
+async function exportedMetrics(): Promise<Set<string>> {
+  return new Set([...(await createMetrics().render()).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
+}
