@@ -200,6 +200,31 @@ for (const backend of BACKENDS) {
 }
 
 describe("dashboard answers", () => {
+  test("a cache page lists the cache's pins (name, path, paths kept, who)", async () => {
+    const s = await startServer();
+    try {
+      await createCacheViaApi(s, "pinned", { is_public: true });
+      const none = await (await s.fetch("/_dashboard/cache/pinned")).text();
+      assert.match(none, /No pins/);
+      const fx = narFixture(Buffer.from("a deployed system"), "deployed-system");
+      assert.equal((await uploadNar(s, fx, { cache: "pinned", token: s.rootToken() })).status, 200);
+      const pinned = await s.fetch("/_api/v1/pins/pinned/production", {
+        method: "PUT",
+        token: s.rootToken(),
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ store_path: fx.storePath }),
+      });
+      assert.equal(pinned.status, 200, await pinned.text());
+      const page = await (await s.fetch("/_dashboard/cache/pinned")).text();
+      const table = /<table id="pins">[\s\S]*?<\/table>/.exec(page)?.[0] ?? "";
+      assert.match(table, /<td>production<\/td>/);
+      assert.ok(table.includes(fx.storePath), "the pinned store path is listed");
+      assert.match(table, /data-value="1"/);
+    } finally {
+      await s.stop();
+    }
+  });
+
   test("a private or missing cache look the same to an outsider; values are escaped; views are not cached", async () => {
     const s = await startServer();
     try {

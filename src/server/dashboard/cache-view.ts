@@ -1,6 +1,7 @@
-// `/_dashboard/cache/<name>`: one cache's figures, charts of its last 30 days, its recent pushes
-// and its most downloaded paths.
+// `/_dashboard/cache/<name>`: one cache's figures, charts of its last 30 days, its recent pushes,
+// its most downloaded paths and its pins.
 import type { CacheListEntry, DayEntry, DownloadedEntry, PushEntry, PushTotals } from "../../db/queries/dashboard.ts";
+import type { Pin } from "../../db/queries/pins.ts";
 import { chart } from "./charts.ts";
 import { count, humanBytes, percent, ratio, retention, utcTime } from "./format.ts";
 import { html, type Html } from "./html.ts";
@@ -15,6 +16,8 @@ export interface CacheModel {
   days: readonly { day: string; entry: DayEntry | null }[];
   pushes: readonly PushEntry[];
   downloaded: readonly DownloadedEntry[];
+  /** named pins, kept from retention and quota GC (attic pin) */
+  pins: readonly Pin[];
 }
 
 export function cacheView(viewer: Viewer, m: CacheModel): Html {
@@ -71,6 +74,10 @@ ${m.pushes.length === 0 ? html`<p>Nothing pushed yet.</p>` : html`<div class="sc
 <section aria-labelledby="downloaded-h"><h2 id="downloaded-h">Most downloaded</h2>
 ${m.downloaded.length === 0 ? html`<p>No NAR downloaded yet.</p>` : html`<div class="scroll"><table id="most-downloaded"><thead><tr><th scope="col">Store path</th><th scope="col">Downloads</th><th scope="col">NAR size</th></tr></thead>
 <tbody>${m.downloaded.map((d) => html`<tr><td class="path">${d.storePath}</td><td class="num" data-value="${d.downloads}">${count(d.downloads)}</td><td class="num">${humanBytes(d.narSize)}</td></tr>`)}</tbody></table></div>`}
+</section>
+<section aria-labelledby="pins-h"><h2 id="pins-h">Pins</h2>
+${m.pins.length === 0 ? html`<p>No pins: every path follows the retention period and the quota.</p>` : html`<p>Pinned paths and their closures are kept from retention and quota garbage collection.</p><div class="scroll"><table id="pins"><thead><tr><th scope="col">Pin</th><th scope="col">Store path</th><th scope="col">Paths kept</th><th scope="col">By</th><th scope="col">Since</th></tr></thead>
+<tbody>${m.pins.map((p) => html`<tr><td>${p.name}</td><td class="path">${p.storePath}</td><td class="num" data-value="${p.paths}">${count(p.paths)}</td><td>${p.createdBy ?? "–"}</td><td><time datetime="${p.createdAt.toISOString()}">${utcTime(p.createdAt)}</time></td></tr>`)}</tbody></table></div>`}
 </section>`;
 }
 

@@ -11,6 +11,7 @@ import { utcDay } from "../../db/queries/stats.ts";
 import { getPermissionForCache } from "../../token/permissions.ts";
 import { permissionFor, tokenFromRequest } from "../auth.ts";
 import { cacheNameParam } from "../params.ts";
+import { listPins } from "../../db/queries/pins.ts";
 import { cacheHiddenView, cacheView } from "./cache-view.ts";
 import { html, type Html } from "./html.ts";
 import { page, sendView, type Section, type Viewer } from "./layout.ts";
@@ -88,11 +89,12 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     const allowed = cache && (cache.isPublic || (request.attic.claims !== null && permissionFor(request.attic.claims, name, null).pull));
     if (!cache || !allowed) return respond(request, reply, "Cache not found", "caches", cacheHiddenView(viewer), 404);
     const now = new Date();
-    const [totals, days, pushes, downloaded] = await Promise.all([
+    const [totals, days, pushes, downloaded, pins] = await Promise.all([
       pushTotals(db, cache.id),
       dailyHistory(db, cache.id, DAYS, now),
       recentPushes(db, cache.id, 10),
       mostDownloaded(db, cache.id, 10),
+      listPins(db, cache.id),
     ]);
     const main = cacheView(viewer, {
       cache,
@@ -102,6 +104,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       days: lastDays(days, now),
       pushes,
       downloaded,
+      pins,
     });
     return respond(request, reply, `Cache ${name}`, "caches", main);
   });
