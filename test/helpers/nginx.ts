@@ -19,6 +19,8 @@ export function nginxBinary(): string {
 
 export interface NginxProcess {
   port: number;
+  /** the running master process (its workers are its children), undefined while stopped */
+  readonly pid: number | undefined;
   /** stop (fast shutdown: open connections are cut) */
   stop(): Promise<void>;
   /** start again on the same port */
@@ -58,6 +60,9 @@ http {
   const ready = options.ready ?? ((p: number) => fetch(`http://127.0.0.1:${p}/`).then((r) => r.arrayBuffer()));
   const handle: NginxProcess = {
     port,
+    get pid() {
+      return child?.pid;
+    },
     async start() {
       const c = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "pipe"] });
       child = c;
