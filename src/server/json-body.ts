@@ -1,6 +1,8 @@
 // JSON request bodies: content-type and shape checks that answer like upstream's axum
 // extractors (415 / 400 / 422, plain text), before auth.
 import type { FastifyRequest } from "fastify";
+import { CACHE_NAME_RE } from "../api/v1.ts";
+import { isValidStorePathHash } from "../nix/store-path.ts";
 import { rejections, type PlainRejection } from "./errors.ts";
 
 /** A preValidation hook; async so fastify does not wait for a `done` callback. */
@@ -39,3 +41,13 @@ export const isInt = (v: unknown): v is number => typeof v === "number" && Numbe
 export const isI32 = (v: unknown): v is number => isInt(v) && v >= -(2 ** 31) && v < 2 ** 31;
 export const isU32 = (v: unknown): v is number => isInt(v) && v >= 0 && v < 2 ** 32;
 export const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+
+/** A `{ "cache", "store_path_hashes" }` body (get-missing-paths, delete-paths), each value checked. */
+export function cacheAndHashes(raw: unknown): { cacheName: string; hashes: string[] } {
+  const body = asObject(raw);
+  const cacheName = field(body, "cache", isString, "a cache name", true);
+  if (!CACHE_NAME_RE.test(cacheName)) throw shapeError(`cache: invalid cache name "${cacheName.slice(0, 64)}"`);
+  const hashes = field(body, "store_path_hashes", isStringArray, "a sequence of store path hashes", true);
+  for (const h of hashes) if (!isValidStorePathHash(h)) throw shapeError(`store_path_hashes: invalid store path hash "${h.slice(0, 64)}"`);
+  return { cacheName, hashes };
+}

@@ -2,21 +2,16 @@
 // permission that upstream's tokens already carry but no upstream route uses. Only the cache's
 // objects go; the NAR and chunks are freed by GC once no object of any cache uses them.
 import type { FastifyInstance } from "fastify";
-import { CACHE_NAME_RE, type DeletePathsResponse } from "../../api/v1.ts";
+import type { DeletePathsResponse } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
 import { deleteObjectsByHash } from "../../db/queries/objects.ts";
-import { isValidStorePathHash } from "../../nix/store-path.ts";
 import { authorizeCache } from "../auth.ts";
-import { asObject, field, isString, isStringArray, requireJsonContentType, shapeError } from "../json-body.ts";
+import { cacheAndHashes, requireJsonContentType } from "../json-body.ts";
 
 export async function deletePathsRoutes(app: FastifyInstance): Promise<void> {
   const { db } = app.deps;
   app.post("/_api/v1/delete-paths", { preValidation: requireJsonContentType }, async (request, reply) => {
-    const body = asObject(request.body);
-    const cacheName = field(body, "cache", isString, "a cache name", true);
-    if (!CACHE_NAME_RE.test(cacheName)) throw shapeError(`cache: invalid cache name "${cacheName.slice(0, 64)}"`);
-    const hashes = field(body, "store_path_hashes", isStringArray, "a sequence of store path hashes", true);
-    for (const h of hashes) if (!isValidStorePathHash(h)) throw shapeError(`store_path_hashes: invalid store path hash "${h.slice(0, 64)}"`);
+    const { cacheName, hashes } = cacheAndHashes(request.body);
 
     const row = await getCacheByName(db, cacheName);
     const { cache } = authorizeCache(request.attic.claims, cacheName, row, ["delete"]);
