@@ -41,6 +41,22 @@ const restrictions = Object.entries(allowed).map(([room, may]) => ({
   },
 }));
 
+// Only db/ knows which database engine runs (docs/architecture.md): elsewhere no literal may name an
+// engine's error code (a SQLSTATE, a SQLite result code) and nothing reads node:sqlite's `errcode`;
+// code asks db/ (`classifyDatabaseError`) what an error means.
+const ENGINE_CODE = "/^(ERR_SQLITE|SQLITE_[A-Z]|(08|22|23|40|53|57)[0-9P][0-9A-Z]{2}$)/";
+const engineRule = {
+  files: ["src/**/*.ts"],
+  ignores: ["src/db/**"],
+  rules: {
+    "no-restricted-syntax": [
+      "error",
+      { selector: `Literal[value=${ENGINE_CODE}]`, message: "an engine's error code outside src/db: ask db/ (classifyDatabaseError) instead (docs/architecture.md)" },
+      { selector: "Identifier[name='errcode']", message: "node:sqlite's errcode outside src/db: ask db/ (classifyDatabaseError) instead (docs/architecture.md)" },
+    ],
+  },
+};
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", ".bench/**"] },
   js.configs.recommended,
@@ -54,6 +70,7 @@ export default tseslint.config(
     },
   },
   ...restrictions,
+  engineRule,
   {
     // the dashboard's browser script (type-checked by tsconfig.browser.json)
     files: ["src/server/dashboard/assets/*.js"],

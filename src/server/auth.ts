@@ -25,7 +25,7 @@ export function permissionFor(
   grantPublic = true,
 ): CachePermission {
   const perm = claims ? getPermissionForCache(claims, cacheName) : new CachePermission();
-  if (grantPublic && cache && isTrue(cache.is_public)) perm.pull = true;
+  if (grantPublic && cache && cache.is_public) perm.pull = true;
   return perm;
 }
 
@@ -45,9 +45,4 @@ export function authorizeCache<C extends Pick<CacheRow, "is_public">>(
   if (!cache) throw noSuchCache();
   for (const flag of flags) if (!permission[flag]) throw accessError();
   return { cache, permission };
-}
-
-/** SQLite returns booleans as 0/1. */
-export function isTrue(v: boolean | number): boolean {
-  return v === true || v === 1;
 }

@@ -8,7 +8,6 @@ import { createCache, getCacheByName, hardDeleteCache, listCaches, softDeleteCac
 import { hasSubjectRevocation, insertRevocation } from "../db/queries/revocations.ts";
 import { SigningKeypair } from "../nix/signing.ts";
 import type { Config, DeclaredCache } from "./config/types.ts";
-import { isTrue } from "./auth.ts";
 
 /** A declaration that cannot be applied; atticd refuses to start with it. */
 export class BootstrapError extends Error {
@@ -64,7 +63,7 @@ export async function applyDeclarations(db: Db, config: Pick<Config, "declared" 
       patch[key] = value;
       set.push(label);
     };
-    if (want.isPublic !== undefined && want.isPublic !== isTrue(row.is_public)) change("is_public", want.isPublic, `public = ${want.isPublic}`);
+    if (want.isPublic !== undefined && want.isPublic !== row.is_public) change("is_public", want.isPublic, `public = ${want.isPublic}`);
     if (want.priority !== undefined && want.priority !== row.priority) change("priority", want.priority, `priority = ${want.priority}`);
     if (want.storeDir !== undefined && want.storeDir !== row.store_dir) change("store_dir", want.storeDir, `store-dir = ${JSON.stringify(want.storeDir)}`);
     const upstream = want.upstreamCacheKeyNames === undefined ? undefined : JSON.stringify(want.upstreamCacheKeyNames);

@@ -5,6 +5,7 @@
 // Storage and DB layers never build HTTP errors. docs/errors.md lists both tables (checked by
 // test/unit/server/errors-doc.test.ts and error-catalogue-doc.test.ts).
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { classifyDatabaseError } from "../db/engines/index.ts";
 import { redact } from "../db/url.ts";
 import { StorageFullError } from "../storage/types.ts";
 
@@ -201,11 +202,10 @@ export function frameworkErrors(error: FastifyError, _request: FastifyRequest, r
   void sendPlain(reply, rejections.invalidUrl(error.message));
 }
 
-// Errors that mean a backend is unreachable for now, not that the request is wrong: PostgreSQL
-// connection loss and shutdown (class 08, 57P01-57P03), refused/reset sockets, and the pg pool's
-// own "Connection terminated" errors, S3 5xx/throttling. They become 503 ServiceUnavailable so
-// clients retry.
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "57P01", "57P02", "57P03"]);
+// Errors that mean a backend is unreachable for now, not that the request is wrong: what the
+// database's engine classes as unavailable (`db/`: a lost connection, a server shutting down),
+// refused or reset sockets, S3 5xx/throttling. They become 503 ServiceUnavailable so clients retry.
+const UNAVAILABLE_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND"]);
 
 /** The error and the errors it wraps (`cause`), at most five deep. */
 function* causeChain(error: unknown): Generator<unknown> {
@@ -214,15 +214,12 @@ function* causeChain(error: unknown): Generator<unknown> {
 
 export function unavailableReason(error: unknown): string | null {
   for (const e of causeChain(error)) {
+    if (classifyDatabaseError(e)?.kind === "unavailable") return "a backend is unreachable";
     const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && (UNAVAILABLE_CODES.has(code) || code.startsWith("08"))) return "a backend is unreachable";
+    if (typeof code === "string" && UNAVAILABLE_SOCKET_CODES.has(code)) return "a backend is unreachable";
     // the object store answered 5xx (after the S3 client's own retries) or throttled us
     const httpStatus = (e as { $metadata?: { httpStatusCode?: unknown } }).$metadata?.httpStatusCode;
     if (typeof httpStatus === "number" && (httpStatus >= 500 || httpStatus === 429)) return "the object store is unavailable";
-    const message = (e as { message?: unknown }).message;
-    if (typeof message === "string" && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(message)) {
-      return "a backend is unreachable";
-    }
   }
   return null;
 }
@@ -231,23 +228,16 @@ export function unavailableReason(error: unknown): string | null {
 export interface FullStorage {
   /** the storage's name (`local:/path`, `s3:region/bucket`), or null when it is the database */
   storage: string | null;
-  /** ENOSPC, EDQUOT, an S3 error code, HTTP 507, SQLITE_FULL, 53100 */
+  /** ENOSPC, EDQUOT, an S3 error code, HTTP 507, or the database engine's reason */
   reason: string;
 }
-
-/** SQLite's SQLITE_FULL (13, in the low byte of an extended code) and PostgreSQL's disk_full. */
-const SQLITE_FULL = 13;
-const PG_DISK_FULL = "53100";
 
 /** The full storage or database behind `error`, or null if `error` is not about space. */
 export function storageFull(error: unknown): FullStorage | null {
   for (const e of causeChain(error)) {
     if (e instanceof StorageFullError) return { storage: e.storage, reason: e.reason };
-    const { code, errcode } = e as { code?: unknown; errcode?: unknown };
-    if (code === "ERR_SQLITE_ERROR" && typeof errcode === "number" && (errcode & 0xff) === SQLITE_FULL) {
-      return { storage: null, reason: "SQLITE_FULL" };
-    }
-    if (code === PG_DISK_FULL) return { storage: null, reason: `disk_full (${PG_DISK_FULL})` };
+    const db = classifyDatabaseError(e);
+    if (db?.kind === "full") return { storage: null, reason: db.reason };
   }
   return null;
 }

@@ -20,6 +20,17 @@ export interface ColumnTypes {
   blob: string;
 }
 
+/**
+ * What one of an engine's errors means for the caller. `unavailable`: the database cannot be reached
+ * or is shutting down (the server answers 503 so clients retry); `full`: it has no room to write
+ * (507). Conflicts need no class: queries settle them themselves (`ON CONFLICT`, key locks).
+ */
+export interface DatabaseErrorClass {
+  kind: "unavailable" | "full";
+  /** what said so, for the log: `SQLITE_FULL`, `disk_full (53100)`, `admin_shutdown (57P01)` */
+  reason: string;
+}
+
 export interface DialectOpenOptions {
   poolSize?: number;
   log?: (msg: string) => void;
@@ -71,6 +82,9 @@ export interface EngineDialect {
 
   /** A query whose rows are non-empty when the table exists. */
   tableExists(name: string): RawBuilder<unknown>;
+
+  /** What `error` (one error, not the errors it wraps) means, when it comes from this engine's driver. */
+  classifyError(error: unknown): DatabaseErrorClass | null;
 
   /** The transaction's isolation level, where the engine has a choice (SQLite is serializable). */
   withIsolation(builder: TransactionBuilder<Database>, isolation: Isolation | undefined): TransactionBuilder<Database>;

@@ -2,7 +2,24 @@
 // configured): advisory locks serialize claims across replicas, row locks keep GC and uploads
 // apart.
 import { sql } from "kysely";
-import type { EngineDialect } from "./dialect.ts";
+import type { DatabaseErrorClass, EngineDialect } from "./dialect.ts";
+
+// SQLSTATEs (PostgreSQL's errcodes appendix): class 08 is a lost or refused connection, 57P01–57P03
+// a server shutting down or starting, 53100 a full disk. The pool's own errors carry no code, only
+// these messages.
+const SHUTDOWN_CODES = new Set(["57P01", "57P02", "57P03"]);
+const DISK_FULL = "53100";
+const POOL_LOST = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+function classifyPostgresError(error: unknown): DatabaseErrorClass | null {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === "string") {
+    if (code === DISK_FULL) return { kind: "full", reason: `disk_full (${DISK_FULL})` };
+    if (code.startsWith("08") || SHUTDOWN_CODES.has(code)) return { kind: "unavailable", reason: `SQLSTATE ${code}` };
+  }
+  if (typeof message === "string" && POOL_LOST.test(message)) return { kind: "unavailable", reason: "the connection pool lost the server" };
+  return null;
+}
 
 export const postgresDialect: EngineDialect = {
   engine: "postgres",
@@ -31,5 +48,6 @@ export const postgresDialect: EngineDialect = {
   forShare: (q) => q.forShare(),
   notIndexed: (column) => sql<string>`${sql.ref(column)}`,
   tableExists: (name) => sql`SELECT 1 AS found FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ${name}`,
+  classifyError: classifyPostgresError,
   withIsolation: (builder, isolation) => (isolation ? builder.setIsolationLevel(isolation) : builder),
 };

@@ -5,7 +5,16 @@ import { dirname, resolve } from "node:path";
 import { sql } from "kysely";
 import { NodeSqliteDialect } from "../sqlite-driver.ts";
 import { DatabaseOpenError, DatabaseUrlError, redact } from "../url.ts";
-import type { EngineDialect } from "./dialect.ts";
+import type { DatabaseErrorClass, EngineDialect } from "./dialect.ts";
+
+/** SQLITE_FULL: the primary result code (the low byte of node:sqlite's extended `errcode`). */
+const SQLITE_FULL = 13;
+
+function classifySqliteError(error: unknown): DatabaseErrorClass | null {
+  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
+  if (code === "ERR_SQLITE_ERROR" && typeof errcode === "number" && (errcode & 0xff) === SQLITE_FULL) return { kind: "full", reason: "SQLITE_FULL" };
+  return null;
+}
 
 export const sqliteDialect: EngineDialect = {
   engine: "sqlite",
@@ -35,5 +44,6 @@ export const sqliteDialect: EngineDialect = {
   forShare: (q) => q,
   notIndexed: (column) => sql<string>`+${sql.ref(column)}`,
   tableExists: (name) => sql`SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ${name}`,
+  classifyError: classifySqliteError,
   withIsolation: (builder) => builder,
 };

@@ -9,7 +9,7 @@ import { getCacheByName } from "../../db/queries/caches.ts";
 import { bumpLastAccessed, findCacheAndObject, findServedChunks, narChunkSummary, type CacheObjectLookup } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
-import { authorizeCache, isTrue } from "../auth.ts";
+import { authorizeCache } from "../auth.ts";
 import { incompleteNar, internalError, noSuchObject, rangeNotSatisfiable } from "../errors.ts";
 import { cachedNarInfo } from "../narinfo.ts";
 import { ChunkFileLostError, narResponseStream, type ChunkPager } from "../download/nar-stream.ts";
@@ -46,7 +46,7 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
 
   app.get("/:cache/nix-cache-info", async (request, reply) => {
     const cache = await pullableCache(request);
-    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
     return reply
       .type("text/x-nix-cache-info")
       .send(renderNixCacheInfo({ wantMassQuery: true, storeDir: cache.store_dir, priority: cache.priority }));
@@ -63,7 +63,7 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
       throw noSuchObject();
     }
     app.metrics.inc("attic_narinfo_requests_total", 1, { result: "hit" });
-    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
     const text = cachedNarInfo(found.object, found.nar, cache.keypair, cache.store_dir);
     return reply.type("text/x-nix-narinfo").send(text);
   });
@@ -74,7 +74,7 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     if (!found || found.incomplete) throw noSuchObject();
     const data = await getNarListing(db, found.nar.id);
     if (!data) throw noSuchObject();
-    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
     return reply.type("application/json").send(await decompressBuffer("zstd", data));
   }
 
@@ -103,11 +103,11 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
       throw incompleteNar();
     }
     await Promise.all([bumpLastAccessed(db, found.object.id), recordDownload(db, cache.id, found.nar.nar_size)]);
-    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
     app.metrics.inc("attic_nar_downloads_total");
 
     const response = await narResponseStream(storage, found.nar, pager, {
-      presign: presignedRedirectGuard(config.presignedRedirects, request, isTrue(cache.is_public)),
+      presign: presignedRedirectGuard(config.presignedRedirects, request, cache.is_public),
       method: request.method,
       fileSize: summary.fileSize,
       // If-Range names a version we cannot compare (no ETag): the whole body, as RFC 9110 says

@@ -6,7 +6,7 @@ import { createCache, getCacheByName, hardDeleteCache, softDeleteCache, updateCa
 import type { CacheRow } from "../../db/schema.ts";
 import { SigningKeypair } from "../../nix/signing.ts";
 import { apiEndpoint, substituterEndpoint } from "../endpoints.ts";
-import { authorizeCache, isTrue, permissionFor, type PermissionFlag } from "../auth.ts";
+import { authorizeCache, permissionFor, type PermissionFlag } from "../auth.ts";
 import { isKeypairConfig, keypairFromConfig } from "../cache-keys.ts";
 import { accessError, cacheAlreadyExists, noSuchCache, requestError, unauthorized } from "../errors.ts";
 import { asObject, field, isBool, isI32, isInt, isString, isStringArray, requireJsonContentType, shapeError } from "../json-body.ts";
@@ -29,7 +29,7 @@ export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
       substituter_endpoint: substituterEndpoint(request, config, cache.name),
       api_endpoint: apiEndpoint(request, config),
       public_key: SigningKeypair.parse(cache.keypair).publicKey().toString(),
-      is_public: isTrue(cache.is_public),
+      is_public: cache.is_public,
       store_dir: cache.store_dir,
       priority: cache.priority,
       upstream_cache_key_names: JSON.parse(cache.upstream_cache_key_names) as string[],

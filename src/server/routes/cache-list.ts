@@ -4,7 +4,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ListCachesResponse } from "../../api/v1.ts";
 import { cacheStats, listCaches } from "../../db/queries/caches.ts";
-import { isTrue, permissionFor } from "../auth.ts";
+import { permissionFor } from "../auth.ts";
 
 export async function cacheListRoutes(app: FastifyInstance): Promise<void> {
   const { db } = app.deps;
@@ -15,7 +15,7 @@ export async function cacheListRoutes(app: FastifyInstance): Promise<void> {
       caches: visible.map((c) => c.name),
       cache_info: visible.map((c) => ({
         name: c.name,
-        is_public: isTrue(c.is_public),
+        is_public: c.is_public,
         size: stats.get(c.id)?.size ?? 0,
         object_count: stats.get(c.id)?.objects ?? 0,
       })),

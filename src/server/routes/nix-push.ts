@@ -8,7 +8,7 @@ import { compressBuffer, decompressBuffer } from "../../compression/index.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
 import { getBuildLog, getRealisation, putBuildLog, putRealisation } from "../../db/queries/nix-files.ts";
 import type { CacheRow } from "../../db/schema.ts";
-import { authorizeCache, isTrue, type PermissionFlag } from "../auth.ts";
+import { authorizeCache, type PermissionFlag } from "../auth.ts";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { noSuchObject, notFound, requestError } from "../errors.ts";
 import { checkRealisation, drvParam, readSmallBody, realisationParam } from "../nix-protocol/files.ts";
@@ -87,7 +87,7 @@ export async function nixPushRoutes(app: FastifyInstance, opts: { push: NixPush 
     const cache = await cacheFor(request, "pull");
     const data = await getBuildLog(db, cache.id, drv);
     if (!data) throw noSuchObject();
-    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
     return reply.type("text/plain; charset=utf-8").send(await decompressBuffer("zstd", data));
   });
 
@@ -96,7 +96,7 @@ export async function nixPushRoutes(app: FastifyInstance, opts: { push: NixPush 
     const cache = await cacheFor(request, "pull");
     const content = await getRealisation(db, cache.id, id);
     if (content === null) throw noSuchObject();
-    if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
     return reply.type("application/json").send(content);
   });
 }
