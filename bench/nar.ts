@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { narSerialize } from "../src/nix/nar/serialize.ts";
-import { validateNar } from "../src/nix/nar/parse.ts";
+import { validateNar } from "../test/helpers/validate-nar.ts";
 
 const dir = process.argv[2] ?? (existsSync("/usr/lib/x86_64-linux-gnu") ? "/usr/lib/x86_64-linux-gnu" : "/usr/share");
 const MB = 1e6;

@@ -88,20 +88,3 @@ export function findCutPoint(buf: Uint8Array, start: number, end: number, cut: C
   if (!eof && size < cut.maxSize) return 0;
   return size;
 }
-
-/**
- * Chunk lengths of `buf[0, buf.length)` in order, like the crate's `FastCDC::with_eof` iterator:
- * with `eof` false, the bytes after the last returned chunk are left for the next buffer.
- */
-export function cutLengths(buf: Uint8Array, params: ChunkingParams, eof = true): number[] {
-  const cut = deriveCutParams(params);
-  const lengths: number[] = [];
-  let offset = 0;
-  while (offset < buf.length) {
-    const n = findCutPoint(buf, offset, buf.length, cut, eof);
-    if (n === 0) break;
-    lengths.push(n);
-    offset += n;
-  }
-  return lengths;
-}

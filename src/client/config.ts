@@ -39,10 +39,6 @@ export function configPath(env: NodeJS.ProcessEnv): string {
   return join(configHome(env), "attic", "config.toml");
 }
 
-export function emptyConfig(): ClientConfig {
-  return { defaultServer: null, servers: new Map() };
-}
-
 async function readConfigText(path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");

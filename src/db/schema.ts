@@ -9,12 +9,11 @@ export type Timestamp = ColumnType<Date | string, Date, Date>;
 type NullableTimestamp = ColumnType<Date | string | null, Date | null | undefined, Date | null>;
 type Bool = ColumnType<boolean | number, boolean, boolean>;
 
-/** `nar.state` / `chunk.state` (CHAR(1)). */
-export const STATE_VALID = "V";
-export const STATE_PENDING = "P";
-/** defined upstream but never written */
-export const STATE_CONFIRMED_DEDUPLICATED = "C";
-export const STATE_DELETED = "D";
+/**
+ * `nar.state` / `chunk.state` (CHAR(1)), upstream's letters, written as these literals in queries:
+ * `V` valid, `P` pending (an upload is writing it), `D` deleted (GC is removing its file), and `C`
+ * (confirmed deduplicated), which upstream defines but never writes.
+ */
 export type RowState = "V" | "P" | "C" | "D";
 
 export interface CacheTable {

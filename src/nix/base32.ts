@@ -61,10 +61,3 @@ export function nix32Decode(s: string): Buffer {
   return out;
 }
 
-export function isNix32(s: string): boolean {
-  for (let k = 0; k < s.length; k++) {
-    const code = s.charCodeAt(k);
-    if (code >= 128 || DIGIT[code]! < 0) return false;
-  }
-  return true;
-}

@@ -39,7 +39,6 @@ export const isString = (v: unknown): v is string => typeof v === "string";
 export const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 export const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
 export const isI32 = (v: unknown): v is number => isInt(v) && v >= -(2 ** 31) && v < 2 ** 31;
-export const isU32 = (v: unknown): v is number => isInt(v) && v >= 0 && v < 2 ** 32;
 export const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
 
 /** A `{ "cache", "store_path_hashes" }` body (get-missing-paths, delete-paths), each value checked. */

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseNixCacheInfo } from "../../src/nix/cache-info.ts";
 import { NixHash } from "../../src/nix/hash.ts";
-import { validateNar } from "../../src/nix/nar/parse.ts";
+import { validateNar } from "../helpers/validate-nar.ts";
 import { narChunks } from "../../src/nix/nar/serialize.ts";
 import { narInfoHashes, parseNarInfo, renderNarInfo } from "../../src/nix/narinfo.ts";
 import { PublicKey, SigningKeypair, fingerprintFromBaseNames } from "../../src/nix/signing.ts";

@@ -2,6 +2,8 @@
 // conformance suite. Test code may look at the engine; src/ outside src/db may not.
 import { sql, type RawBuilder } from "kysely";
 import type { Db } from "../../src/db/connect.ts";
+import { CHUNK_COLUMNS, NAR_COLUMNS, toChunkRow, toNarRow } from "../../src/db/queries/rows.ts";
+import type { ChunkRow, NarRow } from "../../src/db/schema.ts";
 
 export interface ColumnInfo {
   name: string;
@@ -105,4 +107,29 @@ export async function foreignKeysOf(db: Db, tables: string[]): Promise<ForeignKe
     out.push({ table: String(fk.tbl), column: String(fk.col), refTable: String(fk.ref), refColumn: String(fk.refcol), onDelete: actions[String(fk.del)] ?? String(fk.del) });
   }
   return out;
+}
+
+// Single rows by id, and deletes that production never does one at a time (GC deletes in batches):
+// the suite uses them to check states, holds and the cascades the schema declares.
+
+export async function getChunk(db: Db, id: number): Promise<ChunkRow | null> {
+  const row = await db.kysely.selectFrom("chunk").select(CHUNK_COLUMNS).where("id", "=", id).executeTakeFirst();
+  return row ? toChunkRow(row) : null;
+}
+
+export async function getNar(db: Db, id: number): Promise<NarRow | null> {
+  const row = await db.kysely.selectFrom("nar").select(NAR_COLUMNS).where("id", "=", id).executeTakeFirst();
+  return row ? toNarRow(row) : null;
+}
+
+/** chunkrefs pointing at it become NULL (ON DELETE SET NULL): their NARs turn incomplete. */
+export async function deleteChunk(db: Db, id: number): Promise<boolean> {
+  const result = await db.kysely.deleteFrom("chunk").where("id", "=", id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/** Chunkrefs go with it (ON DELETE CASCADE), and so do objects pointing at it. */
+export async function deleteNar(db: Db, id: number): Promise<boolean> {
+  const result = await db.kysely.deleteFrom("nar").where("id", "=", id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
 }

@@ -21,13 +21,11 @@ import {
   updateCache,
 } from "../../src/db/queries/caches.ts";
 import {
-  deleteChunk,
   claimChunks,
   markChunksValid,
   discardUnusedChunks,
   releaseChunks,
   findAndLockChunk,
-  getChunk,
   insertPendingChunk,
   markChunkValid,
   releaseChunk,
@@ -48,9 +46,7 @@ import {
 } from "../../src/db/queries/gc.ts";
 import { releaseLease, tryAcquireLease, withLease } from "../../src/db/queries/leases.ts";
 import {
-  deleteNar,
   findAndLockNar,
-  getNar,
   insertChunkRef,
   linkChunks,
   insertNar,
@@ -61,7 +57,7 @@ import {
 import { bumpLastAccessed, findCacheAndObject, findNarChunks, getMissingPaths, getObject, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
 import type { CacheRow } from "../../src/db/schema.ts";
 import { createDatabase } from "../helpers/postgres.ts";
-import { columnsOf, foreignKeysOf, indexesOf } from "./db-introspect.ts";
+import { columnsOf, deleteChunk, deleteNar, foreignKeysOf, getChunk, getNar, indexesOf } from "./db-introspect.ts";
 
 type Engine = "sqlite" | "postgres";
 const ALL_MIGRATIONS = [...UPSTREAM_VERSIONS, ...OWN_MIGRATION_NAMES];

@@ -138,7 +138,6 @@ export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfte
   });
 }
 
-/** Pending -> valid for many chunks of one upload, in one transaction (see markChunkValid). */
 /**
  * Many pending chunks valid, all or none: one UPDATE per batch of rows (a CASE per column) rather
  * than one per chunk, as an upload marks a batch of chunks at a time.
@@ -228,12 +227,6 @@ export async function markChunkValid(db: Db, id: number, file: { fileHash: strin
   if (result.numUpdatedRows === 0n) throw new Error(`chunk ${id} is no longer pending`);
 }
 
-/** chunkrefs pointing at it become NULL (ON DELETE SET NULL): their NARs turn incomplete. */
-export async function deleteChunk(db: Db, id: number): Promise<boolean> {
-  const result = await db.kysely.deleteFrom("chunk").where("id", "=", id).executeTakeFirst();
-  return result.numDeletedRows > 0n;
-}
-
 /**
  * Give up upload holds: one decrement per occurrence of an id (a NAR that repeats a chunk holds
  * it once per occurrence). Batched: one statement per distinct multiplicity and batch.
@@ -302,11 +295,6 @@ export async function discardDeadPendingChunks(db: Db, ids: readonly number[]): 
     marked.push(...rows.map((r) => ({ id: Number(r.id), remote_file: r.remote_file })));
   }
   return marked;
-}
-
-export async function getChunk(db: Db, id: number): Promise<ChunkRow | null> {
-  const row = await db.kysely.selectFrom("chunk").select(CHUNK_COLUMNS).where("id", "=", id).executeTakeFirst();
-  return row ? toChunkRow(row) : null;
 }
 
 /** Those of `remoteFileIds` that some chunk row (in any state) still has. */

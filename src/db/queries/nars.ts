@@ -128,21 +128,10 @@ export async function markNarValid(db: Db, id: number, numChunks: number): Promi
   if (result.numUpdatedRows === 0n) throw new Error(`NAR ${id} is no longer pending`);
 }
 
-/** Chunkrefs go with it (ON DELETE CASCADE), and so do objects pointing at it. */
-export async function deleteNar(db: Db, id: number): Promise<boolean> {
-  const result = await db.kysely.deleteFrom("nar").where("id", "=", id).executeTakeFirst();
-  return result.numDeletedRows > 0n;
-}
-
 /** Delete the NAR only while it is still pending: a cleanup that runs late must never drop a NAR made valid meanwhile. */
 export async function deletePendingNar(db: Db, id: number): Promise<boolean> {
   const result = await db.kysely.deleteFrom("nar").where("id", "=", id).where("state", "=", "P").executeTakeFirst();
   return result.numDeletedRows > 0n;
-}
-
-export async function getNar(db: Db, id: number): Promise<NarRow | null> {
-  const row = await db.kysely.selectFrom("nar").select(NAR_COLUMNS).where("id", "=", id).executeTakeFirst();
-  return row ? toNarRow(row) : null;
 }
 
 /**

@@ -116,10 +116,6 @@ export async function narChunkSummary(db: Db, narId: number): Promise<NarChunkSu
   return { refs, present, fileSize: Number(row.sized) === refs ? Number(row.total ?? 0) : null };
 }
 
-/**
- * The NAR's chunks in order, a page at a time (seq > `afterSeq`, at most `limit`): a 4 GiB NAR
- * has some 65,000 chunks, which a download walks through without holding all their rows.
- */
 /** What streaming a NAR needs of each chunk row (a narrow row is a cheap row: 9,000 per 600 MB NAR). */
 export type ServedChunk = Pick<ChunkRow, "id" | "remote_file" | "remote_file_id" | "file_size" | "chunk_size">;
 
@@ -134,7 +130,11 @@ const servedChunksQuery = prepareQuery((k, $: Placeholders<{ narId: number; afte
     .limit($.limit),
 );
 
-/** A page of a NAR's chunks for streaming it, in order after `afterSeq`; `chunk` is null for a chunk that is gone. */
+/**
+ * A page of a NAR's chunks for streaming it, in order after `afterSeq` (at most `limit`): a 4 GiB NAR
+ * has some 65,000 chunks, which a download walks through without holding all their rows. `chunk` is
+ * null for a chunk that is gone.
+ */
 export async function findServedChunks(db: Db, narId: number, afterSeq: number, limit: number): Promise<{ seq: number; chunk: ServedChunk | null }[]> {
   const rows = await servedChunksQuery.run(db, { narId, afterSeq, limit });
   return rows.map((r) => ({

@@ -59,9 +59,3 @@ export class NarListing {
   }
 }
 
-/** The listing of a whole NAR held in memory (tests, small NARs). */
-export function listNar(nar: Buffer): string {
-  const l = new NarListing();
-  l.update(nar);
-  return l.finish();
-}

@@ -1,11 +1,11 @@
-// Stream-facing NAR validation: a pass-through Transform for pipelines, and a function for
-// async iterables. Both check the structure and compute the NAR's SHA-256 and size.
+// Stream-facing NAR validation: a pass-through Transform for pipelines that checks the structure
+// and computes the NAR's SHA-256 and size (NarError, the failure, comes from parser.ts).
 import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
 import { Transform } from "node:stream";
 import type { TransformCallback } from "node:stream";
 import { NixHash } from "../hash.ts";
-import { NarError, NarParser } from "./parser.ts";
+import { NarParser } from "./parser.ts";
 import type { NarEvent } from "./parser.ts";
 
 export interface NarResult {
@@ -63,24 +63,3 @@ export class NarValidator extends Transform {
     return this.outcome;
   }
 }
-
-/** Validates a whole NAR from `source`; resolves to its hash and size or rejects with a NarError. */
-export async function validateNar(
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  options: NarValidatorOptions = {},
-): Promise<NarResult> {
-  const parser = new NarParser(options.onEvent);
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const piece of source) {
-    const chunk = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-    parser.update(chunk);
-    hash.update(chunk);
-    size += chunk.length;
-  }
-  parser.end();
-  return { narHash: NixHash.fromDigest("sha256", hash.digest()), narSize: size };
-}
-
-export { NarError };
-export type { NarEvent };

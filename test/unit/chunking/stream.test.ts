@@ -1,8 +1,7 @@
 // chunkStream against upstream Attic's windowing as re-stated around the reference cut() (oracle.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chunkStream } from "../../../src/chunking/stream.ts";
-import { cutLengths } from "../../../src/chunking/fastcdc.ts";
+import { chunkStream, cutLengths } from "../../helpers/chunking-reference.ts";
 import type { ChunkingParams } from "../../../src/chunking/fastcdc.ts";
 import { oracleAtticWindows, oracleLengths, seededBytes } from "./oracle.ts";
 import { PARAM_SETS, realNar, seededSizes, zeroRunInput } from "./inputs.ts";

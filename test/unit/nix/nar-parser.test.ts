@@ -5,7 +5,8 @@ import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { NarError, NarParser } from "../../../src/nix/nar/parser.ts";
 import type { NarEvent } from "../../../src/nix/nar/parser.ts";
-import { NarValidator, validateNar } from "../../../src/nix/nar/parse.ts";
+import { NarValidator } from "../../../src/nix/nar/parse.ts";
+import { validateNar } from "../../helpers/validate-nar.ts";
 import { entryTokens, narBytes, narStr, regularTokens, u64 } from "../../helpers/nar-tree.ts";
 
 const MAGIC = "nix-archive-1";

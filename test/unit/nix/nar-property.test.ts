@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { NarError, NarParser } from "../../../src/nix/nar/parser.ts";
-import { validateNar } from "../../../src/nix/nar/parse.ts";
+import { validateNar } from "../../helpers/validate-nar.ts";
 import { narChunks } from "../../../src/nix/nar/serialize.ts";
 import { dir, file, restoreNar, symlink, writeTree } from "../../helpers/nar-tree.ts";
 import type { TreeNode } from "../../helpers/nar-tree.ts";

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
-import { chunkStream } from "../../../src/chunking/stream.ts";
-import { NarError } from "../../../src/nix/nar/parse.ts";
+import { chunkStream } from "../../helpers/chunking-reference.ts";
+import { NarError } from "../../../src/nix/nar/parser.ts";
 import { NarChunker } from "../../../src/server/upload/chunker.ts";
 import { fileNar, seededBytes } from "../../helpers/nar.ts";
 
