@@ -1,7 +1,8 @@
 // The compression room: the four codecs a chunk can be stored in, as streams and as one-shot
 // buffers. Each chunk is compressed on its own, so a multi-chunk NAR is served as concatenated
 // frames (zstd, xz) which Nix and the reference CLIs decode whole. Decompressors here decode ONE
-// chunk: Node's zstd decoder silently stops after the first frame (see notes/dependencies.md), so
+// chunk: Node's zstd decoder, one-shot and stream alike, stops after the first frame without an
+// error (measured on Node 24.21: two frames of 600,000 and 300,000 bytes decode to 600,000), so
 // callers that must decompress a multi-chunk NAR do it chunk by chunk.
 import { PassThrough, Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";

@@ -1,8 +1,8 @@
 // Decoding a whole NAR file as Nix compresses it for `nix copy --to http://…?compression=…`:
-// one stream of its `Compression:` name. Nix writes zstd as one frame; Node's stream decoder
-// fails (loudly: "Unknown frame descriptor") on a second frame, so a multi-frame file from
-// another tool is refused rather than cut short. bzip2 has no decoder in Node: the `bzip2`
-// command does it.
+// one stream of its `Compression:` name. Nix writes zstd as one frame; Node's decoder stops after
+// the first frame without an error (see index.ts), so a multi-frame file from another tool decodes
+// short and the upload's NarHash/NarSize check refuses it. bzip2 has no decoder in Node: the
+// `bzip2` command does it.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import type { Readable } from "node:stream";

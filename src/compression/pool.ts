@@ -1,6 +1,7 @@
 // Chunk compression off the main thread: a few worker threads run the synchronous zstd/brotli
 // calls, so compressing (the heaviest step of an upload: ~90 MB/s per core at zstd level 8) runs
-// on every core while the main thread hashes, chunks and talks to the database. The worker is
+// on every core while the chunker worker (server/upload/chunker.ts) validates, hashes and cuts the
+// NAR and the main thread talks to the database. The worker is
 // plain CommonJS evaluated from a string, so it runs the same from src/ and from dist/.
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";

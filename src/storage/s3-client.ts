@@ -1,6 +1,6 @@
 // Builds the S3 clients: path style whenever an endpoint is set (as upstream), static credentials
 // or the default AWS chain, adaptive retries, and the checksum settings that S3-compatible
-// servers need (see ../shared/notes/dependencies.md).
+// servers need (checksums only where S3 requires them, as explained below).
 import { createHash } from "node:crypto";
 import { S3Client } from "@aws-sdk/client-s3";
 import { s3Counts } from "./s3-counts.ts";

@@ -4,7 +4,6 @@
 // `metrics.token` when set.
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import { sql } from "kysely";
 import { ping, transactionRetryCount, type Db } from "../../db/connect.ts";
 import { metricsFigures } from "../../db/queries/dashboard.ts";
 import { s3Counts } from "../../storage/index.ts";
@@ -15,7 +14,7 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
   wireMetricsSources(app.metrics, app.deps.db);
   app.get("/healthz", async (_request, reply) => {
     try {
-      await sql`SELECT 1`.execute(app.deps.db.kysely);
+      await ping(app.deps.db);
       return reply.type("application/json").send({ status: "ok" });
     } catch (err) {
       return reply.code(503).type("application/json").send({ status: "unavailable", reason: "database unreachable" });
