@@ -1,5 +1,5 @@
-// The one logger of atticd: its own lines (start-up, GC, shutdown) and fastify's request logs go
-// through the same sink, in one of two formats. `pretty` (the default on a terminal) is a line a
+// The one logger of atticd, pino (fastify's own logger): its own lines (start-up, GC, shutdown)
+// and fastify's request logs go through the same sink, in one of two formats. `pretty` (the default on a terminal) is a line a
 // person reads: time, level, message, key=value fields, as upstream's tracing output looks.
 // `json` (the default when stderr is not a terminal, for log collectors) is one object per
 // line, pino's shape. ATTIC_LOG_FORMAT=json|pretty overrides the choice. Request logs carry
@@ -8,6 +8,8 @@
 // The level is read once, when the module loads; createLogger() makes one for a given level.
 // Cost: a line below the level is one number comparison (here and in pino); only written lines
 // are formatted, and per-request access lines are at debug on purpose.
+
+import { pino } from "pino";
 
 /** pino's numbering, which fastify's request logs use too; silent is above everything */
 export const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
@@ -70,44 +72,33 @@ export function createLogger(
   stream: LineSink = process.stderr,
   format: LogFormat = formatFromEnv(process.env, stream),
 ): Logger {
-  const threshold = LEVELS[level];
   const colour = format === "pretty" && (stream as { isTTY?: boolean }).isTTY === true && process.env.NO_COLOR === undefined;
-  const write =
-    format === "json"
-      ? (at: number, msg: string, fields: Record<string, unknown>) => {
-          if (at < threshold) return;
-          stream.write(JSON.stringify({ level: at, time: Date.now(), msg, ...fields }) + "\n");
-        }
-      : (at: number, msg: string, fields: Record<string, unknown>) => {
-          if (at < threshold) return;
-          stream.write(prettyLine({ level: at, time: Date.now(), msg, ...fields }, colour));
-        };
-  // fastify's pino writes a JSON line per record it keeps (it checks the level first); in the
-  // pretty format that line is re-rendered, so both kinds of line look alike.
-  const fastifyStream: LineSink = format === "json" ? stream : { write: (line: string) => stream.write(prettyLine(JSON.parse(line) as Record<string, unknown>, colour)) };
+  // pino writes a JSON line per record it keeps (it checks the level first); in the pretty format
+  // that line is re-rendered, so atticd's own lines and fastify's look alike.
+  const destination: LineSink = format === "json" ? stream : { write: (line: string) => stream.write(prettyLine(JSON.parse(line) as Record<string, unknown>, colour)) };
+  const options = {
+    level,
+    // no pid and hostname: a line carries the time, the level, the message and its fields
+    base: null,
+    serializers: {
+      req(req: { method: string; url: string; hostname?: string }) {
+        return { method: req.method, url: req.url };
+      },
+      res(res: { statusCode: number }) {
+        return { statusCode: res.statusCode };
+      },
+    },
+  };
+  const own = pino(options, destination);
   return {
     level,
     format,
-    fastifyOptions(): object {
-      return {
-        level,
-        stream: fastifyStream,
-        // no pid and hostname: the same fields as atticd's own lines
-        base: null,
-        serializers: {
-          req(req: { method: string; url: string; hostname?: string }) {
-            return { method: req.method, url: req.url };
-          },
-          res(res: { statusCode: number }) {
-            return { statusCode: res.statusCode };
-          },
-        },
-      };
-    },
-    debug: (msg, fields = {}) => write(LEVELS.debug, msg, fields),
-    info: (msg, fields = {}) => write(LEVELS.info, msg, fields),
-    warn: (msg, fields = {}) => write(LEVELS.warn, msg, fields),
-    error: (msg, fields = {}) => write(LEVELS.error, msg, fields),
+    // fastify builds its request logger from the same options and destination
+    fastifyOptions: () => ({ ...options, stream: destination }),
+    debug: (msg, fields = {}) => own.debug(fields, msg),
+    info: (msg, fields = {}) => own.info(fields, msg),
+    warn: (msg, fields = {}) => own.warn(fields, msg),
+    error: (msg, fields = {}) => own.error(fields, msg),
   };
 }
 
