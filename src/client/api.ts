@@ -263,7 +263,17 @@ export function apiErrorFrom(status: number, body: string): ApiError {
     // not JSON: shown raw below
   }
   const reason = STATUS_CODES[status];
-  return new ApiError(status, null, `HTTP ${status}${reason === undefined ? "" : ` ${reason}`}: ${body}`);
+  return new ApiError(status, null, `HTTP ${status}${reason === undefined ? "" : ` ${reason}`}: ${plainBody(body)}`);
+}
+
+/**
+ * An error page (a proxy's, a load balancer's) in one line: its title, not its markup. A
+ * plain-text body is shown as it is.
+ */
+function plainBody(body: string): string {
+  if (!/^\s*</.test(body)) return body;
+  const title = /<title[^>]*>([^<]*)<\/title>/i.exec(body)?.[1]?.replace(/\s+/g, " ").trim();
+  return `an HTML page${title ? ` titled "${title}"` : ""} (from a proxy in front of the server?)`;
 }
 
 export function parseUploadOutcome(body: string): UploadOutcome {

@@ -13,8 +13,11 @@ export interface PathBar {
   advance(bytes: number): void;
   /** a retry streams the NAR again from the start */
   restart(): void;
-  /** what the upload is doing besides sending bytes (resuming a session, finalizing) */
-  note?(text: string): void;
+  /**
+   * what the upload is doing besides sending bytes (resuming a session, finalizing); `logged`:
+   * worth a line of its own when the output is not a terminal
+   */
+  note?(text: string, logged?: boolean): void;
 }
 
 export interface PushReporter {
@@ -83,8 +86,8 @@ export class PlainReporter extends BaseReporter {
 
   begin(info: PathInfo): PathBar {
     const name = info.path.slice(info.path.lastIndexOf("/") + 1);
-    // a resumed upload is worth a line in a CI log; progress notes are not
-    return { advance: () => undefined, restart: () => undefined, note: (text) => text.includes("resuming") && this.line(`↻ ${name}: ${text}`) };
+    // a resumed upload or a smaller part size is worth a line in a CI log; progress notes are not
+    return { advance: () => undefined, restart: () => undefined, note: (text, logged) => logged === true && this.line(`↻ ${name}: ${text}`) };
   }
 
   line(text: string): void {

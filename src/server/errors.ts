@@ -6,6 +6,7 @@
 // test/unit/server/errors-doc.test.ts and error-catalogue-doc.test.ts).
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { classifyDatabaseError } from "../db/engines/index.ts";
+import { UploadRowsReaped } from "../db/queries/reaped.ts";
 import { redact } from "../db/url.ts";
 import { StorageFullError } from "../storage/types.ts";
 
@@ -178,6 +179,11 @@ export function errorHandler(databaseUrl: string) {
       const where = full.storage ?? `the database ${redact(databaseUrl)}`;
       request.log.error({ storage: where, reason: full.reason }, `storage full: ${where} has no room left (${full.reason}); the request was refused with 507`);
       return sendJson(reply, new ServerError("StorageFull", { cause: error }));
+    }
+    // an upload GC cut off: the client starts it again
+    if (error instanceof UploadRowsReaped) {
+      request.log.warn(error.message);
+      return sendJson(reply, new ServerError("ServiceUnavailable", { detail: error.message }));
     }
     const unavailable = unavailableReason(error);
     if (unavailable) {

@@ -19,3 +19,8 @@ export function configHome(env: NodeJS.ProcessEnv): string {
 export function dataHome(env: NodeJS.ProcessEnv): string {
   return base(env, "XDG_DATA_HOME", join(".local", "share"));
 }
+
+/** `$XDG_STATE_HOME`, default `~/.local/state` */
+export function stateHome(env: NodeJS.ProcessEnv): string {
+  return base(env, "XDG_STATE_HOME", join(".local", "state"));
+}

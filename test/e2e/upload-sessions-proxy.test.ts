@@ -1,9 +1,13 @@
-// Upload sessions behind a real reverse proxy that limits request bodies (Debian's nginx with
-// `client_max_body_size 8m` in front of a real atticd process): the real `attic push` of a path
-// whose NAR is over 100 MB fails in one request (413) and succeeds in parts, and real Nix pulls
-// it back intact. Then a push whose connection breaks in the middle (the client paused, the
-// proxy stopped and started again) finishes without sending again the parts the server has,
-// counted by the server; and an atticd killed in the middle of a session shows nothing of it.
+// Upload sessions behind a real reverse proxy that limits request bodies (Debian's nginx in front
+// of a real atticd process with the default `[upload]` settings). Through `client_max_body_size
+// 8m`: the real `attic push` of a path whose NAR is over 120 MB fails in one request (413, told in
+// one line) and succeeds in parts, and real Nix pulls it back intact. Through nginx's default
+// limit (1 MiB) a push goes on in smaller parts by itself; below 1 MiB it stops with one line
+// naming the limit, never the proxy's HTML page. A push whose connection breaks in the middle
+// (the client paused, the proxy stopped and started again) finishes without sending again the
+// parts the server has, counted by the server; so does a push killed and run again (its session
+// kept in the client's state folder); and an atticd killed in the middle of a session shows
+// nothing of it.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createCipheriv, randomBytes } from "node:crypto";
@@ -27,6 +31,10 @@ let work: string;
 let setup: ServerSetup;
 let atticd: AtticdProcess;
 let proxy: NginxProcess;
+/** nginx with its default `client_max_body_size` (1 MiB) */
+let proxy1m: NginxProcess;
+/** a limit no part size gets under */
+let proxyTiny: NginxProcess;
 let token: string;
 let env: NodeJS.ProcessEnv;
 const paths: string[] = [];
@@ -59,11 +67,14 @@ function push(args: string[], onSpawn?: (child: ChildProcess) => void): Promise<
 before(async () => {
   work = await mkdtemp(join(tmpdir(), "attic-sessions-e2e-"));
   setup = await prepareServer({
-    top: `[upload]\nmax-chunk-size = "4 MiB"\nstaging-path = ${JSON.stringify(join(work, "staging"))}`,
+    // the default part size: nothing about parts is configured but the staging folder
+    top: `[upload]\nstaging-path = ${JSON.stringify(join(work, "staging"))}`,
     gc: `interval = "0"\nstale-grace-period = "1 hour"`,
   });
   atticd = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
   proxy = await runNginxProxy(atticd.url, "8m");
+  proxy1m = await runNginxProxy(atticd.url, null);
+  proxyTiny = await runNginxProxy(atticd.url, "512k");
   token = mintHs256(setup.secret, atticClaims("pusher", { "*": ALL }));
   const created = await api("/_api/v1/cache-config/big", {
     method: "POST",
@@ -73,12 +84,15 @@ before(async () => {
   assert.equal(created.status, 200, await created.text());
   const home = join(work, "home");
   await mkdir(join(home, "attic"), { recursive: true });
-  await writeFile(join(home, "attic", "config.toml"), `default-server = "proxy"\n[servers.proxy]\nendpoint = "http://127.0.0.1:${proxy.port}/"\ntoken = "${token}"\n`);
+  const server = (name: string, p: NginxProcess) => `[servers.${name}]\nendpoint = "http://127.0.0.1:${p.port}/"\ntoken = "${token}"\n`;
+  await writeFile(join(home, "attic", "config.toml"), `default-server = "proxy"\n${server("proxy", proxy)}${server("proxy1m", proxy1m)}${server("tiny", proxyTiny)}`);
   env = nixEnv({ HOME: home, XDG_CONFIG_HOME: home });
 });
 
 after(async () => {
   await proxy?.close();
+  await proxy1m?.close();
+  await proxyTiny?.close();
   await atticd?.stop();
   await nixStore(["--delete", ...paths]).catch(() => undefined);
   await rm(work, { recursive: true, force: true });
@@ -86,10 +100,10 @@ after(async () => {
 });
 
 describe("upload sessions through nginx with client_max_body_size 8m", () => {
-  test("a NAR over 100 MB: one PUT gets 413, parts get through, and Nix pulls it intact", async () => {
-    const path = await randomPath("big", 105 * MiB);
+  test("a NAR over 120 MB with the server's defaults: one PUT gets 413, told in one line; parts get through, and Nix pulls it intact", async () => {
+    const path = await randomPath("big", 115 * MiB);
     const [info] = await pathInfo([path]);
-    assert.ok(info!.narSize > 100_000_000);
+    assert.ok(info!.narSize > 120_000_000);
 
     let t = performance.now();
     const lap = (what: string) => {
@@ -100,7 +114,8 @@ describe("upload sessions through nginx with client_max_body_size 8m", () => {
     const single = await push(["big", path, "--chunk-size", "0"]);
     lap("single PUT");
     assert.notEqual(single.code, 0, single.stderr);
-    assert.match(single.stderr, /413/);
+    assert.match(single.stderr, /HTTP 413\b.*client_max_body_size/);
+    assert.doesNotMatch(single.stderr, /<html|<center|<\/?body/i, "no HTML page");
 
     const before = await partBytes();
     const inParts = await push(["big", path]);
@@ -120,6 +135,56 @@ describe("upload sessions through nginx with client_max_body_size 8m", () => {
     lap("nix pull");
     assert.ok((await readFile(join(store, path, "data"))).equals(await readFile(join(path, "data"))), "the pulled file is the pushed one");
     await rm(store, { recursive: true, force: true });
+  });
+
+  test("behind nginx's default limit (1 MiB): the push goes on in smaller parts by itself, keeps that size, and says so in a line", async () => {
+    const small = await randomPath("small-1m", 700 * 1024);
+    const middle = await randomPath("middle-1m", 5 * MiB);
+    const large = await randomPath("large-1m", 20 * MiB);
+    const infos = await pathInfo([small, middle, large]);
+    const before = await partBytes();
+    const result = await push(["proxy1m:big", small, middle, large, "--jobs", "1"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /<html|<center/i, "no HTML page");
+    assert.match(result.stderr, /HTTP 413\); going on in parts of/);
+    for (const p of [small, middle, large]) assert.equal((await fetch(`${atticd.url}/big/${p.slice(11, 43)}.narinfo`)).status, 200, p);
+    // the NARs over 1 MiB went in parts of 1 MiB in the end; the small one in one request
+    const inParts = infos.filter((i) => i.narSize > MiB).reduce((n, i) => n + i.narSize, 0);
+    assert.equal((await partBytes()) - before, inParts, "every byte of the parts that got through sent once");
+    // found once and kept: at most two refusals on the way from 8 MiB down to 1 MiB
+    assert.ok((result.stderr.match(/going on in parts/g) ?? []).length <= 3, result.stderr);
+  });
+
+  test("behind a limit below 1 MiB: one line naming the proxy's limit, never its HTML page", async () => {
+    const path = await randomPath("tiny", 3 * MiB);
+    const result = await push(["tiny:big", path]);
+    assert.notEqual(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /<html|<center|<\/?body/i, "no HTML page");
+    assert.match(result.stderr, /refused a request body of 1\.00 MiB \(HTTP 413, even in parts of 1\.00 MiB\): raise its request body limit \(nginx: client_max_body_size\)/);
+  });
+
+  test("attic push killed mid-upload and run again resumes its session: the parts the server has are not sent again", async () => {
+    const path = await randomPath("killed", 24 * MiB);
+    const [info] = await pathInfo([path]);
+    const before = await partBytes();
+    let client: ChildProcess | undefined;
+    const first = push(["big", path, "--chunk-size", String(MiB)], (c) => (client = c));
+    const deadline = Date.now() + 60_000;
+    while ((await partBytes()) - before < 6 * MiB) {
+      assert.ok(Date.now() < deadline, "the first push sent 6 MiB within a minute");
+      await sleep(5);
+    }
+    client!.kill("SIGKILL");
+    await first;
+    const atKill = (await partBytes()) - before;
+    assert.ok(atKill < info!.narSize - 4 * MiB, "killed in the middle");
+    const again = await push(["big", path, "--chunk-size", String(MiB)]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /resuming the upload session of an earlier push: \d+ of \d+ parts are on the server/);
+    const received = (await partBytes()) - before;
+    // the part cut by the kill arrives again; nothing before it
+    assert.ok(received <= info!.narSize + 2 * MiB, `received ${received} bytes for a NAR of ${info!.narSize}\n${again.stderr}`);
+    assert.equal((await fetch(`${atticd.url}/big/${path.slice(11, 43)}.narinfo`)).status, 200);
   });
 
   test("a broken connection mid-session: the push finishes without resending the parts the server has", async () => {

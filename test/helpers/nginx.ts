@@ -94,10 +94,13 @@ http {
   return handle;
 }
 
-/** A reverse proxy to `upstream` that refuses request bodies over `maxBody` (nginx syntax, e.g. `8m`) with 413. */
-export function runNginxProxy(upstream: string, maxBody: string, port?: number): Promise<NginxProcess> {
+/**
+ * A reverse proxy to `upstream` that refuses request bodies over `maxBody` (nginx syntax, e.g.
+ * `8m`) with its HTML 413 page; null: no `client_max_body_size` line, nginx's default (1 MiB).
+ */
+export function runNginxProxy(upstream: string, maxBody: string | null, port?: number): Promise<NginxProcess> {
   return runNginx(
-    `client_max_body_size ${maxBody};
+    `${maxBody === null ? "" : `client_max_body_size ${maxBody};`}
     location / {
       proxy_pass ${upstream};
       proxy_http_version 1.1;

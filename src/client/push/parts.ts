@@ -8,6 +8,8 @@ import { outcomeOf, type UploadOutcome } from "../api.ts";
 import { sleep } from "../../util/concurrency.ts";
 import { ApiError, NetworkError, UserError } from "../errors.ts";
 import type { PathBar } from "../progress.ts";
+import { isProxyTooLarge, RefusedAsTooLarge } from "./part-size.ts";
+import type { SessionJournal } from "./session-journal.ts";
 
 export interface PartsApi {
   startUploadSession(info: UploadPathNarInfo, chunkSize: number): Promise<StartUploadPathSessionResponse>;
@@ -40,29 +42,56 @@ export interface PartsDeps {
   api: PartsApi;
   policy?: PartsPolicy;
   signal?: AbortSignal;
+  /** where open sessions are kept, so that a push run again resumes them */
+  journal?: SessionJournal;
 }
 
 export async function uploadInParts(info: UploadPathNarInfo, nar: AsyncIterable<Uint8Array>, partSize: number, deps: PartsDeps, bar: PathBar): Promise<UploadOutcome> {
   const policy = deps.policy ?? DEFAULT_PARTS_POLICY;
-  const started = await deps.api.startUploadSession(info, partSize);
-  if (started.kind === "completed") return outcomeOf(started.result);
-  const id = started.session_id;
-  const numParts = Math.ceil(info.nar_size / started.chunk_size);
+  const opened = await openSession(info, partSize, deps, bar);
+  if ("outcome" in opened) return opened.outcome;
+  const { id, chunkSize, received } = opened;
+  const numParts = Math.ceil(info.nar_size / chunkSize);
   try {
     let seq = 0;
-    for await (const part of prefetched(fixedParts(nar, started.chunk_size))) {
+    for await (const part of prefetched(fixedParts(nar, chunkSize))) {
       if (seq >= numParts) throw new UserError(`The NAR of ${info.store_path} is longer than its recorded size`);
-      await sendPart(deps, policy, bar, { id, seq, numParts }, part);
+      if (received.has(seq)) bar.advance(part.length);
+      else await sendPart(deps, policy, bar, { id, seq, numParts }, part);
       seq++;
     }
     if (seq !== numParts) throw new UserError(`The NAR of ${info.store_path} is shorter than its recorded size`);
     bar.note?.(`finalizing ${numParts} parts`);
-    return await finalize(deps, policy, id);
+    const outcome = await finalize(deps, policy, id);
+    await deps.journal?.forget(info);
+    return outcome;
   } catch (err) {
+    // interrupted (Ctrl-C): the session stays, and the next push resumes it
+    if (deps.signal?.aborted === true && deps.journal !== undefined) throw err;
+    await deps.journal?.forget(info);
     // give the server its space back at once, rather than after the grace period
     if (!(err instanceof SessionLost)) await deps.api.deleteUploadSession(id).catch(() => {});
     throw err;
   }
+}
+
+type Opened = { outcome: UploadOutcome } | { id: string; chunkSize: number; received: ReadonlySet<number> };
+
+/** The session a killed push left (the parts the server has), or a new one, recorded in the journal. */
+async function openSession(info: UploadPathNarInfo, partSize: number, deps: PartsDeps, bar: PathBar): Promise<Opened> {
+  const saved = await deps.journal?.load(info);
+  if (saved) {
+    const status = await deps.api.uploadSessionStatus(saved.session_id).catch(() => null);
+    if (status?.state === "uploading" && status.chunk_size === saved.chunk_size) {
+      bar.note?.(`resuming the upload session of an earlier push: ${status.received_parts.length} of ${status.num_parts} parts are on the server`, true);
+      return { id: saved.session_id, chunkSize: saved.chunk_size, received: new Set(status.received_parts) };
+    }
+    await deps.journal!.forget(info);
+  }
+  const started = await deps.api.startUploadSession(info, partSize);
+  if (started.kind === "completed") return { outcome: outcomeOf(started.result) };
+  await deps.journal?.save(info, { session_id: started.session_id, chunk_size: started.chunk_size });
+  return { id: started.session_id, chunkSize: started.chunk_size, received: new Set() };
 }
 
 function lost(err: unknown): boolean {
@@ -89,9 +118,11 @@ async function sendPart(deps: PartsDeps, policy: PartsPolicy, bar: PathBar, at: 
       return;
     } catch (err) {
       bar.advance(-sent);
+      // a proxy's body limit: the caller goes on in smaller parts
+      if (isProxyTooLarge(err)) throw new RefusedAsTooLarge(part.length, err);
       if (lost(err)) throw new SessionLost((err as Error).message);
       if (!transient(err) || attempt >= policy.attempts || deps.signal?.aborted === true) throw err;
-      bar.note?.(`part ${at.seq + 1} of ${at.numParts} failed (${(err as Error).message}); resuming`);
+      bar.note?.(`part ${at.seq + 1} of ${at.numParts} failed (${(err as Error).message}); resuming`, true);
       await sleep(delay(policy, attempt), deps.signal);
       // did it arrive after all? (the answer may be what was lost)
       const status = await deps.api.uploadSessionStatus(at.id).catch((e: unknown) => {

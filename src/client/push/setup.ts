@@ -7,7 +7,9 @@ import { UserError } from "../errors.ts";
 import { NixCliStore, type LocalStore } from "../nix-store.ts";
 import { createReporter, type PushReporter } from "../progress.ts";
 import type { PlanDeps } from "./plan.ts";
+import { PartSizer } from "./part-size.ts";
 import { Pusher } from "./pusher.ts";
+import { SessionJournal } from "./session-journal.ts";
 
 export interface PushSetupOptions {
   cache: string;
@@ -46,6 +48,8 @@ export async function setUpPush(ctx: Ctx, options: PushSetupOptions, store: Loca
     cache,
     forcePreamble: options.forcePreamble === true,
     partSize,
+    sizer: new PartSizer(partSize),
+    journal: SessionJournal.forEnv(ctx.env, api.endpoint),
     reporter,
     jobs: options.jobs,
     signal: options.signal,

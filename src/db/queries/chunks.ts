@@ -1,5 +1,6 @@
 // Queries on `chunk`. A chunk is inserted pending (P) and held by its uploader, becomes valid
 // (V) once its file is stored, and stays alive while a chunkref or a hold points at it.
+import { UploadRowsReaped } from "./reaped.ts";
 import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import type { ChunkRow } from "../schema.ts";
@@ -157,7 +158,7 @@ export async function markChunksValid(db: Db, files: readonly { id: number; file
         .where(notIndexed(tx, "state"), "=", "P")
         .executeTakeFirst();
       if (result.numUpdatedRows !== BigInt(new Set(batch.map((f) => f.id)).size)) {
-        throw new Error(`chunks ${batch.map((f) => f.id).join(", ")}: one is no longer pending`);
+        throw new UploadRowsReaped(`one of the pending chunks ${batch.map((f) => f.id).join(", ")}`);
       }
     }
   });
@@ -224,7 +225,7 @@ export async function markChunkValid(db: Db, id: number, file: { fileHash: strin
     .where("id", "=", id)
     .where(notIndexed(db, "state"), "=", "P")
     .executeTakeFirst();
-  if (result.numUpdatedRows === 0n) throw new Error(`chunk ${id} is no longer pending`);
+  if (result.numUpdatedRows === 0n) throw new UploadRowsReaped(`the pending chunk ${id}`);
 }
 
 /**

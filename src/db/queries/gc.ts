@@ -16,7 +16,7 @@
 // Stale state (decision 4). holders_count cannot be attributed to a process, so instead of
 // resetting counts we let time decide, with a grace period far longer than any upload:
 //   - Pending rows older than the grace period are dead uploads: pending NARs are deleted (their
-//     chunkrefs cascade), pending chunks with no chunkref are marked D like any orphan chunk.
+//     chunkrefs cascade) unless their upload's claim lease is still renewed (a live, slow upload), pending chunks with no chunkref are marked D like any orphan chunk.
 //   - Every hold records `held_at` (our column). An orphan whose last hold is older than the
 //     grace period is collected even though holders_count > 0: that hold was leaked by a
 //     crash. Counts are left as they are (a late release is harmless: releases never go
@@ -28,6 +28,7 @@ import { transaction, type Db } from "../connect.ts";
 import type { ChunkRow, Database } from "../schema.ts";
 import { toInt, parseTimestamp } from "../values.ts";
 import { batches, maxBatch } from "./batch.ts";
+import { NAR_CLAIM_LEASE_PREFIX } from "./nars.ts";
 import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
 
 /** GC statements on PostgreSQL: REPEATABLE READ, retried on serialization failures. */
@@ -163,7 +164,24 @@ export async function deleteChunkRows(db: Db, ids: readonly number[]): Promise<n
 /** Pending rows older than the grace period belong to uploads that died (see the header). */
 export async function reapStalePending(db: Db, olderThan: Date): Promise<{ nars: number; chunks: number }> {
   return reaping(db, async (tx) => {
-    const nars = await tx.kysely.deleteFrom("nar").where("state", "=", "P").where("created_at", "<", olderThan).executeTakeFirst();
+    const now = new Date();
+    const nars = await tx.kysely
+      .deleteFrom("nar")
+      .where("state", "=", "P")
+      .where("created_at", "<", olderThan)
+      // an upload still storing it renews its claim's lease (server/upload/nar-claim.ts): not dead
+      .where((w) =>
+        w.not(
+          w.exists(
+            w
+              .selectFrom("attic_ts_lease")
+              .select("attic_ts_lease.name")
+              .where("attic_ts_lease.name", "=", sql<string>`${sql.lit(NAR_CLAIM_LEASE_PREFIX)} || nar.nar_hash`)
+              .where("attic_ts_lease.expires_at", ">", now),
+          ),
+        ),
+      )
+      .executeTakeFirst();
     const chunks = await tx.kysely
       .updateTable("chunk")
       .set({ state: "D" })

@@ -21,6 +21,15 @@ export async function tryAcquireLease(db: Db, name: string, owner: string, ttlMs
   return row?.owner === owner;
 }
 
+/** Take the lease whoever holds it (the caller knows its holder is gone or never was). */
+export async function takeLease(db: Db, name: string, owner: string, ttlMs: number): Promise<void> {
+  await db.kysely
+    .insertInto("attic_ts_lease")
+    .values({ name, owner, expires_at: new Date(Date.now() + ttlMs) })
+    .onConflict((oc) => oc.column("name").doUpdateSet((eb) => ({ owner: eb.ref("excluded.owner"), expires_at: eb.ref("excluded.expires_at") })))
+    .execute();
+}
+
 /** Extend our lease; false when it was lost (expired and taken by another). */
 export async function renewLease(db: Db, name: string, owner: string, ttlMs: number): Promise<boolean> {
   const result = await db.kysely

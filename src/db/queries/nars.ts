@@ -1,6 +1,8 @@
 // Queries on `nar` and `chunkref`. A hold (holders_count + 1) keeps GC away from a NAR while an
 // upload links an object to it; the holder releases it when done. Holds record `held_at` so GC
 // can see through holds leaked by a crashed server (see gc.ts).
+import { UploadRowsReaped } from "./reaped.ts";
+import { takeLease, tryAcquireLease } from "./leases.ts";
 import { transaction, type Db } from "../connect.ts";
 import { parseTimestamp } from "../values.ts";
 import type { NarRow, RowState } from "../schema.ts";
@@ -41,10 +43,23 @@ export type NarClaim = { kind: "valid" } | { kind: "busy" } | { kind: "created";
  * pending row newer than `busyAfter`: "busy", wait and look again). On PostgreSQL the check and
  * the insert run under an advisory lock on the hash, so two replicas never both create it.
  */
+/** The lease of the upload that is storing a pending NAR with this hash (see claimNar). */
+export function narClaimLeaseName(narHash: string): string {
+  return `${NAR_CLAIM_LEASE_PREFIX}${narHash}`;
+}
+export const NAR_CLAIM_LEASE_PREFIX = "nar-upload:";
+
+/**
+ * Claim a NAR hash for an upload: `valid` (dedup), `busy` (another upload is storing it) or a
+ * new pending NAR. With `lease`, "busy" means the other upload's claim lease is alive (renewed
+ * by its process, see leases.ts): a claim whose process died is taken over once its lease runs
+ * out, whatever the pending row's age; and the new claim takes the lease. Without it, any
+ * pending NAR younger than `busyAfter` counts as busy.
+ */
 export async function claimNar(
   db: Db,
   row: Omit<NewNarRow, "state">,
-  opts: { busyAfter: Date; ignoreValid?: boolean },
+  opts: { busyAfter: Date; ignoreValid?: boolean; lease?: { owner: string; ttlMs: number } },
 ): Promise<NarClaim> {
   return transaction(db, async (tx) => {
     await tx.dialect.lockKeys(tx.kysely, [`nar:${row.nar_hash}`]);
@@ -55,7 +70,15 @@ export async function claimNar(
       .where(notIndexed(tx, "state"), "in", ["V", "P"])
       .execute();
     if (!opts.ignoreValid && existing.some((n) => n.state === "V")) return { kind: "valid" };
-    if (existing.some((n) => n.state === "P" && parseTimestamp(n.created_at) > opts.busyAfter)) return { kind: "busy" };
+    const { lease } = opts;
+    if (lease === undefined) {
+      if (existing.some((n) => n.state === "P" && parseTimestamp(n.created_at) > opts.busyAfter)) return { kind: "busy" };
+    } else if (existing.some((n) => n.state === "P")) {
+      // under the key lock: of two uploads waiting for a dead claim, one takes it over
+      if (!(await tryAcquireLease(tx, narClaimLeaseName(row.nar_hash), lease.owner, lease.ttlMs))) return { kind: "busy" };
+    } else {
+      await takeLease(tx, narClaimLeaseName(row.nar_hash), lease.owner, lease.ttlMs);
+    }
     return { kind: "created", id: await insertNar(tx, { ...row, state: "P" }) };
   });
 }
@@ -125,7 +148,7 @@ export async function markNarValid(db: Db, id: number, numChunks: number): Promi
     .where("id", "=", id)
     .where(notIndexed(db, "state"), "=", "P")
     .executeTakeFirst();
-  if (result.numUpdatedRows === 0n) throw new Error(`NAR ${id} is no longer pending`);
+  if (result.numUpdatedRows === 0n) throw new UploadRowsReaped(`the pending NAR ${id}`);
 }
 
 /** Delete the NAR only while it is still pending: a cleanup that runs late must never drop a NAR made valid meanwhile. */
@@ -155,7 +178,7 @@ export async function insertChunkRef(db: Db, narId: number, seq: number, chunkId
     )
     .returning("id")
     .executeTakeFirst();
-  if (!inserted) throw new Error(`chunk ${chunkId} is not valid (deleted by GC?); cannot link it into NAR ${narId}`);
+  if (!inserted) throw new UploadRowsReaped(`chunk ${chunkId}, to be linked into NAR ${narId},`);
   return inserted.id;
 }
 
@@ -188,9 +211,13 @@ export async function linkChunks(db: Db, narId: number, links: readonly ChunkLin
       if (valid.length !== batch.length) {
         const found = new Set(valid.map((v) => Number(v.id)));
         const missing = batch.filter((id) => !found.has(id));
-        throw new Error(`chunks ${missing.join(", ")} are not valid (deleted by GC?); cannot link them into NAR ${narId}`);
+        throw new UploadRowsReaped(`chunks ${missing.join(", ")}, to be linked into NAR ${narId},`);
       }
     }
+    // the pending NAR itself, locked until the commit: linking into a NAR GC deleted would be a
+    // foreign-key failure, and GC cannot delete it in between
+    const nar = await tx.kysely.selectFrom("nar").select("id").where("id", "=", narId).where(notIndexed(tx, "state"), "=", "P").$call((q) => tx.dialect.forUpdate(q)).executeTakeFirst();
+    if (!nar) throw new UploadRowsReaped(`the pending NAR ${narId}`);
     for (const batch of batches(links, maxBatch(tx, 3))) {
       await tx.kysely
         .insertInto("chunkref")

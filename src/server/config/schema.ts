@@ -65,7 +65,7 @@ export const TABLES: readonly TableSpec[] = [
   {
     table: "upload",
     description:
-      "Uploads in parts (upload sessions, the shape of upstream's open PR #342): a client pushes a large NAR as a series of requests of at most `max-chunk-size` bytes each, which pass reverse proxies that limit request bodies and resume after a broken connection. Optional; without `max-chunk-size` sessions are off and every NAR goes in one request.",
+      "Uploads in parts (upload sessions, the shape of upstream's open PR #342): a client pushes a NAR larger than `max-chunk-size` as a series of requests of at most that many bytes each, which pass reverse proxies that limit request bodies and resume after a broken connection. On by default.",
     required: false,
     ours: true,
   },
@@ -228,9 +228,10 @@ export const KEYS: readonly KeySpec[] = [
     kind: "size",
     min: 64 * KiB,
     max: 4 * GiB,
+    default: "8 MiB",
     ours: true,
     description:
-      'The largest part of an upload session, in bytes or with a unit (`"32 MiB"`), advertised to clients in the cache config (`upload_chunking.max_chunk_size`). Keep it below the request body limit of every proxy in front of atticd (Cloudflare 100 MB, nginx `client_max_body_size`). Unset: upload sessions are off.',
+      'The largest part of an upload session, in bytes or with a unit (`"32 MiB"`), advertised to clients in the cache config (`upload_chunking.max_chunk_size`). The default passes the usual request body limits of proxies (nginx `client_max_body_size 8m`, 10m or 100m, Cloudflare 100 MB, cloud API gateways 10 MB); behind a smaller one (nginx\'s own default of 1 MiB, Kubernetes ingress-nginx) `attic push` sees the proxy\'s 413 and goes on in smaller parts, down to 1 MiB, by itself. Set it below the smallest limit on the way to spare clients that first refused request.',
   },
   {
     key: "upload.staging-path",

@@ -30,6 +30,7 @@ import { LeftoverCleanup } from "./leftovers.ts";
 import { ByteCounter, hashStream } from "./hashing.ts";
 import type { UploadInfo } from "./info.ts";
 import { ListingTap } from "./listing-tap.ts";
+import { NarClaimLease } from "./nar-claim.ts";
 
 /**
  * Chunks are claimed in batches (one transaction each) and up to BATCHES_IN_FLIGHT batches are
@@ -83,6 +84,7 @@ export class Uploader {
     }
     let done!: () => void;
     this.inflight.set(narHash, new Promise<void>((r) => (done = r)));
+    const lease = new NarClaimLease(this.db);
     try {
       // a NAR found valid but incomplete (a lost chunk) is uploaded again rather than waited for
       let ignoreValid = false;
@@ -97,7 +99,7 @@ export class Uploader {
           const claim = await claimNar(
             this.db,
             { nar_hash: narHash, nar_size: info.nar_size, compression: this.config.compression.narinfoName, num_chunks: 0 },
-            { busyAfter: new Date(Date.now() - BUSY_WINDOW_MS), ignoreValid },
+            { busyAfter: new Date(Date.now() - BUSY_WINDOW_MS), ignoreValid, lease: lease.claim },
           );
           if (claim.kind === "valid") {
             ignoreValid = true;
@@ -108,6 +110,7 @@ export class Uploader {
             await sleep(BUSY_POLL_MS);
             continue;
           }
+          lease.hold(narHash);
           result = await this.uploadChunked(info, cache, body, sub, claim.id);
         } else {
           result = await this.uploadWhole(info, cache, body, sub);
@@ -117,6 +120,7 @@ export class Uploader {
         return result;
       }
     } finally {
+      await lease.stop();
       this.inflight.delete(narHash);
       done();
     }

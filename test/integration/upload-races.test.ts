@@ -1,0 +1,137 @@
+// Races between uploads, and between an upload and garbage collection, made deterministic: an
+// upload's body is held back at a gate while the test plays the other party (a process that
+// died holding a NAR claim, a GC run that reaps what the upload wrote), then let through.
+//   - A NAR claimed by a process that is gone is taken over as soon as the claim's lease runs
+//     out (seconds), not after the 2-minute busy window.
+//   - GC leaves a pending NAR alone while its upload renews the claim, even past the grace period.
+//   - An upload whose pending NAR or held chunks GC did reap gets a 503 with a message (the
+//     client retries), never a 500.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { sql } from "kysely";
+import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
+import { narFixture, seededBytes, uploadNar, type NarFixture } from "../helpers/nar.ts";
+import { ALL } from "../helpers/tokens.ts";
+import { runGarbageCollectionOnce } from "../../src/gc/index.ts";
+import { insertNar, narClaimLeaseName } from "../../src/db/queries/nars.ts";
+import { takeLease } from "../../src/db/queries/leases.ts";
+
+const MiB = 2 ** 20;
+const HOUR = 3600_000;
+
+/** Polls `check` until it holds; fails the test after `ms`. */
+async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The NAR's first `split` bytes, then the rest once `open()` is called. */
+function gatedBody(fx: NarFixture, split: number): { body: AsyncIterable<Uint8Array>; open: () => void } {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  return {
+    open,
+    body: (async function* () {
+      yield fx.nar.subarray(0, split);
+      await gate;
+      yield fx.nar.subarray(split);
+    })(),
+  };
+}
+
+for (const backend of backendsFromEnv([{ db: "sqlite", storage: "local" }, { db: "postgres", storage: "s3" }])) {
+  describe(`upload races (${backendName(backend)})`, () => {
+    let s: TestServer;
+    let token: string;
+    let seed = 100;
+    const count = async (q: string) => Number((await sql.raw<{ n: number }>(q).execute(s.db.kysely)).rows[0]!.n);
+    const pendingNars = (fx: NarFixture) => count(`SELECT count(*) AS n FROM nar WHERE state = 'P' AND nar_hash = '${fx.narHash}'`);
+    const gc = () => runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: { ...s.config.garbageCollection } });
+    /** as if `ms` had passed since they were written: older than GC's grace period */
+    const age = async (table: "nar" | "chunk", ms: number) => {
+      const then = new Date(Date.now() - ms);
+      if (table === "nar") await s.db.kysely.updateTable("nar").set({ created_at: then }).where("state", "=", "P").execute();
+      else await s.db.kysely.updateTable("chunk").set({ created_at: then, held_at: then }).execute();
+    };
+
+    before(async () => {
+      s = await startServer({ backend, gc: `interval = "0"\nstale-grace-period = "1 hour"` });
+      token = s.token({ races: ALL });
+      await createCacheViaApi(s, "races");
+    });
+    after(async () => {
+      await s.stop();
+    });
+
+    test("a NAR claimed by a process that died is taken over once the claim's lease runs out, not after the busy window", async () => {
+      const fx = narFixture(seededBytes(MiB, seed++), "dead-claim");
+      // what a process leaves when it dies while storing the NAR: a pending row, and a lease
+      // it renewed last just now (it would have run out 2 s later)
+      await insertNar(s.db, { state: "P", nar_hash: fx.narHash, nar_size: fx.narSize, compression: "zstd", num_chunks: 0 });
+      await takeLease(s.db, narClaimLeaseName(fx.narHash), "a-process-that-died", 2000);
+      const t0 = Date.now();
+      const res = await uploadNar(s, fx, { cache: "races", token, body: fx.nar });
+      const waited = Date.now() - t0;
+      assert.equal(res.status, 200, await res.text());
+      assert.ok(waited >= 1500, `it waited while the claim's lease was alive (${waited} ms)`);
+      assert.ok(waited < 15_000, `taken over within seconds (${waited} ms)`);
+    });
+
+    test("GC leaves a pending NAR alone while its upload renews the claim, even past the grace period", async () => {
+      const fx = narFixture(seededBytes(MiB, seed++), "live-claim");
+      const gated = gatedBody(fx, MiB / 2);
+      const upload = uploadNar(s, fx, { cache: "races", token, body: gated.body });
+      await until("the upload's pending NAR", async () => (await pendingNars(fx)) === 1);
+      await age("nar", 2 * HOUR);
+      const report = await gc();
+      assert.equal(await pendingNars(fx), 1, `the live upload's NAR is still there: ${JSON.stringify(report)}`);
+      gated.open();
+      const res = await upload;
+      assert.equal(res.status, 200, await res.text());
+    });
+
+    test("an upload whose pending NAR GC reaped (its claim lost) gets a retryable 503 with a message, not a 500", async () => {
+      const fx = narFixture(seededBytes(2 * MiB, seed++), "reaped-nar");
+      const gated = gatedBody(fx, MiB);
+      const upload = uploadNar(s, fx, { cache: "races", token, body: gated.body });
+      await until("the upload's pending NAR", async () => (await pendingNars(fx)) === 1);
+      // the claim lost (its renewals failed while the database was away), and the row is old
+      await s.db.kysely.deleteFrom("attic_ts_lease").where("name", "=", narClaimLeaseName(fx.narHash)).execute();
+      await age("nar", 2 * HOUR);
+      await gc();
+      assert.equal(await pendingNars(fx), 0, "GC reaped the pending NAR");
+      gated.open();
+      const res = await upload;
+      const body = (await res.json()) as { error: string; message: string };
+      assert.equal(res.status, 503, JSON.stringify(body));
+      assert.equal(body.error, "ServiceUnavailable");
+      assert.match(body.message, /removed by garbage collection before the upload finished.*retry/);
+      // and the retry goes through
+      const again = await uploadNar(s, fx, { cache: "races", token });
+      assert.equal(again.status, 200, await again.text());
+    });
+
+    test("an upload whose held chunks GC reaped gets a retryable 503 with a message, not a 500", async () => {
+      const fx = narFixture(seededBytes(2 * MiB, seed++), "reaped-chunks");
+      const gated = gatedBody(fx, (3 * MiB) / 2);
+      const upload = uploadNar(s, fx, { cache: "races", token, body: gated.body });
+      // a first batch of chunks stored and held, not yet linked (links are written 128 at a time)
+      await until("held chunks", async () => (await count(`SELECT count(*) AS n FROM chunk WHERE state = 'V' AND holders_count > 0`)) >= 16);
+      // the upload stalled past the grace period: GC takes its holds for leaked ones
+      await age("chunk", 2 * HOUR);
+      await gc();
+      assert.ok((await count(`SELECT count(*) AS n FROM chunk WHERE state = 'V' AND holders_count > 0`)) === 0, "GC reaped the held chunks");
+      gated.open();
+      const res = await upload;
+      const body = (await res.json()) as { error: string; message: string };
+      assert.equal(res.status, 503, JSON.stringify(body));
+      assert.equal(body.error, "ServiceUnavailable");
+      assert.match(body.message, /chunks? .*removed by garbage collection before the upload finished.*retry/);
+      const again = await uploadNar(s, fx, { cache: "races", token });
+      assert.equal(again.status, 200, await again.text());
+    });
+  });
+}
