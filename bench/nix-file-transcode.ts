@@ -32,6 +32,8 @@ function dump(path: string): Promise<Buffer> {
   });
 }
 
+const children = new Map<Duplex | Transform, ChildProcess>();
+
 /** Wall seconds, CPU seconds (this process and its children) and output bytes of one pass. */
 async function measure(label: string, input: () => Readable, encoder: () => Transform | Duplex | null, narSize: number): Promise<void> {
   const cpu0 = process.cpuUsage();
@@ -90,8 +92,6 @@ for (let round = 1; round <= 2; round++) {
   await measure("anchor: raw + bzip2 9 (Nix's push)", raw, () => bzip2(9), nar.length);
   await measure("anchor: raw + brotli 5", raw, () => zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } }), nar.length);
 }
-
-const children = new Map<Duplex | Transform, ChildProcess>();
 
 function bzip2(level: number): Duplex {
   const child = spawn("bzip2", ["-c", `-${level}`], { stdio: ["pipe", "pipe", "inherit"] });

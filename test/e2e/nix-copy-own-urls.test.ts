@@ -34,7 +34,15 @@ describe("the URLs nix copy uploaded keep working for the machine that pushed", 
       try {
         await createCacheViaApi(s, "a");
         const { top, dep } = await buildTestClosure();
-        const query = compression === "xz" ? "" : `?compression=${compression}`;
+        // xz: the issue's case, unsigned; the others as we advise: signed by the pusher's key, which
+        // the machine trusts, since the narinfo it cached is the one it uploaded (not the cache's)
+        const signed = compression !== "xz";
+        const key = join(home, "pusher.sec");
+        if (signed) writeFileSync(key, (await runNix("nix", [...NIX_COMMAND, "key", "generate-secret", "--key-name", "pusher-1"], { env })).stdout);
+        const trust = signed
+          ? ["--option", "require-sigs", "true", "--option", "trusted-public-keys", (await runNix("nix", [...NIX_COMMAND, "key", "convert-secret-to-public"], { env, input: readFileSync(key) })).stdout.toString().trim()]
+          : ["--option", "require-sigs", "false"];
+        const query = compression === "xz" ? "" : `?compression=${compression}&secret-key=${key}`;
         const pushed = await runNix("nix", [...NIX_COMMAND, "copy", ...OPTS, ...auth, "--to", `${s.url}/a${query}`, top], { env });
         assert.equal(pushed.code, 0, pushed.stderr);
 
@@ -48,9 +56,7 @@ describe("the URLs nix copy uploaded keep working for the machine that pushed", 
 
         const pulled = await runNix("nix-store", [
           "--store", other, "-r", top, ...OPTS, ...auth,
-          "--option", "substituters", `${s.url}/a`,
-          // the cached narinfo is the one Nix uploaded: unsigned (no secret-key on the push)
-          "--option", "require-sigs", "false",
+          "--option", "substituters", `${s.url}/a`, ...trust,
         ], { env });
         assert.equal(pulled.code, 0, pulled.stderr);
         assert.ok(readFileSync(join(other, dep, "share/random.bin")).equals(readFileSync(join(dep, "share/random.bin"))));
