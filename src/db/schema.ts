@@ -170,6 +170,14 @@ export interface NarListingTable {
   data: Uint8Array;
 }
 
+/** ours: a NAR file `nix copy` uploaded (`<filehash>.nar.<ext>`), standing for a path of the cache and its NAR */
+export interface NixFileTable {
+  cache_id: number;
+  file_name: string;
+  store_path_hash: string;
+  nar_id: number;
+}
+
 /** ours: a revoked token (by `jti`) or subject (tokens of `sub` issued at or before `issued_before`) */
 export interface RevocationTable {
   id: Generated<number>;
@@ -257,6 +265,7 @@ export interface Database {
   attic_ts_build_log: BuildLogTable;
   attic_ts_realisation: RealisationTable;
   attic_ts_nar_listing: NarListingTable;
+  attic_ts_nix_file: NixFileTable;
   attic_ts_revocation: RevocationTable;
   attic_ts_pin: PinTable;
   attic_ts_pin_path: PinPathTable;

@@ -89,7 +89,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const uploader = new Uploader(deps.db, deps.storage, deps.config, app.metrics);
   app.addHook("onClose", async () => uploader.close());
   await app.register(uploadPathRoutes, { uploader });
-  await app.register(nixPushRoutes, { push: new NixPush(uploader, deps.config) });
+  await app.register(nixPushRoutes, { push: new NixPush(uploader, deps.config, deps.db, deps.storage) });
   await app.register(binaryCacheRoutes);
   return app;
 }

@@ -239,10 +239,49 @@ for (const backend of backends) {
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("x-attic-cache-visibility"), "public");
       assert.ok((await downloadNar(s, "pub", fx.storePathHash)).body.equals(fx.nar));
-      // HEAD on a nar bumps last_accessed_at too and sends no body
+      // HEAD on a nar sends no body
       const head = await s.fetch(`/pub/nar/${fx.storePathHash}.nar`, { method: "HEAD" });
       assert.equal(head.status, 200);
       assert.equal(await head.text(), "");
+    });
+
+    test("HEAD of a NAR reads and changes nothing: GET's headers, no download, no access, no storage check", async () => {
+      const fx = narFixture(seededBytes(700_000, 10), "headonly");
+      await resultOf(await uploadNar(s, fx, { cache: "one", token: root }));
+      const url = `/one/nar/${fx.storePathHash}.nar`;
+      const state = async () => ({
+        object: await s.db.kysely.selectFrom("object").select(["download_count", "last_accessed_at"]).where("store_path_hash", "=", fx.storePathHash).executeTakeFirstOrThrow(),
+        daily: await s.db.kysely.selectFrom("attic_ts_daily").select(["downloads", "downloaded_bytes"]).execute(),
+        metric: (await s.app.metrics.render()).split("\n").find((l) => l.startsWith("attic_nar_downloads_total ")) ?? "",
+      });
+      const before = await state();
+      let storageChecks = 0;
+      const has = s.storage.has.bind(s.storage);
+      s.storage.has = (file) => ((storageChecks += 1), has(file));
+      try {
+        const head = await s.fetch(url, { method: "HEAD", token: root });
+        assert.equal(head.status, 200);
+        assert.equal(await head.text(), "");
+        assert.equal(head.headers.get("content-type"), "application/x-nix-nar");
+        assert.equal(head.headers.get("accept-ranges"), "bytes");
+        const length = Number(head.headers.get("content-length"));
+        assert.equal(storageChecks, 0, "no chunk file checked for a HEAD");
+        assert.deepEqual(await state(), before, "a HEAD is no download and no access");
+        // the errors a GET would answer
+        assert.equal((await s.fetch(url, { method: "HEAD" })).status, 401);
+        assert.equal((await s.fetch(`/one/nar/${randomStorePathHash()}.nar`, { method: "HEAD", token: root })).status, 404);
+        assert.equal((await s.fetch(url, { method: "HEAD", token: s.token({ two: { r: 1 } }) })).status, 401);
+        // the GET: the same length, and it counts
+        const get = await s.fetch(url, { token: root });
+        assert.equal(get.status, 200);
+        assert.equal((await get.arrayBuffer()).byteLength, length);
+        assert.ok(storageChecks > 0, "a GET checks the chunk files");
+        const after = await state();
+        assert.equal(Number(after.object.download_count), Number(before.object.download_count ?? 0) + 1);
+        assert.notEqual(after.object.last_accessed_at, null);
+      } finally {
+        s.storage.has = has;
+      }
     });
 
     test("a NAR with a missing chunk is 503 IncompleteNar", async () => {

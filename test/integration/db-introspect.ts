@@ -2,8 +2,8 @@
 // conformance suite. Test code may look at the engine; src/ outside src/db may not.
 import { sql, type RawBuilder } from "kysely";
 import type { Db } from "../../src/db/connect.ts";
-import { CHUNK_COLUMNS, NAR_COLUMNS, toChunkRow, toNarRow } from "../../src/db/queries/rows.ts";
-import type { ChunkRow, NarRow } from "../../src/db/schema.ts";
+import { CHUNK_COLUMNS, toChunkRow } from "../../src/db/queries/rows.ts";
+import type { ChunkRow } from "../../src/db/schema.ts";
 
 export interface ColumnInfo {
   name: string;
@@ -115,11 +115,6 @@ export async function foreignKeysOf(db: Db, tables: string[]): Promise<ForeignKe
 export async function getChunk(db: Db, id: number): Promise<ChunkRow | null> {
   const row = await db.kysely.selectFrom("chunk").select(CHUNK_COLUMNS).where("id", "=", id).executeTakeFirst();
   return row ? toChunkRow(row) : null;
-}
-
-export async function getNar(db: Db, id: number): Promise<NarRow | null> {
-  const row = await db.kysely.selectFrom("nar").select(NAR_COLUMNS).where("id", "=", id).executeTakeFirst();
-  return row ? toNarRow(row) : null;
 }
 
 /** chunkrefs pointing at it become NULL (ON DELETE SET NULL): their NARs turn incomplete. */

@@ -53,11 +53,12 @@ import {
   markNarValid,
   narHasMissingChunks,
   releaseNar,
+  getNar,
 } from "../../src/db/queries/nars.ts";
 import { bumpLastAccessed, findCacheAndObject, findNarChunks, getMissingPaths, getObject, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
 import type { CacheRow } from "../../src/db/schema.ts";
 import { createDatabase } from "../helpers/postgres.ts";
-import { columnsOf, deleteChunk, deleteNar, foreignKeysOf, getChunk, getNar, indexesOf } from "./db-introspect.ts";
+import { columnsOf, deleteChunk, deleteNar, foreignKeysOf, getChunk, indexesOf } from "./db-introspect.ts";
 
 type Engine = "sqlite" | "postgres";
 const ALL_MIGRATIONS = [...UPSTREAM_VERSIONS, ...OWN_MIGRATION_NAMES];

@@ -153,6 +153,22 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
       await reconcileCacheStats(tx, new Date());
     },
   },
+  {
+    // The files `nix copy --to http://…` uploaded (nix-protocol/served-files.ts): the pushing
+    // machine keeps the narinfo it uploaded in its narinfo cache and asks for `nar/<filehash>.nar.<ext>`
+    // later. Each row says which path of the cache that file name stands for and which NAR it
+    // decodes to; it goes with the cache and with the NAR (so never outlives what it serves).
+    name: "attic-ts_0012_nix_file_urls",
+    up: (tx) =>
+      exec(tx, [
+        `CREATE TABLE "attic_ts_nix_file" ( "cache_id" bigint NOT NULL, "file_name" varchar NOT NULL, ` +
+          `"store_path_hash" varchar(32) NOT NULL, "nar_id" bigint NOT NULL, ` +
+          `PRIMARY KEY ("cache_id", "file_name", "store_path_hash"), ` +
+          `CONSTRAINT "fk_attic_ts_nix_file_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE, ` +
+          `CONSTRAINT "fk_attic_ts_nix_file_nar" FOREIGN KEY ("nar_id") REFERENCES "nar" ("id") ON DELETE CASCADE )`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-nix-file-nar" ON "attic_ts_nix_file" ("nar_id")`,
+      ]),
+  },
 ];
 
 export function ownMigrationsTable(): string {

@@ -151,6 +151,11 @@ export async function markNarValid(db: Db, id: number, numChunks: number): Promi
   if (result.numUpdatedRows === 0n) throw new UploadRowsReaped(`the pending NAR ${id}`);
 }
 
+export async function getNar(db: Db, id: number): Promise<NarRow | null> {
+  const row = await db.kysely.selectFrom("nar").select(NAR_COLUMNS).where("id", "=", id).executeTakeFirst();
+  return row ? toNarRow(row) : null;
+}
+
 /** Delete the NAR only while it is still pending: a cleanup that runs late must never drop a NAR made valid meanwhile. */
 export async function deletePendingNar(db: Db, id: number): Promise<boolean> {
   const result = await db.kysely.deleteFrom("nar").where("id", "=", id).where("state", "=", "P").executeTakeFirst();

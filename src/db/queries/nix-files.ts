@@ -51,3 +51,47 @@ export async function deleteNixFilesOfDeletedCaches(db: Db): Promise<number> {
   const realisations = await db.kysely.deleteFrom("attic_ts_realisation").where("cache_id", "in", deleted).executeTakeFirst();
   return Number(logs.numDeletedRows) + Number(realisations.numDeletedRows);
 }
+
+/**
+ * Records that `fileName`, a NAR file `nix copy` uploaded, stands for this path of the cache, if
+ * the path's NAR now is the one the file decodes to (same NarHash and NarSize): a concurrent
+ * re-push that pointed the path elsewhere never gets a file name that would serve other bytes.
+ */
+export async function putNixFile(db: Db, row: { cacheId: number; fileName: string; storePathHash: string; narHash: string; narSize: number }): Promise<void> {
+  await db.kysely
+    .insertInto("attic_ts_nix_file")
+    .columns(["cache_id", "file_name", "store_path_hash", "nar_id"])
+    .expression((eb) =>
+      eb
+        .selectFrom("object")
+        .innerJoin("nar", "nar.id", "object.nar_id")
+        .select((s) => [s.val(row.cacheId).as("cache_id"), s.val(row.fileName).as("file_name"), "object.store_path_hash", "nar.id"])
+        .where("object.cache_id", "=", row.cacheId)
+        .where("object.store_path_hash", "=", row.storePathHash)
+        .where("nar.nar_hash", "=", row.narHash)
+        .where("nar.nar_size", "=", row.narSize)
+        .where("nar.state", "=", "V"),
+    )
+    .onConflict((oc) => oc.columns(["cache_id", "file_name", "store_path_hash"]).doUpdateSet((eb) => ({ nar_id: eb.ref("excluded.nar_id") })))
+    .execute();
+}
+
+/**
+ * The store path hash a NAR file uploaded by `nix copy` stands for in a live cache, if that path
+ * is still there with the NAR the file decodes to; null otherwise.
+ */
+export async function findNixFile(db: Db, cacheName: string, fileName: string): Promise<{ storePathHash: string; narId: number } | null> {
+  const row = await db.kysely
+    .selectFrom("attic_ts_nix_file as f")
+    .innerJoin("cache", "cache.id", "f.cache_id")
+    .innerJoin("object", (join) =>
+      join.onRef("object.cache_id", "=", "f.cache_id").onRef("object.store_path_hash", "=", "f.store_path_hash").onRef("object.nar_id", "=", "f.nar_id"),
+    )
+    .select(["f.store_path_hash", "f.nar_id"])
+    .where("cache.name", "=", cacheName)
+    .where("cache.deleted_at", "is", null)
+    .where("f.file_name", "=", fileName)
+    .limit(1)
+    .executeTakeFirst();
+  return row ? { storePathHash: row.store_path_hash, narId: Number(row.nar_id) } : null;
+}

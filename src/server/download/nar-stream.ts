@@ -38,10 +38,13 @@ export async function narResponseStream(
   storage: StorageDriver,
   nar: ServedNar,
   pager: ChunkPager,
-  /** `presign`: null for no redirect, else the check a presigned URL must pass (redirect-policy.ts) */
-  opts: { presign: ((url: string) => boolean) | null; method: string; fileSize: number | null; range?: string | undefined },
+  /**
+   * `presign`: null for no redirect, else the check a presigned URL must pass (redirect-policy.ts);
+   * `decompress`: serve the NAR itself rather than the stored chunks (default: as the narinfo says)
+   */
+  opts: { presign: ((url: string) => boolean) | null; method: string; fileSize: number | null; range?: string | undefined; decompress?: boolean },
 ): Promise<NarResponse> {
-  const decompress = servedCompression(nar) !== nar.compression;
+  const decompress = opts.decompress ?? servedCompression(nar) !== nar.compression;
   if (nar.num_chunks === 1 && opts.presign && storage.presignedUrl && !decompress) {
     const [only] = await pager(-1, 1);
     if (only?.chunk) {
@@ -64,6 +67,11 @@ export async function narResponseStream(
   }
   const stream = new NarBody(storage, pagedChunks(nar.id, pager), decompressFrom);
   return { kind: "stream", stream, contentLength };
+}
+
+/** The NAR itself, decoded from its chunks as they stream. */
+export function decodedNar(storage: StorageDriver, nar: ServedNar, pager: ChunkPager): Readable {
+  return new NarBody(storage, pagedChunks(nar.id, pager), nar.compression === "none" ? null : nar.compression);
 }
 
 /**

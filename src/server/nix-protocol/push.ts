@@ -3,13 +3,20 @@
 // checked against the staged file, the file is decoded as it streams into the same upload
 // pipeline as PUT /_api/v1/upload-path (which checks NarHash/NarSize, chunks, deduplicates and
 // makes the object visible only at the end). The staged file goes once the narinfo is answered,
-// except after a 5xx: Nix retries the narinfo then, and needs the NAR still there.
+// except after a 5xx: Nix retries the narinfo then, and needs the NAR still there. The file's
+// name is remembered: the pushing Nix will ask for it again (served-files.ts).
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { decodeNixFile, nixFileCompression, NixFileDecodeError } from "../../compression/nix-file.ts";
+import type { Db } from "../../db/connect.ts";
+import { getNar } from "../../db/queries/nars.ts";
+import { findNixFile, putNixFile } from "../../db/queries/nix-files.ts";
+import { findServedChunks } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
+import type { StorageDriver } from "../../storage/types.ts";
+import { decodedNar } from "../download/nar-stream.ts";
 import { NixHash } from "../../nix/hash.ts";
 import { NarInfoError, parseNarInfo, type NarInfo } from "../../nix/narinfo.ts";
 import { storeDirOf } from "../../nix/store-path.ts";
@@ -27,9 +34,14 @@ export class NixPush {
   private readonly uploader: Uploader;
   private readonly config: Config;
 
-  constructor(uploader: Uploader, config: Config) {
+  private readonly db: Db;
+  private readonly storage: StorageDriver;
+
+  constructor(uploader: Uploader, config: Config, db: Db, storage: StorageDriver) {
     this.uploader = uploader;
     this.config = config;
+    this.db = db;
+    this.storage = storage;
     this.staging = new NarStaging(config.nixProtocol.stagingPath, {
       maxFile: config.nixProtocol.maxNarSize,
       maxTotal: config.nixProtocol.stagingMaxSize,
@@ -72,7 +84,7 @@ export class NixPush {
     const fileName = narinfo.url.startsWith("nar/") ? narinfo.url.slice(4) : "";
     if (!STAGED_NAR_RE.test(fileName)) throw requestError(`URL "${narinfo.url.slice(0, 120)}" does not name a NAR file pushed to nar/`);
     const staged = await this.staging.find(cache.name, fileName);
-    if (!staged) throw requestError(`The NAR ${narinfo.url} was not pushed before its narinfo (or was already used)`);
+    if (!staged) return this.commitKnownFile(cache, hash, narinfo, fileName, sub);
     let keep = false;
     try {
       await checkFile(staged, narinfo, this.staging);
@@ -92,6 +104,32 @@ export class NixPush {
     } finally {
       if (!keep) await this.staging.remove(staged);
     }
+    await this.remember(cache, hash, narinfo, fileName);
+  }
+
+  /** The file name the pushing Nix will ask for again (served-files.ts). */
+  private async remember(cache: CacheRow, hash: string, narinfo: NarInfo, fileName: string): Promise<void> {
+    const narHash = NixHash.parse(narinfo.narHash).toTypedBase16();
+    await putNixFile(this.db, { cacheId: cache.id, fileName, storePathHash: hash, narHash, narSize: narinfo.narSize });
+  }
+
+  /**
+   * A narinfo whose NAR file was not pushed because Nix found it here already (its HEAD of the
+   * file's URL was answered by served-files.ts: the same NAR, compressed the same way, under
+   * another path of this cache). The NAR is read back from storage into the upload pipeline,
+   * which checks it against this narinfo's NarHash and links the path to it.
+   */
+  private async commitKnownFile(cache: CacheRow, hash: string, narinfo: NarInfo, fileName: string, sub: string | null): Promise<void> {
+    const known = await findNixFile(this.db, cache.name, fileName);
+    const nar = known ? await getNar(this.db, known.narId) : null;
+    if (!known || !nar) throw requestError(`The NAR nar/${fileName} was not pushed before its narinfo (or was already used)`);
+    const body = decodedNar(this.storage, nar, (afterSeq, limit) => findServedChunks(this.db, nar.id, afterSeq, limit));
+    try {
+      await this.uploader.upload(uploadInfo(cache, hash, narinfo), cache, new BodyReader(body), sub);
+    } finally {
+      body.destroy();
+    }
+    await this.remember(cache, hash, narinfo, fileName);
   }
 }
 

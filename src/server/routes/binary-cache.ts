@@ -1,9 +1,9 @@
 // The Nix binary cache protocol: /{cache}/nix-cache-info, /{cache}/{hash}.narinfo,
-// /{cache}/nar/{hash}.nar. Permission is checked before anything about the cache or the object
+// /{cache}/nar/{hash}.nar, and the NAR files `nix copy` uploaded (nar/{filehash}.nar.{ext}). Permission is checked before anything about the cache or the object
 // is revealed (decision 1).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { decompressBuffer } from "../../compression/index.ts";
-import { getNarListing } from "../../db/queries/nix-files.ts";
+import { findNixFile, getNarListing } from "../../db/queries/nix-files.ts";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
 import { bumpLastAccessed, findCacheAndObject, findServedChunks, narChunkSummary, type CacheObjectLookup } from "../../db/queries/objects.ts";
@@ -19,6 +19,7 @@ import { recordDownload } from "../../db/queries/stats.ts";
 import { presignedRedirectGuard } from "../download/redirect-policy.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
 import { STAGED_NAR_RE } from "../../storage/staging.ts";
+import { encodedNar, nixFileForm, nixFileFormat, type NixFileForm } from "../nix-protocol/served-files.ts";
 
 export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
   const { db, storage, config } = app.deps;
@@ -78,16 +79,23 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     return reply.type("application/json").send(await decompressBuffer("zstd", data));
   }
 
+  /**
+   * The object a NAR URL names, and how its bytes are made: ours (`nar/<store path hash>.nar`), or
+   * a file `nix copy` uploaded (`nar/<file hash>.nar.<ext>`, served-files.ts).
+   */
+  async function narTarget(request: FastifyRequest, file: string): Promise<{ lookup: CacheObjectLookup; form: NixFileForm | null }> {
+    if (!STAGED_NAR_RE.test(file)) return { lookup: await pullableObject(request, storePathHashParam(file, "nar")), form: null };
+    const format = nixFileFormat(file);
+    const uploaded = format ? await findNixFile(db, cacheNameParam(request.params), file) : null;
+    // permission first, whether or not the file is known (an unknown one is a 404, as Nix expects)
+    const lookup = await pullableObject(request, uploaded?.storePathHash ?? "");
+    if (!uploaded || !lookup.match || lookup.match.nar.id !== uploaded.narId) return { lookup: { cache: lookup.cache, match: null }, form: null };
+    return { lookup, form: nixFileForm(format!, lookup.match.nar) };
+  }
+
   app.get("/:cache/nar/:file", async (request, reply) => {
-    const file = (request.params as { file: string }).file;
-    if (STAGED_NAR_RE.test(file)) {
-      // `nix copy` asks whether a NAR is there by its file hash before it sends it: never, since
-      // NARs are served by store path hash (only 404 and 403 mean "absent" to Nix)
-      await pullableCache(request);
-      throw noSuchObject();
-    }
-    const hash = storePathHashParam(file, "nar");
-    const { cache, match: found } = await pullableObject(request, hash);
+    const { lookup, form } = await narTarget(request, (request.params as { file: string }).file);
+    const { cache, match: found } = lookup;
     if (!found) throw noSuchObject();
     const summary = await narChunkSummary(db, found.nar.id);
     if (summary.refs !== found.nar.num_chunks) {
@@ -96,22 +104,29 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     if (summary.present !== summary.refs) throw incompleteNar();
     const narId = found.nar.id;
     const pager: ChunkPager = (afterSeq, limit) => findServedChunks(db, narId, afterSeq, limit);
-    // a chunk file lost behind our back: 503 before any byte, and the path is reported missing
-    const lost = await missingChunkFiles(storage, pager);
-    if (lost.length > 0) {
-      await recordLostChunks(lost, request);
-      throw incompleteNar();
+    // HEAD reads and changes nothing: no check of every chunk file, no download, no access
+    const head = request.method === "HEAD";
+    if (!head) {
+      // a chunk file lost behind our back: 503 before any byte, and the path is reported missing
+      const lost = await missingChunkFiles(storage, pager);
+      if (lost.length > 0) {
+        await recordLostChunks(lost, request);
+        throw incompleteNar();
+      }
+      await Promise.all([bumpLastAccessed(db, found.object.id), recordDownload(db, cache.id, found.nar.nar_size)]);
+      app.metrics.inc("attic_nar_downloads_total");
     }
-    await Promise.all([bumpLastAccessed(db, found.object.id), recordDownload(db, cache.id, found.nar.nar_size)]);
     if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
-    app.metrics.inc("attic_nar_downloads_total");
 
+    const encode = form?.encode ?? null;
     const response = await narResponseStream(storage, found.nar, pager, {
-      presign: presignedRedirectGuard(config.presignedRedirects, request, cache.is_public),
+      presign: encode ? null : presignedRedirectGuard(config.presignedRedirects, request, cache.is_public),
       method: request.method,
       fileSize: summary.fileSize,
-      // If-Range names a version we cannot compare (no ETag): the whole body, as RFC 9110 says
-      range: request.headers["if-range"] === undefined ? request.headers.range : undefined,
+      decompress: form?.decompress,
+      // If-Range names a version we cannot compare (no ETag): the whole body, as RFC 9110 says;
+      // a re-encoded body is made anew each time, so it has no ranges
+      range: request.headers["if-range"] === undefined && !encode ? request.headers.range : undefined,
     });
     if (response.kind === "redirect") return reply.redirect(response.url, 307);
     if (response.kind === "unsatisfiable") {
@@ -120,23 +135,23 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
       return reply.code(err.status).header("content-range", `bytes */${response.total}`).type("application/json").send(err.toJSON());
     }
     reply.type("application/x-nix-nar");
-    if (response.contentLength !== undefined) {
+    if (response.contentLength !== undefined && !encode) {
       reply.header("content-length", response.contentLength);
       reply.header("accept-ranges", "bytes");
     }
     if (response.range) {
       reply.code(206).header("content-range", `bytes ${response.range.start}-${response.range.end}/${response.range.total}`);
     }
-    if (request.method === "HEAD") {
-      response.stream.destroy();
-      return reply.send();
-    }
-    response.stream.on("data", (b: Buffer) => app.metrics.inc("attic_nar_download_bytes_total", b.length));
+    // HEAD: the empty stream of narResponseStream, so that a length that is not known (a body
+    // re-encoded as it is sent) is not announced as 0
+    if (head) return reply.send(response.stream);
+    const body = encode ? await encodedNar(response.stream, encode) : response.stream;
+    body.on("data", (b: Buffer) => app.metrics.inc("attic_nar_download_bytes_total", b.length));
     // mid-stream the response can only be aborted (the client sees a broken transfer); the loss
     // is recorded all the same
     response.stream.on("error", (err) => {
       if (err instanceof ChunkFileLostError) void recordLostChunks([err.chunkId], request).catch((e: unknown) => request.log.error({ err: e }, "could not record a lost chunk"));
     });
-    return reply.send(response.stream);
+    return reply.send(body);
   });
 }
