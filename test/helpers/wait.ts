@@ -31,20 +31,6 @@ export async function waitFor<T>(check: () => T | Promise<T>, opts: WaitOptions)
   }
 }
 
-/** Resolves with `promise`'s value, or rejects naming `what` when it has not settled within `timeoutMs`. */
-export async function within<T>(promise: Promise<T>, opts: WaitOptions): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function describe(value: unknown): string {
   try {
     const text = typeof value === "string" ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
