@@ -170,7 +170,9 @@ describe("PostgreSQL restarted under load, atticd as a process", () => {
         const settled = await Promise.all(inFlight);
         assertAlive(proc);
         assert.deepEqual(settled.filter((o) => o.status === 0), [], "every request in flight got an answer");
-        assert.ok(settled.filter((o) => o.status === 503).length >= waiting, `the ${waiting} queries cut off answer 503: ${JSON.stringify(settled)}`);
+        // (with "%", monolithic's collector may be among the waiters: no request of ours answers for it)
+        const cutOff = Math.min(waiting, inFlight.length);
+        assert.ok(settled.filter((o) => o.status === 503).length >= cutOff, `the ${cutOff} requests whose queries were cut off answer 503 (${waiting} waited): ${JSON.stringify(settled)}`);
         assert.ok(settled.every((o) => o.status === 503 ? o.error === "ServiceUnavailable" : o.status === 200), JSON.stringify(settled));
         assert.ok(outage.length > 0);
         assert.deepEqual(outage.filter((o) => o.status !== 503 || o.error !== "ServiceUnavailable"), [], "requests during the outage answer 503");
