@@ -1,4 +1,5 @@
-// `npm test`: installs what the tests need when missing (real Nix), lints, type-checks, checks
+// `npm test`: installs the programs the tests run when missing (scripts/test-programs.ts: real Nix,
+// the reference decoders, chromium, nginx, PostgreSQL; one apt-get as root), lints, type-checks, checks
 // src/ for import cycles (scripts/check-cycles.ts), starts the shared services once (a throwaway
 // PostgreSQL cluster and an S3-compatible server on loopback), runs every test file with node's
 // test runner, and tears the services down.
@@ -13,6 +14,7 @@ import { join, relative } from "node:path";
 import { backendsFromEnv } from "../test/helpers/backends.ts";
 import { startPostgres } from "../test/helpers/postgres.ts";
 import { startS3 } from "../test/helpers/s3.ts";
+import { ensureTestPrograms } from "./test-programs.ts";
 
 const root = join(import.meta.dirname, "..");
 
@@ -25,30 +27,6 @@ function run(cmd: string, args: string[]): void {
   }
 }
 
-function ensureNix(): void {
-  ensureChromium();
-  if (spawnSync("nix-store", ["--version"]).status === 0) return;
-  if (process.getuid?.() !== 0) {
-    console.error("The tests need real Nix: install it with `sudo apt-get install -y nix-bin`.");
-    process.exit(1);
-  }
-  console.log("Installing Debian nix-bin (real Nix for the tests)...");
-  run("apt-get", ["update", "-qq"]);
-  run("apt-get", ["install", "-y", "-qq", "nix-bin", "zstd", "xz-utils", "brotli"]);
-}
-
-/** The dashboard's tests drive Debian's chromium (puppeteer-core downloads no browser). */
-function ensureChromium(): void {
-  if (spawnSync("chromium", ["--version"]).status === 0) return;
-  if (process.getuid?.() !== 0) {
-    console.error("The dashboard tests need a headless browser: install it with `sudo apt-get install -y chromium`.");
-    process.exit(1);
-  }
-  console.log("Installing Debian chromium (the dashboard tests' browser)...");
-  run("apt-get", ["update", "-qq"]);
-  run("apt-get", ["install", "-y", "-qq", "chromium"]);
-}
-
 function testFiles(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir).sort()) {
@@ -59,7 +37,11 @@ function testFiles(dir: string): string[] {
   return out;
 }
 
-ensureNix();
+const notInstalled = ensureTestPrograms();
+if (notInstalled !== null) {
+  console.error(notInstalled);
+  process.exit(1);
+}
 if (!process.env.ATTIC_TEST_SKIP_CHECKS) {
   run("npx", ["eslint", "."]);
   run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"]);

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { nixBuild, nixCommand, nixEnv, nixStore, textDrv } from "../helpers/nix.ts";
 import { freePort } from "../helpers/ports.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = (name: string): string => join(ROOT, "src", "bin", `${name}.ts`);
@@ -124,10 +125,13 @@ before(async () => {
   server = spawn("sh", ["-c", `exec atticd -l '[::]:${port}'`], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
   server.stdout!.setEncoding("utf8").on("data", (d: string) => (serverLog += d));
   server.stderr!.setEncoding("utf8").on("data", (d: string) => (serverLog += d));
-  const deadline = Date.now() + 30_000;
-  while (!/attic login local \S+ \S+\n/.test(serverLog)) {
-    if (server.exitCode !== null || Date.now() > deadline) assert.fail(`atticd did not start:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitFor(() => {
+      if (server.exitCode !== null) throw new Error(`atticd exited (${server.exitCode})`);
+      return /attic login local \S+ \S+\n/.test(serverLog);
+    }, { what: "the login line", timeoutMs: 60_000, intervalMs: 100 });
+  } catch (err) {
+    assert.fail(`atticd did not start: ${(err as Error).message}\n${serverLog}`);
   }
 });
 
@@ -294,18 +298,21 @@ describe("the seed walkthrough", () => {
     let out = "";
     child.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    const waitFor = async (re: RegExp, what: string): Promise<void> => {
-      const deadline = Date.now() + 30_000;
-      while (!re.test(out)) {
-        if (child.exitCode !== null || Date.now() > deadline) assert.fail(`${what}; watch-store said:\n${out}`);
-        await new Promise((r) => setTimeout(r, 100));
+    const saw = async (re: RegExp, what: string): Promise<void> => {
+      try {
+        await waitFor(() => {
+          if (child.exitCode !== null) throw new Error(`watch-store exited (${child.exitCode})`);
+          return re.test(out);
+        }, { what, timeoutMs: 60_000, intervalMs: 100 });
+      } catch (err) {
+        assert.fail(`${(err as Error).message}; watch-store said:\n${out}`);
       }
     };
     try {
-      await waitFor(/👀 Pushing new store paths to "hello" on "local"/, "watch-store did not start");
+      await saw(/👀 Pushing new store paths to "hello" on "local"/, "watch-store to start");
       const [built] = await nixBuild(textDrv(`${TAG}-watched`, "watched"));
       const base = built!.slice("/nix/store/".length);
-      await waitFor(new RegExp(`✅ ${base} `), `${base} was not pushed`);
+      await saw(new RegExp(`✅ ${base} `), `${base} to be pushed`);
       const narinfo = await ok(sh(`curl -sSf http://localhost:8080/hello/${base.slice(0, 32)}.narinfo`));
       assert.match(narinfo.stdout, new RegExp(`^StorePath: ${built!}$`, "m"));
     } finally {
@@ -317,7 +324,12 @@ describe("the seed walkthrough", () => {
   test("retention period 1s, garbage-collector-once, and the path is gone", async () => {
     const r = await ok(sh("attic cache configure hello --retention-period '1s'"));
     assert.deepEqual(lines(r), ['✅ Configured "hello" on "local"']);
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    // A wait on the clock, not on another process: retention counts wall-clock time since each
+    // object's last access, and every access happened before the command above returned. A loaded
+    // machine only makes this wait longer. (Polling for the effect cannot be done here: a narinfo
+    // read refreshes the object's last access and so keeps it alive.)
+    const configuredAt = Date.now();
+    await waitFor(() => Date.now() - configuredAt > 2000, { what: "the 1 s retention period (and a second of margin) to pass", timeoutMs: 10_000, intervalMs: 50 });
     await ok(sh("atticd --mode garbage-collector-once"));
 
     const pull = await sh("nix-store --store $PWD/nix-demo-2 -r $(which attic)");

@@ -23,6 +23,7 @@ import { prepareServer, type ServerSetup } from "../helpers/server.ts";
 import { ALL, atticClaims, mintHs256 } from "../helpers/tokens.ts";
 import { runAttic, type RunResult } from "../unit/client/run-attic.ts";
 import { NixHash } from "../../src/nix/hash.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const MiB = 2 ** 20;
 const TAG = `attic-sessions-${process.pid}-${Date.now().toString(36)}`;
@@ -193,12 +194,13 @@ describe("upload sessions through nginx with client_max_body_size 8m", () => {
     const before = await partBytes();
     let client: ChildProcess | undefined;
     const running = push(["big", path, "--chunk-size", String(MiB)], (c) => (client = c));
-    while ((await partBytes()) - before < 4 * MiB) await sleep(5);
+    await waitFor(async () => (await partBytes()) - before >= 4 * MiB, { what: "4 MiB of parts at the server", timeoutMs: 120_000, intervalMs: 5 });
     client!.kill("SIGSTOP");
     const atPause = (await partBytes()) - before;
     assert.ok(atPause < info!.narSize - 4 * MiB, "paused in the middle");
     await proxy.stop();
     client!.kill("SIGCONT");
+    // the outage (a fault, not a wait for something): its connection was cut when the proxy stopped
     await sleep(1000);
     await proxy.start();
     const result = await running;
@@ -235,21 +237,27 @@ describe("upload sessions through nginx with client_max_body_size 8m", () => {
     assert.equal((await fetch(`${atticd.url}/big/${hash}.narinfo`)).status, 404, "nothing visible");
     // the new process cannot know the session's holder is gone until its heartbeat is overdue
     // (it could be another replica): 503, retry; then 409, start a new session
-    let part: Response;
-    for (;;) {
-      part = await api(`/_api/v1/upload-path/sessions/${session.session_id}/parts/1`, { method: "PUT", body: bytes.subarray(session.chunk_size, 2 * session.chunk_size) });
-      if (part.status !== 503) break;
-      await sleep(500);
-    }
+    const part = await waitFor(async () => {
+      const res = await api(`/_api/v1/upload-path/sessions/${session.session_id}/parts/1`, { method: "PUT", body: bytes.subarray(session.chunk_size, 2 * session.chunk_size) });
+      if (res.status !== 503) return res;
+      await res.arrayBuffer();
+      return undefined;
+    }, { what: "the new process to stop answering 503 for the dead holder's session", timeoutMs: 60_000, intervalMs: 500 });
     const refused = (await part.json()) as { error: string; message: string };
     assert.equal(part.status, 409, JSON.stringify(refused));
     assert.equal(refused.error, "UploadSessionFailed");
-    // after the grace period (1 s for this run), GC takes what the killed server left: its pending NAR, the session
-    await sleep(1500);
+    // once the grace period (1 s for this run) is over, GC takes what the killed server left: its
+    // pending NAR, the session (a run before that takes nothing: run until it has)
     const gcConfig = join(setup.dir, "gc.toml");
     await writeFile(gcConfig, setup.configToml.replace(`stale-grace-period = "1 hour"`, `stale-grace-period = "1s"`));
-    const gc = await runAtticd(["-f", gcConfig, "--mode", "garbage-collector-once"], { ATTIC_LOG_LEVEL: "info" });
-    assert.equal(gc.code, 0, gc.stderr);
+    let gc = { code: -1, stderr: "", stdout: "" };
+    await waitFor(async () => {
+      gc = await runAtticd(["-f", gcConfig, "--mode", "garbage-collector-once"], { ATTIC_LOG_LEVEL: "info" });
+      assert.equal(gc.code, 0, gc.stderr);
+      const res = await api(`/_api/v1/upload-path/sessions/${session.session_id}`);
+      await res.arrayBuffer();
+      return res.status === 404;
+    }, { what: "garbage-collector-once to reap the killed server's session", timeoutMs: 60_000, intervalMs: 200 });
     const gone = await api(`/_api/v1/upload-path/sessions/${session.session_id}`);
     assert.equal(gone.status, 404, `the session's row is reaped: ${await gone.text()}\n${gc.stderr}`);
     const result = await push(["big", path]);

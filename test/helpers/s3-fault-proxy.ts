@@ -14,11 +14,12 @@ export interface SeenRequest {
 }
 
 /**
- * An S3 error answer, a delay, or `cutAfterBytes`: forward the answer's headers and that many
+ * An S3 error answer, a delay, `hold` (forwarded once the promise settles: a write kept in flight
+ * for as long as the test needs), or `cutAfterBytes`: forward the answer's headers and that many
  * bytes of its body, then drop the connection (a response that breaks off mid-body); or `reset`:
  * drop the connection without forwarding the request or answering.
  */
-export type Fault = { status: number; code: string } | { delayMs: number } | { cutAfterBytes: number } | { reset: true } | undefined;
+export type Fault = { status: number; code: string } | { delayMs: number } | { hold: Promise<void> } | { cutAfterBytes: number } | { reset: true } | undefined;
 
 export interface FaultProxy {
   endpoint: string;
@@ -48,6 +49,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       return;
     }
     if (fault && "delayMs" in fault) await sleep(fault.delayMs);
+    if (fault && "hold" in fault) await fault.hold;
     const cut = fault && "cutAfterBytes" in fault ? fault.cutAfterBytes : null;
     const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);

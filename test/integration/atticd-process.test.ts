@@ -12,6 +12,8 @@ import { atticClaims, ALL, mintHs256 } from "../helpers/tokens.ts";
 import { narFixture, seededBytes, uploadInfo, type NarFixture } from "../helpers/nar.ts";
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { openDatabase } from "../../src/db/connect.ts";
 
 function xdgEnv(home: string): NodeJS.ProcessEnv {
   return { HOME: home, XDG_CONFIG_HOME: join(home, ".config"), XDG_DATA_HOME: join(home, ".local/share"), ATTIC_SERVER_CONFIG_BASE64: "" };
@@ -27,6 +29,19 @@ async function createCache(url: string, token: string, name: string): Promise<vo
 }
 
 const uploadHeader = (fx: NarFixture, cache: string): string => JSON.stringify(uploadInfo(fx, cache));
+
+/** Waits until the server (another process) is in the middle of an upload: its pending NAR row is there. */
+async function uploadUnderway(databaseUrl: string): Promise<void> {
+  const db = await openDatabase(databaseUrl);
+  try {
+    await waitFor(async () => (await db.kysely.selectFrom("nar").select("id").where("state", "=", "P").execute()).length > 0, {
+      what: "the upload to be underway (its pending NAR row)",
+      intervalMs: 50,
+    });
+  } finally {
+    await db.close();
+  }
+}
 
 /** Starts a PUT upload-path whose body is sent in two halves; returns hooks to drive it. */
 function slowUpload(url: string, token: string, fx: NarFixture, cache: string) {
@@ -78,14 +93,14 @@ describe("atticd process", () => {
 
       const second = await spawnAtticd({ env });
       try {
-        await new Promise((r) => setTimeout(r, 300));
-        assert.doesNotMatch(second.stderr(), /attic login/);
         // the same secret: the first token still works, the cache is still there
         const res = await fetch(`${second.url}/_api/v1/cache-config/hello`, { headers: { authorization: `Bearer ${token}` } });
         assert.equal(res.status, 200);
       } finally {
-        await second.stop();
+        // a clean exit on SIGTERM: the process got past the point where a banner is printed
+        assert.equal(await second.stop(), 0, second.stderr());
       }
+      assert.doesNotMatch(second.stderr(), /attic login/);
       const secret = /token-hs256-secret-base64 = "([^"]+)"/.exec(config)?.[1];
       assert.ok(secret, "the first-run config holds a signing secret");
       assert.ok(!out.includes(secret), "the secret is not printed");
@@ -167,9 +182,9 @@ describe("atticd process", () => {
       await createCache(server.url, token, "c");
       const fx = narFixture(seededBytes(600_000, 5), "inflight");
       const upload = slowUpload(server.url, token, fx, "c");
-      await new Promise((r) => setTimeout(r, 300));
+      await uploadUnderway(setup.databaseUrl);
       server.child.kill("SIGTERM");
-      await new Promise((r) => setTimeout(r, 300));
+      await waitFor(() => server.stderr().includes("Received SIGTERM, shutting down gracefully"), { what: "atticd to start shutting down" });
       upload.finish();
       const result = await upload.done;
       assert.equal(result.status, 200, result.body);
@@ -191,7 +206,7 @@ describe("atticd process", () => {
       await createCache(first.url, token, "c");
       const upload = slowUpload(first.url, token, fx, "c");
       upload.done.catch(() => {});
-      await new Promise((r) => setTimeout(r, 500));
+      await uploadUnderway(setup.databaseUrl);
       first.child.kill("SIGKILL");
       await first.exited;
       upload.abort();

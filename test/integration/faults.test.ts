@@ -15,6 +15,7 @@ import { openDatabase, ping } from "../../src/db/connect.ts";
 import { reapStalePending } from "../../src/db/queries/gc.ts";
 import { deleteChunkFiles } from "../../src/gc/chunk-files.ts";
 import { listBucket } from "../helpers/chaos-checks.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 async function servedIntact(s: TestServer, cache: string, hash: string, nar: Buffer): Promise<void> {
   const res = await s.fetch(`/${cache}/${hash}.narinfo`, { token: s.rootToken() });
@@ -144,23 +145,27 @@ describe("an upload that outlives the stale grace period", () => {
     const target = process.env.ATTIC_TEST_S3_ENDPOINT!;
     const proxy = await startFaultProxy(target);
     const s = await startServer({ backend: { db: "sqlite", storage: "s3" }, s3Endpoint: proxy.endpoint, chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 } });
+    let release = (): void => undefined;
     try {
       await createCacheViaApi(s, "c");
       if (s.config.storage.type !== "s3") throw new Error("S3 storage expected");
       const { bucket } = s.config.storage;
-      // every chunk write is slow; while the first waits, a collection takes the upload for dead
-      proxy.rule = (req) => (req.method === "PUT" ? { delayMs: 3000 } : undefined);
+      // every chunk write is held in flight; while the first waits, a collection takes the upload for dead
+      const held = new Promise<void>((resolve) => (release = resolve));
+      proxy.rule = (req) => (req.method === "PUT" ? { hold: held } : undefined);
       const upload = uploadNar(s, narFixture(seededBytes(300_000, 41), "outlived"), { cache: "c", token: s.rootToken() });
-      while (!proxy.seen.some((r) => r.method === "PUT")) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => proxy.seen.some((r) => r.method === "PUT"), { what: "the first chunk write to reach S3" });
       const reaped = await reapStalePending(s.db, new Date(Date.now() + 3_600_000));
       assert.ok(reaped.chunks > 0, JSON.stringify(reaped));
       await deleteChunkFiles(s.db, s.storage, new AbortController().signal);
+      release();
       const res = await upload;
       assert.ok(res.status >= 500, `${res.status} ${await res.text()}`);
       proxy.rule = undefined;
       assert.deepEqual(await s.db.kysely.selectFrom("chunk").select(["id", "state"]).execute(), []);
       assert.deepEqual([...(await listBucket(target, bucket))], [], "no chunk file is left without its row");
     } finally {
+      release();
       await s.stop();
       await proxy.close();
     }

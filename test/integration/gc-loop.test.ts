@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { startServer } from "../helpers/server.ts";
 import { startGarbageCollectionLoop, type GcLog } from "../../src/gc/index.ts";
 import { chunkStates, insertOrphanChunks, withDeleteMany } from "./gc-fixtures.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const CONFIG = { interval: 3600, defaultRetentionPeriod: 0, staleGracePeriod: 3600, maxSize: null };
 
@@ -19,13 +20,7 @@ function recorder(): GcLog & { lines: { level: string; msg: string; fields?: Rec
   };
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const until = (check: () => boolean | Promise<boolean>, what: string): Promise<unknown> => waitFor(check, { what, intervalMs: 10 });
 
 test("interval 0 disables the loop; otherwise it runs at once, logs its report, and stops", async () => {
   const s = await startServer();

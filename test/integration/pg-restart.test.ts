@@ -19,6 +19,7 @@ import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
 import { openDatabase } from "../../src/db/connect.ts";
 import { migrate } from "../../src/db/migrations/index.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 type StopMode = "immediate" | "fast";
 /** an HTTP status, or 0 with the socket-level error when no answer came (a dead process) */
@@ -169,17 +170,16 @@ describe("PostgreSQL restarted under load, atticd as a process", () => {
         const settled = await Promise.all(inFlight);
         assertAlive(proc);
         assert.deepEqual(settled.filter((o) => o.status === 0), [], "every request in flight got an answer");
-        assert.ok(settled.filter((o) => o.status === 503).length >= waiting, `the ${waiting} queries cut off answer 503: ${JSON.stringify(settled)}`);
+        // (with "%", monolithic's collector may be among the waiters: no request of ours answers for it)
+        const cutOff = Math.min(waiting, inFlight.length);
+        assert.ok(settled.filter((o) => o.status === 503).length >= cutOff, `the ${cutOff} requests whose queries were cut off answer 503 (${waiting} waited): ${JSON.stringify(settled)}`);
         assert.ok(settled.every((o) => o.status === 503 ? o.error === "ServiceUnavailable" : o.status === 200), JSON.stringify(settled));
         assert.ok(outage.length > 0);
         assert.deepEqual(outage.filter((o) => o.status !== 503 || o.error !== "ServiceUnavailable"), [], "requests during the outage answer 503");
 
         // the database is back: the pool replaces its dead connections without a restart of atticd
         let back: Outcome = { status: 0 };
-        for (let i = 0; i < 100 && back.status !== 200; i++) {
-          back = await narinfo(earlier);
-          if (back.status !== 200) await sleep(100);
-        }
+        await waitFor(async () => (back = await narinfo(earlier)).status === 200, { what: "the narinfo to be served again after the restart", intervalMs: 100 }).catch(() => undefined);
         assert.equal(back.status, 200, `served again after the restart: ${JSON.stringify(back)}`);
         // the cut-off pushes left pending rows; their cleanup runs once the database is back, so
         // a retry does not wait out the two-minute window in which they count as another upload's
@@ -200,7 +200,7 @@ describe("PostgreSQL restarted under load, atticd as a process", () => {
       const { setup, proc } = await setUp("garbage-collector", `interval = "1s"\ndefault-retention-period = "1 day"`);
       try {
         const runs = () => proc.stderr().split("Garbage collection finished").length - 1;
-        for (let i = 0; i < 100 && runs() === 0; i++) await sleep(100);
+        await waitFor(() => runs() > 0, { what: "a first collection", intervalMs: 100 }).catch(() => undefined);
         assert.ok(runs() > 0, `a first collection ran:\n${proc.stderr()}`);
 
         const locker = await lockTables(setup.databaseUrl, "attic_ts_lease, cache, object, nar, chunk, chunkref");
@@ -210,7 +210,7 @@ describe("PostgreSQL restarted under load, atticd as a process", () => {
         const before = runs();
         assertAlive(proc);
 
-        for (let i = 0; i < 150 && runs() === before; i++) await sleep(100);
+        await waitFor(() => runs() > before, { what: "a collection after the restart", intervalMs: 100 }).catch(() => undefined);
         assert.ok(runs() > before, `a collection ran after the restart:\n${proc.stderr()}`);
         assert.match(proc.stderr(), /garbage collection failed/, "the cut-off run was logged as failed");
         assertAlive(proc);

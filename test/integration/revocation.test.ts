@@ -14,12 +14,12 @@ import { main as adminMain } from "../../src/admin/main.ts";
 import { atticClaims, mintHs256 } from "../helpers/tokens.ts";
 import { insertRevocation, listRevocations } from "../../src/db/queries/revocations.ts";
 import { runGarbageCollectionOnce } from "../../src/gc/index.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const backends = backendsFromEnv([
   { db: "sqlite", storage: "local" },
   { db: "postgres", storage: "local" },
 ]);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const backend of backends) {
   describe(`token revocation (${backendName(backend)})`, () => {
@@ -75,18 +75,14 @@ for (const backend of backends) {
       const out = await atticadm("revoke-token", token, "--reason", "leaked in a CI log");
       assert.match(out, new RegExp(`Revoked the token ${jti} of subject "alice"`));
       const revokedAt = Date.now();
-      let refusedB = -1;
-      while (Date.now() - revokedAt < 6000) {
+      const refused = await waitFor(async () => {
         const r = await status(b, token);
-        if (r.status === 401) {
-          assert.equal(r.body.error, "TokenRevoked");
-          assert.match(r.body.message!, /revoked/);
-          refusedB = Date.now() - revokedAt;
-          break;
-        }
-        await sleep(100);
-      }
-      assert.ok(refusedB >= 0 && refusedB < 5000, `replica B refused after ${refusedB} ms`);
+        return r.status === 401 ? r : undefined;
+      }, { what: "replica B to refuse the revoked token", timeoutMs: 6000, intervalMs: 100 });
+      const refusedB = Date.now() - revokedAt;
+      assert.equal(refused.body.error, "TokenRevoked");
+      assert.match(refused.body.message!, /revoked/);
+      assert.ok(refusedB < 5000, `replica B refused after ${refusedB} ms`);
       assert.equal((await status(a, token)).status, 401);
       // the token without a jti (upstream's make-token) is untouched
       assert.equal((await status(a, upstreamStyle)).status, 200);
@@ -106,11 +102,14 @@ for (const backend of backends) {
       const carol = mintHs256(setup.secret, atticClaims("carol", { team: { r: 1 } }));
       assert.equal((await status(b, early)).status, 200);
       await atticadm("revoke-token", "--sub", "bob");
-      await sleep(2600);
-      assert.equal((await status(b, early)).status, 401);
+      // each replica re-reads the list once its copy is 2 s old: wait for the effect on each
+      await waitFor(async () => (await status(b, early)).status === 401, { what: "replica B to refuse bob's earlier token" });
+      await waitFor(async () => (await status(a, early)).status === 401, { what: "replica A to refuse bob's earlier token" });
       assert.equal((await status(a, noTimes)).status, 401, "a token with neither iat nor nbf counts as issued before");
       assert.equal((await status(a, carol)).status, 200);
-      await sleep(1100);
+      // a token's iat has whole seconds: one issued after the revocation needs the clock past its second
+      const issuedBefore = (await listRevocations(a.db)).find((r) => r.sub === "bob")!.issuedBefore!.getTime();
+      await waitFor(() => Math.floor(Date.now() / 1000) * 1000 > issuedBefore, { what: "the clock to pass the revocation's second", timeoutMs: 5000 });
       const now = Math.floor(Date.now() / 1000);
       const later = mintHs256(setup.secret, { ...atticClaims("bob", { team: { r: 1 } }), nbf: now, iat: now });
       assert.equal((await status(b, later)).status, 200, "a token issued after the revocation works");

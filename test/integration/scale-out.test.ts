@@ -15,6 +15,7 @@ import { narFixture, seededBytes, uploadInfo, type NarFixture } from "../helpers
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
 import { openDatabase, type Db } from "../../src/db/connect.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const header = (fx: NarFixture, cache: string): string => JSON.stringify(uploadInfo(fx, cache));
 
@@ -122,8 +123,10 @@ describe("scale-out: two API replicas and a garbage collector on PostgreSQL + S3
     assert.ok(chunks.every((c) => c.state === "V"));
     assert.equal(await countBucketObjects(setup.bucket!), chunks.length, "one bucket object per chunk row, none leaked");
 
-    // let the collector run a few more times, then everything is still there
-    await new Promise((r) => setTimeout(r, 2500));
+    // let the collector finish two more runs (so one started after every push), then everything is still there
+    const gcRuns = async () => Number((await db.kysely.selectFrom("attic_ts_gc_run").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow()).n);
+    const runsBefore = await gcRuns();
+    await waitFor(async () => (await gcRuns()) >= runsBefore + 2, { what: "two more collector runs", timeoutMs: 60_000, intervalMs: 100 });
     await pullAll();
     assert.equal((await db.kysely.selectFrom("chunk").select("id").execute()).length, chunks.length);
     assert.equal(gc.child.exitCode, null, `the collector is still running:\n${gc.stderr()}`);

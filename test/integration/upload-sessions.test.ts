@@ -8,7 +8,6 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "kysely";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { narFixture, seededBytes, uploadInfo, type NarFixture } from "../helpers/nar.ts";
@@ -16,6 +15,8 @@ import { decompressWithCli } from "../helpers/decompress.ts";
 import { ALL } from "../helpers/tokens.ts";
 import { parseNarInfo } from "../../src/nix/narinfo.ts";
 import { runGarbageCollectionOnce } from "../../src/gc/index.ts";
+import { getUploadSession } from "../../src/db/queries/upload-sessions.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const PART = 65536;
 
@@ -65,6 +66,12 @@ async function expectError(res: Response, status: number, kind: string, message?
   assert.equal(body.error, kind);
   assert.equal(body.code, status);
   if (message) assert.match(body.message as string, message);
+}
+
+/** Bytes of part bodies the server has taken up so far (its /metrics counter). */
+async function partBytes(c: Ctx): Promise<number> {
+  const text = await (await c.s.fetch("/metrics")).text();
+  return Number(/^attic_upload_session_part_bytes_total (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
 async function visible(c: Ctx, fx: NarFixture): Promise<boolean> {
@@ -133,12 +140,14 @@ for (const backend of backendsFromEnv([{ db: "sqlite", storage: "local" }, { db:
     test("a part cut off mid-body: the resend is checked against what arrived and completes it", async () => {
       const fx = narFixture(seededBytes(3 * PART, 12), "cut");
       const id = await sessionId(c, fx);
-      await new Promise<void>((resolve) => {
-        const req = request(`${c.s.url}/_api/v1/upload-path/sessions/${id}/parts/0`, { method: "PUT", headers: { authorization: `Bearer ${c.token}`, "content-length": String(PART) } });
-        req.on("error", () => resolve());
-        req.write(part(fx, 0).subarray(0, PART / 2), () => setTimeout(() => req.destroy(), 200));
-      });
-      await sleep(100);
+      const before = await partBytes(c);
+      const req = request(`${c.s.url}/_api/v1/upload-path/sessions/${id}/parts/0`, { method: "PUT", headers: { authorization: `Bearer ${c.token}`, "content-length": String(PART) } });
+      const cut = new Promise<void>((resolve) => req.on("error", () => resolve()).on("close", () => resolve()));
+      req.write(part(fx, 0).subarray(0, PART / 2));
+      // cut off once the server has taken up the half it was sent (what the resend is checked against)
+      await waitFor(async () => (await partBytes(c)) - before >= PART / 2, { what: "the server to take up the first half of part 0" });
+      req.destroy();
+      await cut;
       const bad = Buffer.from(part(fx, 0));
       bad[10] = bad[10]! ^ 1;
       await expectError(await putPart(c, id, 0, bad), 400, "RequestError", /resent with different bytes/);
@@ -193,7 +202,8 @@ for (const backend of backendsFromEnv([{ db: "sqlite", storage: "local" }, { db:
       assert.equal((await putPart(c, id, 0, part(fx, 0))).status, 200);
       assert.equal((await putPart(c, id, 3, part(fx, 3))).status, 200);
       assert.deepEqual(readdirSync(join(c.staging, id)), ["3.part"]);
-      await sleep(3000);
+      // dropped once idle for the grace period (2 s here): wait for the row and the staged part to go
+      await waitFor(async () => readdirSync(c.staging).length === 0 && (await getUploadSession(c.s.db, id)) === null, { what: "the abandoned session to be dropped" });
       assert.deepEqual(readdirSync(c.staging), [], "the staged part is gone");
       await expectError(await putPart(c, id, 1, part(fx, 1)), 404, "NoSuchUploadSession");
       assert.equal(await visible(c, fx), false);

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { createReporter, PlainReporter, TtyReporter } from "../../../src/client/progress.ts";
 import { fakePath } from "./fakes.ts";
 import { renderScreen } from "./terminal.ts";
+import { waitFor } from "../../helpers/wait.ts";
 
 /** A stream that claims to be a terminal and keeps what is drawn on it. */
 class FakeTerminal extends Writable {
@@ -43,19 +44,24 @@ test("the live display shows per-path bars and an overall line, and leaves the r
   const barB = reporter.begin(b);
   barA.advance(1 << 20);
   barB.advance(2 << 20);
-  await new Promise((r) => setTimeout(r, 300));
+  // the display redraws on a timer: wait for a frame that has all three lines
+  const overall = /📦 0\/2 paths [█ ]+ 3\.00 MiB \/ 6\.00 MiB/;
+  const lineA = /hello-2\.12 +[█ ]+ +1\.00 MiB \(\d+\.\d\d [KMG]iB\/s\)/;
+  const lineB = /glibc-2\.38 +[█ ]+ +2\.00 MiB \(/;
+  await waitFor(() => [overall, lineA, lineB].every((re) => re.test(term.text)), { what: "a frame with the overall line and both bars" });
 
   const drawn = term.text;
-  assert.match(drawn, /📦 0\/2 paths [█ ]+ 3\.00 MiB \/ 6\.00 MiB/);
-  assert.match(drawn, /hello-2\.12 +[█ ]+ +1\.00 MiB \(\d+\.\d\d [KMG]iB\/s\)/);
-  assert.match(drawn, /glibc-2\.38 +[█ ]+ +2\.00 MiB \(/);
+  assert.match(drawn, overall);
+  assert.match(drawn, lineA);
+  assert.match(drawn, lineB);
 
   reporter.end(b, barB, { ok: true, deduplicated: false, fracDeduplicated: 0.5, seconds: 1 });
   barA.restart();
   barA.advance(4 << 20);
   reporter.end(a, barA, { ok: false, error: "HTTP 502 Bad Gateway: oops" });
-  await new Promise((r) => setTimeout(r, 300));
-  assert.match(term.text.slice(drawn.length), /📦 2\/2 paths .* 6\.00 MiB \/ 6\.00 MiB · 50\.0% deduplicated · 1 failed/);
+  const finalLine = /📦 2\/2 paths .* 6\.00 MiB \/ 6\.00 MiB · 50\.0% deduplicated · 1 failed/;
+  await waitFor(() => finalLine.test(term.text.slice(drawn.length)), { what: "a frame with the final overall line" });
+  assert.match(term.text.slice(drawn.length), finalLine);
   reporter.line("✅ All done! (0 already cached, 0 in upstream)");
   reporter.close();
 

@@ -10,6 +10,7 @@ import { Pusher } from "../../../src/client/push/pusher.ts";
 import { PushSession } from "../../../src/client/push/session.ts";
 import { uploadWithRetry } from "../../../src/client/push/upload.ts";
 import { FakeStore, fakePath } from "./fakes.ts";
+import { waitFor } from "../../helpers/wait.ts";
 
 const noBar: PathBar = { advance: () => undefined, restart: () => undefined };
 const fast = { attempts: 3, baseDelayMs: 1 };
@@ -143,7 +144,7 @@ test("a push session batches paths, plans each batch once and never pushes a pat
   );
   session.queue([b.path]);
   session.queue([b.path]);
-  await new Promise((r) => setTimeout(r, 80)); // first batch flushed after 30 ms idle
+  await waitFor(() => plans.length === 1, { what: "the first batch, flushed after 30 ms idle" });
   session.queue([c.path, b.path]);
   await session.close();
   assert.deepEqual(plans, [2, 1]);

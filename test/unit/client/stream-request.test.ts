@@ -6,12 +6,12 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { ApiClient } from "../../../src/client/api.ts";
 import { NetworkError, NixError } from "../../../src/client/errors.ts";
 import { uploadInfoOf } from "../../../src/client/push/upload.ts";
 import { BodyError, streamRequest } from "../../../src/client/stream-request.ts";
 import { freePort } from "../../helpers/ports.ts";
+import { waitFor } from "../../helpers/wait.ts";
 import { fakePath } from "./fakes.ts";
 
 const MiB = 2 ** 20;
@@ -53,12 +53,21 @@ async function drain(req: IncomingMessage): Promise<number> {
 test("the body is pulled only as fast as the server reads it", async () => {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
+  let arrived = false;
   handler = (req, res) => {
+    arrived = true;
     void released.then(async () => res.end(JSON.stringify({ received: await drain(req) })));
   };
   const src = source(96);
   const sent = streamRequest(url, { method: "PUT", headers: {}, body: src.body });
-  await sleep(500);
+  // the request is at the server and the pulling has stopped (the same count over 10 polls, 250 ms)
+  let last = -1;
+  let still = 0;
+  await waitFor(() => {
+    still = arrived && src.pulled() > 0 && src.pulled() === last ? still + 1 : 0;
+    last = src.pulled();
+    return still >= 10;
+  }, { what: "the client to stop pulling the body", intervalMs: 25 });
   // socket buffers and stream high-water marks, nowhere near the 96 MiB offered
   assert.ok(src.pulled() < 32 * MiB, `${src.pulled() / MiB} MiB pulled while the server read nothing`);
   release();
@@ -76,8 +85,7 @@ test("an answer before the end of the body resolves, and the body is closed", as
   const reply = await streamRequest(url, { method: "PUT", headers: {}, body: src.body });
   assert.equal(reply.status, 403);
   assert.equal(reply.text, '{"code":403,"error":"AccessError","message":"no"}');
-  await sleep(50);
-  assert.ok(src.closed());
+  await waitFor(() => src.closed(), { what: "the body to be closed", timeoutMs: 10_000 });
 });
 
 test("a failing body rejects with its own error; through ApiClient, a NixError stays one", async () => {
@@ -100,11 +108,10 @@ test("aborting rejects with the signal's reason and closes the body", async () =
   const src = source(Infinity);
   const abort = new AbortController();
   const sent = streamRequest(url, { method: "PUT", headers: {}, body: src.body, signal: abort.signal });
-  await sleep(100);
+  await waitFor(() => src.pulled() > 0, { what: "the body to be read" });
   abort.abort(new DOMException("Interrupted", "AbortError"));
   await assert.rejects(sent, { name: "AbortError", message: "Interrupted" });
-  await sleep(50);
-  assert.ok(src.closed());
+  await waitFor(() => src.closed(), { what: "the body to be closed", timeoutMs: 10_000 });
 });
 
 test("upload errors read as the JSON calls' do: refused connections, server errors", async () => {
