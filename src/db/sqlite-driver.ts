@@ -9,6 +9,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import {
   CompiledQuery,
   SelectQueryNode,
+  ValueNode,
   SqliteAdapter,
   SqliteIntrospector,
   SqliteQueryCompiler,
@@ -18,6 +19,9 @@ import {
   type DialectAdapter,
   type Driver,
   type Kysely,
+  type LimitNode,
+  type OffsetNode,
+  type OperationNode,
   type QueryCompiler,
   type QueryResult,
 } from "kysely";
@@ -51,7 +55,7 @@ export class NodeSqliteDialect implements Dialect {
   }
 
   createQueryCompiler(): QueryCompiler {
-    return new SqliteQueryCompiler();
+    return new NodeSqliteQueryCompiler();
   }
 
   createAdapter(): DialectAdapter {
@@ -60,6 +64,30 @@ export class NodeSqliteDialect implements Dialect {
 
   createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
     return new SqliteIntrospector(db);
+  }
+}
+
+/**
+ * Kysely's SQLite compiler, with integer LIMIT and OFFSET values written into the SQL text. SQLite
+ * (3.47 and later) reads a bound LIMIT's value when it plans the statement, and marks the
+ * statement to be planned again whenever that parameter is bound: every run of a cached
+ * statement with `limit ?` parsed and planned it anew (measured on the narinfo join: 75-120 µs
+ * a run against 8-10 µs with `limit 1`). Placeholders whose value comes at run time
+ * (queries/prepared.ts) stay parameters.
+ */
+class NodeSqliteQueryCompiler extends SqliteQueryCompiler {
+  protected override visitLimit(node: LimitNode): void {
+    if (!this.#inlined("limit", node.limit)) super.visitLimit(node);
+  }
+
+  protected override visitOffset(node: OffsetNode): void {
+    if (!this.#inlined("offset", node.offset)) super.visitOffset(node);
+  }
+
+  #inlined(keyword: string, value: OperationNode): boolean {
+    if (!ValueNode.is(value) || typeof value.value !== "number" || !Number.isSafeInteger(value.value)) return false;
+    this.append(`${keyword} ${value.value}`);
+    return true;
   }
 }
 
