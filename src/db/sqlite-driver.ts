@@ -25,7 +25,9 @@ import {
   type QueryCompiler,
   type QueryResult,
 } from "kysely";
+import type { HotReads } from "./engines/dialect.ts";
 import { formatSqliteTimestamp } from "./values.ts";
+import { WalState } from "./sqlite-wal-state.ts";
 
 export interface NodeSqliteConfig {
   /** file path or `:memory:` */
@@ -43,15 +45,25 @@ const PRAGMAS = [
   "PRAGMA temp_store = MEMORY",
 ];
 
-export class NodeSqliteDialect implements Dialect {
+export class NodeSqliteDialect implements Dialect, HotReads {
   readonly #config: NodeSqliteConfig;
+  #driver: NodeSqliteDriver | null = null;
 
   constructor(config: NodeSqliteConfig) {
     this.#config = config;
   }
 
   createDriver(): Driver {
-    return new NodeSqliteDriver(this.#config);
+    this.#driver = new NodeSqliteDriver(this.#config);
+    return this.#driver;
+  }
+
+  hotRead(sqlText: string, parameters: readonly unknown[]): unknown[] | undefined {
+    return this.#driver?.readNow(sqlText, parameters);
+  }
+
+  committedState(): string | null {
+    return this.#driver?.walState?.current() ?? null;
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -95,6 +107,26 @@ class NodeSqliteDriver implements Driver {
   readonly #config: NodeSqliteConfig;
   #db: DatabaseSync | null = null;
   #connection: NodeSqliteConnection | null = null;
+  /** Kysely holds the connection (a query between its awaits, a transaction, a stream) */
+  #held = false;
+  /** what was committed, by any process (null: not in WAL mode, or an in-memory database) */
+  walState: WalState | null = null;
+
+  /**
+   * The rows of a read, run now when Kysely does not hold the connection: the statement sees
+   * what is committed, as any autocommit read. Undefined while Kysely holds it (a transaction's
+   * uncommitted rows must not be read from outside it), and after an error (Kysely's path runs
+   * the read again, and logs a failure).
+   */
+  readNow(sqlText: string, parameters: readonly unknown[]): unknown[] | undefined {
+    const db = this.#db;
+    if (this.#held || !db || !this.#connection || db.isTransaction) return undefined;
+    try {
+      return this.#connection.readRows(sqlText, parameters);
+    } catch {
+      return undefined;
+    }
+  }
 
   constructor(config: NodeSqliteConfig) {
     this.#config = config;
@@ -112,10 +144,18 @@ class NodeSqliteDriver implements Driver {
     }
     this.#db = db;
     this.#connection = new NodeSqliteConnection(db);
+    const mode = (db.prepare("PRAGMA journal_mode").get() as { journal_mode?: string } | undefined)?.journal_mode;
+    if (mode === "wal" && this.#config.path !== ":memory:") {
+      // the first read opens the WAL index (the -shm file) that the state is read from
+      db.prepare("SELECT count(*) FROM sqlite_schema").get();
+      this.walState = WalState.open(this.#config.path);
+    }
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
     if (!this.#connection) throw new Error("SQLite database is not open");
+    // Kysely's mutex (the adapter supports one connection) hands it to one user at a time
+    this.#held = true;
     return this.#connection;
   }
 
@@ -131,9 +171,13 @@ class NodeSqliteDriver implements Driver {
     await connection.executeQuery(CompiledQuery.raw("ROLLBACK"));
   }
 
-  async releaseConnection(): Promise<void> {}
+  async releaseConnection(): Promise<void> {
+    this.#held = false;
+  }
 
   async destroy(): Promise<void> {
+    this.walState?.close();
+    this.walState = null;
     this.#connection?.clear();
     this.#db?.close();
     this.#db = null;
@@ -177,6 +221,11 @@ class NodeSqliteConnection implements DatabaseConnection {
     }
     this.#statements.set(sqlText, prepared);
     return prepared;
+  }
+
+  /** The rows of a statement that returns rows (hot reads, outside Kysely's executor). */
+  readRows(sqlText: string, parameters: readonly unknown[]): unknown[] {
+    return this.#prepare(sqlText).stmt.all(...parameters.map(toSqliteValue));
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {

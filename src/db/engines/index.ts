@@ -3,7 +3,8 @@ import type { Engine, EngineDialect } from "./dialect.ts";
 import { postgresDialect } from "./postgres.ts";
 import { sqliteDialect } from "./sqlite.ts";
 
-export type { Engine, EngineDialect, Isolation } from "./dialect.ts";
+export type { Engine, EngineDialect, HotReads, Isolation } from "./dialect.ts";
+export { hasHotReads } from "./dialect.ts";
 
 const DIALECTS: Record<Engine, EngineDialect> = { sqlite: sqliteDialect, postgres: postgresDialect };
 
