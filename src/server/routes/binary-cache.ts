@@ -10,7 +10,7 @@ import { bumpLastAccessed, findCacheAndObject, findServedChunks, narChunkSummary
 import type { CacheRow } from "../../db/schema.ts";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
 import { authorizeCache, isTrue } from "../auth.ts";
-import { incompleteNar, internalError, noSuchObject, rangeNotSatisfiable } from "../errors.ts";
+import { incompleteNar, internalError, noSuchObject, rangeNotSatisfiable, replyNoSuchObject } from "../errors.ts";
 import { cachedNarInfo } from "../narinfo.ts";
 import { ChunkFileLostError, narResponseStream, type ChunkPager } from "../download/nar-stream.ts";
 import { missingChunkFiles } from "../download/preflight.ts";
@@ -99,7 +99,7 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     // a path with a lost chunk is missing, so Nix falls back to another substituter or builds it
     if (!match || match.incomplete) {
       app.metrics.inc("attic_narinfo_requests_total", 1, MISS);
-      throw noSuchObject();
+      return replyNoSuchObject(request, reply);
     }
     return narInfoHit(reply, cache, lookup, match);
   });
