@@ -1,10 +1,12 @@
 // narinfo and nix-cache-info request rates and latency, beside nginx serving the same `.narinfo`
 // files from a `file://` binary cache (written by `nix copy --to file://…`), in the same run.
-//   rate:    autocannon, 16 connections (--connections), --duration seconds per case
+//   rate:    autocannon, 16 connections (--connections), --duration seconds per case, after
+//            --warmup seconds (default 2) that are not counted, for nginx and atticd alike: the
+//            first seconds of a fresh atticd measure V8 compiling the request path, not serving it
 //   latency: one keep-alive connection, requests in sequence (--sequential of them)
 // Cases: public cache hit, private cache hit with a token, public miss (404), nix-cache-info.
 //
-//   node bench/narinfo.ts [--backends sqlite-local,postgres-s3] [--duration 10] [--connections 16] [--sequential 5000]
+//   node bench/narinfo.ts [--backends sqlite-local,postgres-s3] [--duration 10] [--warmup 2] [--connections 16] [--sequential 5000]
 //                         [--cpu-prof DIR]   (atticd's CPU profile, every thread, into DIR/<backend>)
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
@@ -21,12 +23,14 @@ const { values } = parseArgs({
   options: {
     backends: { type: "string", default: "sqlite-local" },
     duration: { type: "string", default: "10" },
+    warmup: { type: "string", default: "2" },
     connections: { type: "string", default: "16" },
     sequential: { type: "string", default: "5000" },
     "cpu-prof": { type: "string" },
   },
 });
 const duration = Number(values.duration);
+const warmup = Number(values.warmup);
 const connections = Number(values.connections);
 const sequentialCount = Number(values.sequential);
 
@@ -58,6 +62,7 @@ function withChildren(pid: number): number[] {
 }
 
 async function rate(url: string, headers: Record<string, string> = {}, expect = 200): Promise<{ rps: number; p99: number }> {
+  if (warmup > 0) await autocannon({ url, connections, duration: warmup, headers });
   const result = await autocannon({ url, connections, duration, headers });
   const wrong = result.non2xx && expect === 200 ? result.non2xx : 0;
   if (result.errors > 0 || wrong > 0) throw new Error(`${url}: ${result.errors} errors, ${result.non2xx} non-2xx`);

@@ -1,7 +1,7 @@
 // Opening the database named by a URL, and transactions. Every difference between SQLite and
 // PostgreSQL lives in one object per engine (engines/); callers see one `Db` and typed queries.
 import { Kysely, sql, type LogEvent } from "kysely";
-import { dialectOf, type Engine, type EngineDialect, type Isolation } from "./engines/index.ts";
+import { dialectOf, hasHotReads, type Engine, type EngineDialect, type HotReads, type Isolation } from "./engines/index.ts";
 import type { Database } from "./schema.ts";
 import { DatabaseOpenError, parseDatabaseUrl, redact } from "./url.ts";
 
@@ -13,6 +13,18 @@ export interface Db {
   engine: Engine;
   /** what differs between the engines (engines/*.ts): queries ask it rather than test `engine` */
   dialect: EngineDialect;
+  /**
+   * Hot reads outside Kysely's executor (queries/prepared.ts); absent inside a transaction and
+   * when every statement must be seen (`onQuery`).
+   */
+  hotRead?: HotReads["hotRead"];
+  /**
+   * What is committed, as a token that changes with every commit of any process (SQLite in WAL
+   * mode: sqlite-wal-state.ts); null when unknown. Absent where no cheap signal exists
+   * (PostgreSQL), inside a transaction and with `onQuery`. Hot-path caches keep a result read
+   * between two equal tokens and serve it while the token stays the same.
+   */
+  committedState?: () => string | null;
   close(): Promise<void>;
 }
 
@@ -42,6 +54,10 @@ export async function openDatabase(url: string, opts: OpenOptions = {}): Promise
   // closing twice is harmless (the app closes what a caller may close too)
   let closing: Promise<void> | undefined;
   const db: Db = { kysely, engine: target.engine, dialect: engineDialect, close: () => (closing ??= kysely.destroy()) };
+  if (!opts.onQuery && hasHotReads(dialect)) {
+    db.hotRead = (text, parameters) => dialect.hotRead(text, parameters);
+    if (dialect.committedState) db.committedState = () => dialect.committedState!();
+  }
   try {
     await ping(db); // fail at start, with the URL (minus password) in the message
   } catch (err) {

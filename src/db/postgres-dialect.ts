@@ -1,7 +1,8 @@
 // PostgreSQL through `pg`, imported only when a postgres:// URL is configured. The pool has its
 // own type parsers (nothing global changes): int8 as number (ids and byte sizes stay far below
 // 2^53), timestamptz as Date (pg's default).
-import { PostgresDialect, type Dialect } from "kysely";
+import { PostgresDialect, type Dialect, type PostgresDialectConfig } from "kysely";
+import type { HotReads } from "./engines/dialect.ts";
 import type { ClientConfig, Pool, QueryConfig } from "pg";
 import { hotStatementName } from "./statement-names.ts";
 
@@ -55,7 +56,23 @@ export async function createPostgresDialect(url: string, poolSize: number, log?:
   // an idle client losing its server: pg-pool drops it and re-emits the error here, where it
   // must be heard too (the client's own listener has logged it)
   pool.on("error", () => {});
-  return { dialect: new PostgresDialect({ pool }), pool };
+  return { dialect: new HotReadingPostgresDialect({ pool }, pool), pool };
+}
+
+/** Hot reads straight from the pool (a checkout, the named statement, the release), as Kysely would send them. */
+class HotReadingPostgresDialect extends PostgresDialect implements HotReads {
+  readonly #pool: Pool;
+
+  constructor(config: PostgresDialectConfig, pool: Pool) {
+    super(config);
+    this.#pool = pool;
+  }
+
+  hotRead(text: string, parameters: readonly unknown[]): Promise<unknown[]> | undefined {
+    const name = hotStatementName(text);
+    if (!name) return undefined;
+    return this.#pool.query({ name, text, values: [...parameters] }).then((r) => r.rows as unknown[]);
+  }
 }
 
 function parseInt8(v: string): number {

@@ -152,6 +152,18 @@ function sendJson(reply: FastifyReply, error: ServerError): FastifyReply {
   return reply.code(error.status).type("application/json").send(error.toJSON());
 }
 
+/** The body of a narinfo miss, rendered once: Nix asks for many paths a cache does not have. */
+const NO_SUCH_OBJECT_BODY = JSON.stringify(noSuchObject().toJSON());
+
+/**
+ * The 404 NoSuchObject of a narinfo miss, answered by the route instead of thrown through
+ * fastify's error path (the same status, type, body and log line as the handler below).
+ */
+export function replyNoSuchObject(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  request.log.debug(`NoSuchObject: ${ERROR_CATALOGUE.NoSuchObject.message}`);
+  return reply.code(404).type("application/json").send(NO_SUCH_OBJECT_BODY);
+}
+
 function sendPlain(reply: FastifyReply, error: PlainRejection): FastifyReply {
   return reply.code(error.status).type("text/plain; charset=utf-8").send(error.message);
 }

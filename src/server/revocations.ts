@@ -32,18 +32,14 @@ export class RevocationList {
 
   /** Whether the (verified) token is revoked. Throws when the list cannot be read. */
   async isRevoked(claims: Claims): Promise<boolean> {
-    let snapshot = this.#snapshot;
-    if (!snapshot || this.#clock() - snapshot.loadedAt > this.#maxAgeMs) snapshot = await this.#refresh();
-    if (claims.jti !== undefined && snapshot.jtis.has(claims.jti)) return true;
-    if (claims.sub !== undefined) {
-      const before = snapshot.subjects.get(claims.sub);
-      if (before !== undefined) {
-        // upstream's tokens carry no iat: their nbf is the issue time; neither means "issued before anything"
-        const issued = claims.iat ?? claims.nbf;
-        if (issued === undefined || issued * 1000 <= before) return true;
-      }
-    }
-    return false;
+    return this.isRevokedNow(claims) ?? revokedIn(await this.#refresh(), claims);
+  }
+
+  /** Without waiting: whether the token is revoked, or undefined when the list must be read first. */
+  isRevokedNow(claims: Claims): boolean | undefined {
+    const snapshot = this.#snapshot;
+    if (!snapshot || this.#clock() - snapshot.loadedAt > this.#maxAgeMs) return undefined;
+    return revokedIn(snapshot, claims);
   }
 
   #refresh(): Promise<Snapshot> {
@@ -69,4 +65,17 @@ export class RevocationList {
     })();
     return this.#loading;
   }
+}
+
+function revokedIn(snapshot: Snapshot, claims: Claims): boolean {
+  if (claims.jti !== undefined && snapshot.jtis.has(claims.jti)) return true;
+  if (claims.sub !== undefined) {
+    const before = snapshot.subjects.get(claims.sub);
+    if (before !== undefined) {
+      // upstream's tokens carry no iat: their nbf is the issue time; neither means "issued before anything"
+      const issued = claims.iat ?? claims.nbf;
+      if (issued === undefined || issued * 1000 <= before) return true;
+    }
+  }
+  return false;
 }

@@ -27,16 +27,27 @@ export class VerifiedTokenCache {
 
   /** The claims of a valid token, else null (as `verifyToken`). */
   async verify(token: string): Promise<Claims | null> {
-    const key = createHash("sha256").update(token).digest("base64");
-    const options = { ...this.#options, now: this.#clock() };
-    const known = this.#verified.get(key);
-    if (known) {
-      if (claimsValidNow(known, options)) return known;
-      this.#verified.delete(key);
-      return null;
-    }
-    const claims = await verifyToken(token, this.#signing, options);
-    if (claims) this.#verified.set(key, claims);
+    const known = this.verifyKnown(token);
+    if (known !== undefined) return known;
+    const claims = await verifyToken(token, this.#signing, { ...this.#options, now: this.#clock() });
+    if (claims) this.#verified.set(keyOf(token), claims);
     return claims;
   }
+
+  /**
+   * Without waiting: the claims of a token whose signature was verified before (checked against
+   * the clock now), null when it is no longer valid, undefined when it must be verified.
+   */
+  verifyKnown(token: string): Claims | null | undefined {
+    const key = keyOf(token);
+    const known = this.#verified.get(key);
+    if (!known) return undefined;
+    if (claimsValidNow(known, { ...this.#options, now: this.#clock() })) return known;
+    this.#verified.delete(key);
+    return null;
+  }
+}
+
+function keyOf(token: string): string {
+  return createHash("sha256").update(token).digest("base64");
 }

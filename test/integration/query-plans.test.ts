@@ -90,6 +90,10 @@ test("SQLite: the statements of uploads, narinfo and NAR downloads use hash or i
       }
     }
     assert.deepEqual(bad, []);
+    // SQLite plans a statement again on every run when its LIMIT or OFFSET is a bound parameter
+    // (it reads the value while planning): 75-120 µs a narinfo lookup instead of 8-10 µs
+    const rebound = statements.filter((q) => /\b(limit|offset) \?/i.test(q.sql)).map((q) => q.sql);
+    assert.deepEqual(rebound, []);
   } finally {
     await db.close();
     rmSync(dir, { recursive: true, force: true });

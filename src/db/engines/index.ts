@@ -3,7 +3,8 @@ import type { DatabaseErrorClass, Engine, EngineDialect } from "./dialect.ts";
 import { postgresDialect } from "./postgres.ts";
 import { sqliteDialect } from "./sqlite.ts";
 
-export type { DatabaseErrorClass, Engine, EngineDialect, Isolation } from "./dialect.ts";
+export type { DatabaseErrorClass, Engine, EngineDialect, HotReads, Isolation } from "./dialect.ts";
+export { hasHotReads } from "./dialect.ts";
 
 const DIALECTS: Record<Engine, EngineDialect> = { sqlite: sqliteDialect, postgres: postgresDialect };
 

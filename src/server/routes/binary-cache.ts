@@ -10,7 +10,7 @@ import { bumpLastAccessed, findCacheAndObject, findServedChunks, narChunkSummary
 import type { CacheRow } from "../../db/schema.ts";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
 import { authorizeCache } from "../auth.ts";
-import { incompleteNar, internalError, noSuchObject, rangeNotSatisfiable } from "../errors.ts";
+import { incompleteNar, internalError, noSuchObject, rangeNotSatisfiable, replyNoSuchObject } from "../errors.ts";
 import { cachedNarInfo } from "../narinfo.ts";
 import { ChunkFileLostError, narResponseStream, type ChunkPager } from "../download/nar-stream.ts";
 import { missingChunkFiles } from "../download/preflight.ts";
@@ -20,23 +20,61 @@ import { presignedRedirectGuard } from "../download/redirect-policy.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
 import { STAGED_NAR_RE } from "../../storage/staging.ts";
 import { encodedNar, nixFileForm, nixFileFormat, type NixFileForm } from "../nix-protocol/served-files.ts";
+import { CommittedLookups } from "../committed-lookups.ts";
+
+const HIT = { result: "hit" };
+const MISS = { result: "miss" };
+
+function lookupWeight(v: NarInfoLookup): number {
+  const m = v.found?.match;
+  if (!m) return 256;
+  // strings count twice (UTF-16), the rendered narinfo included
+  return 2 * (v.found!.cache.keypair.length + m.object.store_path.length + m.object.references.length + m.object.sigs.length) * 2 + 1024;
+}
+
+/** Rows kept while nothing is committed (committed-lookups.ts): a few thousand narinfo lookups. */
+const LOOKUP_CACHE_BYTES = 8 * 2 ** 20;
+
+/** A narinfo lookup as kept between requests, with its text rendered on first use. */
+interface NarInfoLookup {
+  found: CacheObjectLookup | null;
+  narinfo?: string;
+}
 
 export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
   const { db, storage, config } = app.deps;
+  const caches = new CommittedLookups<CacheRow | null>(db, LOOKUP_CACHE_BYTES / 8, (key, row) => 2 * key.length + (row ? 2 * row.keypair.length + 512 : 64));
+  const narinfos = new CommittedLookups<NarInfoLookup>(db, LOOKUP_CACHE_BYTES, (key, v) => 2 * key.length + lookupWeight(v));
 
   async function pullableCache(request: FastifyRequest): Promise<CacheRow> {
     const name = cacheNameParam(request.params);
-    const row = await getCacheByName(db, name);
+    const row = await caches.get(name, () => getCacheByName(db, name));
     const { cache } = authorizeCache(request.attic.claims, name, row, ["pull"]);
     return cache;
   }
 
-  /** The cache (permission checked first) and the object, in one query. */
+  /** The cache (permission checked first) and the object, in one query (or none: see committed-lookups.ts). */
+  async function pullableNarInfo(request: FastifyRequest, hash: string): Promise<{ cache: CacheObjectLookup["cache"]; lookup: NarInfoLookup }> {
+    const name = cacheNameParam(request.params);
+    const lookup = await narinfos.get(`${name}/${hash}`, async () => ({ found: await findCacheAndObject(db, name, hash) }));
+    authorizeCache(request.attic.claims, name, lookup.found?.cache ?? null, ["pull"]);
+    return { cache: lookup.found!.cache, lookup };
+  }
+
+  /** The cache (permission checked first) and the object, read now. */
   async function pullableObject(request: FastifyRequest, hash: string): Promise<CacheObjectLookup> {
     const name = cacheNameParam(request.params);
     const found = await findCacheAndObject(db, name, hash);
     authorizeCache(request.attic.claims, name, found?.cache ?? null, ["pull"]);
     return found!;
+  }
+
+  /** The narinfo of a path the cache serves: its text, rendered and signed once per version of its rows. */
+  function narInfoHit(reply: FastifyReply, cache: CacheObjectLookup["cache"], lookup: NarInfoLookup, match: NonNullable<CacheObjectLookup["match"]>): FastifyReply {
+    app.metrics.inc("attic_narinfo_requests_total", 1, HIT);
+    if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
+    lookup.narinfo ??= cachedNarInfo(match.object, match.nar, cache.keypair, cache.store_dir);
+    return reply.type("text/x-nix-narinfo").send(lookup.narinfo);
   }
 
   async function recordLostChunks(chunkIds: number[], request: FastifyRequest): Promise<void> {
@@ -57,16 +95,14 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     const file = (request.params as { file: string }).file;
     if (file.endsWith(".ls")) return listing(request, reply, storePathHashParam(file, "ls"));
     const hash = storePathHashParam(file, "narinfo");
-    const { cache, match: found } = await pullableObject(request, hash);
+    const { cache, lookup } = await pullableNarInfo(request, hash);
+    const match = lookup.found?.match;
     // a path with a lost chunk is missing, so Nix falls back to another substituter or builds it
-    if (!found || found.incomplete) {
-      app.metrics.inc("attic_narinfo_requests_total", 1, { result: "miss" });
-      throw noSuchObject();
+    if (!match || match.incomplete) {
+      app.metrics.inc("attic_narinfo_requests_total", 1, MISS);
+      return replyNoSuchObject(request, reply);
     }
-    app.metrics.inc("attic_narinfo_requests_total", 1, { result: "hit" });
-    if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
-    const text = cachedNarInfo(found.object, found.nar, cache.keypair, cache.store_dir);
-    return reply.type("text/x-nix-narinfo").send(text);
+    return narInfoHit(reply, cache, lookup, match);
   });
 
   /** GET /<cache>/<hash>.ls: the listing computed when the NAR was stored (NARs stored before have none) */
