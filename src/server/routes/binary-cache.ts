@@ -19,8 +19,10 @@ import { recordDownload } from "../../db/queries/stats.ts";
 import { presignedRedirectGuard } from "../download/redirect-policy.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
 import { STAGED_NAR_RE } from "../../storage/staging.ts";
+import type { PullThrough } from "../pull-through/service.ts";
 
-export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
+export async function binaryCacheRoutes(app: FastifyInstance, opts: { pullThrough: PullThrough }): Promise<void> {
+  const { pullThrough } = opts;
   const { db, storage, config } = app.deps;
 
   async function pullableCache(request: FastifyRequest): Promise<CacheRow> {
@@ -60,7 +62,11 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     // a path with a lost chunk is missing, so Nix falls back to another substituter or builds it
     if (!found || found.incomplete) {
       app.metrics.inc("attic_narinfo_requests_total", 1, { result: "miss" });
-      throw noSuchObject();
+      // pull-through (issue 27): the cache's upstreams may have it
+      const pulled = found ? null : await pullThrough.narinfo(cache, hash, request.log);
+      if (pulled === null) throw noSuchObject();
+      if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+      return reply.type("text/x-nix-narinfo").send(pulled);
     }
     app.metrics.inc("attic_narinfo_requests_total", 1, { result: "hit" });
     if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
@@ -87,8 +93,19 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
       throw noSuchObject();
     }
     const hash = storePathHashParam(file, "nar");
-    const { cache, match: found } = await pullableObject(request, hash);
-    if (!found) throw noSuchObject();
+    const { cache, match } = await pullableObject(request, hash);
+    let found = match;
+    if (!found) {
+      // pull-through (issue 27): fetched from the upstream that gave its narinfo, or stored meanwhile
+      const pulled = request.method === "GET" ? await pullThrough.nar(cache, hash, request.log, abortSignalOf(reply)) : { kind: "absent" as const };
+      if (pulled.kind === "stream") {
+        if (isTrue(cache.is_public)) reply.header(HEADER_CACHE_VISIBILITY, "public");
+        app.metrics.inc("attic_nar_downloads_total");
+        return reply.type("application/x-nix-nar").send(pulled.stream);
+      }
+      if (pulled.kind === "stored") found = (await pullableObject(request, hash)).match;
+      if (!found) throw noSuchObject();
+    }
     const summary = await narChunkSummary(db, found.nar.id);
     if (summary.refs !== found.nar.num_chunks) {
       throw internalError(new Error(`NAR ${found.nar.id} has ${summary.refs} chunk refs, expected ${found.nar.num_chunks}`));
@@ -139,4 +156,11 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     });
     return reply.send(response.stream);
   });
+}
+
+/** Aborted when the client goes away (a request waiting for another's fetch stops waiting). */
+function abortSignalOf(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => controller.abort());
+  return controller.signal;
 }
