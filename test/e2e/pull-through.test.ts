@@ -172,6 +172,7 @@ function suite(fixture: () => Fixture, backend: Backend): void {
   });
 
   after(async () => {
+    for (const r of replicas) for (const l of r.stderr().split("\n")) if (/"level":(40|50|60)/.test(l)) console.log(l.slice(0, 3000));
     await Promise.all(replicas.map((r) => r.stop()));
     rmSync(setupDir, { recursive: true, force: true });
   });

@@ -2,7 +2,7 @@
 // allowlist before a request is sent; a request has a deadline for its answer and the body a
 // deadline per pause; an upstream's body is never put in an error (a tenant must not read
 // internal services through our error texts).
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { isAllowedUrl } from "./allowlist.ts";
 
@@ -33,7 +33,13 @@ export interface UpstreamResponse {
  * GET `url`: 200 with its body, 404/403/410 as "absent" (body null), anything else an
  * UpstreamError. `allowed` is checked for the URL and each redirect target.
  */
-export async function upstreamGet(url: string, allowed: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<UpstreamResponse> {
+export async function upstreamGet(
+  url: string,
+  allowed: readonly string[],
+  timeoutMs: number,
+  opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+): Promise<UpstreamResponse> {
+  const { signal, onBytes } = opts;
   let current = url;
   for (let hop = 0; ; hop++) {
     if (!isAllowedUrl(current, allowed)) throw new UpstreamError("refused", "the upstream URL is not in pull-through.allowed-upstreams");
@@ -69,28 +75,46 @@ export async function upstreamGet(url: string, allowed: readonly string[], timeo
       signal?.removeEventListener("abort", onAbort);
       throw new UpstreamError("status", `the upstream answered ${res.status}`, res.status);
     }
-    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
-    idleTimeout(body, timeoutMs, () => abort.abort());
+    const body = guarded(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), timeoutMs, () => abort.abort(), onBytes);
     body.once("close", () => signal?.removeEventListener("abort", onAbort));
     return { status: 200, body, url: current };
   }
 }
 
-/** Destroy `body` when no byte arrives for `ms` while it is being read. */
-function idleTimeout(body: Readable, ms: number, onTimeout: () => void): void {
+/**
+ * `source` through a Transform that fails it when the upstream sends nothing for `ms` (a pause
+ * while our side is the slow one, its buffer full, does not count), and counts the bytes. No
+ * `data` listener on `source`: that would start the flow before the caller reads.
+ */
+function guarded(source: Readable, ms: number, onTimeout: () => void, onBytes?: (n: number) => void): Readable {
   let timer: NodeJS.Timeout | undefined;
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      arm();
+      onBytes?.(chunk.length);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      clearTimeout(timer);
+      cb();
+    },
+  });
   const arm = () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
+      if (out.readableLength >= out.readableHighWaterMark || out.writableNeedDrain) return arm();
       onTimeout();
-      body.destroy(new UpstreamError("timeout", `the upstream paused for more than ${ms} ms`));
+      out.destroy(new UpstreamError("timeout", `the upstream paused for more than ${ms} ms`));
     }, ms);
   };
-  body.on("data", arm);
-  body.on("resume", arm);
-  body.on("pause", () => clearTimeout(timer));
-  body.once("close", () => clearTimeout(timer));
+  source.on("error", (err) => out.destroy(err));
+  out.once("close", () => {
+    clearTimeout(timer);
+    source.destroy();
+  });
+  source.pipe(out);
   arm();
+  return out;
 }
 
 /** The whole body, at most `limit` bytes (a narinfo). */

@@ -227,8 +227,13 @@ export class PullThrough {
     const narUrl = new URL(trusted.info.url, `${upstream.url}/`).toString();
     const started = performance.now();
     let body: Readable;
+    let upstreamBytes = 0;
+    const onBytes = (n: number) => {
+      upstreamBytes += n;
+      this.metrics.inc("attic_upstream_bytes_total", n);
+    };
     try {
-      const res = await upstreamGet(narUrl, this.allowed, this.timeoutMs);
+      const res = await upstreamGet(narUrl, this.allowed, this.timeoutMs, { onBytes });
       this.metrics.observeUpstream("nar", (performance.now() - started) / 1000);
       this.breakers.success(upstream.url);
       if (!res.body) {
@@ -246,11 +251,6 @@ export class PullThrough {
       return { kind: "absent" };
     }
 
-    let upstreamBytes = 0;
-    body.on("data", (b: Buffer) => {
-      upstreamBytes += b.length;
-      this.metrics.inc("attic_upstream_bytes_total", b.length);
-    });
     const compression = announcedCompression(this.config, trusted.info.narSize);
     const live = new PassThrough({ highWaterMark: 1024 * 1024 });
     const out = compression === "none" ? live : live.pipe(liveCompressor(compression));
