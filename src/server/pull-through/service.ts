@@ -12,8 +12,10 @@
 // last piece is sent only once the upload is verified and stored: a mismatch or a cut upstream
 // stores nothing and the client sees a broken transfer, never a complete wrong NAR.
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
-import { PassThrough, type Readable } from "node:stream";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
 import type { FastifyBaseLogger } from "fastify";
 import { createCompressor, type CompressionType } from "../../compression/index.ts";
 import { decodeNixFile } from "../../compression/nix-file.ts";
@@ -39,6 +41,7 @@ import type { UploadInfo } from "../upload/info.ts";
 import type { Uploader } from "../upload/pipeline.ts";
 import { Breakers } from "./breaker.ts";
 import { readLimited, upstreamGet, UpstreamError } from "./http.ts";
+import { ClientSink, passThroughTo, relay } from "./relay.ts";
 import { announcedCompression, renderOurNarInfo, UntrustedNarInfo, verifyUpstreamNarInfo, type TrustedNarInfo } from "./narinfo.ts";
 
 const MAX_NARINFO_BYTES = 64 * 1024;
@@ -57,6 +60,8 @@ export class PullThrough {
   private readonly breakers: Breakers;
   /** `${cacheId}:${hash}` → when the negative answer expires */
   private readonly negative = new LruCache<string, number>(100_000);
+  /** decoded NARs on their way from the upstream to the store */
+  private readonly spoolDir: string;
   /** fetches running in this process, by `${cacheId}:${hash}` */
   private readonly inflight = new Map<string, Promise<void>>();
 
@@ -65,6 +70,7 @@ export class PullThrough {
     this.config = config;
     this.metrics = metrics;
     this.uploader = uploader;
+    this.spoolDir = join(config.nixProtocol.stagingPath, ".pull-through");
     this.breakers = new Breakers(config.pullThrough.breakerThreshold, config.pullThrough.breakerCooldown * 1000);
   }
 
@@ -252,45 +258,49 @@ export class PullThrough {
     }
 
     const compression = announcedCompression(this.config, trusted.info.narSize);
+    // the upstream's own bytes when they are what our narinfo announces, else the NAR recompressed
+    const raw = trusted.compression === compression;
     const live = new PassThrough({ highWaterMark: 1024 * 1024 });
-    const out = compression === "none" ? live : live.pipe(liveCompressor(compression));
+    const out = raw || compression === "none" ? live : live.pipe(liveCompressor(compression));
     if (out !== live) live.on("error", (e) => out.destroy(e));
-    let clientGone = false;
-    out.once("close", () => (clientGone = true));
-    let held: Buffer | null = null;
-    const decoded = decodeNixFile(trusted.compression, body);
-    async function* tee(): AsyncGenerator<Buffer> {
-      for await (const piece of decoded) {
-        if (held && !clientGone && !live.write(held)) await Promise.race([once(live, "drain"), once(out, "close")]).catch(() => {});
-        held = piece;
-        yield piece;
-      }
-    }
-    const info = uploadInfo(cache, hash, trusted);
-    const upload = getCacheById(this.db, cache.id).then((row) => {
-      if (!row) throw new Error("the cache was deleted during the fetch");
-      return this.uploader.upload(info, row, new BodyReader(tee()), `upstream:${new URL(upstream.url).host}`);
-    });
-    void upload.then(
-      async () => {
-        body.destroy();
-        if (held && !clientGone) live.write(held);
-        live.end();
+    const sink = new ClientSink(live, out);
+    const spoolPath = join(this.spoolDir, `${randomUUID()}.nar`);
+    const failed = async (reason: string, cause?: unknown) => {
+      body.destroy();
+      this.metrics.inc("attic_upstream_fetches_total", 1, { result: "failed" });
+      if (cause instanceof UpstreamError) this.upstreamFailed(upstream.url, cause, "nar", log);
+      else log.warn({ upstream: upstream.url, hash, reason, cause: (cause as Error | undefined)?.message }, "pull-through: upstream NAR refused, nothing stored");
+    };
+    const fetched = mkdir(this.spoolDir, { recursive: true }).then(() =>
+      relay(
+        decodeNixFile(trusted.compression, raw ? Readable.from(passThroughTo(sink, body)) : body),
+        sink,
+        raw,
+        createWriteStream(spoolPath),
+        { narHash: trusted.narHash, narSize: trusted.info.narSize },
+      ),
+    );
+    void fetched
+      .then(async (outcome) => {
+        if (!outcome.ok) return failed(outcome.reason, outcome.cause);
+        // the client has its NAR; now the store, at its own pace, from the spool file
+        const row = await getCacheById(this.db, cache.id);
+        if (!row) return;
+        try {
+          await this.uploader.upload(uploadInfo(cache, hash, trusted), row, new BodyReader(createReadStream(spoolPath)), `upstream:${new URL(upstream.url).host}`);
+        } catch (err) {
+          return failed("storing it failed", err);
+        }
         await deleteUpstreamNarinfo(this.db, cache.id, hash).catch(() => {});
         await bumpPullStats(this.db, cache.id, { fetched_paths: 1, fetched_nar_bytes: trusted.info.narSize, upstream_bytes: upstreamBytes }).catch(() => {});
         this.metrics.inc("attic_upstream_fetches_total", 1, { result: "stored" });
         log.info({ upstream: upstream.url, hash, narSize: trusted.info.narSize, upstreamBytes }, "pull-through: path fetched and stored");
+      })
+      .catch((err: unknown) => failed("the fetch failed", err))
+      .finally(async () => {
+        await rm(spoolPath, { force: true }).catch(() => {});
         await done();
-      },
-      async (err: unknown) => {
-        body.destroy();
-        live.destroy(new Error("the upstream NAR could not be fetched and verified"));
-        this.metrics.inc("attic_upstream_fetches_total", 1, { result: "failed" });
-        if (err instanceof UpstreamError) this.upstreamFailed(upstream.url, err, "nar", log);
-        else log.warn({ upstream: upstream.url, hash, reason: (err as Error)?.message }, "pull-through: upstream NAR refused, nothing stored");
-        await done();
-      },
-    );
+      });
     return { kind: "stream", stream: out };
   }
 }
