@@ -47,6 +47,8 @@ import { announcedCompression, renderOurNarInfo, UntrustedNarInfo, verifyUpstrea
 const MAX_NARINFO_BYTES = 64 * 1024;
 const LEASE_TTL_MS = 30_000;
 const WAIT_POLL_MS = 200;
+/** how long the store waits for the first client to take its NAR before it starts */
+const CLIENT_WAIT_MS = 30_000;
 /** an upstream narinfo remembered longer than this is asked for again */
 const NARINFO_MAX_AGE_MS = 24 * 3600_000;
 
@@ -283,7 +285,9 @@ export class PullThrough {
     void fetched
       .then(async (outcome) => {
         if (!outcome.ok) return failed(outcome.reason, outcome.cause);
-        // the client has its NAR; now the store, at its own pace, from the spool file
+        // now the store, at its own pace, from the spool file; once the client has taken its
+        // NAR (chunking and compressing would take the CPU its Nix is unpacking with)
+        await clientDone(out, CLIENT_WAIT_MS);
         const row = await getCacheById(this.db, cache.id);
         if (!row) return;
         try {
@@ -303,6 +307,18 @@ export class PullThrough {
       });
     return { kind: "stream", stream: out };
   }
+}
+
+/** Resolves when `out` is consumed or closed, or after `ms`. */
+function clientDone(out: Readable, ms: number): Promise<void> {
+  if (out.destroyed || out.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    out.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** The first download's stream: fast settings (the stored chunks get the configured level). */
