@@ -3,7 +3,7 @@
 // pulls a closure through atticd trusting only the cache's key; untrusted and corrupted upstream
 // paths are refused and nothing is stored; 16 concurrent pulls of one large path reach the
 // upstream once (nginx's access log); a stopped upstream leaves the cache serving what it has
-// and answering misses 404 fast; URLs outside `[pull-through] allowed-upstreams` never get a
+// and answering misses 404 fast; an upstream cut mid-NAR cuts the client and stores nothing; URLs outside `[pull-through] allowed-upstreams` never get a
 // request. On SQLite + local (one atticd) and PostgreSQL + S3 (two replicas on one database).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -72,7 +72,10 @@ async function buildFixture(): Promise<Fixture> {
   });
   await new Promise<void>((r) => canary.listen(0, "127.0.0.1", r));
   const canaryPort = (canary.address() as { port: number }).port;
-  const up = await startUpstream(`location /redirect/ { return 302 http://127.0.0.1:${canaryPort}/; }`);
+  const up = await startUpstream(
+    `location /redirect/ { return 302 http://127.0.0.1:${canaryPort}/; }
+    location /slow/ { limit_rate 1m; alias ROOT/zstd/; }`,
+  );
   const trusted = await generateKey(dir, "upstream-test-1");
   const other = await generateKey(dir, "someone-else-1");
   // xz: the closure's top and dep, and the bad paths; zstd: everything else (lib only there)
@@ -309,6 +312,50 @@ function suite(fixture: () => Fixture, backend: Backend): void {
     );
     for (const h of results) assert.equal(h, narHash);
     assert.equal(fx.up.requests(upstreamNi.url) - before, 1, "one upstream NAR request");
+  });
+
+  test("the upstream connection cut mid-NAR: the client's transfer is cut and nothing is stored", async () => {
+    // a cache whose upstream sends the large path at 1 MB/s, stopped a few MB in
+    const res0 = await api(0, `/_api/v1/cache-config/cut`, {
+      method: "POST",
+      body: JSON.stringify({ keypair: "Generate", is_public: true, store_dir: "/nix/store", priority: 41, upstream_cache_key_names: [] }),
+    });
+    assert.equal(res0.status, 200, await res0.text());
+    const res1 = await api(0, `/_api/v1/cache-config/cut`, { method: "PATCH", body: JSON.stringify({ upstreams: [{ url: `${fx.up.base}/slow`, keys: [fx.trusted.publicKey] }] }) });
+    assert.equal(res1.status, 200, await res1.text());
+    const p = fx.big;
+    const ni = parseNarInfo(await (await fetch(`${replica(0).url}/cut/${hashOf(p)}.narinfo`)).text());
+    const res = await fetch(`${replica(1).url}/cut/${ni.url}`);
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    let received = 0;
+    let stopped = false;
+    let cut = false;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        received += value.length;
+        if (!stopped && received > 2_000_000) {
+          stopped = true;
+          await fx.up.nginx.stop();
+        }
+      }
+    } catch {
+      cut = true;
+    } finally {
+      if (stopped) await fx.up.nginx.start();
+    }
+    assert.ok(stopped, "the transfer was under way when the upstream stopped");
+    assert.ok(cut, `the client's transfer was cut (received ${received} bytes)`);
+    const db = await openDatabase(databaseUrl);
+    try {
+      const c = (await getCacheByName(db, "cut"))!;
+      await until("the failed fetch to finish", async () => (await db.kysely.selectFrom("attic_ts_lease").select("name").where("name", "=", `pull-through:${c.id}:${hashOf(p)}`).execute()).length === 0);
+      assert.equal(await getObject(db, c.id, hashOf(p)), null, "nothing stored");
+    } finally {
+      await db.close();
+    }
   });
 
   test("a path no upstream has is asked once within negative-ttl", async () => {

@@ -39,7 +39,7 @@ export interface UpstreamServer {
   close(): Promise<void>;
 }
 
-/** nginx on loopback serving a fresh folder; `extra` adds locations (e.g. a redirect). */
+/** nginx on loopback serving a fresh folder; `extra` adds locations (e.g. a redirect; `ROOT` stands for the folder). */
 export async function startUpstream(extra = ""): Promise<UpstreamServer> {
   const root = mkdtempSync(join(tmpdir(), "attic-upstream-"));
   const logs = join(root, ".logs");
@@ -47,7 +47,7 @@ export async function startUpstream(extra = ""): Promise<UpstreamServer> {
   const accessLog = join(logs, "access.log");
   const nginx = await runNginx(
     `access_log ${accessLog};
-    ${extra}
+    ${extra.replaceAll("ROOT", root)}
     location / { root ${root}; }`,
   );
   const hashOf = (storePath: string) => storePath.slice(storePath.lastIndexOf("/") + 1, storePath.lastIndexOf("/") + 33);
