@@ -61,7 +61,7 @@ async function buildFixture(): Promise<Fixture> {
     mk("pt-untrusted", "echo untrusted > $out"),
     mk("pt-corrupt", "mkdir -p $out; head -c 300000 /dev/urandom > $out/data"),
     mk("pt-wrong", "mkdir -p $out; head -c 300000 /dev/urandom > $out/data"),
-    mk("pt-big", "mkdir -p $out; head -c 24000000 /dev/urandom > $out/big"),
+    mk("pt-big", "mkdir -p $out; head -c 12000000 /dev/urandom > $out/big"),
     mk("pt-later", "echo later > $out"),
   ]);
   // a loopback service that must never be reached: requests to it are counted
