@@ -29,6 +29,14 @@ export interface CacheConfig {
   max_size?: number | null;
   /** Upload sessions (upstream's open PR #342): present when the server takes uploads in parts. Read-only. */
   upload_chunking?: UploadChunkingConfig;
+  /** Ours (issue 27): pull-through upstreams, asked in order. PATCH replaces the whole list. */
+  upstreams?: UpstreamConfig[];
+}
+
+/** A pull-through upstream: its base URL and the keys whose signatures it is trusted for. */
+export interface UpstreamConfig {
+  url: string;
+  keys: string[];
 }
 
 /** The largest part of an upload session the server takes, in bytes. */

@@ -144,6 +144,15 @@ export const COMMANDS: CommandSpec[] = [
           { flags: "--reset-retention-period", description: "Reset the retention period of the cache to global default." },
           { flags: "--max-size <SIZE>", description: 'Set the size quota of the cache, like "10 GiB" or "500 MB" (attic-ts addition).' },
           { flags: "--reset-max-size", description: "Remove the size quota of the cache (attic-ts addition)." },
+          {
+            flags: "--upstream <URL>",
+            description:
+              "Add a pull-through upstream (e.g. https://cache.nixos.org), asked after those already set, or change the keys of one already set: paths the cache does not have are fetched from it (attic-ts addition; the server's `[pull-through] allowed-upstreams` must allow the URL).",
+            parser: "repeatable",
+          },
+          { flags: "--upstream-key <KEY>", description: "A public key (`name:base64`) whose signatures the `--upstream` given is trusted for (attic-ts addition).", parser: "repeatable" },
+          { flags: "--remove-upstream <URL>", description: "Remove a pull-through upstream (attic-ts addition).", parser: "repeatable" },
+          { flags: "--clear-upstreams", description: "Remove every pull-through upstream (attic-ts addition)." },
         ],
         load: () => load(import("./commands/cache-configure.ts")),
       },

@@ -252,6 +252,40 @@ export interface GcRunTable {
   stored_bytes: Counter;
 }
 
+/** ours: a cache's pull-through upstreams, in order (issue 27) */
+export interface UpstreamTable {
+  cache_id: number;
+  position: number;
+  /** base URL without a trailing slash, e.g. https://cache.nixos.org */
+  url: string;
+  /** JSON array of trusted public keys (`name:base64`) */
+  keys: string;
+}
+
+/** ours: a narinfo found at an upstream and verified, until its NAR is fetched (issue 27) */
+export interface UpstreamNarinfoTable {
+  cache_id: number;
+  store_path_hash: string;
+  upstream_url: string;
+  /** the upstream's narinfo text, as received */
+  narinfo: string;
+  created_at: Timestamp;
+}
+
+/** ours: per-cache pull-through figures for the dashboard (issue 27) */
+export interface PullStatsTable {
+  cache_id: number;
+  /** paths fetched from an upstream and stored */
+  fetched_paths: Counter;
+  /** their NAR bytes (uncompressed) */
+  fetched_nar_bytes: Counter;
+  /** bytes received from upstreams (as sent, compressed) */
+  upstream_bytes: Counter;
+  /** narinfo misses answered from an upstream / not found at any */
+  upstream_found: Counter;
+  upstream_missed: Counter;
+}
+
 export interface Database {
   cache: CacheTable;
   nar: NarTable;
@@ -272,6 +306,9 @@ export interface Database {
   attic_ts_cache_stats: CacheStatsTable;
   attic_ts_daily: DailyTable;
   attic_ts_gc_run: GcRunTable;
+  attic_ts_upstream: UpstreamTable;
+  attic_ts_upstream_narinfo: UpstreamNarinfoTable;
+  attic_ts_pull_stats: PullStatsTable;
 }
 
 export interface CacheRow {

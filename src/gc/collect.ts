@@ -16,6 +16,7 @@ import {
 } from "../db/queries/gc.ts";
 import { withLease } from "../db/queries/leases.ts";
 import { deleteExpiredRevocations } from "../db/queries/revocations.ts";
+import { deleteStaleUpstreamNarinfos } from "../db/queries/upstreams.ts";
 import { recordGcRun } from "../db/queries/stats.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import { reapStagedNars } from "../storage/staging.ts";
@@ -117,6 +118,8 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
   }
 
   report.revocationsExpired = await deleteExpiredRevocations(db, now);
+  // pull-through: upstream narinfos whose NAR nobody asked for within a day (asked again when needed)
+  await deleteStaleUpstreamNarinfos(db, new Date(now.getTime() - 24 * 3600_000));
 
   if (storage.sweepTempFiles && staleBefore) {
     signal.throwIfAborted();

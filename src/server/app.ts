@@ -23,6 +23,7 @@ import { oidcRoutes } from "./routes/oidc.ts";
 import { nixPushRoutes } from "./routes/nix-push.ts";
 import { NixPush } from "./nix-protocol/push.ts";
 import { Uploader } from "./upload/pipeline.ts";
+import { PullThrough } from "./pull-through/service.ts";
 
 export interface AppDeps {
   config: Config;
@@ -93,7 +94,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook("onClose", async () => uploader.close());
   await app.register(uploadPathRoutes, { uploader });
   await app.register(nixPushRoutes, { push: new NixPush(uploader, deps.config, deps.db, deps.storage) });
-  await app.register(binaryCacheRoutes);
+  await app.register(binaryCacheRoutes, { pullThrough: new PullThrough(deps.db, deps.config, app.metrics, uploader) });
   return app;
 }
 

@@ -8,6 +8,9 @@ import { createCache, getCacheByName, hardDeleteCache, listCaches, softDeleteCac
 import { hasSubjectRevocation, insertRevocation } from "../db/queries/revocations.ts";
 import { SigningKeypair } from "../nix/signing.ts";
 import type { Config, DeclaredCache } from "./config/types.ts";
+import { listUpstreams, setUpstreams } from "../db/queries/upstreams.ts";
+import { checkUpstreams } from "./pull-through/allowlist.ts";
+import { ServerError } from "./errors.ts";
 
 /** A declaration that cannot be applied; atticd refuses to start with it. */
 export class BootstrapError extends Error {
@@ -31,11 +34,32 @@ async function keypairOf(cache: DeclaredCache): Promise<SigningKeypair | null> {
   }
 }
 
-export async function applyDeclarations(db: Db, config: Pick<Config, "declared" | "softDeleteCaches">): Promise<string[]> {
+/** The declared upstreams, checked as the cache-config API checks them. */
+function upstreamsOf(cache: DeclaredCache, allowed: readonly string[]): ReturnType<typeof checkUpstreams> | undefined {
+  if (cache.upstreams === undefined) return undefined;
+  try {
+    return checkUpstreams(cache.upstreams, allowed);
+  } catch (error) {
+    if (error instanceof ServerError) throw new BootstrapError(`caches "${cache.name}": ${error.message}`);
+    throw error;
+  }
+}
+
+/** Set the declared upstreams when they differ; a line for the log, or null. */
+async function applyUpstreams(db: Db, cacheId: number, name: string, want: ReturnType<typeof checkUpstreams> | undefined): Promise<string | null> {
+  if (want === undefined) return null;
+  const have = await listUpstreams(db, cacheId);
+  if (JSON.stringify(have) === JSON.stringify(want)) return null;
+  await setUpstreams(db, cacheId, want);
+  return `configured cache "${name}": upstreams = ${want.map((u) => u.url).join(", ") || "none"}`;
+}
+
+export async function applyDeclarations(db: Db, config: Pick<Config, "declared" | "softDeleteCaches"> & { pullThrough?: Pick<Config["pullThrough"], "allowedUpstreams"> }): Promise<string[]> {
   const { declared } = config;
   const changes: string[] = [];
   for (const want of declared.caches) {
     const keypair = await keypairOf(want);
+    const upstreams = upstreamsOf(want, config.pullThrough?.allowedUpstreams ?? []);
     const existing = await getCacheByName(db, want.name, { includeDeleted: true });
     if (existing?.deleted_at) throw new BootstrapError(`caches "${want.name}": the name belongs to a soft-deleted cache; free it with atticadm purge-cache ${want.name}`);
     if (!existing) {
@@ -52,11 +76,16 @@ export async function applyDeclarations(db: Db, config: Pick<Config, "declared" 
       // another replica starting at the same time created it first: compare with its row below
       if (created) {
         changes.push(`created cache "${want.name}"`);
+        const row = await getCacheByName(db, want.name);
+        const line = row ? await applyUpstreams(db, row.id, want.name, upstreams) : null;
+        if (line) changes.push(line);
         continue;
       }
     }
     const row = existing ?? (await getCacheByName(db, want.name));
     if (!row) continue;
+    const upstreamLine = await applyUpstreams(db, row.id, want.name, upstreams);
+    if (upstreamLine) changes.push(upstreamLine);
     const patch: CachePatch = {};
     const set: string[] = [];
     const change = <K extends keyof CachePatch>(key: K, value: CachePatch[K], label: string): void => {

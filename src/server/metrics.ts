@@ -17,7 +17,10 @@ export type CounterName =
   | "attic_nar_download_bytes_total"
   | "attic_narinfo_requests_total"
   | "attic_lost_chunks_total"
-  | "attic_upload_session_part_bytes_total";
+  | "attic_upload_session_part_bytes_total"
+  | "attic_upstream_requests_total"
+  | "attic_upstream_bytes_total"
+  | "attic_upstream_fetches_total";
 
 const HELP: Record<CounterName, string> = {
   attic_uploads_total: "NAR uploads accepted",
@@ -29,11 +32,14 @@ const HELP: Record<CounterName, string> = {
   attic_nar_download_bytes_total: "Bytes of NAR downloads sent",
   attic_narinfo_requests_total: "narinfo lookups by result",
   attic_upload_session_part_bytes_total: "Bytes of upload-session part bodies received (resent parts included)",
+  attic_upstream_requests_total: "Pull-through requests to upstreams by kind (narinfo, nar) and result (found, missing, error, refused, breaker_open)",
+  attic_upstream_bytes_total: "Bytes received from upstreams (as sent, compressed)",
+  attic_upstream_fetches_total: "Upstream NAR fetches by result (stored, failed)",
   attic_lost_chunks_total: "Chunks whose files a NAR download found missing from storage (marked lost)",
 };
 
 /** The counters whose series have labels (no unlabelled 0 is shown for them). */
-const LABELLED = new Set<CounterName>(["attic_narinfo_requests_total"]);
+const LABELLED = new Set<CounterName>(["attic_narinfo_requests_total", "attic_upstream_requests_total", "attic_upstream_fetches_total"]);
 
 /** Seconds; narinfo answers in well under a millisecond, NAR transfers take minutes. */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -70,6 +76,8 @@ export interface Metrics {
   inc(name: CounterName, value?: number, labels?: Record<string, string>): void;
   /** one finished HTTP request; `route` is the route pattern (bounded), never the URL */
   observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** one request to a pull-through upstream, until its answer's headers (`kind`: narinfo or nar) */
+  observeUpstream(kind: string, seconds: number): void;
   /** what happened since the process started, per route/method/status (the dashboard's server page) */
   requestSummary(): RequestSummary[];
   /** read at scrape time; set by the routes that own the database */
@@ -85,6 +93,7 @@ export function createMetrics(): Metrics {
   const counters = new Map<CounterName, FastCounter>();
   for (const name of Object.keys(HELP) as CounterName[]) counters.set(name, new FastCounter(registry, name, HELP[name], LABELLED.has(name)));
   const requests = new FastHistogram(registry, "attic_http_request_duration_seconds", "HTTP request durations by route pattern, method and status code", DURATION_BUCKETS);
+  const upstream = new FastHistogram(registry, "attic_upstream_request_duration_seconds", "Pull-through upstream request latency (until the answer's headers) by kind", DURATION_BUCKETS);
 
   let dbSource: (() => Promise<DatabaseFigures>) | null = null;
   let backendSource: (() => BackendCounts) | null = null;
@@ -122,6 +131,9 @@ export function createMetrics(): Metrics {
     observeRequest(route, method, status, seconds) {
       const key = `${route} ${method} ${status}`;
       requests.observe(key, () => ({ route, method, status: String(status) }), seconds);
+    },
+    observeUpstream(kind, seconds) {
+      upstream.observe(kind, () => ({ kind }), seconds);
     },
     requestSummary: () =>
       requests.summaries().map((s) => ({ route: s.labels.route!, method: s.labels.method!, status: s.labels.status!, count: s.count, sumSeconds: s.sum })),

@@ -24,4 +24,6 @@ export async function run(options: CacheInfoOptions, ctx: Ctx): Promise<void> {
   }
   // Ours (no upstream line): shown only when a quota is set, so upstream's output is unchanged.
   if (typeof c.max_size === "number") line("Max Size", `${humanBytes(c.max_size)} (${c.max_size} bytes)`);
+  // Ours (issue 27): one line per pull-through upstream, in the order they are asked
+  for (const [i, u] of (c.upstreams ?? []).entries()) line(i === 0 ? "Pull-through From" : "", `${u.url} (trusts ${u.keys.join(", ")})`);
 }

@@ -154,6 +154,26 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
     },
   },
   {
+    // Pull-through from upstream caches (issue 27): a cache's upstreams in order with the keys
+    // each is trusted for; the verified upstream narinfo of a path until its NAR is fetched (any
+    // replica may serve the NAR); per-cache figures for the dashboard. All cascade with the cache.
+    name: "attic-ts_0010_pull_through",
+    up: (tx) => {
+      const ts = tx.dialect.columnTypes.timestamp;
+      const counter = (name: string) => `"${name}" bigint NOT NULL DEFAULT 0`;
+      const cache = (n: string) => `CONSTRAINT "fk_${n}_cache" FOREIGN KEY ("cache_id") REFERENCES "cache" ("id") ON DELETE CASCADE`;
+      return exec(tx, [
+        `CREATE TABLE "attic_ts_upstream" ( "cache_id" bigint NOT NULL, "position" integer NOT NULL, "url" varchar NOT NULL, ` +
+          `"keys" varchar NOT NULL, PRIMARY KEY ("cache_id", "position"), ${cache("attic_ts_upstream")} )`,
+        `CREATE TABLE "attic_ts_upstream_narinfo" ( "cache_id" bigint NOT NULL, "store_path_hash" varchar(32) NOT NULL, ` +
+          `"upstream_url" varchar NOT NULL, "narinfo" varchar NOT NULL, "created_at" ${ts} NOT NULL, ` +
+          `PRIMARY KEY ("cache_id", "store_path_hash"), ${cache("attic_ts_upstream_narinfo")} )`,
+        `CREATE TABLE "attic_ts_pull_stats" ( "cache_id" bigint NOT NULL PRIMARY KEY, ` +
+          `${["fetched_paths", "fetched_nar_bytes", "upstream_bytes", "upstream_found", "upstream_missed"].map(counter).join(", ")}, ${cache("attic_ts_pull_stats")} )`,
+      ]);
+    },
+  },
+  {
     // The files `nix copy --to http://…` uploaded (nix-protocol/served-files.ts): the pushing
     // machine keeps the narinfo it uploaded in its narinfo cache and asks for `nar/<filehash>.nar.<ext>`
     // later. Each row says which path of the cache that file name stands for and which NAR it

@@ -11,7 +11,8 @@ export function readDeclared(r: ConfigReader): Config["declared"] {
   else if (raw !== undefined) {
     raw.forEach((body, i) => {
       const where = `caches[${i}]`;
-      const v = readEntry(r, "caches", where, body, []);
+      const v = readEntry(r, "caches", where, body, ["upstreams"]);
+      const upstreams = readUpstreams(r, where, body.upstreams);
       const name = v.get("name") as string | undefined;
       if (name === undefined) return;
       if (!isValidCacheName(name)) return r.problem(`${where}.name`, `invalid cache name "${name}"`);
@@ -25,10 +26,28 @@ export function readDeclared(r: ConfigReader): Config["declared"] {
         retentionPeriod: v.get("retention-period") as number | undefined,
         maxSize: v.get("max-size") as number | undefined,
         keypairFile: v.get("keypair-file") as string | undefined,
+        ...(upstreams && { upstreams }),
       });
     });
   }
   const revokeSubjects = r.read<readonly string[]>("bootstrap.revoke-subjects") ?? [];
   const pruneCaches = r.read<boolean>("bootstrap.prune-caches") ?? false;
   return { caches, revokeSubjects, pruneCaches };
+}
+
+/** `[[caches.upstreams]]` of one cache: undefined when not declared. */
+function readUpstreams(r: ConfigReader, where: string, raw: unknown): DeclaredCache["upstreams"] {
+  if (raw === undefined) return undefined;
+  if (!Array.isArray(raw) || !raw.every(isTable)) {
+    r.problem(`${where}.upstreams`, "expected an array of tables ([[caches.upstreams]])");
+    return undefined;
+  }
+  const list: { url: string; keys: readonly string[] }[] = [];
+  raw.forEach((body, j) => {
+    const v = readEntry(r, "caches.upstreams", `${where}.upstreams[${j}]`, body, []);
+    const url = v.get("url") as string | undefined;
+    const keys = v.get("keys") as readonly string[] | undefined;
+    if (url !== undefined && keys !== undefined) list.push({ url, keys });
+  });
+  return list;
 }

@@ -135,6 +135,13 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
       signing: readSigning(r),
     },
     oidc: readOidc(r),
+    pullThrough: {
+      allowedUpstreams: r.read<readonly string[]>("pull-through.allowed-upstreams"),
+      timeout: r.read<number>("pull-through.timeout"),
+      negativeTtl: r.read<number>("pull-through.negative-ttl"),
+      breakerThreshold: r.read<number>("pull-through.breaker-threshold"),
+      breakerCooldown: r.read<number>("pull-through.breaker-cooldown"),
+    },
     declared: readDeclared(r),
   };
   const signing = config.jwt.signing;

@@ -123,6 +123,21 @@ export const TABLES: readonly TableSpec[] = [
     array: true,
   },
   {
+    table: "caches.upstreams",
+    description:
+      "*(ours)* The cache's pull-through upstreams, in the order they are asked: one `[[caches.upstreams]]` table each, after its cache (issue 27; `attic cache configure --upstream` sets the same). When declared, the list replaces the cache's upstreams at start; leave it out to keep what was configured.",
+    required: false,
+    ours: true,
+    array: true,
+  },
+  {
+    table: "pull-through",
+    description:
+      "*(ours)* Pull-through from upstream binary caches (docs/pull-through.md): a narinfo a cache does not have is looked up at the cache's upstreams, and its NAR is fetched once, verified and stored. These keys bound where and how atticd fetches.",
+    required: false,
+    ours: true,
+  },
+  {
     table: "bootstrap",
     description: "*(ours)* What atticd applies at start besides `[[caches]]`.",
     required: false,
@@ -390,6 +405,20 @@ export const KEYS: readonly KeySpec[] = [
     description:
       "A file holding a Nix secret key (`name:base64`, as `nix key generate-secret` writes) to sign the cache's paths with; when the cache's key differs, it is replaced. Read at start, never logged.",
   },
+  { key: "caches.upstreams.url", kind: "string", required: "always", ours: true, description: "The upstream binary cache's URL, e.g. `https://cache.nixos.org`. Must match `pull-through.allowed-upstreams`." },
+  { key: "caches.upstreams.keys", kind: "string-list", required: "always", ours: true, description: "The public keys (`name:base64`) whose signatures make an upstream narinfo trusted, e.g. `[\"cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"]`." },
+  {
+    key: "pull-through.allowed-upstreams",
+    kind: "string-list",
+    default: ["https://cache.nixos.org"],
+    ours: true,
+    description:
+      "The URLs a cache's upstream may point at: an upstream URL is accepted when its scheme, host and port equal those of an entry and its path is the entry's path or below it. Checked when an upstream is configured and again before every request and redirect, so a token that may configure a cache cannot make atticd reach internal addresses. Refused URLs are a 400 naming this setting. `[]` turns pull-through off.",
+  },
+  { key: "pull-through.timeout", kind: "duration", default: "10s", ours: true, description: "How long a request to an upstream may take to answer (a narinfo, or the headers of a NAR), and the longest pause in a NAR transfer." },
+  { key: "pull-through.negative-ttl", kind: "duration", default: "1 minute", ours: true, description: "How long a path that no upstream has is answered 404 without asking them again." },
+  { key: "pull-through.breaker-threshold", kind: "integer", min: 1, max: 1000, default: 3, ours: true, description: "Consecutive failures (timeouts, refused connections, 5xx) after which an upstream is considered down: its misses answer 404 at once, without a request, for `breaker-cooldown`." },
+  { key: "pull-through.breaker-cooldown", kind: "duration", default: "30s", ours: true, description: "How long a down upstream is left alone; then one request probes it, and its success closes the breaker." },
   { key: "bootstrap.revoke-subjects", kind: "string-list", default: [], ours: true, description: "Token subjects to revoke, as `atticadm revoke-token --sub` does: every token of the subject issued before the first start that declared it is refused; the revocation is added once." },
   { key: "bootstrap.prune-caches", kind: "boolean", default: false, ours: true, description: "Destroy the caches not declared in `[[caches]]` (soft or hard as `soft-delete-caches` says). Off by default: undeclared caches are never touched." },
 ];

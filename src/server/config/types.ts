@@ -40,6 +40,8 @@ export interface DeclaredCache {
   /** bytes */
   maxSize?: number;
   keypairFile?: string;
+  /** ours (issue 27): the pull-through upstreams; undefined = not declared */
+  upstreams?: readonly { url: string; keys: readonly string[] }[];
 }
 
 export interface Config {
@@ -121,6 +123,17 @@ export interface Config {
   };
   /** ours: OIDC token exchange; no issuers = disabled */
   oidc: { issuers: readonly OidcIssuerConfig[] };
+  /** ours: pull-through from upstream caches (issue 27) */
+  pullThrough: {
+    allowedUpstreams: readonly string[];
+    /** seconds */
+    timeout: number;
+    /** seconds */
+    negativeTtl: number;
+    breakerThreshold: number;
+    /** seconds */
+    breakerCooldown: number;
+  };
   /** ours: declared caches and revocations, applied at start (server/bootstrap.ts) */
   declared: { caches: readonly DeclaredCache[]; revokeSubjects: readonly string[]; pruneCaches: boolean };
 }

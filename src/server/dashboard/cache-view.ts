@@ -2,6 +2,7 @@
 // its most downloaded paths and its pins.
 import type { CacheListEntry, DayEntry, DownloadedEntry, PushEntry, PushTotals } from "../../db/queries/dashboard.ts";
 import type { Pin } from "../../db/queries/pins.ts";
+import type { PullStats } from "../../db/queries/upstreams.ts";
 import { chart } from "./charts.ts";
 import { count, humanBytes, percent, ratio, retention, utcTime } from "./format.ts";
 import { html, type Html } from "./html.ts";
@@ -18,6 +19,8 @@ export interface CacheModel {
   downloaded: readonly DownloadedEntry[];
   /** named pins, kept from retention and quota GC (attic pin) */
   pins: readonly Pin[];
+  /** pull-through figures (issue 27); null when the cache never went upstream */
+  pull: PullStats | null;
 }
 
 export function cacheView(viewer: Viewer, m: CacheModel): Html {
@@ -37,6 +40,7 @@ ${figure("dedup-ratio", "Deduplication on push", ratio(t.pushedBytes, t.newChunk
 ${figure("pushes", "Pushes", count(t.pushes), t.pushes, `${humanBytes(t.pushedBytes)} pushed in all`)}
 ${figure("downloads", "NAR downloads", count(t.downloads), t.downloads)}
 ${figure("retention", "Retention", retention(m.retentionPeriod), m.retentionPeriod, m.retentionIsDefault ? "the server's default" : "set on this cache")}
+${m.pull ? pullFigures(m.pull, t.pushes) : ""}
 <div class="figure"><dt>Quota</dt>${c.maxSize === null
     ? html`<dd data-figure="quota" data-value="">none</dd>`
     : html`<dd data-figure="quota" data-value="${c.maxSize}"><meter min="0" max="${c.maxSize}" value="${Math.min(c.logicalBytes, c.maxSize)}" aria-label="Quota used">${percent(c.logicalBytes, c.maxSize)}</meter> ${percent(c.logicalBytes, c.maxSize)} of ${humanBytes(c.maxSize)}</dd>`}</div>
@@ -79,6 +83,14 @@ ${m.downloaded.length === 0 ? html`<p>No NAR downloaded yet.</p>` : html`<div cl
 ${m.pins.length === 0 ? html`<p>No pins: every path follows the retention period and the quota.</p>` : html`<p>Pinned paths and their closures are kept from retention and quota garbage collection.</p><div class="scroll"><table id="pins"><thead><tr><th scope="col">Pin</th><th scope="col">Store path</th><th scope="col">Paths kept</th><th scope="col">By</th><th scope="col">Since</th></tr></thead>
 <tbody>${m.pins.map((p) => html`<tr><td>${p.name}</td><td class="path">${p.storePath}</td><td class="num" data-value="${p.paths}">${count(p.paths)}</td><td>${p.createdBy ?? "–"}</td><td><time datetime="${p.createdAt.toISOString()}">${utcTime(p.createdAt)}</time></td></tr>`)}</tbody></table></div>`}
 </section>`;
+}
+
+/** Pull-through (issue 27): fetched vs pushed, bytes from upstreams, the upstream hit rate. */
+function pullFigures(p: PullStats, pushes: number): Html {
+  const asked = p.upstream_found + p.upstream_missed;
+  return html`${figure("fetched", "Fetched from upstreams", count(p.fetched_paths), p.fetched_paths, `${humanBytes(p.fetched_nar_bytes)} of NARs; ${count(Math.max(0, pushes - p.fetched_paths))} paths pushed`)}
+${figure("upstream-bytes", "Received from upstreams", humanBytes(p.upstream_bytes), p.upstream_bytes, "as sent, compressed")}
+${figure("upstream-hit-rate", "Upstream hit rate", percent(p.upstream_found, asked), asked > 0 ? (p.upstream_found / asked).toFixed(4) : "", `narinfo misses found upstream: ${count(p.upstream_found)} of ${count(asked)}`)}`;
 }
 
 /** The same answer whether the cache does not exist or the viewer may not see it (decision 1). */

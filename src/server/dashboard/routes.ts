@@ -12,6 +12,7 @@ import { getPermissionForCache } from "../../token/permissions.ts";
 import { permissionFor, tokenFromRequest } from "../auth.ts";
 import { cacheNameParam } from "../params.ts";
 import { listPins } from "../../db/queries/pins.ts";
+import { getPullStats } from "../../db/queries/upstreams.ts";
 import { cacheHiddenView, cacheView } from "./cache-view.ts";
 import { html, type Html } from "./html.ts";
 import { page, sendView, type Section, type Viewer } from "./layout.ts";
@@ -89,12 +90,13 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     const allowed = cache && (cache.isPublic || (request.attic.claims !== null && permissionFor(request.attic.claims, name, null).pull));
     if (!cache || !allowed) return respond(request, reply, "Cache not found", "caches", cacheHiddenView(viewer), 404);
     const now = new Date();
-    const [totals, days, pushes, downloaded, pins] = await Promise.all([
+    const [totals, days, pushes, downloaded, pins, pull] = await Promise.all([
       pushTotals(db, cache.id),
       dailyHistory(db, cache.id, DAYS, now),
       recentPushes(db, cache.id, 10),
       mostDownloaded(db, cache.id, 10),
       listPins(db, cache.id),
+      getPullStats(db, cache.id),
     ]);
     const main = cacheView(viewer, {
       cache,
@@ -105,6 +107,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       pushes,
       downloaded,
       pins,
+      pull,
     });
     return respond(request, reply, `Cache ${name}`, "caches", main);
   });

@@ -40,8 +40,10 @@ interface NarInfoLookup {
   found: CacheObjectLookup | null;
   narinfo?: string;
 }
+import type { PullThrough } from "../pull-through/service.ts";
 
-export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
+export async function binaryCacheRoutes(app: FastifyInstance, opts: { pullThrough: PullThrough }): Promise<void> {
+  const { pullThrough } = opts;
   const { db, storage, config } = app.deps;
   const caches = new CommittedLookups<CacheRow | null>(db, LOOKUP_CACHE_BYTES / 8, (key, row) => 2 * key.length + (row ? 2 * row.keypair.length + 512 : 64));
   const narinfos = new CommittedLookups<NarInfoLookup>(db, LOOKUP_CACHE_BYTES, (key, v) => 2 * key.length + lookupWeight(v));
@@ -100,7 +102,11 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     // a path with a lost chunk is missing, so Nix falls back to another substituter or builds it
     if (!match || match.incomplete) {
       app.metrics.inc("attic_narinfo_requests_total", 1, MISS);
-      return replyNoSuchObject(request, reply);
+      // pull-through (issue 27): the cache's upstreams may have it
+      const pulled = match ? null : await pullThrough.narinfo(cache, hash, request.log);
+      if (pulled === null) return replyNoSuchObject(request, reply);
+      if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
+      return reply.type("text/x-nix-narinfo").send(pulled);
     }
     return narInfoHit(reply, cache, lookup, match);
   });
@@ -130,8 +136,21 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
   }
 
   app.get("/:cache/nar/:file", async (request, reply) => {
-    const { lookup, form } = await narTarget(request, (request.params as { file: string }).file);
-    const { cache, match: found } = lookup;
+    const file = (request.params as { file: string }).file;
+    const { lookup, form } = await narTarget(request, file);
+    const { cache, match } = lookup;
+    let found = match;
+    if (!found && !STAGED_NAR_RE.test(file)) {
+      // pull-through (issue 27): fetched from the upstream that gave its narinfo, or stored meanwhile
+      const hash = storePathHashParam(file, "nar");
+      const pulled = request.method === "GET" ? await pullThrough.nar(cache, hash, request.log, abortSignalOf(reply)) : { kind: "absent" as const };
+      if (pulled.kind === "stream") {
+        if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
+        app.metrics.inc("attic_nar_downloads_total");
+        return reply.type("application/x-nix-nar").send(pulled.stream);
+      }
+      if (pulled.kind === "stored") found = (await pullableObject(request, hash)).match;
+    }
     if (!found) throw noSuchObject();
     const summary = await narChunkSummary(db, found.nar.id);
     if (summary.refs !== found.nar.num_chunks) {
@@ -190,4 +209,11 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     });
     return reply.send(body);
   });
+}
+
+/** Aborted when the client goes away (a request waiting for another's fetch stops waiting). */
+function abortSignalOf(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => controller.abort());
+  return controller.signal;
 }

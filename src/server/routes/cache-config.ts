@@ -11,6 +11,8 @@ import { isKeypairConfig, keypairFromConfig } from "../cache-keys.ts";
 import { accessError, cacheAlreadyExists, noSuchCache, requestError, unauthorized } from "../errors.ts";
 import { asObject, field, isBool, isI32, isInt, isString, isStringArray, requireJsonContentType, shapeError } from "../json-body.ts";
 import { cacheNameParam } from "../params.ts";
+import { listUpstreams, setUpstreams } from "../../db/queries/upstreams.ts";
+import { checkUpstreams } from "../pull-through/allowlist.ts";
 
 export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
   const { db, config } = app.deps;
@@ -19,7 +21,8 @@ export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
     const name = cacheNameParam(request.params);
     const row = await getCacheByName(db, name);
     const { cache } = authorizeCache(request.attic.claims, name, row, ["pull"]);
-    return reply.type("application/json").send(cacheConfigOf(request, cache));
+    const upstreams = await listUpstreams(db, cache.id);
+    return reply.type("application/json").send({ ...cacheConfigOf(request, cache), ...(upstreams.length > 0 && { upstreams }) });
   }
   app.get("/_api/v1/cache-config/:cache", getConfig);
   app.get("/:cache/attic-cache-info", getConfig);
@@ -92,6 +95,8 @@ export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
       throw shapeError("max_size: expected a non-negative integer or null");
     }
 
+    const upstreams = body.upstreams === undefined || body.upstreams === null ? undefined : readUpstreams(body.upstreams, config.pullThrough.allowedUpstreams);
+
     const flags: PermissionFlag[] = ["configureCache"];
     if ((retention !== undefined && retention !== null) || maxSize !== undefined) flags.push("configureCacheRetention");
     const row = await getCacheByName(db, name);
@@ -111,8 +116,9 @@ export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
       }
     }
     if (maxSize !== undefined) patch.max_size = maxSize;
-    if (Object.keys(patch).length === 0) throw requestError("No modifiable fields were set.");
-    await updateCache(db, cache.id, patch);
+    if (Object.keys(patch).length === 0 && upstreams === undefined) throw requestError("No modifiable fields were set.");
+    if (Object.keys(patch).length > 0) await updateCache(db, cache.id, patch);
+    if (upstreams !== undefined) await setUpstreams(db, cache.id, upstreams);
     return reply.code(200).send();
   });
 
@@ -131,4 +137,17 @@ function isRetention(v: unknown): v is RetentionPeriodConfig {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
   const p = (v as { Period?: unknown }).Period;
   return Object.keys(v).length === 1 && typeof p === "number" && Number.isSafeInteger(p) && p >= 0 && p < 2 ** 32;
+}
+
+/** `upstreams`: [{ url, keys }]; each URL must pass the allowlist (nothing is fetched to check). */
+function readUpstreams(v: unknown, allowed: readonly string[]): ReturnType<typeof checkUpstreams> {
+  const shape = 'upstreams: expected [{"url": string, "keys": [string]}]';
+  if (!Array.isArray(v)) throw shapeError(shape);
+  const list = v.map((u: unknown) => {
+    if (typeof u !== "object" || u === null || Array.isArray(u)) throw shapeError(shape);
+    const { url, keys } = u as { url?: unknown; keys?: unknown };
+    if (typeof url !== "string" || !isStringArray(keys)) throw shapeError(shape);
+    return { url, keys };
+  });
+  return checkUpstreams(list, allowed);
 }
