@@ -1,18 +1,21 @@
 // Nix's binary-cache protocol on the server, with requests as Nix sends them (issue 17): bad
 // pushes (NarHash mismatch, a narinfo for a NAR never sent, a truncated NAR, a NAR over the
 // limit, staging full) answer a 4xx/503 in the JSON shape, leave nothing visible and nothing
-// behind after GC; staged NARs without a narinfo are reaped; Range answers; build logs and
-// realisations with their permissions, gone with their cache.
+// behind after GC; staged NARs without a narinfo are reaped; Range answers; the uploaded file's
+// URL served while its path is in the cache; build logs and realisations with their
+// permissions, gone with their cache.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { narFixture, seededBytes, type NarFixture } from "../helpers/nar.ts";
 import { runGarbageCollectionOnce } from "../../src/gc/index.ts";
 import { compressBuffer } from "../../src/compression/index.ts";
+import { decodeNixFile } from "../../src/compression/nix-file.ts";
 import { NixHash } from "../../src/nix/hash.ts";
 
 const BACKENDS = backendsFromEnv([
@@ -220,6 +223,40 @@ for (const backend of BACKENDS) {
           assert.equal(res.status, 200);
           assert.equal((await res.arrayBuffer()).byteLength, all.length);
         }
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("the file nix copy uploaded: served at its URL while the path is in the cache, 404 after, its row gone with the NAR", async () => {
+      const s = await startServer({ backend, chunking: CHUNKED });
+      try {
+        await createCacheViaApi(s, "c");
+        await createCacheViaApi(s, "d");
+        const fx = narFixture(seededBytes(100_000, 3));
+        const file = await compressBuffer("xz", 1, fx.nar);
+        const { name, narinfo } = pushed(fx, file, "xz");
+        const url = `/c/nar/${name}`;
+        assert.equal((await s.fetch(url, { method: "HEAD", token: s.rootToken() })).status, 404, "not there before its push");
+        assert.equal((await put(s, url, file)).status, 200);
+        assert.equal((await put(s, `/c/${fx.storePathHash}.narinfo`, narinfo)).status, 200);
+        // stored as zstd chunks, served as xz (stored blocks): decodes to the NAR
+        const served = await s.fetch(url, { token: s.rootToken() });
+        assert.equal(served.status, 200);
+        const decoded: Buffer[] = [];
+        for await (const piece of decodeNixFile("xz", Readable.from([Buffer.from(await served.arrayBuffer())]))) decoded.push(piece);
+        assert.ok(Buffer.concat(decoded).equals(fx.nar));
+        await expectJsonError(await s.fetch(url), 401, "Unauthorized");
+        await expectJsonError(await s.fetch(`/d/nar/${name}`, { token: s.rootToken() }), 404, "NoSuchObject");
+        // the path leaves the cache: so does its file's URL; GC takes the row with the NAR
+        const deleted = await s.fetch("/_api/v1/delete-paths", {
+          method: "POST", token: s.rootToken(), headers: { "content-type": "application/json" },
+          body: JSON.stringify({ cache: "c", store_path_hashes: [fx.storePathHash] }),
+        });
+        assert.equal(deleted.status, 200, await deleted.text());
+        await expectJsonError(await s.fetch(url, { token: s.rootToken() }), 404, "NoSuchObject");
+        await assertNothingLeaked(s);
+        assert.deepEqual(await s.db.kysely.selectFrom("attic_ts_nix_file").selectAll().execute(), []);
       } finally {
         await s.stop();
       }

@@ -40,11 +40,11 @@ export function nixFileForm(format: NixFileCompression, nar: Pick<ServedNar, "co
 }
 
 /**
- * Re-encodings running at once: one per core. Each is bounded in memory (streams with
- * backpressure) but costs a core while it runs (bench/nix-file-transcode.ts); more would only
- * slow every download down.
+ * Re-encodings running at once: one per core but one (bzip2 costs a core for over a minute per GB,
+ * bench/nix-file-transcode.ts), so narinfo and other downloads keep a core. Each is bounded in
+ * memory (streams with backpressure); the rest wait for a slot.
  */
-const transcodes = new TaskSet(availableParallelism());
+const transcodes = new TaskSet(Math.max(1, availableParallelism() - 1));
 
 /** `nar` (the NAR itself) encoded as `format`, once a transcode slot is free. */
 export async function encodedNar(nar: Readable, format: NixFileCompression): Promise<Readable> {
