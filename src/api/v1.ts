@@ -172,6 +172,9 @@ export interface UploadSessionStatus {
   /** the parts received whole, ascending */
   received_parts: number[];
   message?: string;
+  /** (ours) state `failed` for a reason no new session can help (a full storage): the error's kind and status */
+  error?: string;
+  code?: number;
 }
 
 /** Every JSON error the server returns. */

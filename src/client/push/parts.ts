@@ -129,6 +129,10 @@ async function sendPart(deps: PartsDeps, policy: PartsPolicy, bar: PathBar, at: 
         if (lost(e)) throw new SessionLost((e as Error).message);
         return null;
       });
+      // failed for a reason a new session cannot help (its storage is full): that error, once
+      if (status?.state === "failed" && status.error !== undefined && status.code !== undefined) {
+        throw new ApiError(status.code, status.error, `${status.error}: ${status.message ?? ""}`);
+      }
       if (status?.received_parts.includes(at.seq) === true) {
         bar.advance(part.length);
         return;

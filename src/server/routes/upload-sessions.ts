@@ -10,7 +10,7 @@ import type { FinalizeUploadSessionResponse, StartUploadPathSessionResponse, Upl
 import { getCacheByName } from "../../db/queries/caches.ts";
 import { deleteUploadSession } from "../../db/queries/upload-sessions.ts";
 import { authorizeCache } from "../auth.ts";
-import { noSuchUploadSession, requestError, ServerError, uploadSessionFailed } from "../errors.ts";
+import { noSuchUploadSession, requestError, ServerError, storageFull, uploadSessionFailed } from "../errors.ts";
 import { asObject, isInt, requireJsonContentType, shapeError } from "../json-body.ts";
 import { parseUploadInfo } from "../upload/info.ts";
 import type { Uploader } from "../upload/pipeline.ts";
@@ -71,7 +71,7 @@ export async function uploadSessionRoutes(app: FastifyInstance, uploader: Upload
       const found = await sessionOf(request);
       if (!("live" in found)) throw found.row.state === "completed" ? notAccepting() : sessions.notHere(found.row);
       const session = found.live;
-      if (session.outcome.state === "failed") throw uploadSessionFailed(session.outcome.error.message);
+      if (session.outcome.state === "failed") throw failedSession(session.outcome.error);
       if (session.outcome.state !== "uploading") throw notAccepting();
       const seqText = (request.params as { seq: string }).seq;
       const seq = /^\d{1,9}$/.test(seqText) ? Number(seqText) : -1;
@@ -86,7 +86,7 @@ export async function uploadSessionRoutes(app: FastifyInstance, uploader: Upload
         // the pipeline stopped reading: its failure is about to be known
         await Promise.race([session.done, new Promise((r) => setTimeout(r, 1000).unref())]);
         const outcome = session.outcome as LiveSession["outcome"];
-        if (outcome.state === "failed") throw uploadSessionFailed(outcome.error.message);
+        if (outcome.state === "failed") throw failedSession(outcome.error);
         throw err;
       } finally {
         socket.off("close", onClose);
@@ -121,7 +121,12 @@ export async function uploadSessionRoutes(app: FastifyInstance, uploader: Upload
     const s = found.live;
     const { numParts, chunkSize } = s.parts.plan;
     const message = s.outcome.state === "failed" ? s.outcome.error.message : null;
-    return reply.type("application/json").send(status(s.id, s.outcome.state, chunkSize, numParts, s.parts.receivedParts(), message));
+    const answer = status(s.id, s.outcome.state, chunkSize, numParts, s.parts.receivedParts(), message);
+    if (s.outcome.state === "failed" && storageFull(s.outcome.error)) {
+      const full = new ServerError("StorageFull");
+      Object.assign(answer, { message: full.message, error: full.kind, code: full.status });
+    }
+    return reply.type("application/json").send(answer);
   });
 
   app.delete(`${BASE}/:id`, async (request, reply) => {
@@ -139,6 +144,11 @@ export async function uploadSessionRoutes(app: FastifyInstance, uploader: Upload
   });
 }
 
+/** A failed session, to a part: a full storage is answered as such (507, no retry helps); anything else 409, start again. */
+function failedSession(error: Error): Error {
+  return storageFull(error) ? error : uploadSessionFailed(error.message);
+}
+
 function notAccepting(): ServerError {
   return requestError("Upload session is not accepting parts");
 }
@@ -152,8 +162,9 @@ function finalizeAnswer(outcome: LiveSession["outcome"]): FinalizeUploadSessionR
     case "completed":
       return { kind: "completed", result: outcome.result };
     case "failed":
-      // the client's fault (the NAR does not match its hash, is not a NAR): its 4xx
-      if (outcome.error instanceof ServerError && outcome.error.status < 500) throw outcome.error;
+      // the client's fault (the NAR does not match its hash, is not a NAR): its 4xx; a full
+      // storage: its 507 (a new session would not help either)
+      if ((outcome.error instanceof ServerError && outcome.error.status < 500) || storageFull(outcome.error)) throw outcome.error;
       return { kind: "failed", message: outcome.error.message };
     default:
       return { kind: "pending" };
