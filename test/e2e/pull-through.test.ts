@@ -114,6 +114,7 @@ function suite(fixture: () => Fixture, backend: Backend): void {
   let token: string;
   let setupDir: string;
   let databaseUrl: string;
+  let configPath: string;
   let fx: Fixture;
   const cache = "pt";
   let cacheKey: string;
@@ -138,7 +139,7 @@ function suite(fixture: () => Fixture, backend: Backend): void {
     });
     setupDir = setup.dir;
     databaseUrl = setup.databaseUrl;
-    const configPath = join(setup.dir, "server.toml");
+    configPath = join(setup.dir, "server.toml");
     writeFileSync(configPath, setup.configToml);
     if (backend.db === "postgres") {
       const migrated = await runAtticd(["-f", configPath, "--mode", "db-migrations"]);
@@ -395,5 +396,31 @@ function suite(fixture: () => Fixture, backend: Backend): void {
     const nar = await fetch(`${replica(0).url}/${cache}/${ni.url}`);
     assert.equal(nar.status, 200);
     await nar.arrayBuffer();
+  });
+
+  test("fetched paths age out by retention like any path, and the next request fetches them again", async () => {
+    const res = await api(0, `/_api/v1/cache-config/${cache}`, { method: "PATCH", body: JSON.stringify({ retention_period: { Period: 1 } }) });
+    assert.equal(res.status, 200, await res.text());
+    const p = fx.closure.lib;
+    const narUrl = fx.up.narinfo("zstd", p).url;
+    const fetchedBefore = fx.up.requests(narUrl);
+    const db = await openDatabase(databaseUrl);
+    try {
+      const pt = (await getCacheByName(db, cache))!;
+      await until("retention GC to remove the fetched path", async () => {
+        const gc = await runAtticd(["-f", configPath, "--mode", "garbage-collector-once"]);
+        assert.equal(gc.code, 0, gc.stderr);
+        return (await getObject(db, pt.id, hashOf(p))) === null;
+      });
+      const ni = await fetch(`${replica(1).url}/${cache}/${hashOf(p)}.narinfo`);
+      assert.equal(ni.status, 200, "found upstream again");
+      const nar = await fetch(`${replica(1).url}/${cache}/${parseNarInfo(await ni.text()).url}`);
+      assert.equal(nar.status, 200);
+      await nar.arrayBuffer();
+      assert.equal(fx.up.requests(narUrl) - fetchedBefore, 1, "fetched again, once");
+      await until("the path to be stored again", async () => (await getObject(db, pt.id, hashOf(p))) !== null);
+    } finally {
+      await db.close();
+    }
   });
 }

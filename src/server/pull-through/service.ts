@@ -269,6 +269,8 @@ export class PullThrough {
     const spoolPath = join(this.spoolDir, `${randomUUID()}.nar`);
     const failed = async (reason: string, cause?: unknown) => {
       body.destroy();
+      // a client still waiting (the spool could not even be opened) sees its transfer cut
+      if (!out.readableEnded) sink.fail();
       this.metrics.inc("attic_upstream_fetches_total", 1, { result: "failed" });
       if (cause instanceof UpstreamError) this.upstreamFailed(upstream.url, cause, "nar", log);
       else log.warn({ upstream: upstream.url, hash, reason, cause: (cause as Error | undefined)?.message }, "pull-through: upstream NAR refused, nothing stored");
