@@ -14,6 +14,8 @@ export interface PackHooks {
   open(pack: { remoteFile: RemoteFile; remoteFileId: string }): Promise<number>;
   /** The pack is durable and complete: record it sealed (state V, its size and chunk count). */
   sealed(packId: number, size: number, chunks: number): Promise<void>;
+  /** The pack failed before any of it was durable (so nothing can refer to it) and its object is gone: forget it. */
+  discarded(packId: number): Promise<void>;
 }
 
 /** Where an appended frame went. `pack` is the writer's own handle (opaque to callers). */
@@ -88,6 +90,7 @@ export class PackWriter {
       lost.failed ??= new Error(`pack ${lost.id} was removed or replaced while open`);
       this.current = null;
       await lost.file!.close().catch(() => {});
+      if (lost.synced === 0) await this.hooks.discarded(lost.id).catch(() => {});
     }
     const pack = this.current ?? (await this.openPack());
     const placements: Placement[] = [];
@@ -104,6 +107,7 @@ export class PackWriter {
         pack.failed = err as Error;
         if (this.current === pack) this.current = null;
         await pack.file.close().catch(() => {});
+        await this.discardIfUnused(pack);
         throw err;
       }
     } else {
@@ -155,9 +159,24 @@ export class PackWriter {
     } catch (err) {
       pack.failed ??= err as Error;
       await pack.file?.close().catch(() => {});
+      await this.discardIfUnused(pack);
       throw err;
     }
     await this.hooks.sealed(pack.id, pack.size, pack.chunks);
+  }
+
+  /**
+   * A failed pack none of whose bytes were ever durable: no chunk can refer to it (chunks turn
+   * valid only after a sync or a seal), so its file and row go now (a full disk gets its room back).
+   */
+  private async discardIfUnused(pack: Pack): Promise<void> {
+    if (pack.synced > 0) return;
+    try {
+      const { failed } = await this.storage.deleteMany([pack.remoteFile]);
+      if (failed.length === 0) await this.hooks.discarded(pack.id);
+    } catch {
+      // left for compaction: the row says where it is
+    }
   }
 
   /** An fsync covering at least `need` bytes; waiters arriving during one fsync share the next. */

@@ -21,6 +21,7 @@ import {
   type StorageDriver,
 } from "../../src/storage/index.ts";
 import { S3Storage } from "../../src/storage/s3.ts";
+import { newPackKey } from "../../src/storage/packs.ts";
 import { startFaultProxy, type FaultProxy } from "../helpers/s3-fault-proxy.ts";
 
 const MIB = 1024 * 1024;
@@ -476,6 +477,18 @@ describe("s3 specifics", () => {
     const parts = seenSince(mark).filter((r) => r.method === "PUT" && r.url.includes("partNumber="));
     assert.equal(parts.length, 3);
     assert.deepEqual(await digestOf(await d.get(large)), { sha256: body.sha256(), size: 17 * MIB });
+  });
+
+  test("putMany stores a buffered file (a sealed pack) with one PutObject whatever its size; a ranged GET reads part of it", async () => {
+    const d = s3.driver!;
+    const mark = s3.proxy!.seen.length;
+    const pack = d.remoteFileFor(newPackKey()).remoteFile;
+    const data = randomBytes(20 * MIB);
+    await d.putMany([{ remoteFile: pack, data }]);
+    assert.deepEqual(seenSince(mark).map((r) => r.method), ["PUT"]);
+    const since = s3.proxy!.seen.length;
+    assert.ok((await readAll(await d.getRange(pack, 9 * MIB, 3 * MIB))).equals(data.subarray(9 * MIB, 12 * MIB)));
+    assert.deepEqual(seenSince(since).map((r) => `${r.method} ${r.range}`), [`GET bytes=${9 * MIB}-${12 * MIB - 1}`]);
   });
 
   test("multipart keeps at most 4 parts in flight against a slow server, and memory bounded", async (t) => {

@@ -26,6 +26,11 @@ export async function sealPack(db: Db, id: number, size: number, chunks: number)
     .execute();
 }
 
+/** An open pack that failed before any of it was durable (nothing refers to it). */
+export async function deleteOpenPack(db: Db, id: number): Promise<void> {
+  await db.kysely.deleteFrom("attic_ts_pack").where("id", "=", id).where("state", "=", PACK_OPEN).execute();
+}
+
 export interface PackedChunk {
   id: number;
   fileHash: string;

@@ -13,7 +13,7 @@ import { newChunkKey, newChunkKeys, putAll } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 import { PackWriter, type Placement } from "../../storage/packs.ts";
-import { holdChunk, insertPack, markPackedChunksValid, sealPack, type PackedChunk } from "../../db/queries/packs.ts";
+import { deleteOpenPack, holdChunk, insertPack, markPackedChunksValid, sealPack, type PackedChunk } from "../../db/queries/packs.ts";
 import type { HashedChunk } from "./chunker.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
@@ -91,6 +91,7 @@ export class ChunkStore {
           {
             open: (pack) => insertPack(db, { remote_file: JSON.stringify(pack.remoteFile), remote_file_id: pack.remoteFileId }),
             sealed: (id, size, chunks) => sealPack(db, id, size, chunks),
+            discarded: (id) => deleteOpenPack(db, id),
           },
           { packSize: packing.packSize },
         )
