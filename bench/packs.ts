@@ -7,7 +7,8 @@
 // written under the local storage folder, and the seconds taken.
 //
 //   node bench/packs.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--layouts packs,objects] [--paths 300]
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,9 +36,11 @@ function since(before: Record<string, number>, now: Record<string, number>): Rec
 const show = (c: Record<string, number>): string => (Object.keys(c).length === 0 ? "none" : Object.entries(c).map(([m, n]) => `${m} ${n}`).join(", "));
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 
-function curl(url: string): number {
-  const out = execFileSync("curl", ["-s", "-f", "-o", "/dev/null", "-w", "%{speed_download}", url], { encoding: "utf8" });
-  return Number(out) / MB;
+// Asynchronous: with S3 the request-counting proxy runs in this process, and must keep serving.
+const execFileAsync = promisify(execFile);
+async function curl(url: string): Promise<number> {
+  const { stdout } = await execFileAsync("curl", ["-s", "-f", "-o", "/dev/null", "-w", "%{speed_download}", url], { encoding: "utf8" });
+  return Number(stdout) / MB;
 }
 
 const work = mkdtempSync(join(tmpdir(), "attic-bench-packs-"));
@@ -71,7 +74,7 @@ try {
         const narinfo = await (await fetch(`${server.url}/b/${big.path.slice(11, 43)}.narinfo`)).text();
         const url = `${server.url}/b/${/^URL: (.+)$/m.exec(narinfo)![1]}`;
         mark = server.s3Requests();
-        const speed = curl(url);
+        const speed = await curl(url);
         const served = since(mark, server.s3Requests());
         console.log(
           `${spec} ${layout.padEnd(7)} big path: push ${pushS.toFixed(1)} s, S3 ${show(pushed)}, files ${files}; ` +
@@ -96,10 +99,10 @@ try {
         mkdirSync(cacheHome);
         mark = server.s3Requests();
         t = process.hrtime.bigint();
-        execFileSync(
+        await execFileAsync(
           "nix-store",
           ["--store", store, "-r", root, "--option", "substituters", `${server.url}/b`, "--option", "trusted-public-keys", key, ...NIX_OPTS.slice(0, 3)],
-          { env: { ...env, XDG_CACHE_HOME: cacheHome }, stdio: ["ignore", "ignore", "pipe"] },
+          { env: { ...env, XDG_CACHE_HOME: cacheHome } },
         );
         const pullS = seconds(t);
         const pulled = since(mark, server.s3Requests());

@@ -153,7 +153,7 @@ export async function startServer(opts: ServerOptions = {}, share?: ServerSetup)
   const db = await openDatabase(config.database.url, { poolSize: 10 });
   await migrate(db);
   const storage = await createStorage(config.storage);
-  const app = await buildApp({ config, db, storage, logger: opts.logger ?? (process.env.ATTIC_TEST_DEBUG_LOG ? { level: "error" } : false) });
+  const app = await buildApp({ config, db, storage, logger: opts.logger ?? false });
   let url = INJECT_URL;
   if (opts.inject) await app.ready();
   else {
