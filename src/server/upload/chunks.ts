@@ -44,6 +44,12 @@ interface Joinable {
   group: PackedGroup;
 }
 
+/** A batch's place in its upload's order of appends (takeTurn). */
+interface Turn {
+  ready: Promise<void>;
+  done(): void;
+}
+
 export interface PackingOptions {
   packs: boolean;
   packSize: number;
@@ -74,7 +80,7 @@ export class ChunkStore {
   private readonly appended = new Map<string, Joinable>();
   /** per upload (its CreatedChunks): the groups its chunks are in, and its chain of appends (NAR order) */
   private readonly groups = new WeakMap<CreatedChunks, Set<PackedGroup>>();
-  private readonly appendChain = new WeakMap<CreatedChunks, Promise<unknown>>();
+  private readonly appendChain = new WeakMap<CreatedChunks, Promise<void>>();
 
   constructor(
     db: Db,
@@ -137,23 +143,50 @@ export class ChunkStore {
   private async appendPacked(
     created: CreatedChunks,
     chunks: readonly { id: number; hash: string; data: Buffer }[],
+    turn?: Turn,
   ): Promise<{ group: PackedGroup; fileSizes: number[] }> {
     const compressed = await Promise.all(chunks.map((c) => compressBufferHashed(this.compression.type, this.compression.level, c.data)));
     return this.appendFrames(
       created,
       chunks.map((c, j) => ({ id: c.id, key: this.keyOf(c.hash), frame: compressed[j]!.data, fileHash: `sha256:${compressed[j]!.sha256}` })),
+      turn,
     );
+  }
+
+  /**
+   * A place in this upload's order of appends, taken when a batch starts (batches are launched in
+   * NAR order, but their claims and compression finish in any order): the batch appends once the
+   * batches before it have, so a NAR's new chunks lie back to back in the pack (one ranged read).
+   */
+  private takeTurn(created: CreatedChunks): Turn {
+    const ready = this.appendChain.get(created) ?? Promise.resolve();
+    let release!: () => void;
+    this.appendChain.set(created, new Promise<void>((resolve) => (release = resolve)));
+    let released = false;
+    return {
+      ready,
+      done: () => {
+        if (!released) {
+          released = true;
+          release();
+        }
+      },
+    };
   }
 
   /** Append stored frames in this upload's order; `key` (chunk hash and compression) lets others join them. */
   private async appendFrames(
     created: CreatedChunks,
     frames: readonly { id: number; key: string | null; frame: Uint8Array; fileHash: string }[],
+    turn: Turn = this.takeTurn(created),
   ): Promise<{ group: PackedGroup; fileSizes: number[] }> {
-    const previous = this.appendChain.get(created) ?? Promise.resolve();
-    const appending = previous.then(() => this.packs!.append(frames.map((f) => f.frame)));
-    this.appendChain.set(created, appending.catch(() => {}));
-    const placements = await appending;
+    let placements: Placement[];
+    try {
+      await turn.ready;
+      placements = await this.packs!.append(frames.map((f) => f.frame));
+    } finally {
+      turn.done();
+    }
     const group = new PackedGroup();
     frames.forEach((f, j) => {
       const p = placements[j]!;
@@ -198,6 +231,16 @@ export class ChunkStore {
    * chunk comes back held, in order; if the batch fails, it gives up the holds it took first.
    */
   async storeBatch(chunks: readonly HashedChunk[], created: CreatedChunks, signal: AbortSignal): Promise<HeldChunk[]> {
+    // taken before the first await: batches append in the order they were launched
+    const turn = this.packs ? this.takeTurn(created) : null;
+    try {
+      return await this.storeBatchInTurn(chunks, created, signal, turn);
+    } finally {
+      turn?.done();
+    }
+  }
+
+  private async storeBatchInTurn(chunks: readonly HashedChunk[], created: CreatedChunks, signal: AbortSignal, turn: Turn | null): Promise<HeldChunk[]> {
     const hashes = chunks.map((c) => c.hash);
     const items = chunks.map((c) => c.data);
     const results: HeldChunk[] = new Array<HeldChunk>(items.length);
@@ -249,7 +292,7 @@ export class ChunkStore {
     // whole batch ends: a repeat in this batch waits on it below
     const stored: Promise<void> = (
       this.packs
-        ? this.writeFreshPacked(items, hashes, fresh, results, created)
+        ? this.writeFreshPacked(items, hashes, fresh, results, created, turn!)
         : this.writeFresh(items, fresh, results, signal).then((valid) => markChunksValid(this.db, valid))
     )
       .finally(() => {
@@ -282,11 +325,13 @@ export class ChunkStore {
     fresh: readonly { i: number; id: number }[],
     results: HeldChunk[],
     created: CreatedChunks,
+    turn: Turn,
   ): Promise<void> {
-    if (fresh.length === 0) return;
+    if (fresh.length === 0) return turn.done();
     const { fileSizes } = await this.appendPacked(
       created,
       fresh.map((f) => ({ id: f.id, hash: hashes[f.i]!, data: items[f.i]! })),
+      turn,
     );
     fresh.forEach((f, j) => (results[f.i] = { id: f.id, fileSize: fileSizes[j]!, deduplicated: false }));
   }
