@@ -8,7 +8,12 @@
 //
 //   node bench/pull.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--runs 2] [--level 3]
 //                      [--only curl|nix] [--cpu-prof DIR]   (--cpu-prof: atticd writes a profile there on exit)
-import { execFileSync } from "node:child_process";
+//                      [--storage-extra "packs = false"]
+// Printed too, per backend: the S3 requests (by method, counted at a proxy in front of the S3
+// server) and the files written under the storage folder to push the path, and the S3 requests
+// to serve its NAR once (docs/packs.md).
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,9 +30,12 @@ const { values } = parseArgs({
     level: { type: "string", default: "3" },
     only: { type: "string" },
     "cpu-prof": { type: "string" },
+    /** extra `[storage]` lines for atticd, e.g. "packs = false" (upstream's one object per chunk) */
+    "storage-extra": { type: "string", default: "" },
   },
 });
 const MB = 1e6;
+const execFileAsync = promisify(execFile);
 const runs = Number(values.runs);
 const level = Number(values.level);
 const canDropCaches = process.getuid?.() === 0;
@@ -37,27 +45,39 @@ function dropCaches(): void {
   writeFileSync("/proc/sys/vm/drop_caches", "3\n");
 }
 
-function curlSpeed(url: string): number {
-  const out = execFileSync("curl", ["-s", "-f", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}", url], { encoding: "utf8" });
+// Asynchronous: with S3 the request-counting proxy runs in this process, and must keep serving.
+async function curlSpeed(url: string): Promise<number> {
+  const { stdout: out } = await execFileAsync("curl", ["-s", "-f", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}", url], { encoding: "utf8" });
   const [speed, size] = out.trim().split(" ").map(Number);
   if (!size) throw new Error(`curl ${url}: nothing downloaded`);
   return speed! / MB;
 }
 
 /** Seconds for Nix to substitute `storePath` from `cacheUrl` into a fresh store. */
-function nixPull(work: string, cacheUrl: string, storePath: string): number {
+async function nixPull(work: string, cacheUrl: string, storePath: string): Promise<number> {
   const dir = mkdtempSync(join(work, "store-"));
   const home = join(dir, "home"); // no narinfo disk cache from an earlier run
   mkdirSync(home);
   const start = process.hrtime.bigint();
-  execFileSync(
+  await execFileAsync(
     "nix-store",
     ["--store", join(dir, "root"), "-r", storePath, "--option", "substituters", cacheUrl, "--option", "require-sigs", "false", ...NIX_OPTS.slice(0, 3)],
-    { env: { ...NIX_ENV, XDG_CACHE_HOME: home }, stdio: ["ignore", "ignore", "pipe"] },
+    { env: { ...NIX_ENV, XDG_CACHE_HOME: home } },
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   rmSync(dir, { recursive: true, force: true });
   return seconds;
+}
+
+function requestsSince(before: Record<string, number>, now: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [method, n] of Object.entries(now)) if (n - (before[method] ?? 0) > 0) out[method] = n - (before[method] ?? 0);
+  return out;
+}
+
+function show(counts: Record<string, number>): string {
+  const entries = Object.entries(counts);
+  return entries.length === 0 ? "none" : entries.map(([m, n]) => `${m} ${n}`).join(", ");
 }
 
 interface Side {
@@ -86,22 +106,32 @@ try {
   const sides: Side[] = [{ name: "nginx file://", cacheUrl: nginx.url, narUrl: await narUrlOf(nginx.url, hash) }];
   for (const spec of values.backends!.split(",")) {
     const env = values["cpu-prof"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(values["cpu-prof"], spec)}` } : {};
-    const server = await startBenchServer(spec, { type: "zstd", level }, "", env);
+    const server = await startBenchServer(spec, { type: "zstd", level }, "", env, values["storage-extra"]);
     servers.push(server);
     await server.createCache("pub", true);
+    const beforePush = server.s3Requests();
     await server.push("pub", info);
+    const pushed = requestsSince(beforePush, server.s3Requests());
     const cacheUrl = `${server.url}/pub`;
-    sides.push({ name: `atticd ${spec}`, cacheUrl, narUrl: await narUrlOf(cacheUrl, hash) });
+    const narUrl = await narUrlOf(cacheUrl, hash);
+    const beforeServe = server.s3Requests();
+    await curlSpeed(narUrl);
+    const served = requestsSince(beforeServe, server.s3Requests());
+    console.log(
+      `atticd ${spec}: push: S3 requests ${show(pushed)}, files under the storage folder ${server.storageFiles()}; ` +
+        `serving the NAR once: S3 requests ${show(served)} (GET+HEAD ${(served.GET ?? 0) + (served.HEAD ?? 0)})`,
+    );
+    sides.push({ name: `atticd ${spec}`, cacheUrl, narUrl });
   }
 
-  type Case = { name: string; unit: "MB/s" | "s"; measure(side: Side): number };
+  type Case = { name: string; unit: "MB/s" | "s"; measure(side: Side): Promise<number> };
   const cases: Case[] = [];
   if (values.only !== "nix") {
-    cases.push({ name: "curl NAR, warm", unit: "MB/s", measure: (s) => (curlSpeed(s.narUrl), curlSpeed(s.narUrl)) });
+    cases.push({ name: "curl NAR, warm", unit: "MB/s", measure: async (s) => (await curlSpeed(s.narUrl), curlSpeed(s.narUrl)) });
     if (canDropCaches) cases.push({ name: "curl NAR, cold", unit: "MB/s", measure: (s) => (dropCaches(), curlSpeed(s.narUrl)) });
   }
   if (values.only !== "curl") {
-    cases.push({ name: "nix-store -r, warm", unit: "s", measure: (s) => (curlSpeed(s.narUrl), nixPull(work, s.cacheUrl, info.path)) });
+    cases.push({ name: "nix-store -r, warm", unit: "s", measure: async (s) => (await curlSpeed(s.narUrl), nixPull(work, s.cacheUrl, info.path)) });
     if (canDropCaches) cases.push({ name: "nix-store -r, cold", unit: "s", measure: (s) => (dropCaches(), nixPull(work, s.cacheUrl, info.path)) });
   }
   if (!canDropCaches) console.log("not root: cold page cache cases skipped");
@@ -110,7 +140,7 @@ try {
   for (let run = 1; run <= runs; run++) {
     for (const c of cases) {
       for (const side of sides) {
-        const value = c.measure(side);
+        const value = await c.measure(side);
         const key = `${c.name}|${side.name}`;
         results.set(key, [...(results.get(key) ?? []), value]);
         console.log(`run ${run}  ${c.name.padEnd(20)} ${side.name.padEnd(22)} ${value.toFixed(c.unit === "s" ? 2 : 0).padStart(7)} ${c.unit}`);

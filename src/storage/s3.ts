@@ -2,7 +2,7 @@
 // as upstream (`<uuid>.chunk`). A `RemoteFile` recorded with another region or bucket is still
 // honoured, with one client per region, so a migrated deployment keeps serving old files.
 // This module is imported only when S3 storage is configured: it pulls in the AWS SDK.
-import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { Readable } from "node:stream";
 import { assertValidKey } from "./keys.ts";
@@ -12,9 +12,9 @@ import { makeS3Client, type S3StorageConfig } from "./s3-client.ts";
 import { s3FullReason } from "./s3-full.ts";
 import { uploadStream, type UploadLimits, type UploadStats } from "./s3-upload.ts";
 import { forEachLimit } from "../util/concurrency.ts";
-import { chunksOf } from "./streams.ts";
+import { chunksOf, settleAll } from "./streams.ts";
 import { StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
-import type { PutResult, RemoteFile, StorageDriver } from "./types.ts";
+import type { BufferedFile, PutResult, RemoteFile, StorageDriver } from "./types.ts";
 
 export type { S3StorageConfig } from "./s3-client.ts";
 
@@ -116,6 +116,35 @@ export class S3Storage implements StorageDriver {
     }
   }
 
+  /**
+   * Files held in memory (a sealed pack: docs/packs.md), each with one PutObject whatever its size
+   * (S3 takes up to 5 GiB in one): a 64 MiB pack is one request instead of eight parts. On failure
+   * none is left behind.
+   */
+  async putMany(files: readonly BufferedFile[], signal?: AbortSignal): Promise<void> {
+    const stored: RemoteFile[] = [];
+    try {
+      await settleAll(
+        files.map(async ({ remoteFile, data }) => {
+          const { region, bucket, key } = this.locate(remoteFile);
+          const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+          try {
+            await this.clientFor(region).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }), { abortSignal: signal });
+          } catch (err) {
+            const full = s3FullReason(err);
+            if (full !== null) throw new StorageFullError(`s3:${region}/${bucket}`, full, err);
+            throw err;
+          }
+          stored.push(remoteFile);
+        }),
+      );
+    } catch (err) {
+      // an abort after a body was sent may still have stored it: the keys are fresh, remove them all
+      await this.deleteMany(signal?.aborted ? files.map((f) => f.remoteFile) : stored).catch(() => {});
+      throw err;
+    }
+  }
+
   async get(remoteFile: RemoteFile, signal?: AbortSignal): Promise<Readable> {
     const { region, bucket, key } = this.locate(remoteFile);
     const client = this.clientFor(region);
@@ -137,6 +166,42 @@ export class S3Storage implements StorageDriver {
     return resumingBody({ body, length: first.ContentLength, etag: first.ETag }, reopen, {
       ...(signal ? { signal } : {}),
       onResume: (offset, error) => this.warn(error, `s3://${bucket}/${key}: the response broke off after ${offset} bytes; resuming with a ranged GET`),
+    });
+  }
+
+  /** One ranged GetObject; a missing object, or one that ends before the range does, is not found. */
+  async getRange(remoteFile: RemoteFile, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {
+    const { region, bucket, key } = this.locate(remoteFile);
+    if (length === 0) {
+      if (!(await this.has(remoteFile))) throw new StorageNotFoundError(remoteFileId(remoteFile));
+      return Readable.from([]);
+    }
+    const client = this.clientFor(region);
+    const end = offset + length - 1;
+    let first;
+    try {
+      first = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${end}` }), { abortSignal: signal });
+    } catch (err) {
+      if (errorName(err) === "NoSuchKey" || errorName(err) === "InvalidRange" || httpStatus(err) === 416) {
+        throw new StorageNotFoundError(`${remoteFileId(remoteFile)} (range ${offset}-${end})`);
+      }
+      throw err;
+    }
+    const body = streamOf(first.Body, bucket, key);
+    if (first.ContentLength !== length) {
+      body.destroy();
+      throw new StorageNotFoundError(`${remoteFileId(remoteFile)} (short: ${first.ContentLength ?? "?"} bytes of range ${offset}-${end})`);
+    }
+    // a body that breaks off is fetched on from the byte reached, within the same range
+    const reopen = async (reached: number, etag: string, resumeSignal: AbortSignal): Promise<Readable> => {
+      const part = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset + reached}-${end}`, IfMatch: etag }), {
+        abortSignal: resumeSignal,
+      });
+      return streamOf(part.Body, bucket, key);
+    };
+    return resumingBody({ body, length, etag: first.ETag }, reopen, {
+      ...(signal ? { signal } : {}),
+      onResume: (reached, error) => this.warn(error, `s3://${bucket}/${key}: a ranged response broke off after ${reached} bytes; resuming`),
     });
   }
 

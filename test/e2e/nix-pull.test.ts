@@ -130,7 +130,8 @@ async function counter(s: TestServer, name: string): Promise<number> {
 
 describe("real Nix pulls from S3 with presigned redirects", () => {
   // no chunking: every NAR is one chunk, the case that is redirected
-  const s3Server = () => startServer({ backend: { db: "sqlite", storage: "s3" }, chunking: { threshold: 0, min: 16384, avg: 65536, max: 262144 } });
+  // whole NARs as whole objects (packs = false): only those are redirected (docs/decisions.md)
+  const s3Server = () => startServer({ backend: { db: "sqlite", storage: "s3" }, chunking: { threshold: 0, min: 16384, avg: 65536, max: 262144 }, storageExtra: "packs = false" });
 
   test("private cache, netrc for the host name the bucket shares: NARs are streamed and the pull works", async () => {
     const s = await s3Server();

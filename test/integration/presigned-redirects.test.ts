@@ -11,8 +11,8 @@ const S3 = { db: "sqlite", storage: "s3" } as const;
 const NO_CHUNKING = { threshold: 0, min: 16384, avg: 65536, max: 262144 };
 
 /** A NAR uploaded to `cache` through the API: its download path and bytes (compression none: served as stored). */
-async function pushNar(s: TestServer, cache: string, seed: number): Promise<{ path: string; nar: Buffer }> {
-  const fx = narFixture(seededBytes(100_000, seed));
+async function pushNar(s: TestServer, cache: string, seed: number, size = 100_000): Promise<{ path: string; nar: Buffer }> {
+  const fx = narFixture(seededBytes(size, seed));
   const res = await uploadNar(s, fx, { cache, token: s.rootToken() });
   assert.equal(res.status, 200, await res.text());
   return { path: `/${cache}/nar/${fx.storePathHash}.nar`, nar: fx.nar };
@@ -30,8 +30,10 @@ async function streamed(res: Response, nar: Buffer): Promise<void> {
   assert.ok(Buffer.from(await res.arrayBuffer()).equals(nar));
 }
 
-async function serverWith(opts: ServerOptions): Promise<TestServer> {
-  const s = await startServer({ backend: S3, chunking: NO_CHUNKING, compression: { type: "none" }, ...opts });
+/** `packs`: small NARs go into packs, which are never redirected (docs/decisions.md); default: one object each */
+async function serverWith(opts: ServerOptions, packs = false): Promise<TestServer> {
+  const storageExtra = `packs = ${packs}\n${opts.storageExtra ?? ""}`;
+  const s = await startServer({ backend: S3, chunking: NO_CHUNKING, compression: { type: "none" }, ...opts, storageExtra });
   await createCacheViaApi(s, "pub", { is_public: true });
   await createCacheViaApi(s, "priv");
   return s;
@@ -110,6 +112,23 @@ describe("storage.public-endpoint", () => {
       await streamed(await get(s, path, { token: s.token({ pub: { r: 1 } }) }), nar);
       const priv = await pushNar(s, "priv", 7);
       await streamed(await get(s, priv.path, { token: s.token({ priv: { r: 1 } }) }), priv.nar);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe("presigned redirects with packs", () => {
+  test("a NAR inside a pack is streamed even where a redirect would apply; a whole object over 4 MiB is still redirected", async () => {
+    const s = await serverWith({}, true);
+    try {
+      const small = await pushNar(s, "pub", 11);
+      await streamed(await get(s, small.path, { host: "localhost" }), small.nar);
+      const large = await pushNar(s, "pub", 12, 5 * 1024 * 1024);
+      const res = await get(s, large.path, { host: "localhost" });
+      assert.equal(res.status, 307);
+      const fromBucket = await fetch(new URL(res.headers.get("location")!));
+      assert.ok(Buffer.from(await fromBucket.arrayBuffer()).equals(large.nar));
     } finally {
       await s.stop();
     }

@@ -69,8 +69,11 @@ describe("local storage on a full disk", () => {
 
   before(async () => {
     disk = mountTmpfs(TMPFS_MB);
+    // one file per chunk (packs = false): with packs, what a failed upload appended to a pack that
+    // other uploads then filled stays as dead bytes until compaction drops them (docs/packs.md)
     s = await startServer({
       storagePath: join(disk.path, "storage"),
+      storageExtra: "packs = false",
       compression: { type: "zstd", level: 1 },
       logger: { level: "warn", stream: { write: (line: string) => void logLines.push(line) } },
     });

@@ -21,6 +21,7 @@ import {
   type StorageDriver,
 } from "../../src/storage/index.ts";
 import { S3Storage } from "../../src/storage/s3.ts";
+import { newPackKey } from "../../src/storage/packs.ts";
 import { startFaultProxy, type FaultProxy } from "../helpers/s3-fault-proxy.ts";
 
 const MIB = 1024 * 1024;
@@ -117,6 +118,23 @@ function conformance(backend: Backend): void {
       const controller = new AbortController();
       controller.abort();
       await assert.rejects(d.read(remoteFile, data.length, controller.signal), isAbortError);
+    });
+
+    test("getRange streams a byte range of a file; a missing file or one shorter than the range rejects before any byte", async () => {
+      const d = backend.driver();
+      const { remoteFile } = fresh();
+      const data = randomBytes(3 * MIB + 17);
+      await d.put(remoteFile, Readable.from([data]));
+      for (const [offset, length] of [[0, data.length], [0, 2], [12_345, 2 * MIB], [data.length - 1, 1], [100, 0]] as const) {
+        assert.ok((await readAll(await d.getRange(remoteFile, offset, length))).equals(data.subarray(offset, offset + length)), `${offset}+${length}`);
+      }
+      // (not [0, 1]: s3rver reads `bytes=0-0` as the whole object)
+      await assert.rejects(d.getRange(remoteFile, data.length - 10, 11), StorageNotFoundError, "ends past the file");
+      await assert.rejects(d.getRange(remoteFile, data.length + 5, 10), StorageNotFoundError, "starts past the file");
+      await assert.rejects(d.getRange(fresh().remoteFile, 0, 10), StorageNotFoundError, "missing");
+      const controller = new AbortController();
+      controller.abort();
+      await assert.rejects(d.getRange(remoteFile, 0, 10, controller.signal), isAbortError);
     });
 
     test("empty put/get round trip", async () => {
@@ -459,6 +477,18 @@ describe("s3 specifics", () => {
     const parts = seenSince(mark).filter((r) => r.method === "PUT" && r.url.includes("partNumber="));
     assert.equal(parts.length, 3);
     assert.deepEqual(await digestOf(await d.get(large)), { sha256: body.sha256(), size: 17 * MIB });
+  });
+
+  test("putMany stores a buffered file (a sealed pack) with one PutObject whatever its size; a ranged GET reads part of it", async () => {
+    const d = s3.driver!;
+    const mark = s3.proxy!.seen.length;
+    const pack = d.remoteFileFor(newPackKey()).remoteFile;
+    const data = randomBytes(20 * MIB);
+    await d.putMany([{ remoteFile: pack, data }]);
+    assert.deepEqual(seenSince(mark).map((r) => r.method), ["PUT"]);
+    const since = s3.proxy!.seen.length;
+    assert.ok((await readAll(await d.getRange(pack, 9 * MIB, 3 * MIB))).equals(data.subarray(9 * MIB, 12 * MIB)));
+    assert.deepEqual(seenSince(since).map((r) => `${r.method} ${r.range}`), [`GET bytes=${9 * MIB}-${12 * MIB - 1}`]);
   });
 
   test("multipart keeps at most 4 parts in flight against a slow server, and memory bounded", async (t) => {
