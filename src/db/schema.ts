@@ -86,6 +86,34 @@ export interface ChunkTable {
   created_at: Timestamp;
   /** ours: see NarTable.held_at */
   held_at: NullableTimestamp;
+  /** ours: the pack holding the chunk's bytes (attic_ts_pack.id); NULL: one object at remote_file */
+  pack_id: ColumnType<number | null, number | null | undefined, number | null>;
+  /** ours: where the chunk's bytes start in its pack; they are file_size bytes long */
+  pack_offset: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+/** `attic_ts_pack.state` (docs/packs.md) */
+export const PACK_OPEN = "P";
+export const PACK_SEALED = "V";
+export const PACK_RETIRED = "R";
+export const PACK_DELETING = "D";
+export type PackState = "P" | "V" | "R" | "D";
+
+/** ours: a pack file (local) or object (S3) holding many chunks back to back */
+export interface PackTable {
+  id: Generated<number>;
+  state: PackState;
+  /** upstream's RemoteFile JSON, as for a chunk: `<uuid>.pack` */
+  remote_file: string;
+  remote_file_id: string;
+  /** bytes written (durable once sealed) */
+  size: Counter;
+  /** chunks appended */
+  chunks: Counter;
+  created_at: Timestamp;
+  sealed_at: NullableTimestamp;
+  /** set when compaction moved its live chunks away: deleted after the readers' grace */
+  retired_at: NullableTimestamp;
 }
 
 export interface ChunkRefTable {
@@ -264,6 +292,7 @@ export interface Database {
   attic_ts_cache_stats: CacheStatsTable;
   attic_ts_daily: DailyTable;
   attic_ts_gc_run: GcRunTable;
+  attic_ts_pack: PackTable;
 }
 
 export interface CacheRow {
@@ -321,6 +350,18 @@ export interface ChunkRow {
   holders_count: number;
   created_at: Date;
   held_at: Date | null;
+}
+
+export interface PackRow {
+  id: number;
+  state: PackState;
+  remote_file: string;
+  remote_file_id: string;
+  size: number;
+  chunks: number;
+  created_at: Date;
+  sealed_at: Date | null;
+  retired_at: Date | null;
 }
 
 export interface ChunkRefRow {

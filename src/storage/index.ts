@@ -3,10 +3,18 @@
 import { LocalStorage } from "./local.ts";
 import type { StorageDriver } from "./types.ts";
 
+/** Where new chunks go (docs/packs.md); unset: packs of 64 MiB. */
+export interface PackingConfig {
+  /** append new chunks to packs (default true); false: one object per chunk, upstream's layout */
+  packs?: boolean;
+  /** bytes at which a pack is sealed (default 64 MiB) */
+  packSize?: number;
+}
+
 /** The storage section of the server config (credentials keep upstream's snake_case names). */
 export type StorageConfig =
-  | { type: "local"; path: string }
-  | {
+  | ({ type: "local"; path: string } & PackingConfig)
+  | ({
       type: "s3";
       region: string;
       bucket: string;
@@ -16,7 +24,7 @@ export type StorageConfig =
       publicEndpoint?: string;
       /** unset: the AWS default credential chain (env, profile, instance role) */
       credentials?: { access_key_id: string; secret_access_key: string };
-    };
+    } & PackingConfig);
 
 export interface StorageOptions {
   /** where non-fatal problems go (a pino-style logger fits) */
@@ -29,7 +37,7 @@ export async function createStorage(config: StorageConfig, options: StorageOptio
       return LocalStorage.open(config.path);
     case "s3": {
       const { S3Storage } = await import("./s3.ts");
-      const { type: _type, ...s3 } = config;
+      const { type: _type, packs: _packs, packSize: _packSize, ...s3 } = config;
       return new S3Storage(s3, options);
     }
   }

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { assertValidKey } from "./keys.ts";
 import { LocalReader } from "./local-reader.ts";
 import { prepareLayout, shardedPath, sweepTempFiles, TEMP_PREFIX } from "./local-layout.ts";
@@ -186,6 +186,30 @@ export class LocalStorage implements StorageDriver {
     // 64 KiB pieces cost a chunk two or three reads, each with a fresh 64 KiB buffer.
     const sized = sizeHint !== undefined && sizeHint > 0 ? { highWaterMark: Math.min(sizeHint, READ_PIECE_MAX) } : {};
     return file.createReadStream({ ...sized, ...(signal ? { signal } : {}) });
+  }
+
+  async getRange(remoteFile: RemoteFile, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {
+    const path = this.pathOf(remoteFile);
+    signal?.throwIfAborted();
+    let file: FileHandle;
+    try {
+      file = await open(path, "r");
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) throw new StorageNotFoundError(remoteFileId(remoteFile));
+      throw err;
+    }
+    try {
+      const { size } = await file.stat();
+      if (size < offset + length) throw new StorageNotFoundError(`${remoteFileId(remoteFile)} (${size} bytes, range ends at ${offset + length})`);
+    } catch (err) {
+      await file.close();
+      throw err;
+    }
+    if (length === 0) {
+      await file.close();
+      return Readable.from([]);
+    }
+    return file.createReadStream({ start: offset, end: offset + length - 1, highWaterMark: Math.min(length, READ_PIECE_MAX), ...(signal ? { signal } : {}) });
   }
 
   /**

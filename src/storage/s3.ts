@@ -140,6 +140,42 @@ export class S3Storage implements StorageDriver {
     });
   }
 
+  /** One ranged GetObject; a missing object, or one that ends before the range does, is not found. */
+  async getRange(remoteFile: RemoteFile, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {
+    const { region, bucket, key } = this.locate(remoteFile);
+    if (length === 0) {
+      if (!(await this.has(remoteFile))) throw new StorageNotFoundError(remoteFileId(remoteFile));
+      return Readable.from([]);
+    }
+    const client = this.clientFor(region);
+    const end = offset + length - 1;
+    let first;
+    try {
+      first = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${end}` }), { abortSignal: signal });
+    } catch (err) {
+      if (errorName(err) === "NoSuchKey" || errorName(err) === "InvalidRange" || httpStatus(err) === 416) {
+        throw new StorageNotFoundError(`${remoteFileId(remoteFile)} (range ${offset}-${end})`);
+      }
+      throw err;
+    }
+    const body = streamOf(first.Body, bucket, key);
+    if (first.ContentLength !== length) {
+      body.destroy();
+      throw new StorageNotFoundError(`${remoteFileId(remoteFile)} (short: ${first.ContentLength ?? "?"} bytes of range ${offset}-${end})`);
+    }
+    // a body that breaks off is fetched on from the byte reached, within the same range
+    const reopen = async (reached: number, etag: string, resumeSignal: AbortSignal): Promise<Readable> => {
+      const part = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset + reached}-${end}`, IfMatch: etag }), {
+        abortSignal: resumeSignal,
+      });
+      return streamOf(part.Body, bucket, key);
+    };
+    return resumingBody({ body, length, etag: first.ETag }, reopen, {
+      ...(signal ? { signal } : {}),
+      onResume: (reached, error) => this.warn(error, `s3://${bucket}/${key}: a ranged response broke off after ${reached} bytes; resuming`),
+    });
+  }
+
   /** One GetObject collected into a buffer of the recorded size (several run at once while a NAR streams). */
   async read(remoteFile: RemoteFile, size: number, signal?: AbortSignal): Promise<Buffer> {
     const buffer = Buffer.allocUnsafe(size);

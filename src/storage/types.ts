@@ -51,6 +51,12 @@ export interface StorageDriver {
    * StorageNotFoundError if it does not exist, and with an error if its size is not `size`.
    */
   read?(remoteFile: RemoteFile, size: number, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * A stream of `length` bytes of the file from `offset` (a pack's run of chunks: docs/packs.md):
+   * one read (local) or one ranged GET (S3). Rejects with StorageNotFoundError, before any byte,
+   * when the file does not exist or ends before `offset + length` (a short pack is a lost one).
+   */
+  getRange(remoteFile: RemoteFile, offset: number, length: number, signal?: AbortSignal): Promise<Readable>;
   has(remoteFile: RemoteFile): Promise<boolean>;
   /**
    * True when `has` costs no network round trip (a local folder): a NAR download may then check

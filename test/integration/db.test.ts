@@ -65,7 +65,7 @@ import { columnsOf, foreignKeysOf, indexesOf } from "./db-introspect.ts";
 
 type Engine = "sqlite" | "postgres";
 const ALL_MIGRATIONS = [...UPSTREAM_VERSIONS, ...OWN_MIGRATION_NAMES];
-const TABLES = ["cache", "nar", "object", "chunk", "chunkref"];
+const TABLES = ["cache", "nar", "object", "chunk", "chunkref", "attic_ts_pack"];
 
 const tmp = mkdtempSync(join(tmpdir(), "attic-dbtest-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -262,6 +262,11 @@ for (const engine of ["sqlite", "postgres"] as const) {
           ["id", T.id, true], ["state", T.ch1, true], ["chunk_hash", T.str, true], ["chunk_size", T.big, true], ["file_hash", T.str, false],
           ["file_size", T.big, false], ["compression", T.str, true], ["remote_file", T.str, true], ["remote_file_id", T.str, true],
           ["holders_count", T.int, true], ["created_at", T.ts, true], ["held_at", T.ts, false],
+          ["pack_id", T.big, false], ["pack_offset", T.big, false],
+        ],
+        attic_ts_pack: [
+          ["id", T.id, true], ["state", T.ch1, true], ["remote_file", T.str, true], ["remote_file_id", T.str, true], ["size", T.big, true],
+          ["chunks", T.big, true], ["created_at", T.ts, true], ["sealed_at", T.ts, false], ["retired_at", T.ts, false],
         ],
         chunkref: [["id", T.id, true], ["nar_id", T.big, true], ["seq", T.int, true], ["chunk_id", T.big, false]],
       };
@@ -293,6 +298,8 @@ for (const engine of ["sqlite", "postgres"] as const) {
           ["attic-ts-idx-object-cache-created", "object", ["cache_id", "created_at"], false],
           ["attic-ts-idx-chunkref-lost", "chunkref", ["nar_id"], false],
           ["attic-ts-idx-object-cache-downloads", "object", ["cache_id", "download_count"], false],
+          ["attic-ts-idx-chunk-pack", "chunk", ["pack_id", "pack_offset"], false],
+          ["attic-ts-idx-pack-state", "attic_ts_pack", ["state"], false],
         ];
         for (const [name, table, columns, unique] of want) assert.deepEqual(named(name), { name, table, columns, unique }, name);
         const uniqueOn = (table: string, col: string) => idx.some((i) => i.table === table && i.unique && i.columns.join() === col);

@@ -119,6 +119,23 @@ function conformance(backend: Backend): void {
       await assert.rejects(d.read(remoteFile, data.length, controller.signal), isAbortError);
     });
 
+    test("getRange streams a byte range of a file; a missing file or one shorter than the range rejects before any byte", async () => {
+      const d = backend.driver();
+      const { remoteFile } = fresh();
+      const data = randomBytes(3 * MIB + 17);
+      await d.put(remoteFile, Readable.from([data]));
+      for (const [offset, length] of [[0, data.length], [0, 2], [12_345, 2 * MIB], [data.length - 1, 1], [100, 0]] as const) {
+        assert.ok((await readAll(await d.getRange(remoteFile, offset, length))).equals(data.subarray(offset, offset + length)), `${offset}+${length}`);
+      }
+      // (not [0, 1]: s3rver reads `bytes=0-0` as the whole object)
+      await assert.rejects(d.getRange(remoteFile, data.length - 10, 11), StorageNotFoundError, "ends past the file");
+      await assert.rejects(d.getRange(remoteFile, data.length + 5, 10), StorageNotFoundError, "starts past the file");
+      await assert.rejects(d.getRange(fresh().remoteFile, 0, 10), StorageNotFoundError, "missing");
+      const controller = new AbortController();
+      controller.abort();
+      await assert.rejects(d.getRange(remoteFile, 0, 10, controller.signal), isAbortError);
+    });
+
     test("empty put/get round trip", async () => {
       const d = backend.driver();
       const { remoteFile } = fresh();

@@ -153,6 +153,26 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
       await reconcileCacheStats(tx, new Date());
     },
   },
+  {
+    // Packed chunk storage (issue 25, docs/packs.md). attic_ts_pack: one row per pack file/object,
+    // its state (P open, V sealed, R retired by compaction, D being deleted) and size. chunk.pack_id
+    // and chunk.pack_offset: where a packed chunk's bytes are (its length is upstream's file_size).
+    // A chunk with pack_id NULL is stored one per object at its remote_file, as upstream; a packed
+    // chunk's remote_file names where it would go in upstream's layout (unpacking writes it there).
+    name: "attic-ts_0009_packs",
+    up: (tx) => {
+      const { pk, timestamp: ts } = tx.dialect.columnTypes;
+      return exec(tx, [
+        `CREATE TABLE "attic_ts_pack" ( "id" ${pk}, "state" char(1) NOT NULL, "remote_file" varchar NOT NULL, ` +
+          `"remote_file_id" varchar NOT NULL UNIQUE, "size" bigint NOT NULL DEFAULT 0, "chunks" bigint NOT NULL DEFAULT 0, ` +
+          `"created_at" ${ts} NOT NULL, "sealed_at" ${ts} NULL, "retired_at" ${ts} NULL )`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-pack-state" ON "attic_ts_pack" ("state")`,
+        `ALTER TABLE "chunk" ADD COLUMN "pack_id" bigint NULL`,
+        `ALTER TABLE "chunk" ADD COLUMN "pack_offset" bigint NULL`,
+        `CREATE INDEX IF NOT EXISTS "attic-ts-idx-chunk-pack" ON "chunk" ("pack_id", "pack_offset") WHERE "pack_id" IS NOT NULL`,
+      ]);
+    },
+  },
 ];
 
 export function ownMigrationsTable(): string {

@@ -203,6 +203,24 @@ export const KEYS: readonly KeySpec[] = [
     description:
       "The S3 endpoint clients reach the bucket at, used only in presigned URLs (`presigned-redirects`) when it differs from `endpoint` (e.g. `endpoint = \"http://minio:9000\"` inside a compose network, `public-endpoint = \"https://s3.example.com\"`). atticd itself still reads and writes through `endpoint`. The public endpoint must pass the request's `Host` through unchanged: the URL's signature covers it. Path-style addressing. Unset: presigned URLs use `endpoint`. As upstream's open PR #356.",
   },
+  {
+    key: "storage.packs",
+    kind: "boolean",
+    default: true,
+    ours: true,
+    description:
+      "Append new chunks to pack files or objects of up to `pack-size` (one read or ranged GET per run of chunks, about one S3 PUT per upload or per pack instead of one per chunk; docs/packs.md). `false`: store each new chunk as its own file or object, upstream's layout, for going back to upstream atticd. Chunks stored either way stay readable.",
+  },
+  {
+    key: "storage.pack-size",
+    kind: "size",
+    default: "64 MiB",
+    min: 4 * MiB,
+    max: GiB,
+    ours: true,
+    description:
+      'The size at which a pack is sealed and the next one opened, in bytes or with a unit (`"64 MiB"`). On S3 an open pack is held in memory until it is sealed (at most about three packs per server). A chunk larger than this gets a pack of its own.',
+  },
   { key: "storage.credentials.access_key_id", kind: "string", storageType: "s3", required: "in `[storage.credentials]`", description: "The access key ID." },
   {
     key: "storage.credentials.secret_access_key",

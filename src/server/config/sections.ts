@@ -20,9 +20,10 @@ export function readStorage(r: ConfigReader): StorageConfig | undefined {
   for (const spec of KEYS) {
     if (spec.storageType && spec.storageType !== type && r.raw.has(spec.key)) r.warn(spec.key, `ignored for storage type "${type}"`);
   }
+  const packing = { packs: r.read<boolean>("storage.packs") ?? true, packSize: r.read<number>("storage.pack-size") ?? 64 * 1024 * 1024 };
   if (type === "local") {
     const path = r.read<string>("storage.path", { required: true });
-    return path === undefined ? undefined : { type, path };
+    return path === undefined ? undefined : { type, path, ...packing };
   }
   const region = r.read<string>("storage.region", { required: true });
   const bucket = r.read<string>("storage.bucket", { required: true });
@@ -39,6 +40,7 @@ export function readStorage(r: ConfigReader): StorageConfig | undefined {
     type,
     region,
     bucket,
+    ...packing,
     ...(endpoint !== undefined && { endpoint }),
     ...(publicEndpoint !== undefined && { publicEndpoint }),
     ...(credentials && { credentials }),

@@ -25,7 +25,7 @@ test("first run writes a complete server.toml (mode 0600) that loads back", asyn
   const text = readFileSync(path, "utf8");
   assert.match(text, /^url = "sqlite:\/\/.*\/data\/attic\/server\.db"$/m);
   assert.equal(config.database.url, `sqlite://${join(env.XDG_DATA_HOME!, "attic", "server.db")}`);
-  assert.deepEqual(config.storage, { type: "local", path: join(env.XDG_DATA_HOME!, "attic", "storage") });
+  assert.deepEqual(config.storage, { type: "local", path: join(env.XDG_DATA_HOME!, "attic", "storage"), packs: true, packSize: 64 * 1024 * 1024 });
   assert.deepEqual(config.chunking, { narSizeThreshold: 65536, minSize: 16384, avgSize: 65536, maxSize: 262144 });
   assert.deepEqual(config.compression, { type: "zstd", level: 8, narinfoName: "zstd" });
   assert.equal(config.garbageCollection.interval, 43200);

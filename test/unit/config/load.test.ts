@@ -40,17 +40,17 @@ test("load order: -f PATH, then ATTIC_SERVER_CONFIG_BASE64, then $XDG_CONFIG_HOM
   const fromFile = await loadConfig({ path: explicit, env });
   assert.equal(fromFile.source, "file");
   assert.equal(fromFile.path, explicit);
-  assert.deepEqual(fromFile.config.storage, { type: "local", path: "from-file" });
+  assert.deepEqual(fromFile.config.storage, { type: "local", path: "from-file", packs: true, packSize: 64 * 1024 * 1024 });
 
   const fromEnv = await loadConfig({ env });
   assert.equal(fromEnv.source, "env");
   assert.equal(fromEnv.path, null);
-  assert.deepEqual(fromEnv.config.storage, { type: "local", path: "from-env" });
+  assert.deepEqual(fromEnv.config.storage, { type: "local", path: "from-env", packs: true, packSize: 64 * 1024 * 1024 });
 
   const fromXdg = await loadConfig({ env: { ...env, ATTIC_SERVER_CONFIG_BASE64: "" } });
   assert.equal(fromXdg.source, "xdg");
   assert.equal(fromXdg.path, join(xdg, "attic", "server.toml"));
-  assert.deepEqual(fromXdg.config.storage, { type: "local", path: "from-xdg" });
+  assert.deepEqual(fromXdg.config.storage, { type: "local", path: "from-xdg", packs: true, packSize: 64 * 1024 * 1024 });
 });
 
 test("the default path follows XDG_CONFIG_HOME (absolute only), else ~/.config", () => {

@@ -60,7 +60,7 @@ test("defaults of every optional key", () => {
   assert.equal(c.maxNarInfoSize, 1048576);
   assert.equal(c.presignedRedirects, true);
   assert.deepEqual(c.database, { url: "sqlite:///var/lib/attic/server.db", heartbeat: false, poolSize: 10 });
-  assert.deepEqual(c.storage, { type: "local", path: "/var/lib/attic/storage" });
+  assert.deepEqual(c.storage, { type: "local", path: "/var/lib/attic/storage", packs: true, packSize: 64 * 1024 * 1024 });
   assert.deepEqual(c.chunking, { narSizeThreshold: 65536, minSize: 16384, avgSize: 65536, maxSize: 262144 });
   assert.deepEqual(c.compression, { type: "zstd", level: 8, narinfoName: "zstd" });
   assert.deepEqual(c.garbageCollection, { interval: 43200, defaultRetentionPeriod: 0, staleGracePeriod: 3600, maxSize: null });
@@ -93,6 +93,8 @@ region = "eu-west-1"
 bucket = "nars"
 endpoint = "http://127.0.0.1:9000"
 public-endpoint = "https://s3.example.com"
+packs = false
+pack-size = "16 MiB"
 
 [storage.credentials]
 access_key_id = "AK"
@@ -137,6 +139,8 @@ token-hs256-secret-base64 = "${SECRET}"
     bucket: "nars",
     endpoint: "http://127.0.0.1:9000",
     publicEndpoint: "https://s3.example.com",
+    packs: false,
+    packSize: 16 * 1024 * 1024,
     credentials: { access_key_id: "AK", secret_access_key: "SK" },
   });
   assert.deepEqual(c.chunking, { narSizeThreshold: 0, minSize: 64, avgSize: 256, maxSize: 1024 });
@@ -153,7 +157,7 @@ token-hs256-secret-base64 = "${SECRET}"
 
 test("s3 storage without credentials uses the default chain (no credentials key)", () => {
   const c = parse(withTables("", { 'type = "local"\npath = "/var/lib/attic/storage"': 'type = "s3"\nregion = "r"\nbucket = "b"' }));
-  assert.deepEqual(c.storage, { type: "s3", region: "r", bucket: "b" });
+  assert.deepEqual(c.storage, { type: "s3", region: "r", bucket: "b", packs: true, packSize: 64 * 1024 * 1024 });
 });
 
 test("storage.public-endpoint must be an http(s) URL", () => {

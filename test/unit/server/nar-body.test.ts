@@ -19,6 +19,7 @@ function fakeStorage(files: Buffer[], opts: { withRead?: boolean; failAt?: numbe
     name: "fake",
     remoteFileFor: () => assert.fail("not used"),
     put: () => assert.fail("not used"),
+    getRange: () => assert.fail("not used"),
     has: async () => true,
     deleteMany: async () => ({ failed: [] }),
     async get(rf, signal) {
