@@ -149,6 +149,39 @@ for (const backend of backends) {
       }
     });
 
+    test("/metrics and the dashboard's server page show packs, their free space and what compaction reclaims", async () => {
+      const s = await startServer({ backend, chunking });
+      try {
+        await createCacheViaApi(s, "c");
+        const fxs = await pushAll(s, "c", 6, 400);
+        // packs of 1 MiB: each holds chunks of several paths
+        await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: gc({ packSize: 1024 * KiB }) });
+        await deletePaths(s, "c", fxs.slice(0, 2));
+        // chunks die but no pack is rewritten (a threshold of 100 %); wholly dead packs are retired, kept for an hour
+        await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: gc({ threshold: 1, retiredGraceMs: 3600_000 }) });
+        const sealed = await packBytes(s);
+        const free = sealed - (await liveBytes(s));
+        assert.ok(free > 0);
+        const states = await packStates(s);
+
+        const text = await (await s.fetch("/metrics")).text();
+        const metric = (name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, "m").exec(text)?.[1]);
+        assert.equal(metric('attic_packs{state="sealed"}'), states.V);
+        assert.equal(metric('attic_packs{state="retired"}'), states.R ?? 0);
+        assert.equal(metric("attic_pack_bytes"), sealed);
+        assert.equal(metric("attic_pack_free_bytes"), free);
+        assert.ok(metric("attic_pack_reclaimable_bytes") >= free, text);
+
+        const page = await (await s.fetch("/_dashboard/server?fragment=1", { token: s.rootToken() })).text();
+        const shown = (name: string) => new RegExp(`data-figure="${name}" data-value="(\\d+)"`).exec(page)?.[1];
+        assert.equal(shown("packs"), String(states.V));
+        assert.equal(shown("pack-free-bytes"), String(free));
+        assert.equal(shown("retired-packs"), String(states.R ?? 0));
+      } finally {
+        await s.stop();
+      }
+    });
+
     test("the way back: unpack puts every chunk in an object of its own, and the store serves one object per chunk", async () => {
       const s = await startServer({ backend, chunking });
       try {

@@ -406,3 +406,42 @@ export async function packedChunkCount(db: Db): Promise<{ valid: number; pending
   const n = (st: string) => toInt(rows.find((r) => r.state.trim() === st)?.n ?? 0);
   return { valid: n("V"), pending: n("P") };
 }
+
+export interface PackSpace {
+  /** sealed packs, and their bytes */
+  packs: number;
+  packBytes: number;
+  /** packs being written by uploads */
+  openPacks: number;
+  /** retired packs (and objects of their own that were packed) awaiting deletion after the grace period, and their bytes */
+  retiredPacks: number;
+  retiredBytes: number;
+  /** bytes of live chunks in sealed packs */
+  liveBytes: number;
+  /** bytes of deleted chunks still inside sealed packs: the holes */
+  freeBytes: number;
+  /** what compaction frees: the holes of packs at or past the threshold (wholly dead ones included), and the retired packs */
+  reclaimableBytes: number;
+}
+
+/** The pack figures of /metrics and the dashboard: one aggregate over packed chunks and one over packs. */
+export async function packSpace(db: Db, threshold: number): Promise<PackSpace> {
+  const [figures, totals] = await Promise.all([packFigures(db), packTotals(db)]);
+  const space: PackSpace = {
+    packs: totals.packs,
+    packBytes: totals.packBytes,
+    openPacks: totals.openPacks,
+    retiredPacks: totals.retiredPacks,
+    retiredBytes: totals.retiredBytes,
+    liveBytes: 0,
+    freeBytes: 0,
+    reclaimableBytes: totals.retiredBytes,
+  };
+  for (const p of figures) {
+    const dead = Math.max(0, p.size - p.liveBytes);
+    space.liveBytes += p.liveBytes;
+    space.freeBytes += dead;
+    if (p.liveChunks === 0 || (p.size > 0 && dead / p.size >= threshold)) space.reclaimableBytes += dead;
+  }
+  return space;
+}
