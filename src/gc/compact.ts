@@ -24,8 +24,10 @@ import { mapLimit } from "../util/concurrency.ts";
 import { planCompaction, type CompactionPolicy } from "./compact-plan.ts";
 import { newPackFile, openPackOutput, readPackRange, type PackOutput } from "./pack-io.ts";
 
-/** Bytes per read of an old pack: adjacent live chunks are read together up to this. */
+/** Bytes per read of an old pack: neighbouring live chunks are read together up to this. */
 const RUN_BYTES = 8 * 2 ** 20;
+/** Holes up to this size are read over rather than splitting a read. */
+const RUN_GAP = 256 * 1024;
 /** Retired packs deleted per page. */
 const PAGE = 100;
 /** Chunks stored one object each, read per page and how many at a time (a page is a few MiB). */
@@ -127,6 +129,8 @@ export async function compactPacks(deps: CompactionDeps): Promise<CompactionRepo
     const offset = await out.output.append(frame);
     out.moves.push({ chunkId, fromPack, offset });
   };
+  // one read buffer for every run of this compaction (runs are at most RUN_BYTES)
+  const readBuffer = plan.rewrite.length > 0 ? Buffer.allocUnsafe(RUN_BYTES) : undefined;
   try {
     for (const id of plan.rewrite) {
       const source = bySource.get(id)!;
@@ -138,7 +142,7 @@ export async function compactPacks(deps: CompactionDeps): Promise<CompactionRepo
         const last = run[run.length - 1]!;
         let bytes: Buffer;
         try {
-          bytes = await readPackRange(storage, parseRemoteFile(source.remoteFile), first.offset, last.offset + last.length - first.offset, signal);
+          bytes = await readPackRange(storage, parseRemoteFile(source.remoteFile), first.offset, last.offset + last.length - first.offset, signal, readBuffer);
         } catch (err) {
           if (signal.aborted) throw err;
           complete = false;
@@ -223,21 +227,24 @@ async function openOutput(db: Db, storage: StorageDriver, signal: AbortSignal): 
   return { packId, output: openPackOutput(storage, remoteFile, signal), moves: [] };
 }
 
-/** The runs of adjacent live chunks of one pack, each read with one ranged read. */
-export function runsOf(chunks: readonly LiveChunk[], maxBytes = RUN_BYTES): LiveChunk[][] {
-  const runs: LiveChunk[][] = [];
-  let run: LiveChunk[] = [];
-  let end = -1;
-  let bytes = 0;
+/**
+ * The live chunks of one pack grouped into runs, each read with one ranged read of at most
+ * `maxBytes`: neighbours separated by a hole of at most `maxGap` bytes share a read (reading a
+ * small hole costs less than another read: a file open locally, a request on S3).
+ */
+export function runsOf<T extends LiveChunk>(chunks: readonly T[], maxBytes = RUN_BYTES, maxGap = RUN_GAP): T[][] {
+  const runs: T[][] = [];
+  let run: T[] = [];
+  let start = 0;
+  let end = 0;
   for (const c of chunks) {
-    if (run.length > 0 && (c.offset !== end || bytes + c.length > maxBytes)) {
+    if (run.length > 0 && (c.offset < end || c.offset - end > maxGap || c.offset + c.length - start > maxBytes)) {
       runs.push(run);
       run = [];
-      bytes = 0;
     }
+    if (run.length === 0) start = c.offset;
     run.push(c);
     end = c.offset + c.length;
-    bytes += c.length;
   }
   if (run.length > 0) runs.push(run);
   return runs;

@@ -6,8 +6,6 @@
 // logic (each frame re-read and hashed) and against the objects in storage.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
 import { narFixture, seededBytes, uploadNar, type NarFixture } from "../helpers/nar.ts";
 import { runGarbageCollectionOnce, type GcConfig } from "../../src/gc/index.ts";
@@ -15,7 +13,7 @@ import type { CompactionConfig } from "../../src/gc/compact.ts";
 import { verifyStorage } from "../../src/server/repair/verify.ts";
 import { unpackAll } from "../../src/server/repair/unpack.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
-import { bucketKeys } from "./gc-fixtures.ts";
+import { expectedNames as expectedNamesOf, packStates as packStatesOf, storedNames as storedNamesOf } from "../helpers/pack-store.ts";
 
 const KiB = 1024;
 const COMPACTION: CompactionConfig = { threshold: 0.01, maxRewriteBytes: 2 ** 30, packSize: 256 * KiB, retiredGraceMs: 0, packLoose: true };
@@ -31,41 +29,14 @@ const backends = backendsFromEnv([
   { db: "postgres", storage: "s3" },
 ]);
 
-/** The object names in storage, without local storage's VERSION. */
-async function storedNames(s: TestServer): Promise<string[]> {
-  if (s.config.storage.type === "local") {
-    return readdirSync(join(s.dir, "storage"), { recursive: true, withFileTypes: true })
-      .filter((e) => e.isFile() && e.name !== "VERSION")
-      .map((e) => e.name)
-      .sort();
-  }
-  const bucket = (s.config.storage as { bucket: string }).bucket;
-  return (await bucketKeys(bucket)).sort();
-}
-
-/** What the database says storage must hold: sealed packs, retired ones awaiting their grace, and chunks of their own. */
-async function expectedNames(s: TestServer): Promise<string[]> {
-  const packs = await s.db.kysely.selectFrom("attic_ts_pack").select(["remote_file", "state"]).execute();
-  const loose = await s.db.kysely.selectFrom("chunk").select("remote_file").where("pack_id", "is", null).where("state", "=", "V").execute();
-  return [...packs, ...loose].map((r) => keyOf(r.remote_file)).sort();
-}
-
-function keyOf(remoteFile: string): string {
-  const rf = JSON.parse(remoteFile) as { Local?: { name: string }; S3?: { key: string } };
-  return rf.Local?.name ?? rf.S3!.key;
-}
+const storedNames = (s: TestServer) => storedNamesOf(s.config, s.dir);
+const expectedNames = (s: TestServer) => expectedNamesOf(s.db);
+const packStates = (s: TestServer) => packStatesOf(s.db);
 
 async function verifyClean(s: TestServer): Promise<void> {
   const lines: string[] = [];
   const r = await verifyStorage({ db: s.db, storage: s.storage }, { quick: false, nars: false, repair: false }, (l) => lines.push(l));
   assert.equal(r.brokenChunks, 0, lines.join("\n"));
-}
-
-async function packStates(s: TestServer): Promise<Record<string, number>> {
-  const rows = await s.db.kysely.selectFrom("attic_ts_pack").select("state").execute();
-  const out: Record<string, number> = {};
-  for (const { state } of rows) out[state.trim()] = (out[state.trim()] ?? 0) + 1;
-  return out;
 }
 
 async function liveBytes(s: TestServer): Promise<number> {

@@ -53,7 +53,7 @@ export async function unpackAll(
       const moves: { chunkId: number; packId: number; remoteFileId: string }[] = [];
       for (const [packId, chunks] of byPack) {
         const packFile = parseRemoteFile(chunks[0]!.packFile);
-        for (const run of runsOf(chunks) as PackedChunk[][]) {
+        for (const run of runsOf(chunks)) {
           const first = run[0]!;
           const end = run[run.length - 1]!;
           let bytes: Buffer;
