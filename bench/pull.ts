@@ -8,6 +8,10 @@
 //
 //   node bench/pull.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--runs 2] [--level 3]
 //                      [--only curl|nix] [--cpu-prof DIR]   (--cpu-prof: atticd writes a profile there on exit)
+//                      [--storage-extra "packs = false"]
+// Printed too, per backend: the S3 requests (by method, counted at a proxy in front of the S3
+// server) and the files written under the storage folder to push the path, and the S3 requests
+// to serve its NAR once (docs/packs.md).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,6 +29,8 @@ const { values } = parseArgs({
     level: { type: "string", default: "3" },
     only: { type: "string" },
     "cpu-prof": { type: "string" },
+    /** extra `[storage]` lines for atticd, e.g. "packs = false" (upstream's one object per chunk) */
+    "storage-extra": { type: "string", default: "" },
   },
 });
 const MB = 1e6;
@@ -60,6 +66,17 @@ function nixPull(work: string, cacheUrl: string, storePath: string): number {
   return seconds;
 }
 
+function requestsSince(before: Record<string, number>, now: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [method, n] of Object.entries(now)) if (n - (before[method] ?? 0) > 0) out[method] = n - (before[method] ?? 0);
+  return out;
+}
+
+function show(counts: Record<string, number>): string {
+  const entries = Object.entries(counts);
+  return entries.length === 0 ? "none" : entries.map(([m, n]) => `${m} ${n}`).join(", ");
+}
+
 interface Side {
   name: string;
   cacheUrl: string;
@@ -86,12 +103,22 @@ try {
   const sides: Side[] = [{ name: "nginx file://", cacheUrl: nginx.url, narUrl: await narUrlOf(nginx.url, hash) }];
   for (const spec of values.backends!.split(",")) {
     const env = values["cpu-prof"] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(values["cpu-prof"], spec)}` } : {};
-    const server = await startBenchServer(spec, { type: "zstd", level }, "", env);
+    const server = await startBenchServer(spec, { type: "zstd", level }, "", env, values["storage-extra"]);
     servers.push(server);
     await server.createCache("pub", true);
+    const beforePush = server.s3Requests();
     await server.push("pub", info);
+    const pushed = requestsSince(beforePush, server.s3Requests());
     const cacheUrl = `${server.url}/pub`;
-    sides.push({ name: `atticd ${spec}`, cacheUrl, narUrl: await narUrlOf(cacheUrl, hash) });
+    const narUrl = await narUrlOf(cacheUrl, hash);
+    const beforeServe = server.s3Requests();
+    curlSpeed(narUrl);
+    const served = requestsSince(beforeServe, server.s3Requests());
+    console.log(
+      `atticd ${spec}: push: S3 requests ${show(pushed)}, files under the storage folder ${server.storageFiles()}; ` +
+        `serving the NAR once: S3 requests ${show(served)} (GET+HEAD ${(served.GET ?? 0) + (served.HEAD ?? 0)})`,
+    );
+    sides.push({ name: `atticd ${spec}`, cacheUrl, narUrl });
   }
 
   type Case = { name: string; unit: "MB/s" | "s"; measure(side: Side): number };

@@ -2,7 +2,9 @@
 // push a store path through the API (nix-store --dump streamed into PUT /_api/v1/upload-path).
 import { spawn, execFileSync } from "node:child_process";
 import { request } from "node:http";
-import { rmSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { startFaultProxy, type FaultProxy } from "../../test/helpers/s3-fault-proxy.ts";
 import { pipeline } from "node:stream/promises";
 import { spawnAtticd, type AtticdProcess } from "../../test/helpers/atticd-process.ts";
 import { prepareServer } from "../../test/helpers/server.ts";
@@ -45,13 +47,26 @@ export interface BenchServer {
   push(cache: string, info: PathInfo): Promise<void>;
   /** compressed bytes of the valid chunks, from the server's database */
   storedBytes(): Promise<number>;
+  /** S3 requests seen so far by method (counted at a proxy in front of the S3 server); {} on local storage */
+  s3Requests(): Record<string, number>;
+  /** files under the local storage folder (VERSION excluded); 0 on S3 */
+  storageFiles(): number;
   stop(): Promise<void>;
 }
 
 /** `env`: extra environment for atticd (e.g. NODE_OPTIONS with --cpu-prof). */
-export async function startBenchServer(spec: string, compression: { type: string; level: number }, top = "", env: NodeJS.ProcessEnv = {}): Promise<BenchServer> {
+export async function startBenchServer(
+  spec: string,
+  compression: { type: string; level: number },
+  top = "",
+  env: NodeJS.ProcessEnv = {},
+  /** extra `[storage]` lines, e.g. `packs = false` */
+  storageExtra = "",
+): Promise<BenchServer> {
   const backend = await backendFor(spec);
-  const setup = await prepareServer({ backend, compression, top });
+  // S3 requests are counted at a pass-through proxy in front of the S3 server (no faults)
+  const proxy: FaultProxy | null = backend.storage === "s3" ? await startFaultProxy(process.env.ATTIC_TEST_S3_ENDPOINT!) : null;
+  const setup = await prepareServer({ backend, compression, top, ...(proxy ? { s3Endpoint: proxy.endpoint } : {}), ...(storageExtra ? { storageExtra } : {}) });
   // at the level an operator runs it (the tests' default is warn)
   const proc = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir, env: { ATTIC_LOG_LEVEL: "info", ...env } });
   const token = mintHs256(setup.secret, atticClaims("bench", { "*": ALL }));
@@ -114,8 +129,19 @@ export async function startBenchServer(spec: string, compression: { type: string
         await db.close();
       }
     },
+    s3Requests() {
+      const counts: Record<string, number> = {};
+      for (const r of proxy?.seen ?? []) counts[r.method] = (counts[r.method] ?? 0) + 1;
+      return counts;
+    },
+    storageFiles() {
+      if (backend.storage !== "local") return 0;
+      const entries = readdirSync(join(setup.dir, "storage"), { recursive: true, withFileTypes: true });
+      return entries.filter((e) => e.isFile() && e.name !== "VERSION").length;
+    },
     async stop() {
       await proc.stop();
+      await proxy?.close();
       rmSync(setup.dir, { recursive: true, force: true });
     },
   };

@@ -16,6 +16,7 @@ import {
   packFigures,
   retireDeadPacks,
   retiredPacksBefore,
+  settledBefore,
   type LiveChunk,
   type PackRef,
 } from "../db/queries/pack-gc.ts";
@@ -100,7 +101,9 @@ export async function compactPacks(deps: CompactionDeps): Promise<CompactionRepo
 
   // 2. live bytes of every sealed pack, 3. the plan
   signal.throwIfAborted();
-  const figures = await packFigures(db);
+  // packs sealed since the oldest pending chunk was claimed may still gain rows: left for a later run
+  const settled = await settledBefore(db);
+  const figures = await packFigures(db, settled ? { sealedBefore: settled } : {});
   // a pack with pending chunks is being committed by an upload: left for a later run
   const plan = planCompaction(figures.filter((p) => !p.hasPending), config);
   report.packsDropped = await retireDeadPacks(db, plan.drop, now);

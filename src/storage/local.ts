@@ -1,7 +1,7 @@
 // Local folder backend. Writes go to a temp name in the target's shard directory, are fsynced and
 // then renamed, so a crash or abort never leaves a half file under a live key.
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { assertValidKey } from "./keys.ts";
@@ -11,7 +11,7 @@ import { remoteFileId } from "./remote-file.ts";
 import { forEachLimit } from "../util/concurrency.ts";
 import { chunksOf, settleAll } from "./streams.ts";
 import { StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
-import type { BufferedFile, PutResult, RemoteFile, StorageDriver } from "./types.ts";
+import type { AppendFile, BufferedFile, PutResult, RemoteFile, StorageDriver } from "./types.ts";
 
 const DELETE_CONCURRENCY = 20;
 const READ_PIECE_MAX = 1024 * 1024;
@@ -22,10 +22,10 @@ function isErrno(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === code;
 }
 
-async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
+async function writeAll(file: FileHandle, chunk: Buffer, position?: number): Promise<void> {
   let offset = 0;
   while (offset < chunk.length) {
-    const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
+    const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset, position === undefined ? null : position + offset);
     offset += bytesWritten;
   }
 }
@@ -186,6 +186,47 @@ export class LocalStorage implements StorageDriver {
     // 64 KiB pieces cost a chunk two or three reads, each with a fresh 64 KiB buffer.
     const sized = sizeHint !== undefined && sizeHint > 0 ? { highWaterMark: Math.min(sizeHint, READ_PIECE_MAX) } : {};
     return file.createReadStream({ ...sized, ...(signal ? { signal } : {}) });
+  }
+
+  async openAppend(remoteFile: RemoteFile): Promise<AppendFile> {
+    const path = this.pathOf(remoteFile);
+    const dir = dirname(path);
+    let file: FileHandle;
+    try {
+      file = await this.createTemp(dir, path);
+    } catch (err) {
+      throw this.classified(err);
+    }
+    let position = 0;
+    let named = false;
+    const intact = async (): Promise<boolean> => {
+      const [mine, atName] = await Promise.all([file.stat(), stat(path).catch(() => null)]);
+      return atName !== null && atName.ino === mine.ino && atName.dev === mine.dev;
+    };
+    return {
+      append: async (pieces) => {
+        try {
+          const buffers = pieces.map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+          const total = buffers.reduce((n, b) => n + b.length, 0);
+          const { bytesWritten } = await file.writev(buffers, position);
+          // a short writev (rare) is finished with plain writes
+          if (bytesWritten < total) await writeAll(file, Buffer.concat(buffers, total).subarray(bytesWritten), position + bytesWritten);
+          position += total;
+        } catch (err) {
+          throw this.classified(err);
+        }
+      },
+      sync: async () => {
+        await file.sync();
+        if (!named) {
+          await syncDirectory(dir);
+          named = true;
+        }
+        if (!(await intact())) throw new StorageNotFoundError(`${remoteFileId(remoteFile)} (removed or replaced while being written)`);
+      },
+      intact,
+      close: () => file.close(),
+    };
   }
 
   async getRange(remoteFile: RemoteFile, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {

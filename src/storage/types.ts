@@ -19,6 +19,21 @@ export interface PutResult {
   size: number;
 }
 
+/** A file opened for appending (a pack being written: docs/packs.md). */
+export interface AppendFile {
+  /** Write the pieces at the end of the file, in order. */
+  append(pieces: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Make everything appended so far durable (fsync; the first one also makes the file's name
+   * durable). Rejects when the file is no longer under its name (removed or replaced behind our
+   * back): what was appended is lost.
+   */
+  sync(): Promise<void>;
+  /** Whether the file is still the one under its name (false once removed or replaced). */
+  intact(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
 export interface StorageDriver {
   /** human name for logs: `local:/path` or `s3:region/bucket` */
   readonly name: string;
@@ -57,6 +72,12 @@ export interface StorageDriver {
    * when the file does not exist or ends before `offset + length` (a short pack is a lost one).
    */
   getRange(remoteFile: RemoteFile, offset: number, length: number, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Optional capability: create a new file under `remoteFile` and append to it (a pack: readers
+   * may read what was synced while it grows). A crash leaves it partly written: only bytes that
+   * were synced may be referred to. Backends whose objects cannot grow (S3) do not have it.
+   */
+  openAppend?(remoteFile: RemoteFile): Promise<AppendFile>;
   has(remoteFile: RemoteFile): Promise<boolean>;
   /**
    * True when `has` costs no network round trip (a local folder): a NAR download may then check

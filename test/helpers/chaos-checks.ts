@@ -90,13 +90,23 @@ export async function checkAfterChaos(pushed: Pushed[], deps: CheckDeps): Promis
 
   result.nixPulled = await pullWithNix(byKey, deps, narOf, result.problems);
 
-  const chunks = await deps.db.kysely.selectFrom("chunk").select(["id", "state", "remote_file"]).execute();
+  // a chunk's bytes are its own object, or its pack's (docs/packs.md): every row's object must be
+  // there, and every object must be a chunk's or a pack's (a pack with no live chunk left is
+  // known, reclaimed by compaction, not leaked)
+  const chunks = await deps.db.kysely
+    .selectFrom("chunk")
+    .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+    .select(["chunk.id", "chunk.state", "chunk.remote_file", "chunk.pack_id", "attic_ts_pack.remote_file as pack_remote_file"])
+    .execute();
   result.chunkRows = chunks.length;
-  const rowKeys = new Set(chunks.map((c) => (JSON.parse(c.remote_file) as { S3: { key: string } }).S3.key));
+  const keyOf = (remoteFile: string) => (JSON.parse(remoteFile) as { S3: { key: string } }).S3.key;
+  const rowKeys = new Set(chunks.map((c) => keyOf(c.pack_id === null ? c.remote_file : c.pack_remote_file!)));
+  const packRows = await deps.db.kysely.selectFrom("attic_ts_pack").select("remote_file").execute();
+  const knownKeys = new Set([...rowKeys, ...packRows.map((p) => keyOf(p.remote_file))]);
   const objects = await listBucket(deps.s3Endpoint, deps.bucket);
   result.bucketObjects = objects.size;
   const noObject = [...rowKeys].filter((k) => !objects.has(k));
-  const noRow = [...objects].filter((k) => !rowKeys.has(k));
+  const noRow = [...objects].filter((k) => !knownKeys.has(k));
   if (noObject.length > 0) result.problems.push(`${noObject.length} chunk rows without their object, e.g. ${noObject.slice(0, 3).join(", ")}`);
   if (noRow.length > 0) result.problems.push(`${noRow.length} bucket objects without a chunk row, e.g. ${noRow.slice(0, 3).join(", ")}`);
   const notValid = chunks.filter((c) => c.state !== "V");

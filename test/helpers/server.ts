@@ -47,7 +47,7 @@ export interface ServerOptions {
   gc?: string;
   /** S3 endpoint the server talks to (default ATTIC_TEST_S3_ENDPOINT; e.g. a fault proxy in front of it) */
   s3Endpoint?: string;
-  /** extra TOML lines in `[storage]` (e.g. `public-endpoint = "…"`, `pack-size = "4 MiB"`), local or S3 */
+  /** extra TOML lines in `[storage]` (e.g. `public-endpoint = "…"`, `packs = false`) */
   storageExtra?: string;
   /** PostgreSQL cluster URL to create the database in (default ATTIC_TEST_PG_URL) */
   pgClusterUrl?: string;
@@ -97,9 +97,7 @@ export async function prepareServer(opts: ServerOptions = {}, share?: ServerSetu
   }
 
   let storageToml: string;
-  if (backend.storage === "local") {
-    storageToml = `type = "local"\npath = ${JSON.stringify(opts.storagePath ?? join(share?.dir ?? dir, "storage"))}\n${opts.storageExtra ?? ""}`;
-  }
+  if (backend.storage === "local") storageToml = `type = "local"\npath = ${JSON.stringify(opts.storagePath ?? join(share?.dir ?? dir, "storage"))}\n${opts.storageExtra ?? ""}`;
   else {
     const endpoint = process.env.ATTIC_TEST_S3_ENDPOINT;
     if (!endpoint) throw new Error("ATTIC_TEST_S3_ENDPOINT is not set: run the tests through `npm test`");
@@ -155,7 +153,7 @@ export async function startServer(opts: ServerOptions = {}, share?: ServerSetup)
   const db = await openDatabase(config.database.url, { poolSize: 10 });
   await migrate(db);
   const storage = await createStorage(config.storage);
-  const app = await buildApp({ config, db, storage, logger: opts.logger ?? false });
+  const app = await buildApp({ config, db, storage, logger: opts.logger ?? (process.env.ATTIC_TEST_DEBUG_LOG ? { level: "error" } : false) });
   let url = INJECT_URL;
   if (opts.inject) await app.ready();
   else {

@@ -1,5 +1,6 @@
 // Compaction of packs (docs/compaction.md) against real storage and both database engines: a store
-// written one object per chunk (today's layout) is packed by a run; a third of its paths deleted,
+// written one object per chunk (today's layout: the server runs with `storage.packs = false`, and
+// the collector is told to pack) is packed by a run; a third of its paths deleted,
 // the next run rewrites the packs with holes and deletes the old ones after the grace period; a
 // run interrupted at each step (before the new pack is durable, after, after the commit) loses no
 // chunk and the next run leaves nothing behind. Every step is checked by `atticadm verify`'s
@@ -70,17 +71,29 @@ async function deletePaths(s: TestServer, cache: string, fxs: NarFixture[]): Pro
   assert.equal(res.status, 200, await res.text());
 }
 
+/** Each path's NAR as served now is its NAR, byte for byte once decompressed (the zstd CLI, an independent decoder). */
+async function servedIntact(s: TestServer, cache: string, fxs: NarFixture[]): Promise<void> {
+  for (const fx of fxs) {
+    const res = await s.fetch(`/${cache}/nar/${fx.storePathHash}.nar`, { token: s.rootToken() });
+    assert.equal(res.status, 200, fx.storePathHash);
+    assert.ok((await decompressWithCli("zstd", Buffer.from(await res.arrayBuffer()))).equals(fx.nar), fx.storePathHash);
+  }
+}
+
 const chunking = { threshold: 1, min: 16384, avg: 65536, max: 262144 };
+/** pushes write one object per chunk (the layout before packs, and upstream's); compaction packs them */
+const TODAYS_LAYOUT = "packs = false";
 
 for (const backend of backends) {
   describe(`compaction (${backendName(backend)})`, () => {
     test("today's layout is packed, a third deleted is compacted away, old packs go after the grace period", async () => {
-      const s = await startServer({ backend, chunking });
+      const s = await startServer({ backend, chunking, storageExtra: TODAYS_LAYOUT });
       try {
         await createCacheViaApi(s, "c");
         const fxs = await pushAll(s, "c", 9, 100);
         const loose = await s.db.kysely.selectFrom("chunk").select("id").where("state", "=", "V").execute();
         assert.ok(loose.length >= 18, `${loose.length} chunks`);
+        await servedIntact(s, "c", fxs);
 
         // 1. packed: every chunk moves into packs of at most 256 KiB; the objects of their own go at once (grace 0)
         const packed = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: gc() });
@@ -94,6 +107,7 @@ for (const backend of backends) {
         assert.ok((await storedNames(s)).every((n) => n.endsWith(".pack")));
         assert.equal(await packBytes(s), await liveBytes(s));
         await verifyClean(s);
+        await servedIntact(s, "c", fxs);
 
         // 2. a third of the paths deleted: with a grace period the rewritten packs stay until it has passed
         await deletePaths(s, "c", fxs.slice(0, 3));
@@ -108,6 +122,7 @@ for (const backend of backends) {
         assert.ok(retired > 0);
         assert.deepEqual(await storedNames(s), await expectedNames(s));
         await verifyClean(s);
+        await servedIntact(s, "c", fxs.slice(3));
 
         // 3. past the grace period the retired packs are deleted
         const later = await runGarbageCollectionOnce({ db: s.db, storage: s.storage, config: gc({ retiredGraceMs: 3600_000 }), now: () => new Date(Date.now() + 3601_000) });
@@ -115,13 +130,14 @@ for (const backend of backends) {
         assert.equal((await packStates(s)).R, undefined);
         assert.deepEqual(await storedNames(s), await expectedNames(s));
         await verifyClean(s);
+        await servedIntact(s, "c", fxs.slice(3));
       } finally {
         await s.stop();
       }
     });
 
     test("/metrics and the dashboard's server page show packs, their free space and what compaction reclaims", async () => {
-      const s = await startServer({ backend, chunking });
+      const s = await startServer({ backend, chunking, storageExtra: TODAYS_LAYOUT });
       try {
         await createCacheViaApi(s, "c");
         const fxs = await pushAll(s, "c", 6, 400);
@@ -154,7 +170,7 @@ for (const backend of backends) {
     });
 
     test("the way back: unpack puts every chunk in an object of its own, and the store serves one object per chunk", async () => {
-      const s = await startServer({ backend, chunking });
+      const s = await startServer({ backend, chunking, storageExtra: TODAYS_LAYOUT });
       try {
         await createCacheViaApi(s, "c");
         const fxs = await pushAll(s, "c", 5, 300);
@@ -195,7 +211,7 @@ for (const backend of backends) {
 
     for (const step of ["copied", "durable", "committed"] as const) {
       test(`a run interrupted ${step === "copied" ? "while writing a new pack" : step === "durable" ? "once the new pack is durable" : "after the commit"}: nothing lost, nothing left after the next run`, async () => {
-        const s = await startServer({ backend, chunking });
+        const s = await startServer({ backend, chunking, storageExtra: TODAYS_LAYOUT });
         try {
           await createCacheViaApi(s, "c");
           const fxs = await pushAll(s, "c", 6, 200);

@@ -24,7 +24,9 @@ async function servedIntact(s: TestServer, cache: string, hash: string, nar: Buf
   assert.ok((await decompressWithCli(info.compression ?? "none", body)).equals(nar));
 }
 
-describe("S3 errors mid-upload", () => {
+// both layouts: one object per chunk (packs = false) and packs (docs/packs.md), where a push of
+// this size is one PUT, so the PUTs fail from the first
+for (const packs of [false, true]) describe(`S3 errors mid-upload (packs ${packs})`, () => {
   let proxy: FaultProxy;
   let s: TestServer;
   const logLines: string[] = [];
@@ -36,6 +38,7 @@ describe("S3 errors mid-upload", () => {
       backend: { db: "sqlite", storage: "s3" },
       s3Endpoint: proxy.endpoint,
       chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 },
+      storageExtra: `packs = ${packs}`,
       logger: { level: "warn", stream: { write: (line: string) => void logLines.push(line) } },
     });
     await createCacheViaApi(s, "c");
@@ -51,7 +54,7 @@ describe("S3 errors mid-upload", () => {
     proxy.rule = (req) => {
       if (req.method !== "PUT") return undefined;
       puts++;
-      return puts > 3 ? { status: 500, code: "InternalError" } : undefined;
+      return puts > (packs ? 0 : 3) ? { status: 500, code: "InternalError" } : undefined;
     };
     const res = await uploadNar(s, fx, { cache: "c", token: s.rootToken() });
     const text = await res.text();
@@ -143,7 +146,8 @@ describe("an upload that outlives the stale grace period", () => {
   test("GC reaps its pending rows while a chunk file is still being written: the upload fails and leaves no file behind", async () => {
     const target = process.env.ATTIC_TEST_S3_ENDPOINT!;
     const proxy = await startFaultProxy(target);
-    const s = await startServer({ backend: { db: "sqlite", storage: "s3" }, s3Endpoint: proxy.endpoint, chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 } });
+    // a chunk file of its own being written (packs = false); packs: the next test
+    const s = await startServer({ backend: { db: "sqlite", storage: "s3" }, s3Endpoint: proxy.endpoint, chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 }, storageExtra: "packs = false" });
     try {
       await createCacheViaApi(s, "c");
       if (s.config.storage.type !== "s3") throw new Error("S3 storage expected");
@@ -160,6 +164,36 @@ describe("an upload that outlives the stale grace period", () => {
       proxy.rule = undefined;
       assert.deepEqual(await s.db.kysely.selectFrom("chunk").select(["id", "state"]).execute(), []);
       assert.deepEqual([...(await listBucket(target, bucket))], [], "no chunk file is left without its row");
+    } finally {
+      await s.stop();
+      await proxy.close();
+    }
+  });
+});
+
+describe("an upload that outlives the stale grace period, with packs", () => {
+  test("GC reaps its pending rows while its pack is being stored: the upload fails, no chunk row is left, the pack is known and dead", async () => {
+    const target = process.env.ATTIC_TEST_S3_ENDPOINT!;
+    const proxy = await startFaultProxy(target);
+    const s = await startServer({ backend: { db: "sqlite", storage: "s3" }, s3Endpoint: proxy.endpoint, chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 } });
+    try {
+      await createCacheViaApi(s, "c");
+      if (s.config.storage.type !== "s3") throw new Error("S3 storage expected");
+      const { bucket } = s.config.storage;
+      proxy.rule = (req) => (req.method === "PUT" ? { delayMs: 3000 } : undefined);
+      const upload = uploadNar(s, narFixture(seededBytes(300_000, 42), "outlived-packed"), { cache: "c", token: s.rootToken() });
+      while (!proxy.seen.some((r) => r.method === "PUT")) await new Promise((r) => setTimeout(r, 20));
+      const reaped = await reapStalePending(s.db, new Date(Date.now() + 3_600_000));
+      assert.ok(reaped.chunks > 0, JSON.stringify(reaped));
+      await deleteChunkFiles(s.db, s.storage, new AbortController().signal);
+      const res = await upload;
+      assert.ok(res.status >= 500, `${res.status} ${await res.text()}`);
+      proxy.rule = undefined;
+      assert.deepEqual(await s.db.kysely.selectFrom("chunk").select(["id", "state"]).execute(), []);
+      // every object left is a pack with its row (compaction drops packs without a live chunk)
+      const packs = await s.db.kysely.selectFrom("attic_ts_pack").select("remote_file").execute();
+      const packKeys = packs.map((p) => (JSON.parse(p.remote_file) as { S3: { key: string } }).S3.key).sort();
+      assert.deepEqual([...(await listBucket(target, bucket))].sort(), packKeys);
     } finally {
       await s.stop();
       await proxy.close();

@@ -67,7 +67,8 @@ for (const backend of backends) {
     let s: TestServer;
     let configPath: string;
     before(async () => {
-      s = await startServer({ backend, chunking: CHUNKING });
+      // chunks one object each (packs = false): these tests lose one chunk file; packs: "repair with packs" below
+      s = await startServer({ backend, chunking: CHUNKING, storageExtra: "packs = false" });
       configPath = join(s.dir, "server.toml");
       writeFileSync(configPath, s.configToml);
     });
@@ -168,7 +169,7 @@ describe("S3 reads that break off", () => {
     proxy = await startFaultProxy(target);
     // tiny chunks: a NAR of more than one page (256 chunks), so a file lost past the first page
     // is found only mid-stream
-    s = await startServer({ backend: { db: "sqlite", storage: "s3" }, s3Endpoint: proxy.endpoint, chunking: { threshold: 1, min: 256, avg: 1024, max: 4096 } });
+    s = await startServer({ backend: { db: "sqlite", storage: "s3" }, s3Endpoint: proxy.endpoint, chunking: { threshold: 1, min: 256, avg: 1024, max: 4096 }, storageExtra: "packs = false" });
     await createCacheViaApi(s, "c");
   });
   after(async () => {
@@ -225,3 +226,74 @@ describe("S3 reads that break off", () => {
     await servedIntact(s, "c", fx);
   });
 });
+
+/** The packs holding the path's chunks (docs/packs.md), in order of first use. */
+async function packsOf(s: TestServer, storePathHash: string): Promise<{ id: number; remoteFile: RemoteFile }[]> {
+  const rows = await s.db.kysely
+    .selectFrom("object")
+    .innerJoin("chunkref", "chunkref.nar_id", "object.nar_id")
+    .innerJoin("chunk", "chunk.id", "chunkref.chunk_id")
+    .innerJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+    .select(["attic_ts_pack.id", "attic_ts_pack.remote_file"])
+    .where("object.store_path_hash", "=", storePathHash)
+    .orderBy("chunkref.seq")
+    .execute();
+  const seen = new Map<number, RemoteFile>();
+  for (const r of rows) if (!seen.has(Number(r.id))) seen.set(Number(r.id), JSON.parse(r.remote_file) as RemoteFile);
+  return [...seen].map(([id, remoteFile]) => ({ id, remoteFile }));
+}
+
+for (const backend of backends) {
+  describe(`repair with packs (${backendName(backend)})`, () => {
+    let s: TestServer;
+    let configPath: string;
+    before(async () => {
+      s = await startServer({ backend, chunking: CHUNKING });
+      configPath = join(s.dir, "server.toml");
+      writeFileSync(configPath, s.configToml);
+    });
+    after(() => s.stop());
+
+    test("a lost pack: 503 before any byte, every path with a chunk in it reported missing, healed by the next push", async () => {
+      await createCacheViaApi(s, "pk");
+      const fx = narFixture(seededBytes(700_000, 201), "pk-a");
+      const other = narFixture(seededBytes(300_000, 202), "pk-b");
+      await upload(s, "pk", fx);
+      await upload(s, "pk", other);
+      await servedIntact(s, "pk", fx);
+      const verified = await runAtticadm(["-f", configPath, "verify"]);
+      assert.equal(verified.code, 0, verified.stderr);
+      assert.doesNotMatch(verified.stdout, /^chunk \d+/m, "packed chunks verify intact");
+      const packs = await packsOf(s, fx.storePathHash);
+      assert.ok(packs.length >= 1, "the chunks are packed");
+      const usesLost = async (f: NarFixture) => (await packsOf(s, f.storePathHash)).some((p) => p.id === packs[0]!.id);
+      const expected = [fx.storePathHash, ...((await usesLost(other)) ? [other.storePathHash] : [])].sort();
+      await s.storage.deleteMany([packs[0]!.remoteFile]);
+
+      const res = await s.fetch(`/pk/nar/${fx.storePathHash}.nar`, { token: s.rootToken() });
+      assert.equal(res.status, 503);
+      assert.equal(((await res.json()) as { error: string }).error, "IncompleteNar");
+      assert.deepEqual(await missingPaths(s, "pk", [fx.storePathHash, other.storePathHash]), expected);
+      for (const f of [fx, other]) if (expected.includes(f.storePathHash)) await upload(s, "pk", f);
+      assert.deepEqual(await missingPaths(s, "pk", [fx.storePathHash, other.storePathHash]), []);
+      await servedIntact(s, "pk", fx);
+      await servedIntact(s, "pk", other);
+    });
+
+    test("a short pack is a lost one", async () => {
+      await createCacheViaApi(s, "short");
+      const fx = narFixture(seededBytes(500_000, 203), "short-a");
+      await upload(s, "short", fx);
+      const [pack] = await packsOf(s, fx.storePathHash);
+      // the pack replaced by its first 1,000 bytes
+      const head = Buffer.concat(await (await s.storage.getRange(pack!.remoteFile, 0, 1000)).toArray());
+      await s.storage.deleteMany([pack!.remoteFile]);
+      await s.storage.put(pack!.remoteFile, Readable.from([head]));
+      const res = await s.fetch(`/short/nar/${fx.storePathHash}.nar`, { token: s.rootToken() });
+      assert.equal(res.status, 503);
+      assert.deepEqual(await missingPaths(s, "short", [fx.storePathHash]), [fx.storePathHash]);
+      await upload(s, "short", fx);
+      await servedIntact(s, "short", fx);
+    });
+  });
+}

@@ -177,7 +177,8 @@ export interface ChunkLink {
 
 /**
  * Link many chunks into the NAR and give up the upload's holds on them, in one transaction: the
- * batched form of insertChunkRef + releaseChunk. Every chunk must be valid (on PostgreSQL they
+ * batched form of insertChunkRef + releaseChunk. Every chunk must be valid, or pending (a packed chunk turns valid when its upload commits,
+ * before the NAR does: docs/packs.md) (on PostgreSQL they
  * are locked until the commit, so GC cannot mark one deleted in between); otherwise nothing is
  * written and it throws.
  */
@@ -190,7 +191,7 @@ export async function linkChunks(db: Db, narId: number, links: readonly ChunkLin
         .selectFrom("chunk")
         .select("id")
         .where("id", "in", batch)
-        .where(notIndexed(tx, "state"), "=", "V")
+        .where(notIndexed(tx, "state"), "in", ["V", "P"])
         // locked for update in id order: two replicas linking overlapping batches queue up
         // instead of deadlocking on a share lock each wants to upgrade for the release below
         .orderBy("id")

@@ -121,13 +121,29 @@ export async function narChunkSummary(db: Db, narId: number): Promise<NarChunkSu
  * has some 65,000 chunks, which a download walks through without holding all their rows.
  */
 /** What streaming a NAR needs of each chunk row (a narrow row is a cheap row: 9,000 per 600 MB NAR). */
-export type ServedChunk = Pick<ChunkRow, "id" | "remote_file" | "remote_file_id" | "file_size" | "chunk_size">;
+export type ServedChunk = Pick<ChunkRow, "id" | "remote_file" | "remote_file_id" | "file_size" | "chunk_size"> & {
+  /** the chunk's pack (docs/packs.md): its id, RemoteFile JSON and the chunk's offset in it; all null for a chunk stored as one object */
+  pack_id?: number | null;
+  pack_remote_file?: string | null;
+  pack_offset?: number | null;
+};
 
 const servedChunksQuery = prepareQuery((k, $: Placeholders<{ narId: number; afterSeq: number; limit: number }>) =>
   k
     .selectFrom("chunkref")
     .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
-    .select(["chunkref.seq as seq", "chunk.id as id", "chunk.remote_file as remote_file", "chunk.remote_file_id as remote_file_id", "chunk.file_size as file_size", "chunk.chunk_size as chunk_size"])
+    .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+    .select([
+      "chunkref.seq as seq",
+      "chunk.id as id",
+      "chunk.remote_file as remote_file",
+      "chunk.remote_file_id as remote_file_id",
+      "chunk.file_size as file_size",
+      "chunk.chunk_size as chunk_size",
+      "chunk.pack_id as pack_id",
+      "chunk.pack_offset as pack_offset",
+      "attic_ts_pack.remote_file as pack_remote_file",
+    ])
     .where("chunkref.nar_id", "=", $.narId)
     .where("chunkref.seq", ">", $.afterSeq)
     .orderBy("chunkref.seq")
@@ -148,6 +164,9 @@ export async function findServedChunks(db: Db, narId: number, afterSeq: number, 
             remote_file_id: r.remote_file_id!,
             file_size: r.file_size === null ? null : toInt(r.file_size),
             chunk_size: toInt(r.chunk_size!),
+            pack_id: r.pack_id === null ? null : toInt(r.pack_id),
+            pack_remote_file: r.pack_remote_file ?? null,
+            pack_offset: r.pack_offset === null ? null : toInt(r.pack_offset),
           },
   }));
 }

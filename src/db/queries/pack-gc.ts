@@ -38,10 +38,19 @@ function toRef(r: { id: unknown; remote_file: string; size: unknown }): PackRef 
 
 /**
  * Every sealed pack with its live bytes and chunks (valid or pending), from one aggregate over the
- * chunks that have a pack, and each pack's `live_bytes` written back for /metrics.
+ * chunks that have a pack. With `sealedBefore`, only packs sealed before it: between a pack's seal
+ * and the transaction that turns its chunks valid no row names it yet (docs/packs.md), so a pack
+ * can be told dead, or have all its live chunks counted, only once every chunk that may still turn
+ * valid into it is: see settledBefore.
  */
-export async function packFigures(db: Db): Promise<PackLiveFigures[]> {
-  const packs = await db.kysely.selectFrom("attic_ts_pack").select(["id", "remote_file", "size"]).where("state", "=", "V").orderBy("id").execute();
+export async function packFigures(db: Db, opts: { sealedBefore?: Date } = {}): Promise<PackLiveFigures[]> {
+  const packs = await db.kysely
+    .selectFrom("attic_ts_pack")
+    .select(["id", "remote_file", "size"])
+    .where("state", "=", "V")
+    .$if(opts.sealedBefore !== undefined, (q) => q.where("sealed_at", "<", opts.sealedBefore!))
+    .orderBy("id")
+    .execute();
   const live = await db.kysely
     .selectFrom("chunk")
     .select((eb) => [
@@ -59,6 +68,21 @@ export async function packFigures(db: Db): Promise<PackLiveFigures[]> {
     const l = byPack.get(toInt(p.id));
     return { ...toRef(p), liveBytes: l ? toInt(l.bytes) : 0, liveChunks: l ? toInt(l.n) : 0, hasPending: l ? toInt(l.pending) > 0 : false };
   });
+}
+
+/**
+ * Packs sealed before this have every chunk they will ever hold already valid (or dead): a chunk is
+ * claimed (pending, created_at stamped) before it is appended to a pack, by the atticd that appends
+ * and seals it, and gets its pack_id only when it turns valid. So while a pending chunk created
+ * before a pack's seal exists, that pack may still gain rows. Null: no pending chunk at all.
+ */
+export async function settledBefore(db: Db): Promise<Date | null> {
+  const row = await db.kysely
+    .selectFrom("chunk")
+    .select((eb) => eb.fn.min("created_at").as("oldest"))
+    .where("state", "=", "P")
+    .executeTakeFirst();
+  return row?.oldest === null || row?.oldest === undefined ? null : parseTimestamp(row.oldest);
 }
 
 /** The valid chunks of a pack in offset order (a pack holds at most a few thousand). */
@@ -178,6 +202,10 @@ export async function commitCompactionPack(db: Db, c: PackCommit): Promise<numbe
   );
 }
 
+/**
+ * Retire sealed packs no live chunk names, and that no pending chunk created before their seal
+ * could still name (settledBefore): checked here, in the transaction that retires them.
+ */
 async function retireIn(tx: Db, ids: readonly number[], now: Date): Promise<number> {
   let retired = 0;
   for (const batch of batches(ids, maxBatch(tx))) {
@@ -197,13 +225,24 @@ async function retireIn(tx: Db, ids: readonly number[], now: Date): Promise<numb
           ),
         ),
       )
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom("chunk as pending")
+              .select("pending.id")
+              .where("pending.state", "=", "P")
+              .whereRef("pending.created_at", "<=", "attic_ts_pack.sealed_at"),
+          ),
+        ),
+      )
       .executeTakeFirst();
     retired += Number(result.numUpdatedRows);
   }
   return retired;
 }
 
-/** Retire sealed packs that hold no live chunk (nothing to copy). Returns how many. */
+/** Retire sealed packs that hold no live chunk (nothing to copy; see retireIn). Returns how many. */
 export async function retireDeadPacks(db: Db, ids: readonly number[], now: Date): Promise<number> {
   if (ids.length === 0) return 0;
   return transaction(db, (tx) => retireIn(tx, ids, now), { retries: 5 });

@@ -8,7 +8,6 @@
 // went away) aborts what is in flight.
 import { Readable } from "node:stream";
 import { chain } from "../streams.ts";
-import type { ChunkRow } from "../../db/schema.ts";
 import type { ServedChunk } from "../../db/queries/objects.ts";
 import { StorageNotFoundError, type RemoteFile, type StorageDriver } from "../../storage/types.ts";
 import { chunksOf } from "../../storage/streams.ts";
@@ -21,28 +20,34 @@ const READ_AHEAD_CHUNKS = 32;
 const READ_AHEAD_BYTES = 4 * MiB;
 /** a chunk file up to this size is read in one piece; a larger one is streamed */
 const WHOLE_READ_MAX = 4 * MiB;
+/** adjacent chunks of one pack are read with one ranged read of at most this many bytes */
+const RUN_MAX = 64 * MiB;
 /** bytes handed to the socket at once (at most) */
 const WRITE_BATCH = 1 * MiB;
 const BUFFERED_MAX = 64 * 1024;
 
-/** A chunk's file was not found in storage while its NAR was being served. */
+/** A chunk's file (or the pack holding it: then every chunk of that pack) was not found in storage while its NAR was being served. */
 export class ChunkFileLostError extends Error {
   readonly chunkId: number;
-  constructor(chunk: Pick<ChunkRow, "id" | "remote_file_id">, cause: unknown) {
-    super(`the file of chunk ${chunk.id} (${chunk.remote_file_id}) is missing from storage`, { cause });
+  /** the pack found missing or short (docs/packs.md), null for a chunk stored as one object */
+  readonly packId: number | null;
+  constructor(chunk: Pick<ServedChunk, "id" | "remote_file_id" | "pack_id">, cause: unknown) {
+    const packId = chunk.pack_id ?? null;
+    super(`the ${packId === null ? "file" : `pack ${packId}`} of chunk ${chunk.id} (${chunk.remote_file_id}) is missing from storage`, { cause });
     this.name = "ChunkFileLostError";
     this.chunkId = chunk.id;
+    this.packId = packId;
   }
 }
 
 /** A storage "not found" for this chunk's file, as the loss of that chunk (recorded by the route). */
-function lostAs(chunk: Pick<ChunkRow, "id" | "remote_file_id">): (err: unknown) => never {
+function lostAs(chunk: Pick<ServedChunk, "id" | "remote_file_id" | "pack_id">): (err: unknown) => never {
   return (err) => {
     throw err instanceof StorageNotFoundError ? new ChunkFileLostError(chunk, err) : err;
   };
 }
 
-export function remoteFileOf(chunk: Pick<ChunkRow, "remote_file">): RemoteFile {
+export function remoteFileOf(chunk: { remote_file: string }): RemoteFile {
   return JSON.parse(chunk.remote_file) as RemoteFile;
 }
 
@@ -62,6 +67,8 @@ export class NarBody extends Readable {
   /** set while the pump waits for the consumer to ask for more */
   private wakeUp: (() => void) | undefined;
   private current: Readable | undefined;
+  /** a chunk read from the iterator that did not continue the run before it */
+  private peeked: ServedChunk | undefined;
 
   constructor(storage: StorageDriver, chunks: AsyncIterator<ServedChunk>, decompressFrom: string | null) {
     // a small buffer here: while the socket is busy the reads pile up in the queue and go out as
@@ -138,16 +145,24 @@ export class NarBody extends Readable {
 
   /** Start reads until the read-ahead bounds are reached or every chunk is under way. */
   private async fill(): Promise<void> {
-    while (!this.exhausted && this.queue.length < READ_AHEAD_CHUNKS && this.queuedBytes < READ_AHEAD_BYTES && !this.destroyed) {
-      const next = await this.chunks.next();
-      if (next.done) {
-        this.exhausted = true;
-        return;
+    while ((this.peeked || !this.exhausted) && this.queue.length < READ_AHEAD_CHUNKS && this.queuedBytes < READ_AHEAD_BYTES && !this.destroyed) {
+      let chunk = this.peeked;
+      this.peeked = undefined;
+      if (!chunk) {
+        const next = await this.chunks.next();
+        if (next.done) {
+          this.exhausted = true;
+          return;
+        }
+        chunk = next.value;
       }
-      const chunk = next.value;
-      const remoteFile = remoteFileOf(chunk);
       const size = chunk.file_size;
       const signal = this.controller.signal;
+      if (chunk.pack_remote_file && size !== null) {
+        await this.queueRun(chunk, size, signal);
+        continue;
+      }
+      const remoteFile = remoteFileOf(chunk);
       if (size !== null && size <= WHOLE_READ_MAX && this.decompressFrom === null) {
         const bytes = (this.storage.read ? this.storage.read(remoteFile, size, signal) : this.collect(remoteFile, size)).catch(lostAs(chunk));
         const item: Item = { kind: "whole", size, bytes };
@@ -161,6 +176,35 @@ export class NarBody extends Readable {
         this.queuedBytes += Math.min(size ?? WRITE_BATCH, WRITE_BATCH);
       }
     }
+  }
+
+  /**
+   * A packed chunk and the chunks after it that continue it in the same pack (adjacent ranges),
+   * up to RUN_MAX bytes, as one ranged read streamed to the socket (docs/packs.md). Chunks that
+   * must be decompressed on the way out are read one range each.
+   */
+  private async queueRun(first: ServedChunk, size: number, signal: AbortSignal): Promise<void> {
+    const start = first.pack_offset ?? 0;
+    let end = start + size;
+    while (this.decompressFrom === null && end - start < RUN_MAX) {
+      const next = await this.chunks.next();
+      if (next.done) {
+        this.exhausted = true;
+        break;
+      }
+      const c = next.value;
+      if (c.pack_id === first.pack_id && c.pack_offset === end && c.file_size !== null && end - start + c.file_size <= RUN_MAX) {
+        end += c.file_size;
+        continue;
+      }
+      this.peeked = c;
+      break;
+    }
+    const pack = JSON.parse(first.pack_remote_file!) as RemoteFile;
+    const source = this.storage.getRange(pack, start, end - start, signal).catch(lostAs(first));
+    source.catch(() => {}); // surfaced when awaited in pump
+    this.queue.push({ kind: "stream", size: end - start, source });
+    this.queuedBytes += Math.min(end - start, WRITE_BATCH);
   }
 
   /** A backend without `read`: its stream gathered into one buffer. */

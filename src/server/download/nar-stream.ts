@@ -44,7 +44,8 @@ export async function narResponseStream(
   const decompress = servedCompression(nar) !== nar.compression;
   if (nar.num_chunks === 1 && opts.presign && storage.presignedUrl && !decompress) {
     const [only] = await pager(-1, 1);
-    if (only?.chunk) {
+    // a chunk inside a pack is not a whole object: no URL can serve it alone (docs/decisions.md)
+    if (only?.chunk && only.chunk.pack_id == null) {
       const url = await storage.presignedUrl(remoteFileOf(only.chunk), PRESIGN_SECONDS);
       if (url && opts.presign(url)) return { kind: "redirect", url };
     }

@@ -7,7 +7,7 @@
 // in its pack is simply unpacked again (the object is rewritten whole under the same name).
 import type { Db } from "../../db/connect.ts";
 import { withLease } from "../../db/queries/leases.ts";
-import { packedChunkCount, packedChunksAfter, packFigures, retireDeadPacks, unpackChunkRows, type PackedChunk } from "../../db/queries/pack-gc.ts";
+import { packedChunkCount, packedChunksAfter, packFigures, retireDeadPacks, settledBefore, unpackChunkRows, type PackedChunk } from "../../db/queries/pack-gc.ts";
 import { deleteRetiredPacks, emptyCompactionReport, frameMatches, parseRemoteFile, runsOf } from "../../gc/compact.ts";
 import { readPackRange } from "../../gc/pack-io.ts";
 import { putAll } from "../../storage/streams.ts";
@@ -82,7 +82,9 @@ export async function unpackAll(
       report.chunks += await unpackChunkRows(db, moves);
       report.bytes += files.reduce((sum, f) => sum + f.data.byteLength, 0);
     }
-    const empty = (await packFigures(db)).filter((p) => p.liveChunks === 0).map((p) => p.id);
+    // a pack that may still gain rows (an upload is committing into it) is left: GC drops it once dead
+    const settled = await settledBefore(db);
+    const empty = (await packFigures(db, settled ? { sealedBefore: settled } : {})).filter((p) => p.liveChunks === 0).map((p) => p.id);
     report.packsRetired = await retireDeadPacks(db, empty, new Date());
     if (options.deleteNow) {
       const deleted = emptyCompactionReport();

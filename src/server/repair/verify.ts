@@ -24,7 +24,9 @@ import {
 import type { ChunkRow, NarRow } from "../../db/schema.ts";
 import { createDecompressor, parseNarinfoCompression } from "../../compression/index.ts";
 import { forEachLimit } from "../../util/concurrency.ts";
-import { StorageNotFoundError, type StorageDriver } from "../../storage/types.ts";
+import { StorageNotFoundError, type RemoteFile, type StorageDriver } from "../../storage/types.ts";
+import { openChunk } from "../../storage/packs.ts";
+import { packLocation } from "../../db/queries/packs.ts";
 import { remoteFileOf } from "../download/nar-stream.ts";
 import { chunksInUnsealedPacks, liveChunksOfPack, sealedPacksAfter, type LiveChunk, type PackRef } from "../../db/queries/pack-gc.ts";
 import { frameMatches, parseRemoteFile, runsOf } from "../../gc/compact.ts";
@@ -77,18 +79,28 @@ async function hashOf(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, has
   return size;
 }
 
-async function fileSha(storage: StorageDriver, chunk: ChunkRow): Promise<Sha> {
+/** The chunk's stored bytes: its own file, or its range of its pack (docs/packs.md). */
+async function openStored(db: Db, storage: StorageDriver, chunk: ChunkRow): Promise<NodeJS.ReadableStream> {
+  const pack = await packLocation(db, chunk.id);
+  return openChunk(storage, {
+    remoteFile: remoteFileOf(chunk),
+    pack: pack && { remoteFile: JSON.parse(pack.remoteFile) as RemoteFile, offset: pack.offset },
+    size: chunk.file_size,
+  });
+}
+
+async function fileSha(db: Db, storage: StorageDriver, chunk: ChunkRow): Promise<Sha> {
   const hash = createHash("sha256");
-  const size = await hashOf(await storage.get(remoteFileOf(chunk), undefined, chunk.file_size ?? undefined), hash);
+  const size = await hashOf(await openStored(db, storage, chunk), hash);
   return { hash: `sha256:${hash.digest("hex")}`, size };
 }
 
 /** What is wrong with the chunk's file, or null when it matches its row. */
-async function chunkProblem(storage: StorageDriver, chunk: ChunkRow, quick: boolean): Promise<{ problem: string | null; bytes: number }> {
-  if (quick) return { problem: (await storage.has(remoteFileOf(chunk))) ? null : "missing", bytes: 0 };
+async function chunkProblem(db: Db, storage: StorageDriver, chunk: ChunkRow, quick: boolean): Promise<{ problem: string | null; bytes: number }> {
+  if (quick && (await packLocation(db, chunk.id)) === null) return { problem: (await storage.has(remoteFileOf(chunk))) ? null : "missing", bytes: 0 };
   let sha: Sha;
   try {
-    sha = await fileSha(storage, chunk);
+    sha = await fileSha(db, storage, chunk);
   } catch (err) {
     if (err instanceof StorageNotFoundError) return { problem: "missing", bytes: 0 };
     throw err;
@@ -153,7 +165,7 @@ async function* narBytes(db: Db, storage: StorageDriver, nar: NarRow, known: Rea
       if (!chunk || known.has(chunk.id)) throw new KnownBrokenError();
       let file;
       try {
-        file = await storage.get(remoteFileOf(chunk), undefined, chunk.file_size ?? undefined);
+        file = await openStored(db, storage, chunk);
       } catch (err) {
         if (err instanceof StorageNotFoundError) lost(chunk);
         throw err;
@@ -194,7 +206,7 @@ export async function verifyStorage(
     const page = await validChunksAfter(db, afterId, CHUNK_PAGE, { unpackedOnly: true });
     const broken: { chunk: ChunkRow; problem: string }[] = [];
     await forEachLimit(page, CHUNK_CONCURRENCY, async (chunk) => {
-      const { problem, bytes } = await chunkProblem(storage, chunk, options.quick);
+      const { problem, bytes } = await chunkProblem(db, storage, chunk, options.quick);
       report.bytes += bytes;
       if (problem) broken.push({ chunk, problem });
     });

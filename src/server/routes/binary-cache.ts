@@ -15,6 +15,7 @@ import { cachedNarInfo } from "../narinfo.ts";
 import { ChunkFileLostError, narResponseStream, type ChunkPager } from "../download/nar-stream.ts";
 import { missingChunkFiles } from "../download/preflight.ts";
 import { markChunksLost } from "../../db/queries/repair.ts";
+import { chunksInPack } from "../../db/queries/packs.ts";
 import { recordDownload } from "../../db/queries/stats.ts";
 import { presignedRedirectGuard } from "../download/redirect-policy.ts";
 import { cacheNameParam, storePathHashParam } from "../params.ts";
@@ -38,7 +39,10 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     return found!;
   }
 
-  async function recordLostChunks(chunkIds: number[], request: FastifyRequest): Promise<void> {
+  /** Chunks lost, and packs lost (every valid chunk stored in them: docs/packs.md). */
+  async function recordLostChunks(chunkIds: number[], request: FastifyRequest, packIds: number[] = []): Promise<void> {
+    for (const packId of packIds) chunkIds = [...chunkIds, ...(await chunksInPack(db, packId))];
+    if (packIds.length > 0) request.log.warn({ packIds }, "packs missing or short in storage: every chunk in them is marked lost");
     const marked = await markChunksLost(db, chunkIds);
     app.metrics.inc("attic_lost_chunks_total", marked);
     request.log.warn({ chunkIds }, "chunk files missing from storage: marked lost; their paths are reported missing until pushed again");
@@ -98,8 +102,8 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     const pager: ChunkPager = (afterSeq, limit) => findServedChunks(db, narId, afterSeq, limit);
     // a chunk file lost behind our back: 503 before any byte, and the path is reported missing
     const lost = await missingChunkFiles(storage, pager);
-    if (lost.length > 0) {
-      await recordLostChunks(lost, request);
+    if (lost.chunks.length > 0 || lost.packs.length > 0) {
+      await recordLostChunks(lost.chunks, request, lost.packs);
       throw incompleteNar();
     }
     await Promise.all([bumpLastAccessed(db, found.object.id), recordDownload(db, cache.id, found.nar.nar_size)]);
@@ -135,7 +139,7 @@ export async function binaryCacheRoutes(app: FastifyInstance): Promise<void> {
     // mid-stream the response can only be aborted (the client sees a broken transfer); the loss
     // is recorded all the same
     response.stream.on("error", (err) => {
-      if (err instanceof ChunkFileLostError) void recordLostChunks([err.chunkId], request).catch((e: unknown) => request.log.error({ err: e }, "could not record a lost chunk"));
+      if (err instanceof ChunkFileLostError) void recordLostChunks([err.chunkId], request, err.packId === null ? [] : [err.packId]).catch((e: unknown) => request.log.error({ err: e }, "could not record a lost chunk"));
     });
     return reply.send(response.stream);
   });

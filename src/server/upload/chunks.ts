@@ -12,6 +12,8 @@ import { deleteChunkRows } from "../../db/queries/gc.ts";
 import { newChunkKey, newChunkKeys, putAll } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
+import { PackWriter, type Placement } from "../../storage/packs.ts";
+import { holdChunk, insertPack, markPackedChunksValid, sealPack, type PackedChunk } from "../../db/queries/packs.ts";
 import type { HashedChunk } from "./chunker.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
@@ -23,6 +25,28 @@ export interface HeldChunk {
   /** compressed size */
   fileSize: number;
   deduplicated: boolean;
+}
+
+/**
+ * Chunks appended to a pack together (docs/packs.md): their rows are still pending; they turn
+ * valid together, once their bytes are durable, when an upload that uses them commits.
+ */
+export class PackedGroup {
+  readonly entries: { chunk: PackedChunk; placement: Placement; key: string }[] = [];
+  /** set once a commit took the group: resolves when its rows are valid */
+  marking: Promise<void> | null = null;
+}
+
+/** A chunk appended by an upload in this process, which others may join before it is valid. */
+interface Joinable {
+  id: number;
+  fileSize: number;
+  group: PackedGroup;
+}
+
+export interface PackingOptions {
+  packs: boolean;
+  packSize: number;
 }
 
 export interface CreatedChunk {
@@ -44,11 +68,125 @@ export class ChunkStore {
   private readonly db: Db;
   private readonly storage: StorageDriver;
   private readonly compression: { type: CompressionType; level: number; narinfoName: string };
+  /** the atticd's pack writer, shared by every upload; null: one object per chunk (upstream's layout) */
+  private readonly packs: PackWriter | null;
+  /** packed chunks not yet valid, by hash: other uploads (and repeats) join them instead of waiting */
+  private readonly appended = new Map<string, Joinable>();
+  /** per upload (its CreatedChunks): the groups its chunks are in, and its chain of appends (NAR order) */
+  private readonly groups = new WeakMap<CreatedChunks, Set<PackedGroup>>();
+  private readonly appendChain = new WeakMap<CreatedChunks, Promise<unknown>>();
 
-  constructor(db: Db, storage: StorageDriver, compression: { type: CompressionType; level: number; narinfoName: string }) {
+  constructor(
+    db: Db,
+    storage: StorageDriver,
+    compression: { type: CompressionType; level: number; narinfoName: string },
+    packing: PackingOptions = { packs: false, packSize: 0 },
+  ) {
     this.db = db;
     this.storage = storage;
     this.compression = compression;
+    this.packs = packing.packs
+      ? new PackWriter(
+          storage,
+          {
+            open: (pack) => insertPack(db, { remote_file: JSON.stringify(pack.remoteFile), remote_file_id: pack.remoteFileId }),
+            sealed: (id, size, chunks) => sealPack(db, id, size, chunks),
+          },
+          { packSize: packing.packSize },
+        )
+      : null;
+  }
+
+  /** Seal what is open (shutdown). */
+  async close(): Promise<void> {
+    await this.packs?.close();
+  }
+
+  private usedBy(created: CreatedChunks): Set<PackedGroup> {
+    let set = this.groups.get(created);
+    if (!set) this.groups.set(created, (set = new Set()));
+    return set;
+  }
+
+  /**
+   * Before an upload's final commit: every packed chunk it uses (its own, and those it joined)
+   * durable and valid. Groups taken by one call are made durable together (one fsync, or one
+   * sealed pack) and marked valid in one transaction.
+   */
+  async commitUpload(created: CreatedChunks): Promise<void> {
+    const groups = [...(this.groups.get(created) ?? [])];
+    if (groups.length === 0) return;
+    const todo = groups.filter((g) => g.marking === null);
+    if (todo.length > 0) {
+      const entries = todo.flatMap((g) => g.entries);
+      const marking = (async () => {
+        await this.packs!.durable(entries.map((e) => e.placement));
+        await markPackedChunksValid(this.db, entries.map((e) => e.chunk));
+      })();
+      for (const g of todo) g.marking = marking;
+      const forget = () => {
+        for (const e of entries) if (this.appended.get(e.key)?.id === e.chunk.id) this.appended.delete(e.key);
+      };
+      marking.then(forget, forget);
+    }
+    await Promise.all(groups.map((g) => g.marking));
+  }
+
+  /** Compress and append a run of new chunks (in this upload's order); they stay pending. */
+  private async appendPacked(
+    created: CreatedChunks,
+    chunks: readonly { id: number; hash: string; data: Buffer }[],
+  ): Promise<{ group: PackedGroup; fileSizes: number[] }> {
+    const compressed = await Promise.all(chunks.map((c) => compressBufferHashed(this.compression.type, this.compression.level, c.data)));
+    return this.appendFrames(
+      created,
+      chunks.map((c, j) => ({ id: c.id, key: this.keyOf(c.hash), frame: compressed[j]!.data, fileHash: `sha256:${compressed[j]!.sha256}` })),
+    );
+  }
+
+  /** Append stored frames in this upload's order; `key` (chunk hash and compression) lets others join them. */
+  private async appendFrames(
+    created: CreatedChunks,
+    frames: readonly { id: number; key: string | null; frame: Uint8Array; fileHash: string }[],
+  ): Promise<{ group: PackedGroup; fileSizes: number[] }> {
+    const previous = this.appendChain.get(created) ?? Promise.resolve();
+    const appending = previous.then(() => this.packs!.append(frames.map((f) => f.frame)));
+    this.appendChain.set(created, appending.catch(() => {}));
+    const placements = await appending;
+    const group = new PackedGroup();
+    frames.forEach((f, j) => {
+      const p = placements[j]!;
+      const key = f.key ?? "";
+      group.entries.push({ chunk: { id: f.id, fileHash: f.fileHash, fileSize: p.length, packId: p.packId, packOffset: p.offset }, placement: p, key });
+      if (f.key !== null) this.appended.set(f.key, { id: f.id, fileSize: p.length, group });
+    });
+    this.usedBy(created).add(group);
+    return { group, fileSizes: placements.map((p) => p.length) };
+  }
+
+  /** Whether new chunks go into packs. */
+  get packing(): boolean {
+    return this.packs !== null;
+  }
+
+  /**
+   * A whole NAR stored as one chunk (below the chunking threshold), already compressed: appended
+   * to the open pack; it turns valid at `commitUpload`.
+   */
+  async appendWhole(created: CreatedChunks, id: number, frame: Uint8Array, fileHash: string): Promise<void> {
+    await this.appendFrames(created, [{ id, key: null, frame, fileHash }]);
+  }
+
+  /** Join a packed chunk another upload of this process appended: held by id, valid with its group. */
+  private async joinPacked(key: string, created: CreatedChunks): Promise<HeldChunk | null> {
+    const joinable = this.appended.get(key);
+    if (!joinable) return null;
+    if (!(await holdChunk(this.db, joinable.id))) {
+      if (this.appended.get(key) === joinable) this.appended.delete(key);
+      return null;
+    }
+    this.usedBy(created).add(joinable.group);
+    return { id: joinable.id, fileSize: joinable.fileSize, deduplicated: true };
   }
 
   /**
@@ -68,7 +206,8 @@ export class ChunkStore {
     const slow: number[] = [];
     const seen = new Set<string>();
     for (let i = 0; i < items.length; i++) {
-      if (this.inflight.has(this.keyOf(hashes[i]!)) || seen.has(hashes[i]!)) slow.push(i);
+      const key = this.keyOf(hashes[i]!);
+      if (this.inflight.has(key) || this.appended.has(key) || seen.has(hashes[i]!)) slow.push(i);
       else {
         seen.add(hashes[i]!);
         claimed.push(i);
@@ -107,8 +246,11 @@ export class ChunkStore {
     // only chunks found new are compressed; others wanting them wait until they are valid, then
     // find them; the entries go as soon as it settles (before any waiter resumes), not when the
     // whole batch ends: a repeat in this batch waits on it below
-    const stored: Promise<void> = this.writeFresh(items, fresh, results, signal)
-      .then((valid) => markChunksValid(this.db, valid))
+    const stored: Promise<void> = (
+      this.packs
+        ? this.writeFreshPacked(items, hashes, fresh, results, created)
+        : this.writeFresh(items, fresh, results, signal).then((valid) => markChunksValid(this.db, valid))
+    )
       .finally(() => {
         for (const key of writing) if (this.inflight.get(key) === stored) this.inflight.delete(key);
       });
@@ -130,6 +272,22 @@ export class ChunkStore {
 
   private keyOf(chunkHash: string): string {
     return `${chunkHash}/${this.compression.narinfoName}`;
+  }
+
+  /** Packs: compress the batch's new chunks and append them; their rows turn valid when the upload commits. */
+  private async writeFreshPacked(
+    items: readonly Buffer[],
+    hashes: readonly string[],
+    fresh: readonly { i: number; id: number }[],
+    results: HeldChunk[],
+    created: CreatedChunks,
+  ): Promise<void> {
+    if (fresh.length === 0) return;
+    const { fileSizes } = await this.appendPacked(
+      created,
+      fresh.map((f) => ({ id: f.id, hash: hashes[f.i]!, data: items[f.i]! })),
+    );
+    fresh.forEach((f, j) => (results[f.i] = { id: f.id, fileSize: fileSizes[j]!, deduplicated: false }));
   }
 
   /** Compress the batch's new chunks and write their files together; their rows are marked valid by the caller. */
@@ -163,6 +321,8 @@ export class ChunkStore {
   async storeBuffer(data: Buffer, created: CreatedChunks, signal: AbortSignal, chunkHash = sha256Typed(data)): Promise<HeldChunk> {
     const key = this.keyOf(chunkHash);
     for (;;) {
+      const joined = await this.joinPacked(key, created);
+      if (joined) return joined;
       const other = this.inflight.get(key);
       if (other) {
         await other.catch(() => {});
@@ -192,13 +352,23 @@ export class ChunkStore {
       }
       const mine = { id: claim.id, remoteFile };
       created.push(mine);
-      const work = this.writeNew(data, mine, signal);
+      const work = this.packs ? this.writeNewPacked(data, chunkHash, mine, created) : this.writeNew(data, mine, signal);
       this.inflight.set(key, work);
       try {
         return await work;
       } finally {
         this.inflight.delete(key);
       }
+    }
+  }
+
+  private async writeNewPacked(data: Buffer, chunkHash: string, pending: CreatedChunk, created: CreatedChunks): Promise<HeldChunk> {
+    try {
+      const { fileSizes } = await this.appendPacked(created, [{ id: pending.id, hash: chunkHash, data }]);
+      return { id: pending.id, fileSize: fileSizes[0]!, deduplicated: false };
+    } catch (err) {
+      await releaseChunk(this.db, pending.id).catch(() => {});
+      throw err;
     }
   }
 
@@ -239,6 +409,9 @@ export class ChunkStore {
    * that file, under a key no other row uses, is deleted here, or nothing ever would.
    */
   async discard(created: CreatedChunks): Promise<void> {
+    // packed chunks this upload appended turn valid first if their pack can be made durable:
+    // another upload may have joined them, and a valid chunk nobody uses is dropped below anyway
+    await this.commitUpload(created).catch(() => {});
     const ids = created.map((c) => c.id);
     const marked = [...(await discardDeadPendingChunks(this.db, ids)), ...(await discardUnusedChunks(this.db, ids))];
     const files = marked.map((c) => ({ id: c.id, remoteFile: JSON.parse(c.remote_file) as RemoteFile }));

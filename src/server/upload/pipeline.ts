@@ -40,6 +40,9 @@ import { ListingTap } from "./listing-tap.ts";
  * at a time, one by one.
  */
 const CHUNK_BATCH = 16;
+const DEFAULT_PACK_SIZE = 64 * 1024 * 1024;
+/** a NAR stored unchunked up to this size goes into a pack; a larger one stays a whole object (redirectable) */
+const PACK_WHOLE_MAX = 4 * 1024 * 1024;
 const BATCHES_IN_FLIGHT = 6;
 
 export class Uploader {
@@ -59,16 +62,18 @@ export class Uploader {
     this.storage = storage;
     this.config = config;
     this.metrics = metrics;
-    this.chunks = new ChunkStore(db, storage, {
-      type: config.compression.type,
-      level: config.compression.level,
-      narinfoName: config.compression.narinfoName,
-    });
+    this.chunks = new ChunkStore(
+      db,
+      storage,
+      { type: config.compression.type, level: config.compression.level, narinfoName: config.compression.narinfoName },
+      { packs: config.storage.packs ?? true, packSize: config.storage.packSize ?? DEFAULT_PACK_SIZE },
+    );
   }
 
-  /** Drop the cleanups not yet run (shutdown). */
-  close(): void {
+  /** Drop the cleanups not yet run and seal the open pack (shutdown). */
+  async close(): Promise<void> {
     this.leftovers.close();
+    await this.chunks.close();
   }
 
   async upload(info: UploadInfo, cache: CacheRow, body: BodyReader, sub: string | null): Promise<UploadPathResult> {
@@ -200,6 +205,8 @@ export class Uploader {
       const { narHash, narSize } = chunker.result();
       if (!narHash.equals(info.narHash) || narSize !== info.nar_size) throw requestError("Bad NAR Hash or Size");
       const ls = await listing.compressed();
+      // packed chunks are durable and valid before the NAR that uses them turns valid
+      await this.chunks.commitUpload(created);
       await transaction(this.db, async (tx) => {
         await markNarValid(tx, narId, seq);
         if (ls) await putNarListing(tx, narId, ls);
@@ -254,10 +261,24 @@ export class Uploader {
       const fileCounter = new ByteCounter(true);
       const listing = new ListingTap();
       const stream = chain(Readable.from(listing.tap(body.take(info.nar_size))), counter, validator, createCompressor(compression.type, compression.level), fileCounter);
-      await this.storage.put(pending.remoteFile, stream);
+      // a small one goes into the open pack (docs/packs.md); a large one stays a whole object
+      const packed = this.chunks.packing && info.nar_size <= PACK_WHOLE_MAX;
+      let frame: Buffer | null = null;
+      if (packed) {
+        const pieces: Buffer[] = [];
+        for await (const piece of stream as AsyncIterable<Buffer>) pieces.push(piece);
+        frame = Buffer.concat(pieces);
+      } else {
+        await this.storage.put(pending.remoteFile, stream);
+      }
       const { narHash, narSize } = validator.result();
       if (!narHash.equals(info.narHash) || narSize !== info.nar_size) throw requestError("Bad chunk hash or size");
-      await markChunkValid(this.db, pending.id, { fileHash: fileCounter.typedHash(), fileSize: fileCounter.bytes });
+      if (frame) {
+        await this.chunks.appendWhole(created, pending.id, frame, fileCounter.typedHash());
+        await this.chunks.commitUpload(created);
+      } else {
+        await markChunkValid(this.db, pending.id, { fileHash: fileCounter.typedHash(), fileSize: fileCounter.bytes });
+      }
       const ls = await listing.compressed();
       await transaction(this.db, async (tx) => {
         narId = await insertNar(tx, { state: "V", nar_hash: info.narHash.toTypedBase16(), nar_size: info.nar_size, compression: compression.narinfoName, num_chunks: 1 });

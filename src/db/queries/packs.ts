@@ -1,0 +1,93 @@
+// Queries on `attic_ts_pack` and the pack columns of `chunk` (docs/packs.md). A pack row is
+// inserted open (P) before the pack's first byte and sealed (V) once the pack is durable and
+// complete; chunks turn valid with their pack and offset only after their bytes are durable.
+import { sql } from "kysely";
+import { transaction, type Db } from "../connect.ts";
+import { PACK_OPEN, PACK_SEALED } from "../schema.ts";
+import { batches, maxBatch } from "./batch.ts";
+import { notIndexed } from "./plan.ts";
+import { toInt } from "../values.ts";
+
+export async function insertPack(db: Db, pack: { remote_file: string; remote_file_id: string }): Promise<number> {
+  const row = await db.kysely
+    .insertInto("attic_ts_pack")
+    .values({ state: PACK_OPEN, remote_file: pack.remote_file, remote_file_id: pack.remote_file_id, size: 0, chunks: 0, created_at: new Date() })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  return toInt(row.id);
+}
+
+export async function sealPack(db: Db, id: number, size: number, chunks: number): Promise<void> {
+  await db.kysely
+    .updateTable("attic_ts_pack")
+    .set({ state: PACK_SEALED, size, chunks, sealed_at: new Date() })
+    .where("id", "=", id)
+    .where("state", "=", PACK_OPEN)
+    .execute();
+}
+
+export interface PackedChunk {
+  id: number;
+  fileHash: string;
+  fileSize: number;
+  packId: number;
+  packOffset: number;
+}
+
+/**
+ * Pending chunks whose bytes are durable in a pack turn valid, with their pack and offset, in
+ * one transaction. Throws (and changes nothing) when one is no longer pending (reaped as stale).
+ */
+export async function markPackedChunksValid(db: Db, chunks: readonly PackedChunk[]): Promise<void> {
+  if (chunks.length === 0) return;
+  await transaction(db, async (tx) => {
+    for (const batch of batches(chunks, maxBatch(tx, 9))) {
+      const when = <T>(value: (c: PackedChunk) => T, cast = "") =>
+        sql`CASE ${sql.ref("id")} ${sql.join(batch.map((c) => (cast ? sql`WHEN ${c.id} THEN CAST(${value(c)} AS ${sql.raw(cast)})` : sql`WHEN ${c.id} THEN ${value(c)}`)), sql` `)} END`;
+      const result = await tx.kysely
+        .updateTable("chunk")
+        .set({
+          state: "V",
+          file_hash: when((c) => c.fileHash) as unknown as string,
+          file_size: when((c) => c.fileSize, "BIGINT") as unknown as number,
+          pack_id: when((c) => c.packId, "BIGINT") as unknown as number,
+          pack_offset: when((c) => c.packOffset, "BIGINT") as unknown as number,
+        })
+        .where("id", "in", batch.map((c) => c.id))
+        .where(notIndexed(tx, "state"), "=", "P")
+        .executeTakeFirst();
+      if (result.numUpdatedRows !== BigInt(new Set(batch.map((c) => c.id)).size)) {
+        throw new Error(`chunks ${batch.map((c) => c.id).join(", ")}: one is no longer pending`);
+      }
+    }
+  });
+}
+
+/** Take one more hold on a chunk another upload of this process is writing (pending or valid). */
+export async function holdChunk(db: Db, id: number): Promise<boolean> {
+  const result = await db.kysely
+    .updateTable("chunk")
+    .set((eb) => ({ holders_count: eb("holders_count", "+", 1), held_at: new Date() }))
+    .where("id", "=", id)
+    .where(notIndexed(db, "state"), "in", ["P", "V"])
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Every valid chunk stored in the pack (a pack found lost loses them all). */
+export async function chunksInPack(db: Db, packId: number): Promise<number[]> {
+  const rows = await db.kysely.selectFrom("chunk").select("id").where("pack_id", "=", packId).where(notIndexed(db, "state"), "=", "V").execute();
+  return rows.map((r) => toInt(r.id));
+}
+
+/** Where a chunk's bytes are when it is packed: its pack's RemoteFile JSON and its offset; null for a chunk stored as one object. */
+export async function packLocation(db: Db, chunkId: number): Promise<{ packId: number; remoteFile: string; offset: number } | null> {
+  const row = await db.kysely
+    .selectFrom("chunk")
+    .innerJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+    .select(["chunk.pack_id as pack_id", "chunk.pack_offset as pack_offset", "attic_ts_pack.remote_file as remote_file"])
+    .where("chunk.id", "=", chunkId)
+    .executeTakeFirst();
+  if (!row || row.pack_id === null || row.pack_offset === null) return null;
+  return { packId: toInt(row.pack_id), remoteFile: row.remote_file, offset: toInt(row.pack_offset) };
+}

@@ -1,0 +1,240 @@
+// The pack layer (docs/packs.md): many chunks' frames appended back to back into one pack
+// file/object, above the StorageDriver seam. A driver with appendable files (local) keeps one pack
+// open and grows it, and durability is an fsync shared by every waiter of the moment; any other
+// driver (S3: objects cannot be appended to) holds the open pack in memory and stores it with one
+// put when a waiter needs its bytes durable or it is full. This module knows no database: the
+// caller records packs through `PackHooks` and turns chunk rows valid once `durable` resolves.
+import { randomUUID } from "node:crypto";
+import type { Readable } from "node:stream";
+import { putAll } from "./streams.ts";
+import type { AppendFile, RemoteFile, StorageDriver } from "./types.ts";
+
+export interface PackHooks {
+  /** Record a new pack (state P) before its first byte; returns its id. */
+  open(pack: { remoteFile: RemoteFile; remoteFileId: string }): Promise<number>;
+  /** The pack is durable and complete: record it sealed (state V, its size and chunk count). */
+  sealed(packId: number, size: number, chunks: number): Promise<void>;
+}
+
+/** Where an appended frame went. `pack` is the writer's own handle (opaque to callers). */
+export interface Placement {
+  packId: number;
+  offset: number;
+  length: number;
+  readonly pack: object;
+}
+
+/** A fresh pack key: a random UUID v4 with a `.pack` suffix (never reused). */
+export function newPackKey(): string {
+  return `${randomUUID()}.pack`;
+}
+
+/** Packs being stored at once by a buffering writer; appends wait beyond it (bounded memory). */
+const MAX_SEALING = 2;
+
+interface Pack {
+  id: number;
+  remoteFile: RemoteFile;
+  /** bytes appended (and written, for an appendable file) */
+  size: number;
+  chunks: number;
+  /** appendable: the file; buffering: null */
+  file: AppendFile | null;
+  /** buffering: frames held until the pack is stored */
+  frames: Uint8Array[];
+  /** bytes known durable */
+  synced: number;
+  syncing: Promise<void> | null;
+  /** set once the pack is no longer the open one: resolves when it is sealed */
+  sealing: Promise<void> | null;
+  failed: Error | null;
+}
+
+export class PackWriter {
+  private readonly storage: StorageDriver;
+  private readonly hooks: PackHooks;
+  private readonly packSize: number;
+  private current: Pack | null = null;
+  private readonly sealing = new Set<Promise<void>>();
+  /** appends run one after another */
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(storage: StorageDriver, hooks: PackHooks, opts: { packSize: number }) {
+    this.storage = storage;
+    this.hooks = hooks;
+    this.packSize = opts.packSize;
+  }
+
+  /**
+   * Append frames back to back, in order. They land contiguous in one pack when they fit (a
+   * frame larger than the pack size gets a pack of its own). Resolves once they are written (not
+   * yet durable: see `durable`).
+   */
+  append(frames: readonly Uint8Array[]): Promise<Placement[]> {
+    const run = this.tail.then(() => this.appendNow(frames));
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private async appendNow(frames: readonly Uint8Array[]): Promise<Placement[]> {
+    if (this.closed) throw new Error("pack writer is closed");
+    const total = frames.reduce((n, f) => n + f.byteLength, 0);
+    if (this.current && this.current.size > 0 && this.current.size + total > this.packSize) this.rotate();
+    // an open pack file removed or replaced behind our back (found lost by a download): appends
+    // would go nowhere; its waiters fail, and a new pack takes these frames
+    if (this.current?.file && !(await this.current.file.intact())) {
+      const lost = this.current;
+      lost.failed ??= new Error(`pack ${lost.id} was removed or replaced while open`);
+      this.current = null;
+      await lost.file!.close().catch(() => {});
+    }
+    const pack = this.current ?? (await this.openPack());
+    const placements: Placement[] = [];
+    let offset = pack.size;
+    for (const f of frames) {
+      placements.push({ packId: pack.id, offset, length: f.byteLength, pack });
+      offset += f.byteLength;
+    }
+    if (pack.file) {
+      try {
+        await pack.file.append(frames);
+      } catch (err) {
+        // what was written of this pack stays, the rest of it is unusable: a new pack next time
+        pack.failed = err as Error;
+        if (this.current === pack) this.current = null;
+        await pack.file.close().catch(() => {});
+        throw err;
+      }
+    } else {
+      pack.frames.push(...frames);
+    }
+    pack.size = offset;
+    pack.chunks += frames.length;
+    if (pack.size >= this.packSize) this.rotate();
+    return placements;
+  }
+
+  private async openPack(): Promise<Pack> {
+    // a buffering writer holds at most MAX_SEALING packs being stored besides the open one
+    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
+    const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newPackKey());
+    const id = await this.hooks.open({ remoteFile, remoteFileId });
+    const file = this.storage.openAppend ? await this.storage.openAppend(remoteFile) : null;
+    const pack: Pack = { id, remoteFile, size: 0, chunks: 0, file, frames: [], synced: 0, syncing: null, sealing: null, failed: null };
+    this.current = pack;
+    return pack;
+  }
+
+  /** The open pack stops taking appends and is sealed in the background. */
+  private rotate(): void {
+    const pack = this.current;
+    if (!pack) return;
+    this.current = null;
+    const sealing = this.seal(pack);
+    pack.sealing = sealing;
+    this.sealing.add(sealing);
+    sealing.then(
+      () => this.sealing.delete(sealing),
+      () => this.sealing.delete(sealing),
+    );
+  }
+
+  private async seal(pack: Pack): Promise<void> {
+    try {
+      if (pack.file) {
+        await this.syncTo(pack, pack.size);
+        await pack.file.close();
+      } else {
+        const frames = pack.frames;
+        pack.frames = [];
+        const data = frames.length === 1 ? frames[0]! : Buffer.concat(frames, pack.size);
+        await putAll(this.storage, [{ remoteFile: pack.remoteFile, data }]);
+        pack.synced = pack.size;
+      }
+    } catch (err) {
+      pack.failed ??= err as Error;
+      await pack.file?.close().catch(() => {});
+      throw err;
+    }
+    await this.hooks.sealed(pack.id, pack.size, pack.chunks);
+  }
+
+  /** An fsync covering at least `need` bytes; waiters arriving during one fsync share the next. */
+  private async syncTo(pack: Pack, need: number): Promise<void> {
+    while (pack.synced < need) {
+      if (pack.failed) throw pack.failed;
+      if (pack.syncing) {
+        await pack.syncing.catch(() => {});
+        continue;
+      }
+      const target = pack.size;
+      const syncing = pack.file!.sync().then(
+        () => {
+          pack.synced = Math.max(pack.synced, target);
+        },
+        (err: unknown) => {
+          pack.failed ??= err as Error;
+          if (this.current === pack) this.current = null;
+          throw err;
+        },
+      );
+      pack.syncing = syncing.finally(() => (pack.syncing = null));
+      await pack.syncing;
+    }
+  }
+
+  /**
+   * Resolves once every placement's bytes are durable: fsynced (appendable files) or in a stored
+   * pack (buffering: the open pack holding any of them is sealed now). Rejects when a pack
+   * holding them could not be written.
+   */
+  async durable(placements: readonly Placement[]): Promise<void> {
+    const need = new Map<Pack, number>();
+    for (const p of placements) {
+      const pack = p.pack as Pack;
+      need.set(pack, Math.max(need.get(pack) ?? 0, p.offset + p.length));
+    }
+    await Promise.all(
+      [...need].map(async ([pack, end]) => {
+        if (pack.failed) throw pack.failed;
+        if (pack.synced >= end) return;
+        if (pack.file) return this.syncTo(pack, end);
+        // appends run in order: wait for the one writing this pack, if any, before sealing it
+        if (pack === this.current) await this.tail;
+        if (pack === this.current) this.rotate();
+        await pack.sealing;
+      }),
+    );
+  }
+
+  /** Seal the open pack (if any) and wait for every pack being sealed. */
+  async flush(): Promise<void> {
+    await this.tail;
+    this.rotate();
+    await Promise.all([...this.sealing]);
+  }
+
+  async close(): Promise<void> {
+    await this.flush().catch(() => {});
+    this.closed = true;
+  }
+}
+
+/** What reading one chunk needs: its own object, or its pack and place in it. */
+export interface ChunkLocation {
+  /** the chunk's own object (upstream's layout; absent while packed) */
+  remoteFile: RemoteFile;
+  pack: { remoteFile: RemoteFile; offset: number } | null;
+  /** stored bytes (file_size) */
+  size: number | null;
+}
+
+/** A stream of one chunk's stored bytes, packed or one object. */
+export async function openChunk(storage: StorageDriver, chunk: ChunkLocation, signal?: AbortSignal): Promise<Readable> {
+  if (chunk.pack) {
+    if (chunk.size === null) throw new Error("a packed chunk without a recorded size");
+    return storage.getRange(chunk.pack.remoteFile, chunk.pack.offset, chunk.size, signal);
+  }
+  return storage.get(chunk.remoteFile, signal, chunk.size ?? undefined);
+}
