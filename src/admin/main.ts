@@ -149,6 +149,23 @@ export function buildProgram(ctx: AdminCtx): Command {
       await run({ quick: opts.quick, nars: opts.nars, repair: opts.repair }, { ...ctx, configPath: program.opts<{ config?: string }>().config });
     });
   addExample(verify, "atticadm -f /etc/attic/server.toml verify --quick");
+  const unpack = program
+    .command("unpack")
+    .summary("Move every chunk out of packs into an object of its own (upstream's layout)")
+    .description(
+      "The way back to upstream atticd: every chunk stored in a pack is written as its own object, where upstream reads\n" +
+        "it, and its row repointed; packs left empty are retired and deleted by garbage collection after\n" +
+        "garbage-collection.pack-retire-grace. Set storage.packs = false on every atticd first. Can be\n" +
+        "interrupted and run again. Exits with 1 when chunks are left in packs.",
+    )
+    .option("--delete-now", "Delete the emptied packs at once (only when no atticd serves this storage)", false)
+    .helpOption("-h, --help", "Print help")
+    .exitOverride()
+    .action(async (opts: { deleteNow: boolean }) => {
+      const { run } = await import("./commands/unpack.ts");
+      await run({ deleteNow: opts.deleteNow }, { ...ctx, configPath: program.opts<{ config?: string }>().config });
+    });
+  addExample(unpack, "atticadm -f /etc/attic/server.toml unpack");
   return program;
 }
 

@@ -96,7 +96,9 @@ export const PACK_OPEN = "P";
 export const PACK_SEALED = "V";
 export const PACK_RETIRED = "R";
 export const PACK_DELETING = "D";
-export type PackState = "P" | "V" | "R" | "D";
+/** being written by the compactor (docs/compaction.md): no chunk points at it until it turns V */
+export const PACK_COMPACTING = "C";
+export type PackState = "P" | "V" | "R" | "D" | "C";
 
 /** ours: a pack file (local) or object (S3) holding many chunks back to back */
 export interface PackTable {

@@ -1,6 +1,7 @@
 // One garbage-collection run, in the order that keeps concurrent uploads safe (see the header of
 // db/queries/gc.ts): objects to drop (retention, soft-deleted caches, quotas) → crash leftovers
-// → orphan NARs → orphan chunks marked D → their files deleted in pages → their rows removed;
+// → orphan NARs → orphan chunks marked D → their files deleted in pages → their rows removed →
+// packs compacted (compact.ts);
 // then token revocations whose tokens have expired, and the dashboard's aggregates are recomputed
 // and the run recorded (db/queries/stats.ts). Pinned objects are exempt from retention and quotas
 // (db/queries/gc.ts).
@@ -22,6 +23,7 @@ import type { StorageDriver } from "../storage/types.ts";
 import { reapStagedNars } from "../storage/staging.ts";
 import { deleteNixFilesOfDeletedCaches } from "../db/queries/nix-files.ts";
 import { deleteChunkFiles } from "./chunk-files.ts";
+import { compactPacks, type CompactionConfig } from "./compact.ts";
 import { enforceQuotas } from "./quota.ts";
 import { reapAbandonedUploadSessions } from "./upload-sessions.ts";
 import { emptyReport, type GcReport } from "./report.ts";
@@ -35,7 +37,21 @@ export interface GcConfig {
   maxSize: number | null;
   /** where upload sessions stage early parts (`upload.staging-path`); unset: not swept */
   uploadStagingPath?: string;
+  /** compaction of packs (docs/compaction.md); unset: the defaults of the config schema */
+  compaction?: CompactionConfig;
 }
+
+/**
+ * The config schema's defaults (10 % dead, 4 GiB copied per run, a 64 MiB pack, 1 hour of grace),
+ * without packing chunks stored one object each (which the server turns on with `storage.packs`).
+ */
+export const DEFAULT_COMPACTION: CompactionConfig = {
+  threshold: 0.1,
+  maxRewriteBytes: 4 * 2 ** 30,
+  packSize: 64 * 2 ** 20,
+  retiredGraceMs: 3600_000,
+  packLoose: false,
+};
 
 export interface GcDeps {
   db: Db;
@@ -49,6 +65,8 @@ export interface GcDeps {
   stagingPath?: string;
   /** who holds the "gc" lease: the same for every run of one periodic collector (see withLease) */
   leaseOwner?: string;
+  /** for crash tests: called between the steps of a compaction's rewrite */
+  onCompactionStep?: (step: "copied" | "durable" | "committed") => Promise<void> | void;
 }
 
 export async function runGarbageCollectionOnce(deps: GcDeps): Promise<GcReport> {
@@ -111,6 +129,16 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
   report.chunks = files.chunks;
   report.bytesFreed = files.bytesFreed;
   report.deleteFailures = files.failures;
+
+  report.compaction = await compactPacks({
+    db,
+    storage,
+    config: config.compaction ?? DEFAULT_COMPACTION,
+    signal,
+    ...(deps.now ? { now: deps.now } : {}),
+    ...(deps.onCompactionStep ? { onStep: deps.onCompactionStep } : {}),
+  });
+  report.bytesFreed += report.compaction.bytesDeleted;
 
   if (deps.stagingPath !== undefined && staleBefore) {
     const staged = await reapStagedNars(deps.stagingPath, staleBefore);

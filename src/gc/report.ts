@@ -1,5 +1,6 @@
 // What one garbage-collection run did: the figures `atticd --mode garbage-collector-once` prints
 // and the periodic loop logs.
+import { emptyCompactionReport, type CompactionReport } from "./compact.ts";
 
 export interface GcReport {
   /** false when another collector held the lease: nothing was done */
@@ -27,6 +28,8 @@ export interface GcReport {
   revocationsExpired: number;
   /** chunk files whose deletion failed this time (their rows stay in state D for the next run) */
   deleteFailures: number;
+  /** packs compacted, dropped and deleted (docs/compaction.md) */
+  compaction: CompactionReport;
   durationMs: number;
 }
 
@@ -49,6 +52,7 @@ export function emptyReport(): GcReport {
     nixFilesOfDeletedCaches: 0,
     revocationsExpired: 0,
     deleteFailures: 0,
+    compaction: emptyCompactionReport(),
     durationMs: 0,
   };
 }
@@ -78,6 +82,16 @@ export function formatGcReport(r: GcReport): string {
   }
   if (r.stagedNars > 0) lines.push(`  staged NARs never committed by a narinfo: ${r.stagedNars}`);
   if (r.revocationsExpired > 0) lines.push(`  expired token revocations removed: ${r.revocationsExpired}`);
+  const c = r.compaction;
+  if (c.packsDropped + c.packsRewritten + c.packsDeleted + c.leftovers + c.failures + c.deleteFailures > 0) {
+    lines.push(
+      `  packs compacted: ${c.packsRewritten} rewritten into ${c.packsWritten} (${c.chunksMoved} chunks, ${human(c.bytesRewritten)} copied), ` +
+        `${c.packsDropped} dropped, ${c.packsDeleted} retired packs deleted (${human(c.bytesDeleted)})`,
+    );
+    if (c.leftovers > 0) lines.push(`  packs left by an interrupted compaction removed: ${c.leftovers}`);
+    if (c.failures > 0) lines.push(`  packs that could not be read or hold a damaged chunk (left as they are; see atticadm verify): ${c.failures}`);
+    if (c.deleteFailures > 0) lines.push(`  retired packs that could not be deleted (retried next run): ${c.deleteFailures}`);
+  }
   if (r.deleteFailures > 0) lines.push(`  chunk files that could not be deleted (retried next run): ${r.deleteFailures}`);
   return lines.join("\n");
 }

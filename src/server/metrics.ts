@@ -53,6 +53,17 @@ export interface DatabaseFigures {
   lastGc: { finishedAt: Date; durationMs: number; bytesFreed: number; objectsRemoved: number; chunksRemoved: number } | null;
   gcRuns: number;
   pingSeconds: number;
+  /** packs (docs/compaction.md); null when not read */
+  packs?: {
+    packs: number;
+    packBytes: number;
+    openPacks: number;
+    retiredPacks: number;
+    retiredBytes: number;
+    liveBytes: number;
+    freeBytes: number;
+    reclaimableBytes: number;
+  } | null;
 }
 
 /** Backend error and retry counts kept by the db and storage rooms (read at scrape time). */
@@ -110,6 +121,12 @@ export function createMetrics(): Metrics {
     gcLastTime: gauge("attic_gc_last_run_timestamp_seconds", "When the last GC run finished (Unix time)"),
     gcLastDuration: gauge("attic_gc_last_run_duration_seconds", "How long the last GC run took"),
     gcLastFreed: gauge("attic_gc_last_run_freed_bytes", "Compressed bytes the last GC run deleted from storage"),
+    packs: new Gauge({ name: "attic_packs", help: "Packs by state: sealed, open (being written), retired (awaiting deletion after the grace period)", labelNames: ["state"], registers: [registry] }),
+    packBytes: gauge("attic_pack_bytes", "Bytes of the sealed packs"),
+    packLive: gauge("attic_pack_live_bytes", "Bytes of live chunks in sealed packs"),
+    packFree: gauge("attic_pack_free_bytes", "Bytes of deleted chunks still inside sealed packs (holes compaction may reclaim)"),
+    packReclaimable: gauge("attic_pack_reclaimable_bytes", "Bytes compaction frees: holes of packs at or past the threshold, and retired packs awaiting deletion"),
+    packRetiredBytes: gauge("attic_pack_retired_bytes", "Bytes of retired packs awaiting deletion after the grace period"),
     dbUp: gauge("attic_db_up", "1 when the database answered the scrape's queries"),
     dbPing: gauge("attic_db_ping_seconds", "Round trip of a trivial query at scrape time"),
   };
@@ -168,6 +185,16 @@ export function createMetrics(): Metrics {
             g.gcLastTime.set(f.lastGc.finishedAt.getTime() / 1000);
             g.gcLastDuration.set(f.lastGc.durationMs / 1000);
             g.gcLastFreed.set(f.lastGc.bytesFreed);
+          }
+          if (f.packs) {
+            g.packs.set({ state: "sealed" }, f.packs.packs);
+            g.packs.set({ state: "open" }, f.packs.openPacks);
+            g.packs.set({ state: "retired" }, f.packs.retiredPacks);
+            g.packBytes.set(f.packs.packBytes);
+            g.packLive.set(f.packs.liveBytes);
+            g.packFree.set(f.packs.freeBytes);
+            g.packReclaimable.set(f.packs.reclaimableBytes);
+            g.packRetiredBytes.set(f.packs.retiredBytes);
           }
           g.dbPing.set(f.pingSeconds);
           g.dbUp.set(1);

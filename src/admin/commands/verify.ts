@@ -18,7 +18,7 @@ export async function run(options: VerifyOptions, ctx: AdminCtx): Promise<void> 
     const r = await verifyStorage({ db, storage }, options, (line) => ctx.stdout.write(`${line}\n`));
     const broken = r.brokenChunks + r.brokenNars;
     ctx.stdout.write(
-      `Checked ${r.chunks} chunks${options.quick ? " (existence only)" : ` (${r.bytes} bytes read)`}` +
+      `Checked ${r.chunks} chunks${r.packs > 0 ? ` (${r.packs} packs)` : ""}${options.quick ? " (existence only)" : ` (${r.bytes} bytes read)`}` +
         `${options.nars ? ` and ${r.nars} NARs` : ""}: ${r.brokenChunks} broken chunks, ${r.brokenNars} broken NARs, ${r.affectedPaths} store paths affected.\n`,
     );
     if (broken === 0) return;

@@ -49,12 +49,13 @@ export async function markNarsIncomplete(db: Db, narIds: readonly number[]): Pro
 }
 
 /** Valid chunks with an id above `afterId`, in id order (a verify pass pages through them). */
-export async function validChunksAfter(db: Db, afterId: number, limit: number): Promise<ChunkRow[]> {
+export async function validChunksAfter(db: Db, afterId: number, limit: number, opts: { unpackedOnly?: boolean } = {}): Promise<ChunkRow[]> {
   const rows = await db.kysely
     .selectFrom("chunk")
     .select(CHUNK_COLUMNS)
     .where("id", ">", afterId)
     .where(notIndexed(db, "state"), "=", "V")
+    .$if(opts.unpackedOnly === true, (q) => q.where("pack_id", "is", null))
     .orderBy("id")
     .limit(limit)
     .execute();

@@ -120,6 +120,14 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
       defaultRetentionPeriod: r.read<number>("garbage-collection.default-retention-period"),
       staleGracePeriod,
       maxSize: r.read<number>("garbage-collection.max-size") ?? null,
+      compaction: {
+        threshold: (r.read<number>("garbage-collection.compaction-threshold") ?? 10) / 100,
+        maxRewriteBytes: r.read<number>("garbage-collection.compaction-max-rewrite"),
+        retiredGraceMs: (r.read<number>("garbage-collection.pack-retire-grace") ?? 3600) * 1000,
+        // from [storage] below: compaction writes packs of that size, and packs loose chunks only when new ones are packed
+        packSize: 64 * 2 ** 20,
+        packLoose: true,
+      },
     },
     nixProtocol: {
       stagingPath: r.read<string>("nix-protocol.staging-path") ?? join(tmpdir(), "atticd-nar-staging"),
@@ -149,6 +157,10 @@ export function parseConfig(text: string, options: ParseOptions): ParsedConfig {
     r.problem("oidc.issuers", "the OIDC exchange mints tokens, but the JWT key is an RS256 public key: configure token-rs256-secret-base64 or token-hs256-secret-base64");
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  if (config.storage) {
+    config.garbageCollection.compaction.packSize = config.storage.packSize ?? config.garbageCollection.compaction.packSize;
+    config.garbageCollection.compaction.packLoose = config.storage.packs ?? true;
+  }
   // without problems every value above is defined
   return { config: deepFreeze(config as Config), warnings };
 }

@@ -310,6 +310,31 @@ export const KEYS: readonly KeySpec[] = [
     description: "Pending NAR and chunk rows and upload holders older than this (left by a crashed or interrupted server) are reaped.",
   },
   {
+    key: "garbage-collection.compaction-threshold",
+    kind: "integer",
+    min: 1,
+    max: 100,
+    default: 10,
+    ours: true,
+    description:
+      "Compaction of packs (docs/compaction.md): a pack is rewritten once this percentage of its bytes belongs to deleted chunks (borg's default; restic's is 5). Packs with no live chunk are always dropped without copying.",
+  },
+  {
+    key: "garbage-collection.compaction-max-rewrite",
+    kind: "size",
+    default: "4 GiB",
+    ours: true,
+    description: "Live bytes one garbage-collection run copies at most while compacting packs, worst packs first; the rest waits for the next run.",
+  },
+  {
+    key: "garbage-collection.pack-retire-grace",
+    kind: "duration",
+    default: "1 hour",
+    ours: true,
+    description:
+      "How long a pack whose chunks compaction moved is kept before it is deleted: downloads on any replica that read its chunk rows just before the move may still read it. `0` deletes it in the same run (only when no atticd serves the storage).",
+  },
+  {
     key: "garbage-collection.max-size",
     kind: "size",
     ours: true,

@@ -95,6 +95,19 @@ export interface Config {
     staleGracePeriod: number;
     /** ours: global quota on the logical size of all caches in bytes; null = none */
     maxSize: number | null;
+    /** ours: compaction of packs (docs/compaction.md) */
+    compaction: {
+      /** dead share of a pack that gets it rewritten, 0 < threshold ≤ 1 */
+      threshold: number;
+      /** live bytes copied per run at most */
+      maxRewriteBytes: number;
+      /** ms a retired pack is kept for downloads in flight */
+      retiredGraceMs: number;
+      /** a full pack's size, bytes */
+      packSize: number;
+      /** pack chunks stored one object each: on when new chunks are packed */
+      packLoose: boolean;
+    };
   };
   /** ours: pushing with `nix copy --to http://…` */
   nixProtocol: {

@@ -18,6 +18,7 @@ import { html, type Html } from "./html.ts";
 import { page, sendView, type Section, type Viewer } from "./layout.ts";
 import { overviewView } from "./overview.ts";
 import { STYLE } from "./style.ts";
+import { cachedPackSpace } from "../pack-space.ts";
 import { serverHiddenView, serverView, type Health, type RouteFigures } from "./server-view.ts";
 
 const DAYS = 30;
@@ -56,6 +57,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     ]);
     return { database, storage: probed };
   });
+  const packs = cachedPackSpace(db, config.garbageCollection.compaction.threshold);
 
   const respond = (request: FastifyRequest, reply: Parameters<typeof sendView>[0], title: string, section: Section, main: Html, status = 200) => {
     const fragment = (request.query as { fragment?: string }).fragment === "1";
@@ -116,11 +118,12 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     const viewer = viewerOf(request);
     if (!viewer.admin) return respond(request, reply, "Server", "server", serverHiddenView(viewer), viewer.subject === null ? 401 : 403);
     const now = new Date();
-    const [figures, runs, days, { database, storage: store }] = await Promise.all([
+    const [figures, runs, days, { database, storage: store }, packFigures] = await Promise.all([
       metricsFigures(db),
       lastGcRuns(db, 30),
       dailyHistory(db, null, DAYS, now),
       probes.get(),
+      packs(),
     ]);
     const main = serverView(
       viewer,
@@ -132,6 +135,8 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
         requests: requestFigures(app),
         database,
         storage: store,
+        packs: packFigures,
+        compactionThreshold: config.garbageCollection.compaction.threshold,
       },
       now,
     );

@@ -2,6 +2,7 @@
 // the last GC runs, this process's requests and the backends' health. Only for a token that may
 // pull from every cache.
 import type { DayEntry, GcRunEntry } from "../../db/queries/dashboard.ts";
+import type { PackSpace } from "../../db/queries/pack-gc.ts";
 import { chart } from "./charts.ts";
 import { count, humanBytes, ratio, seconds, utcTime } from "./format.ts";
 import { html, type Html } from "./html.ts";
@@ -30,6 +31,10 @@ export interface ServerModel {
   requests: { since: Date; total: number; clientErrors: number; serverErrors: number; routes: readonly RouteFigures[] };
   database: Health;
   storage: Health;
+  /** packs now (docs/compaction.md) */
+  packs: PackSpace;
+  /** garbage-collection.compaction-threshold, 0..1 */
+  compactionThreshold: number;
 }
 
 export function serverView(viewer: Viewer, m: ServerModel, now: Date): Html {
@@ -57,6 +62,18 @@ ${figure("compression-ratio", "Compression", ratio(last.chunkBytes, last.storedB
 ${figure("objects-now", "Objects now", count(m.objects), m.objects, "in all live caches")}
 ${figure("logical-now", "Logical size now", humanBytes(m.logicalBytes), m.logicalBytes)}
 </dl>
+</section>
+<section aria-labelledby="packs-h"><h2 id="packs-h">Packs</h2>
+${m.packs.packs + m.packs.openPacks + m.packs.retiredPacks === 0
+  ? html`<p data-no-packs>No packs: every chunk is stored as an object of its own (upstream's layout).</p>`
+  : html`<p class="help">Chunks are appended to packs; deleted chunks leave holes that compaction (each garbage-collection run) reclaims once a pack is ${Math.round(m.compactionThreshold * 100)} % dead. Figures at most a minute old.</p>
+<dl class="figures">
+${figure("packs", "Packs", count(m.packs.packs), m.packs.packs, `${humanBytes(m.packs.packBytes)} sealed; ${count(m.packs.openPacks)} being written`)}
+${figure("pack-live-bytes", "Live data in packs", humanBytes(m.packs.liveBytes), m.packs.liveBytes)}
+${figure("pack-free-bytes", "Free space in packs", humanBytes(m.packs.freeBytes), m.packs.freeBytes, m.packs.packBytes > 0 ? `holes left by deleted chunks: ${((m.packs.freeBytes / m.packs.packBytes) * 100).toFixed(1)} % of the packs` : "holes left by deleted chunks")}
+${figure("pack-reclaimable-bytes", "Reclaimable", humanBytes(m.packs.reclaimableBytes), m.packs.reclaimableBytes, "freed by the next compaction and when retired packs pass their grace period")}
+${figure("retired-packs", "Retired packs", count(m.packs.retiredPacks), m.packs.retiredPacks, `${humanBytes(m.packs.retiredBytes)}, deleted after garbage-collection.pack-retire-grace`)}
+</dl>`}
 </section>
 <section aria-labelledby="charts-h"><h2 id="charts-h">Over time</h2>
 <div class="charts">

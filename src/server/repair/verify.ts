@@ -1,6 +1,8 @@
 // `atticadm verify` (ours): re-check what storage holds against the database. Chunk pass: every
 // valid chunk's file is re-read and its size and sha256 compared with the row (or, quick, only
-// its existence checked). NAR pass (optional): every served NAR is reassembled from its chunks,
+// its existence checked). Pack pass: every sealed pack's valid chunks are re-read in runs of
+// adjacent ranges and each frame checked the same way (quick: the pack's last live byte is read,
+// so a missing or short pack is found); a valid chunk in a retired or missing pack is broken. NAR pass (optional): every served NAR is reassembled from its chunks,
 // decompressed, and its size and sha256 compared with its NarHash. With `repair`, what is broken
 // is marked for re-upload (db/queries/repair.ts): get-missing-paths then reports the paths, and
 // the next `attic push` heals them. Streaming throughout: one page of rows and a few files in
@@ -26,11 +28,15 @@ import { StorageNotFoundError, type RemoteFile, type StorageDriver } from "../..
 import { openChunk } from "../../storage/packs.ts";
 import { packLocation } from "../../db/queries/packs.ts";
 import { remoteFileOf } from "../download/nar-stream.ts";
+import { chunksInUnsealedPacks, liveChunksOfPack, sealedPacksAfter, type LiveChunk, type PackRef } from "../../db/queries/pack-gc.ts";
+import { frameMatches, parseRemoteFile, runsOf } from "../../gc/compact.ts";
+import { readPackRange } from "../../gc/pack-io.ts";
 
 const CHUNK_PAGE = 256;
 const NAR_PAGE = 32;
 const CHUNK_CONCURRENCY = 8;
 const NAR_CONCURRENCY = 2;
+const PACK_PAGE = 32;
 
 export interface VerifyOptions {
   /** only check that each chunk file exists (no re-read) */
@@ -44,6 +50,8 @@ export interface VerifyOptions {
 export interface VerifyReport {
   chunks: number;
   bytes: number;
+  /** sealed packs checked */
+  packs: number;
   brokenChunks: number;
   nars: number;
   brokenNars: number;
@@ -102,6 +110,50 @@ async function chunkProblem(db: Db, storage: StorageDriver, chunk: ChunkRow, qui
   return { problem: null, bytes: sha.size };
 }
 
+/** What is wrong with a pack's valid chunks: missing or short pack, or frames that do not match. */
+async function packProblems(
+  storage: StorageDriver,
+  pack: PackRef,
+  chunks: readonly LiveChunk[],
+  quick: boolean,
+  read: (bytes: number) => void,
+): Promise<{ chunk: Pick<ChunkRow, "id" | "remote_file_id">; problem: string }[]> {
+  const remoteFile = parseRemoteFile(pack.remoteFile);
+  const label = (c: LiveChunk) => ({ id: c.id, remote_file_id: `pack ${pack.id} at ${c.offset}` });
+  const whole = (problem: string) => chunks.map((c) => ({ chunk: label(c), problem }));
+  if (chunks.length === 0) return [];
+  if (quick) {
+    const end = Math.max(...chunks.map((c) => c.offset + c.length));
+    try {
+      await readPackRange(storage, remoteFile, end - 1, 1);
+      return [];
+    } catch (err) {
+      if (err instanceof StorageNotFoundError) return whole("pack missing or short");
+      throw err;
+    }
+  }
+  const broken: { chunk: Pick<ChunkRow, "id" | "remote_file_id">; problem: string }[] = [];
+  for (const run of runsOf(chunks)) {
+    const first = run[0]!;
+    const last = run[run.length - 1]!;
+    let bytes: Buffer;
+    try {
+      bytes = await readPackRange(storage, remoteFile, first.offset, last.offset + last.length - first.offset);
+    } catch (err) {
+      if (!(err instanceof StorageNotFoundError)) throw err;
+      for (const c of run) broken.push({ chunk: label(c), problem: "pack missing or short" });
+      continue;
+    }
+    read(bytes.length);
+    for (const c of run) {
+      if (!frameMatches(bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c)) {
+        broken.push({ chunk: label(c), problem: `bytes do not match the chunk's hash` });
+      }
+    }
+  }
+  return broken;
+}
+
 /** The NAR as stored, decompressed chunk by chunk, in order. */
 class KnownBrokenError extends Error {}
 
@@ -133,14 +185,14 @@ export async function verifyStorage(
   out: (line: string) => void,
 ): Promise<VerifyReport> {
   const { db, storage } = deps;
-  const report: VerifyReport = { chunks: 0, bytes: 0, brokenChunks: 0, nars: 0, brokenNars: 0, affectedPaths: 0 };
+  const report: VerifyReport = { chunks: 0, bytes: 0, packs: 0, brokenChunks: 0, nars: 0, brokenNars: 0, affectedPaths: 0 };
   /** chunks reported broken: a NAR using one is not reported again */
   const known = new Set<number>();
   const printPaths = (paths: AffectedPath[]) => {
     report.affectedPaths += paths.length;
     for (const p of paths) out(`  used by ${p.cache}: ${p.storePath}`);
   };
-  const lostChunks = async (broken: { chunk: ChunkRow; problem: string }[]) => {
+  const lostChunks = async (broken: { chunk: Pick<ChunkRow, "id" | "remote_file_id">; problem: string }[]) => {
     if (broken.length === 0) return;
     report.brokenChunks += broken.length;
     for (const b of broken) known.add(b.chunk.id);
@@ -151,7 +203,7 @@ export async function verifyStorage(
 
   let afterId = 0;
   for (;;) {
-    const page = await validChunksAfter(db, afterId, CHUNK_PAGE);
+    const page = await validChunksAfter(db, afterId, CHUNK_PAGE, { unpackedOnly: true });
     const broken: { chunk: ChunkRow; problem: string }[] = [];
     await forEachLimit(page, CHUNK_CONCURRENCY, async (chunk) => {
       const { problem, bytes } = await chunkProblem(db, storage, chunk, options.quick);
@@ -163,6 +215,28 @@ export async function verifyStorage(
     await lostChunks(broken);
     if (page.length < CHUNK_PAGE) break;
     afterId = page[page.length - 1]!.id;
+  }
+
+  let afterPack = 0;
+  for (;;) {
+    const packs = await sealedPacksAfter(db, afterPack, PACK_PAGE);
+    for (const pack of packs) {
+      const chunks = await liveChunksOfPack(db, pack.id);
+      const broken = await packProblems(storage, pack, chunks, options.quick, (n) => (report.bytes += n));
+      report.packs++;
+      report.chunks += chunks.length;
+      await lostChunks(broken);
+    }
+    if (packs.length < PACK_PAGE) break;
+    afterPack = packs[packs.length - 1]!.id;
+  }
+  for (;;) {
+    const stray = (await chunksInUnsealedPacks(db, CHUNK_PAGE)).filter((c) => !known.has(c.id));
+    if (stray.length === 0) break;
+    report.chunks += stray.length;
+    await lostChunks(stray.map((c) => ({ chunk: { id: c.id, remote_file_id: c.remoteFileId }, problem: `its pack ${c.packId} is retired or gone` })));
+    // without --repair the rows stay as they are: stop after one page rather than loop on them
+    if (!options.repair) break;
   }
 
   if (options.nars) {

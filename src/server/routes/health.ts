@@ -9,9 +9,11 @@ import { metricsFigures } from "../../db/queries/dashboard.ts";
 import { s3Counts } from "../../storage/index.ts";
 import { unauthorized } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
+import { cachedPackSpace } from "../pack-space.ts";
+import type { PackSpace } from "../../db/queries/pack-gc.ts";
 
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
-  wireMetricsSources(app.metrics, app.deps.db);
+  wireMetricsSources(app.metrics, app.deps.db, cachedPackSpace(app.deps.db, app.deps.config.garbageCollection.compaction.threshold));
   app.get("/healthz", async (_request, reply) => {
     try {
       await ping(app.deps.db);
@@ -42,7 +44,7 @@ export function metricsAuthorized(token: string | null, header: string | undefin
 }
 
 /** What /metrics reads from the database and the backends' counters at scrape time. */
-export function wireMetricsSources(metrics: Metrics, db: Db): void {
+export function wireMetricsSources(metrics: Metrics, db: Db, packs?: () => Promise<PackSpace>): void {
   metrics.setBackendSource(() => ({
     dbTransactionRetries: transactionRetryCount(),
     s3Requests: s3Counts.requests,
@@ -53,13 +55,14 @@ export function wireMetricsSources(metrics: Metrics, db: Db): void {
     const started = performance.now();
     await ping(db);
     const pingSeconds = (performance.now() - started) / 1000;
-    const f = await metricsFigures(db);
+    const [f, packSpace] = await Promise.all([metricsFigures(db), packs ? packs() : null]);
     const run = f.lastRun;
     return {
       objects: f.objects,
       logicalBytes: f.logicalBytes,
       gcRuns: f.gcRuns,
       pingSeconds,
+      packs: packSpace,
       storage: run && { storedBytes: run.storedBytes, chunks: run.chunks, chunkBytes: run.chunkBytes, nars: run.nars, narBytes: run.narBytes, logicalBytes: run.logicalBytes },
       lastGc: run && { finishedAt: run.finishedAt, durationMs: run.durationMs, bytesFreed: run.bytesFreed, objectsRemoved: run.objectsRemoved, chunksRemoved: run.chunksRemoved },
     };

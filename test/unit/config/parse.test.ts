@@ -63,7 +63,13 @@ test("defaults of every optional key", () => {
   assert.deepEqual(c.storage, { type: "local", path: "/var/lib/attic/storage", packs: true, packSize: 64 * 1024 * 1024 });
   assert.deepEqual(c.chunking, { narSizeThreshold: 65536, minSize: 16384, avgSize: 65536, maxSize: 262144 });
   assert.deepEqual(c.compression, { type: "zstd", level: 8, narinfoName: "zstd" });
-  assert.deepEqual(c.garbageCollection, { interval: 43200, defaultRetentionPeriod: 0, staleGracePeriod: 3600, maxSize: null });
+  assert.deepEqual(c.garbageCollection, {
+    interval: 43200,
+    defaultRetentionPeriod: 0,
+    staleGracePeriod: 3600,
+    maxSize: null,
+    compaction: { threshold: 0.1, maxRewriteBytes: 4 * 1024 ** 3, retiredGraceMs: 3600_000, packSize: 64 * 1024 * 1024, packLoose: true },
+  });
   assert.equal(c.jwt.tokenBoundIssuer, null);
   assert.equal(c.jwt.tokenBoundAudiences, null);
   assert.equal(c.jwt.signing.alg, "HS256");
@@ -115,6 +121,9 @@ interval = "1h 30m"
 default-retention-period = "3 months"
 stale-grace-period = "10 minutes"
 max-size = "1.5 GiB"
+compaction-threshold = 5
+compaction-max-rewrite = "1 GiB"
+pack-retire-grace = "2 hours"
 
 [jwt]
 token-bound-issuer = "https://issuer.example"
@@ -150,6 +159,8 @@ token-hs256-secret-base64 = "${SECRET}"
     defaultRetentionPeriod: 3 * 2_630_016,
     staleGracePeriod: 600,
     maxSize: Math.floor(1.5 * 1024 ** 3),
+    // packs = false: compaction leaves chunks stored one object each as they are
+    compaction: { threshold: 0.05, maxRewriteBytes: 1024 ** 3, retiredGraceMs: 7200_000, packSize: 16 * 1024 * 1024, packLoose: false },
   });
   assert.equal(c.jwt.tokenBoundIssuer, "https://issuer.example");
   assert.deepEqual(c.jwt.tokenBoundAudiences, ["a", "b"]);
