@@ -4,7 +4,7 @@
 // `nix-store --dump` (stdout is a pipe, so a slow upload pauses nix-store: bounded memory).
 // Long path lists are split so that no command line grows past the argv limit.
 import { spawn } from "node:child_process";
-import { chunks, mapLimit } from "../util/concurrency.ts";
+import { batches, mapLimit } from "../util/concurrency.ts";
 import { NixError } from "./errors.ts";
 import { parsePathInfoJson, type PathInfo } from "./nix-path-info.ts";
 
@@ -43,7 +43,7 @@ export class NixCliStore implements LocalStore {
 
   async closure(paths: string[], options: { includeOutputs?: boolean } = {}): Promise<string[]> {
     const flags = ["--query", "--requisites", ...(options.includeOutputs === true ? ["--include-outputs"] : [])];
-    const outputs = await mapLimit(chunks(paths, BATCH), PARALLEL_QUERIES, (batch) => this.#run("nix-store --query", "nix-store", [...flags, ...batch]));
+    const outputs = await mapLimit(batches(paths, BATCH), PARALLEL_QUERIES, (batch) => this.#run("nix-store --query", "nix-store", [...flags, ...batch]));
     const seen = new Set<string>();
     for (const out of outputs) for (const line of out.split("\n")) if (line !== "") seen.add(line);
     return [...seen];
@@ -59,7 +59,7 @@ export class NixCliStore implements LocalStore {
 
   async #pathInfos(paths: string[], flags: string[]): Promise<PathInfo[]> {
     const unique = [...new Set(paths)];
-    const results = await mapLimit(chunks(unique, BATCH), PARALLEL_QUERIES, async (batch) => {
+    const results = await mapLimit(batches(unique, BATCH), PARALLEL_QUERIES, async (batch) => {
       // --offline: an invalid path must not send Nix asking substituters (slow retries).
       const out = await this.#run("nix path-info", "nix", [...NIX_COMMAND, "path-info", "--json", "--offline", ...flags, ...batch]);
       return parsePathInfoJson(out, this.storeDir);
@@ -73,7 +73,7 @@ export class NixCliStore implements LocalStore {
   }
 
   async validPaths(paths: string[]): Promise<string[]> {
-    const outputs = await mapLimit(chunks(paths, BATCH), PARALLEL_QUERIES, (batch) =>
+    const outputs = await mapLimit(batches(paths, BATCH), PARALLEL_QUERIES, (batch) =>
       this.#run("nix-store --check-validity", "nix-store", ["--check-validity", "--print-invalid", ...batch]),
     );
     const invalid = new Set(outputs.flatMap((o) => o.split("\n")));

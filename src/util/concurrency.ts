@@ -54,25 +54,9 @@ export class TaskSet {
   }
 }
 
-/** `items` in slices of `size` (the last one shorter). */
-export function chunks<T>(items: readonly T[], size: number): T[][] {
+/** `items` in batches of `size` (the last one shorter). Not "chunks": in this codebase a chunk is a piece of a NAR. */
+export function batches<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
-}
-
-/** Resolves after `ms`; rejects with the signal's reason when it fires first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) return reject(signal.reason as Error);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason as Error);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -5,7 +5,7 @@
 // part is read from the store while the current one is sent (two parts in memory at most).
 import type { FinalizeUploadSessionResponse, StartUploadPathSessionResponse, UploadPathNarInfo, UploadSessionStatus } from "../../api/v1.ts";
 import { outcomeOf, type UploadOutcome } from "../api.ts";
-import { sleep } from "../../util/concurrency.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError, NetworkError, UserError } from "../errors.ts";
 import type { PathBar } from "../progress.ts";
 import { isProxyTooLarge, RefusedAsTooLarge } from "./part-size.ts";
@@ -123,7 +123,7 @@ async function sendPart(deps: PartsDeps, policy: PartsPolicy, bar: PathBar, at: 
       if (lost(err)) throw new SessionLost((err as Error).message);
       if (!transient(err) || attempt >= policy.attempts || deps.signal?.aborted === true) throw err;
       bar.note?.(`part ${at.seq + 1} of ${at.numParts} failed (${(err as Error).message}); resuming`, true);
-      await sleep(delay(policy, attempt), deps.signal);
+      await sleep(delay(policy, attempt), undefined, { signal: deps.signal });
       // did it arrive after all? (the answer may be what was lost)
       const status = await deps.api.uploadSessionStatus(at.id).catch((e: unknown) => {
         if (lost(e)) throw new SessionLost((e as Error).message);
@@ -149,12 +149,12 @@ async function finalize(deps: PartsDeps, policy: PartsPolicy, id: string): Promi
     } catch (err) {
       if (lost(err)) throw new SessionLost((err as Error).message);
       if (!transient(err) || attempt >= policy.attempts) throw err;
-      await sleep(delay(policy, attempt++), deps.signal);
+      await sleep(delay(policy, attempt++), undefined, { signal: deps.signal });
       continue;
     }
     if (reply.kind === "completed") return outcomeOf(reply.result);
     if (reply.kind === "failed") throw new SessionLost(`The upload session failed: ${reply.message}`);
-    await sleep(policy.pollMs, deps.signal);
+    await sleep(policy.pollMs, undefined, { signal: deps.signal });
   }
 }
 

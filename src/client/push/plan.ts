@@ -2,7 +2,7 @@
 // --no-closure), their metadata, minus paths signed by one of the cache's upstream keys
 // (unless --ignore-upstream-cache-filter), minus what the cache already holds, asked in one
 // get-missing-paths request (split only when it would exceed the server's body limit).
-import { chunks } from "../../util/concurrency.ts";
+import { batches } from "../../util/concurrency.ts";
 import type { PathInfo } from "../nix-path-info.ts";
 import type { LocalStore } from "../nix-store.ts";
 
@@ -52,7 +52,7 @@ export async function planPush(roots: string[], deps: PlanDeps, options: PlanOpt
   if (candidates.length === 0) return { paths: [], numAllPaths, numAlreadyCached: 0, numUpstream };
 
   const missing = new Set<string>();
-  for (const batch of chunks(candidates.map((i) => hashOfPath(i.path)), MISSING_PATHS_BATCH)) {
+  for (const batch of batches(candidates.map((i) => hashOfPath(i.path)), MISSING_PATHS_BATCH)) {
     for (const h of await deps.api.getMissingPaths(deps.cache, batch)) missing.add(h);
   }
   const paths = candidates.filter((i) => missing.has(hashOfPath(i.path)));

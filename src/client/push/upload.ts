@@ -6,7 +6,7 @@
 // proxy refuses as too large (413) is sent again in smaller parts (part-size.ts).
 import type { UploadPathNarInfo } from "../../api/v1.ts";
 import type { UploadOutcome, UploadOptions } from "../api.ts";
-import { sleep } from "../../util/concurrency.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError, NetworkError, NixError } from "../errors.ts";
 import type { PathInfo } from "../nix-path-info.ts";
 import type { LocalStore } from "../nix-store.ts";
@@ -101,7 +101,7 @@ export async function uploadWithRetry(info: PathInfo, deps: UploadDeps, bar: Pat
         continue;
       }
       if (err instanceof NixError || !isTransient(err) || attempt >= retry.attempts || deps.signal?.aborted === true) throw err;
-      await sleep(retry.baseDelayMs * 2 ** (attempt - 1), deps.signal);
+      await sleep(retry.baseDelayMs * 2 ** (attempt - 1), undefined, { signal: deps.signal });
       attempt++;
     } finally {
       // Stops `nix-store --dump` if the server answered before reading the whole body.

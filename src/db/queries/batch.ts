@@ -5,7 +5,3 @@ import type { Db } from "../connect.ts";
 export function maxBatch(db: Db, valuesPerItem = 1): number {
   return Math.max(1, Math.floor(db.dialect.parameterBudget / valuesPerItem));
 }
-
-export function* batches<T>(items: readonly T[], size: number): Generator<T[]> {
-  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
-}

@@ -4,7 +4,8 @@ import type { Db } from "../connect.ts";
 import { prepareQuery, type Placeholders } from "./prepared.ts";
 import type { CacheRow } from "../schema.ts";
 import { CACHE_COLUMNS, toCacheRow } from "./rows.ts";
-import { batches, maxBatch } from "./batch.ts";
+import { maxBatch } from "./batch.ts";
+import { batches } from "../../util/concurrency.ts";
 import { toInt } from "../values.ts";
 
 export interface NewCacheRow {

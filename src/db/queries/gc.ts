@@ -27,7 +27,8 @@ import { sql, type ExpressionBuilder } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import type { ChunkRow, Database } from "../schema.ts";
 import { toInt, parseTimestamp } from "../values.ts";
-import { batches, maxBatch } from "./batch.ts";
+import { maxBatch } from "./batch.ts";
+import { batches } from "../../util/concurrency.ts";
 import { NAR_CLAIM_LEASE_PREFIX } from "./nars.ts";
 import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
 

@@ -3,7 +3,8 @@
 import { sql } from "kysely";
 import type { Db } from "../connect.ts";
 import type { CacheRow, ChunkRow, NarRow, ObjectRow } from "../schema.ts";
-import { batches, maxBatch } from "./batch.ts";
+import { maxBatch } from "./batch.ts";
+import { batches } from "../../util/concurrency.ts";
 import { prepareQuery, type Placeholders } from "./prepared.ts";
 import { toBool, toInt } from "../values.ts";
 import { CHUNK_COLUMNS, OBJECT_COLUMNS, prefixed, toChunkRow, toObjectRow, unprefix } from "./rows.ts";

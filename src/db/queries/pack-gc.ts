@@ -6,7 +6,8 @@
 import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import { toInt, parseTimestamp } from "../values.ts";
-import { batches, maxBatch } from "./batch.ts";
+import { maxBatch } from "./batch.ts";
+import { batches } from "../../util/concurrency.ts";
 
 /** What the compactor and unpack need of a pack. `remoteFile` is upstream's RemoteFile JSON. */
 export interface PackRef {

@@ -4,7 +4,8 @@
 import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import { PACK_OPEN, PACK_SEALED } from "../schema.ts";
-import { batches, maxBatch } from "./batch.ts";
+import { maxBatch } from "./batch.ts";
+import { batches } from "../../util/concurrency.ts";
 import { notIndexed } from "./plan.ts";
 import { toInt } from "../values.ts";
 

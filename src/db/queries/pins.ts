@@ -5,7 +5,8 @@
 // the same name moves it (a deployed system replaced by the next one).
 import { transaction, type Db } from "../connect.ts";
 import { parseTimestamp, toInt } from "../values.ts";
-import { batches, maxBatch } from "./batch.ts";
+import { maxBatch } from "./batch.ts";
+import { batches } from "../../util/concurrency.ts";
 
 export interface Pin {
   name: string;

@@ -6,7 +6,8 @@
 // chunk row itself becomes D, so GC deletes what is left of its file and then the row.
 import { transaction, type Db } from "../connect.ts";
 import type { ChunkRow, NarRow } from "../schema.ts";
-import { batches, maxBatch } from "./batch.ts";
+import { maxBatch } from "./batch.ts";
+import { batches } from "../../util/concurrency.ts";
 import { notIndexed } from "./plan.ts";
 import { CHUNK_COLUMNS, NAR_COLUMNS, toChunkRow, toNarRow } from "./rows.ts";
 

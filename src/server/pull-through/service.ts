@@ -32,7 +32,7 @@ import {
   type UpstreamEntry,
 } from "../../db/queries/upstreams.ts";
 import type { ServedCache } from "../../db/queries/objects.ts";
-import { sleep } from "../../util/concurrency.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../config/types.ts";
 import type { Metrics } from "../metrics.ts";
 import { LruCache } from "../lru.ts";
@@ -203,7 +203,7 @@ export class PullThrough {
       }
       // another process fetches it: serve it from the store once it is there
       if (await getObject(this.db, cache.id, hash)) return { kind: "stored" };
-      await sleep(WAIT_POLL_MS, signal).catch(() => {});
+      await sleep(WAIT_POLL_MS, undefined, { signal }).catch(() => {});
     }
   }
 
