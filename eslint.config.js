@@ -16,7 +16,8 @@ const allowed = {
   server: ["nix", "chunking", "compression", "api", "storage", "db", "token", "gc", "cli"],
   gc: ["db", "storage", "nix"],
   client: ["nix", "api", "token", "cli"],
-  admin: ["token", "server", "api", "db", "cli"],
+  // atticadm also works on the store itself (admin/repair: verify, unpack)
+  admin: ["token", "server", "api", "db", "cli", "storage", "gc", "compression", "nix"],
   bin: ["server", "client", "admin", "cli"],
   // what the three tools share: error reporting, exit codes, version, help examples
   cli: [],

@@ -7,7 +7,7 @@ import type { Db } from "../db/connect.ts";
 import type { StorageDriver } from "../storage/types.ts";
 import type { Config } from "./config/types.ts";
 import { clientErrorHandler } from "./client-errors.ts";
-import { dashboardRoutes } from "./dashboard/routes.ts";
+import { dashboardRoutes } from "./routes/dashboard.ts";
 import { errorHandler, frameworkErrors, notFoundHandler } from "./errors.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { addRequestState } from "./request-state.ts";

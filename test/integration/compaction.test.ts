@@ -11,8 +11,8 @@ import { backendName, backendsFromEnv, createCacheViaApi, startServer, type Test
 import { narFixture, seededBytes, uploadNar, type NarFixture } from "../helpers/nar.ts";
 import { runGarbageCollectionOnce, type GcConfig } from "../../src/gc/index.ts";
 import type { CompactionConfig } from "../../src/gc/compact.ts";
-import { verifyStorage } from "../../src/server/repair/verify.ts";
-import { unpackAll } from "../../src/server/repair/unpack.ts";
+import { verifyStorage } from "../../src/admin/repair/verify.ts";
+import { unpackAll } from "../../src/admin/repair/unpack.ts";
 import { decompressWithCli } from "../helpers/decompress.ts";
 import { expectedNames as expectedNamesOf, packStates as packStatesOf, storedNames as storedNamesOf } from "../helpers/pack-store.ts";
 

@@ -4,8 +4,8 @@
 // done by server/repair/unpack.ts; this shell opens the configured database and storage and prints.
 import { openDatabase } from "../../db/connect.ts";
 import { loadConfig } from "../../server/config/load.ts";
-import { openStorage } from "../../server/repair/open-storage.ts";
-import { unpackAll } from "../../server/repair/unpack.ts";
+import { openStorage } from "../repair/open-storage.ts";
+import { unpackAll } from "../repair/unpack.ts";
 import type { AdminCtx } from "../context.ts";
 import { UserError } from "../errors.ts";
 

@@ -5,8 +5,8 @@
 // can alert.
 import { openDatabase } from "../../db/connect.ts";
 import { loadConfig } from "../../server/config/load.ts";
-import { openStorage } from "../../server/repair/open-storage.ts";
-import { verifyStorage, type VerifyOptions } from "../../server/repair/verify.ts";
+import { openStorage } from "../repair/open-storage.ts";
+import { verifyStorage, type VerifyOptions } from "../repair/verify.ts";
 import type { AdminCtx } from "../context.ts";
 import { UserError } from "../errors.ts";
 

@@ -27,7 +27,7 @@ import { forEachLimit } from "../../util/concurrency.ts";
 import { StorageNotFoundError, type RemoteFile, type StorageDriver } from "../../storage/types.ts";
 import { openChunk } from "../../storage/packs.ts";
 import { packLocation } from "../../db/queries/packs.ts";
-import { remoteFileOf } from "../download/nar-stream.ts";
+import { remoteFileOf } from "../../server/download/nar-stream.ts";
 import { chunksInUnsealedPacks, liveChunksOfPack, sealedPacksAfter, type LiveChunk, type PackRef } from "../../db/queries/pack-gc.ts";
 import { frameMatches, parseRemoteFile, runsOf } from "../../gc/compact.ts";
 import { readPackRange } from "../../gc/pack-io.ts";

@@ -13,18 +13,18 @@ import { permissionFor, tokenFromRequest } from "../auth.ts";
 import { cacheNameParam } from "../params.ts";
 import { listPins } from "../../db/queries/pins.ts";
 import { getPullStats } from "../../db/queries/upstreams.ts";
-import { cacheHiddenView, cacheView } from "./cache-view.ts";
-import { html, type Html } from "./html.ts";
-import { page, sendView, type Section, type Viewer } from "./layout.ts";
-import { overviewView } from "./overview.ts";
-import { STYLE } from "./style.ts";
+import { cacheHiddenView, cacheView } from "../dashboard/cache-view.ts";
+import { html, type Html } from "../dashboard/html.ts";
+import { page, sendView, type Section, type Viewer } from "../dashboard/layout.ts";
+import { overviewView } from "../dashboard/overview.ts";
+import { STYLE } from "../dashboard/style.ts";
 import { cachedPackSpace } from "../pack-space.ts";
-import { serverHiddenView, serverView, type Health, type RouteFigures } from "./server-view.ts";
+import { serverHiddenView, serverView, type Health, type RouteFigures } from "../dashboard/server-view.ts";
 
 const DAYS = 30;
 const ASSETS = {
   // emitted into dist/ by the build (allowJs), type-checked by tsconfig.browser.json
-  "app.js": { type: "text/javascript; charset=utf-8", body: readFileSync(new URL("./assets/app.js", import.meta.url)) },
+  "app.js": { type: "text/javascript; charset=utf-8", body: readFileSync(new URL("../dashboard/assets/app.js", import.meta.url)) },
   "style.css": { type: "text/css; charset=utf-8", body: Buffer.from(STYLE) },
 } as const;
 
