@@ -1,7 +1,7 @@
 // `atticadm unpack [--delete-now]` (ours, docs/compaction.md): the way back to upstream's layout.
 // Every chunk in a pack is written as its own object and its row repointed; packs left empty are
 // retired (GC deletes them after the grace period, or --delete-now does at once). The work is
-// done by server/repair/unpack.ts; this shell opens the configured database and storage and prints.
+// done by admin/repair/unpack.ts; this shell opens the configured database and storage and prints.
 import { openDatabase } from "../../db/connect.ts";
 import { loadConfig } from "../../server/config/load.ts";
 import { openStorage } from "../repair/open-storage.ts";

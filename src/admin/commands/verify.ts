@@ -1,6 +1,6 @@
 // `atticadm verify [--quick] [--nars] [--repair]` (ours): re-check stored chunks (and with
 // --nars whole NARs) against the database; with --repair mark what is broken for re-upload. The
-// work is done by server/repair/verify.ts; this shell opens the configured database and storage
+// work is done by admin/repair/verify.ts; this shell opens the configured database and storage
 // and prints. Exit code 1 when something broken was found and left unmarked, so a scheduled run
 // can alert.
 import { openDatabase } from "../../db/connect.ts";
