@@ -52,7 +52,7 @@ test("the seed's server.toml loads with the secret from prod.env: PostgreSQL, lo
   const { config, warnings } = parseConfig(SEED_SERVER_TOML, { source: "/attic/server.toml", env });
   assert.deepEqual(warnings, []);
   assert.equal(config.database.url, "postgres://attic:attic@pgattic:5432/attic_prod", "DATABASE_URL in prod.env is not read by atticd");
-  assert.deepEqual(config.storage, { type: "local", path: "/attic/storage" });
+  assert.deepEqual(config.storage, { type: "local", path: "/attic/storage", packs: true, packSize: 64 * 1024 * 1024 });
   assert.deepEqual(parseListenAddress(config.listen), { host: "::", port: 8080 });
   assert.equal(config.jwt.signing.alg, "HS256");
   assert.equal(config.garbageCollection.interval, 12 * 3600);
