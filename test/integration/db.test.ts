@@ -583,8 +583,10 @@ for (const engine of ["sqlite", "postgres"] as const) {
         assert.equal((await getChunk(db, b))!.holders_count, 0);
 
         const c = await newChunk(db);
-        const pending = await insertPendingChunk(db, { chunk_hash: sha(), chunk_size: 1, compression: "zstd", remote_file: "{}", remote_file_id: uniq("rf-") });
-        await assert.rejects(linkChunks(db, narId, [{ seq: 3, chunkId: c }, { seq: 4, chunkId: pending }]), /not valid/);
+        // valid and pending chunks link (a packed chunk turns valid at its upload's commit: docs/packs.md); one GC took does not
+        const taken = await insertPendingChunk(db, { chunk_hash: sha(), chunk_size: 1, compression: "zstd", remote_file: "{}", remote_file_id: uniq("rf-") });
+        await db.kysely.updateTable("chunk").set({ state: "D" }).where("id", "=", taken).execute();
+        await assert.rejects(linkChunks(db, narId, [{ seq: 3, chunkId: c }, { seq: 4, chunkId: taken }]), /not valid/);
         assert.equal((await getChunk(db, c))!.holders_count, 1, "a failed batch keeps its holds");
         assert.equal((await db.kysely.selectFrom("chunkref").select("id").where("nar_id", "=", narId).execute()).length, 3);
         await releaseChunks(db, [c, c]);

@@ -159,7 +159,7 @@ export async function markChunksValid(db: Db, files: readonly { id: number; file
         .where(notIndexed(tx, "state"), "=", "P")
         .executeTakeFirst();
       if (result.numUpdatedRows !== BigInt(new Set(batch.map((f) => f.id)).size)) {
-        throw new UploadRowsReaped(`one of the pending chunks ${batch.map((f) => f.id).join(", ")}`);
+        throw new UploadRowsReaped(`one of the pending chunks ${batch.map((f) => f.id).join(", ")} is no longer pending`);
       }
     }
   });
@@ -226,7 +226,7 @@ export async function markChunkValid(db: Db, id: number, file: { fileHash: strin
     .where("id", "=", id)
     .where(notIndexed(db, "state"), "=", "P")
     .executeTakeFirst();
-  if (result.numUpdatedRows === 0n) throw new UploadRowsReaped(`the pending chunk ${id}`);
+  if (result.numUpdatedRows === 0n) throw new UploadRowsReaped(`the pending chunk ${id} is no longer pending`);
 }
 
 /**

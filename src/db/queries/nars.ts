@@ -149,7 +149,7 @@ export async function markNarValid(db: Db, id: number, numChunks: number): Promi
     .where("id", "=", id)
     .where(notIndexed(db, "state"), "=", "P")
     .executeTakeFirst();
-  if (result.numUpdatedRows === 0n) throw new UploadRowsReaped(`the pending NAR ${id}`);
+  if (result.numUpdatedRows === 0n) throw new UploadRowsReaped(`the pending NAR ${id} is no longer pending`);
 }
 
 export async function getNar(db: Db, id: number): Promise<NarRow | null> {
@@ -184,7 +184,7 @@ export async function insertChunkRef(db: Db, narId: number, seq: number, chunkId
     )
     .returning("id")
     .executeTakeFirst();
-  if (!inserted) throw new UploadRowsReaped(`chunk ${chunkId}, to be linked into NAR ${narId},`);
+  if (!inserted) throw new UploadRowsReaped(`chunk ${chunkId}, to be linked into NAR ${narId}, is not valid`);
   return inserted.id;
 }
 
@@ -218,13 +218,13 @@ export async function linkChunks(db: Db, narId: number, links: readonly ChunkLin
       if (valid.length !== batch.length) {
         const found = new Set(valid.map((v) => Number(v.id)));
         const missing = batch.filter((id) => !found.has(id));
-        throw new UploadRowsReaped(`chunks ${missing.join(", ")}, to be linked into NAR ${narId},`);
+        throw new UploadRowsReaped(`chunks ${missing.join(", ")}, to be linked into NAR ${narId}, are not valid`);
       }
     }
     // the pending NAR itself, locked until the commit: linking into a NAR GC deleted would be a
     // foreign-key failure, and GC cannot delete it in between
     const nar = await tx.kysely.selectFrom("nar").select("id").where("id", "=", narId).where(notIndexed(tx, "state"), "=", "P").$call((q) => tx.dialect.forUpdate(q)).executeTakeFirst();
-    if (!nar) throw new UploadRowsReaped(`the pending NAR ${narId}`);
+    if (!nar) throw new UploadRowsReaped(`the pending NAR ${narId} is no longer pending`);
     for (const batch of batches(links, maxBatch(tx, 3))) {
       await tx.kysely
         .insertInto("chunkref")
