@@ -15,6 +15,8 @@ import type { AppendFile, BufferedFile, PutResult, RemoteFile, StorageDriver } f
 
 const DELETE_CONCURRENCY = 20;
 const READ_PIECE_MAX = 1024 * 1024;
+/** a ranged read (a run of a pack) is streamed in pieces of this size: RSS stays low, the socket still gets large writes */
+const RANGE_PIECE_MAX = 256 * 1024;
 /** errno codes of a full disk or an exhausted quota (blocks or inodes) */
 const FULL_CODES = new Set(["ENOSPC", "EDQUOT"]);
 
@@ -250,7 +252,7 @@ export class LocalStorage implements StorageDriver {
       await file.close();
       return Readable.from([]);
     }
-    return file.createReadStream({ start: offset, end: offset + length - 1, highWaterMark: Math.min(length, READ_PIECE_MAX), ...(signal ? { signal } : {}) });
+    return file.createReadStream({ start: offset, end: offset + length - 1, highWaterMark: Math.min(length, RANGE_PIECE_MAX), ...(signal ? { signal } : {}) });
   }
 
   /**

@@ -31,7 +31,7 @@ export function newPackKey(): string {
   return `${randomUUID()}.pack`;
 }
 
-/** Packs being stored at once by a buffering writer; appends wait beyond it (bounded memory). */
+/** Bytes being stored at once by a buffering writer, in pack sizes; appends wait beyond it (bounded memory). */
 const MAX_SEALING = 2;
 
 interface Pack {
@@ -58,6 +58,8 @@ export class PackWriter {
   private readonly packSize: number;
   private current: Pack | null = null;
   private readonly sealing = new Set<Promise<void>>();
+  /** bytes of the packs in `sealing` */
+  private sealingBytes = 0;
   /** appends run one after another */
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -120,8 +122,9 @@ export class PackWriter {
   }
 
   private async openPack(): Promise<Pack> {
-    // a buffering writer holds at most MAX_SEALING packs being stored besides the open one
-    while (this.sealing.size >= MAX_SEALING) await Promise.race(this.sealing);
+    // a buffering writer holds at most MAX_SEALING packs' worth of bytes being stored besides the
+    // open pack (many small packs, one per upload completion, are stored side by side)
+    while (this.sealing.size > 0 && this.sealingBytes >= MAX_SEALING * this.packSize) await Promise.race(this.sealing).catch(() => {});
     const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newPackKey());
     const id = await this.hooks.open({ remoteFile, remoteFileId });
     const file = this.storage.openAppend ? await this.storage.openAppend(remoteFile) : null;
@@ -138,10 +141,13 @@ export class PackWriter {
     const sealing = this.seal(pack);
     pack.sealing = sealing;
     this.sealing.add(sealing);
-    sealing.then(
-      () => this.sealing.delete(sealing),
-      () => this.sealing.delete(sealing),
-    );
+    const bytes = pack.file ? 0 : pack.size;
+    this.sealingBytes += bytes;
+    const settled = () => {
+      this.sealing.delete(sealing);
+      this.sealingBytes -= bytes;
+    };
+    sealing.then(settled, settled);
   }
 
   private async seal(pack: Pack): Promise<void> {
