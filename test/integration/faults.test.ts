@@ -187,7 +187,9 @@ describe("an upload that outlives the stale grace period, with packs", () => {
       const { bucket } = s.config.storage;
       proxy.rule = (req) => (req.method === "PUT" ? { delayMs: 3000 } : undefined);
       const upload = uploadNar(s, narFixture(seededBytes(300_000, 42), "outlived-packed"), { cache: "c", token: s.rootToken() });
-      while (!proxy.seen.some((r) => r.method === "PUT")) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => proxy.seen.some((r) => r.method === "PUT"), { what: "the pack's write to reach S3" });
+      // the upload's claim lapsed (its renewals failed while the database was away): GC takes it for dead
+      await s.db.kysely.deleteFrom("attic_ts_lease").where("name", "like", "nar-upload:%").execute();
       const reaped = await reapStalePending(s.db, new Date(Date.now() + 3_600_000));
       assert.ok(reaped.chunks > 0, JSON.stringify(reaped));
       await deleteChunkFiles(s.db, s.storage, new AbortController().signal);
