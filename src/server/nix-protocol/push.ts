@@ -24,7 +24,7 @@ import { NarStaging, reapStagedNars, STAGED_NAR_RE, StagedNarTooLargeError, Stag
 import type { Config } from "../config/types.ts";
 import { narTooLarge, requestError, ServerError, stagingFull } from "../errors.ts";
 import { BodyReader } from "../upload/body.ts";
-import type { UploadInfo } from "../upload/info.ts";
+import { uploadInfoFromNarInfo } from "../upload/info.ts";
 import type { Uploader } from "../upload/pipeline.ts";
 
 const REAP_EVERY_MS = 10 * 60_000;
@@ -91,7 +91,7 @@ export class NixPush {
       const file = this.staging.open(staged);
       const decoded = decodeNixFile(compression, file);
       try {
-        await this.uploader.upload(uploadInfo(cache, hash, narinfo), cache, new BodyReader(decoded), sub);
+        await this.uploader.upload(uploadInfoFromNarInfo(cache.name, hash, narinfo), cache, new BodyReader(decoded), sub);
       } finally {
         file.destroy();
         await decoded.return(undefined).catch(() => {});
@@ -125,7 +125,7 @@ export class NixPush {
     if (!known || !nar) throw requestError(`The NAR nar/${fileName} was not pushed before its narinfo (or was already used)`);
     const body = decodedNar(this.storage, nar, (afterSeq, limit) => findServedChunks(this.db, nar.id, afterSeq, limit));
     try {
-      await this.uploader.upload(uploadInfo(cache, hash, narinfo), cache, new BodyReader(body), sub);
+      await this.uploader.upload(uploadInfoFromNarInfo(cache.name, hash, narinfo), cache, new BodyReader(body), sub);
     } finally {
       body.destroy();
     }
@@ -161,21 +161,4 @@ async function checkFile(staged: StagedFile, narinfo: NarInfo, staging: NarStagi
   const h = createHash("sha256");
   await pipeline(staging.open(staged), new Writable({ write: (piece: Buffer, _e, cb) => (h.update(piece), cb()) }));
   if (!NixHash.fromDigest("sha256", h.digest()).equals(expected)) throw requestError("FileHash does not match the NAR file pushed");
-}
-
-function uploadInfo(cache: CacheRow, hash: string, narinfo: NarInfo): UploadInfo {
-  const narHash = NixHash.parse(narinfo.narHash);
-  return {
-    cache: cache.name,
-    store_path_hash: hash,
-    store_path: narinfo.storePath,
-    references: narinfo.references,
-    system: narinfo.system ?? null,
-    deriver: narinfo.deriver ?? null,
-    sigs: narinfo.sigs,
-    ca: narinfo.ca ?? null,
-    nar_hash: narHash.toTypedBase16(),
-    nar_size: narinfo.narSize,
-    narHash,
-  };
 }

@@ -37,7 +37,7 @@ import type { Config } from "../config/types.ts";
 import type { Metrics } from "../metrics.ts";
 import { LruCache } from "../lru.ts";
 import { BodyReader } from "../upload/body.ts";
-import type { UploadInfo } from "../upload/info.ts";
+import { uploadInfoFromNarInfo } from "../upload/info.ts";
 import type { Uploader } from "../upload/pipeline.ts";
 import { Breakers } from "./breaker.ts";
 import { readLimited, upstreamGet, UpstreamError } from "./http.ts";
@@ -293,7 +293,7 @@ export class PullThrough {
         const row = await getCacheById(this.db, cache.id);
         if (!row) return;
         try {
-          await this.uploader.upload(uploadInfo(cache, hash, trusted), row, new BodyReader(createReadStream(spoolPath)), `upstream:${new URL(upstream.url).host}`);
+          await this.uploader.upload(uploadInfoFromNarInfo(cache.name, hash, trusted.info, trusted.narHash), row, new BodyReader(createReadStream(spoolPath)), `upstream:${new URL(upstream.url).host}`);
         } catch (err) {
           return failed("storing it failed", err);
         }
@@ -328,22 +328,5 @@ function liveCompressor(compression: "zstd" | "xz" | "br"): ReturnType<typeof cr
   const type: CompressionType = compression === "br" ? "brotli" : compression;
   const level = compression === "zstd" ? 1 : compression === "xz" ? 0 : 1;
   return createCompressor(type, level);
-}
-
-function uploadInfo(cache: ServedCache, hash: string, trusted: TrustedNarInfo): UploadInfo {
-  const { info, narHash } = trusted;
-  return {
-    cache: cache.name,
-    store_path_hash: hash,
-    store_path: info.storePath,
-    references: info.references,
-    system: info.system ?? null,
-    deriver: info.deriver ?? null,
-    sigs: info.sigs,
-    ca: info.ca ?? null,
-    nar_hash: narHash.toTypedBase16(),
-    nar_size: info.narSize,
-    narHash,
-  };
 }
 

@@ -4,6 +4,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { CACHE_NAME_RE, type UploadPathNarInfo } from "../../api/v1.ts";
 import { NixHash } from "../../nix/hash.ts";
+import type { NarInfo } from "../../nix/narinfo.ts";
 import { isValidStorePathHash } from "../../nix/store-path.ts";
 import { requestError } from "../errors.ts";
 import type { BodyReader } from "./body.ts";
@@ -75,6 +76,23 @@ export function parseUploadInfo(json: string): UploadInfo {
     ca: (o.ca as string | null | undefined) ?? null,
     nar_hash: o.nar_hash,
     nar_size: o.nar_size,
+    narHash,
+  };
+}
+
+/** What a push says of a path when it arrives as a narinfo (`nix copy`, an upstream cache) rather than as upload info. */
+export function uploadInfoFromNarInfo(cacheName: string, storePathHash: string, narinfo: NarInfo, narHash: NixHash = NixHash.parse(narinfo.narHash)): UploadInfo {
+  return {
+    cache: cacheName,
+    store_path_hash: storePathHash,
+    store_path: narinfo.storePath,
+    references: narinfo.references,
+    system: narinfo.system ?? null,
+    deriver: narinfo.deriver ?? null,
+    sigs: narinfo.sigs,
+    ca: narinfo.ca ?? null,
+    nar_hash: narHash.toTypedBase16(),
+    nar_size: narinfo.narSize,
     narHash,
   };
 }
