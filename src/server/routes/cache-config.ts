@@ -15,93 +15,107 @@ import { listUpstreams, setUpstreams } from "../../db/queries/upstreams.ts";
 import { checkUpstreams } from "../pull-through/allowlist.ts";
 
 export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
-  const { db, config } = app.deps;
+  const json = { preValidation: requireJsonContentType };
+  app.get("/_api/v1/cache-config/:cache", getCacheConfig);
+  app.get("/:cache/attic-cache-info", getCacheConfig);
+  app.post("/_api/v1/cache-config/:cache", json, createCacheConfig);
+  app.patch("/_api/v1/cache-config/:cache", json, configureCache);
+  app.delete("/_api/v1/cache-config/:cache", destroyCache);
+}
 
-  async function getConfig(request: FastifyRequest, reply: FastifyReply) {
-    const name = cacheNameParam(request.params);
-    const row = await getCacheByName(db, name);
-    const { cache } = authorizeCache(request.attic.claims, name, row, ["pull"]);
-    const upstreams = await listUpstreams(db, cache.id);
-    return reply.type("application/json").send({ ...cacheConfigOf(request, cache), ...(upstreams.length > 0 && { upstreams }) });
-  }
-  app.get("/_api/v1/cache-config/:cache", getConfig);
-  app.get("/:cache/attic-cache-info", getConfig);
+/** GET: the cache's configuration (pull permission, or a public cache). */
+async function getCacheConfig(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const { db } = this.deps;
+  const name = cacheNameParam(request.params);
+  const row = await getCacheByName(db, name);
+  const { cache } = authorizeCache(request.attic.claims, name, row, ["pull"]);
+  const upstreams = await listUpstreams(db, cache.id);
+  return reply.type("application/json").send({ ...cacheConfigOf(this, request, cache), ...(upstreams.length > 0 && { upstreams }) });
+}
 
-  function cacheConfigOf(request: FastifyRequest, cache: CacheRow): CacheConfig {
-    return {
-      substituter_endpoint: substituterEndpoint(request, config, cache.name),
-      api_endpoint: apiEndpoint(request, config),
-      public_key: SigningKeypair.parse(cache.keypair).publicKey().toString(),
-      is_public: cache.is_public,
-      store_dir: cache.store_dir,
-      priority: cache.priority,
-      upstream_cache_key_names: JSON.parse(cache.upstream_cache_key_names) as string[],
-      retention_period: cache.retention_period === null ? "Global" : { Period: cache.retention_period },
-      max_size: cache.max_size ?? null,
-      ...(config.upload.maxChunkSize !== null && { upload_chunking: { max_chunk_size: config.upload.maxChunkSize } }),
-    };
-  }
+function cacheConfigOf(app: FastifyInstance, request: FastifyRequest, cache: CacheRow): CacheConfig {
+  const { config } = app.deps;
+  return {
+    substituter_endpoint: substituterEndpoint(request, config, cache.name),
+    api_endpoint: apiEndpoint(request, config),
+    public_key: SigningKeypair.parse(cache.keypair).publicKey().toString(),
+    is_public: cache.is_public,
+    store_dir: cache.store_dir,
+    priority: cache.priority,
+    upstream_cache_key_names: JSON.parse(cache.upstream_cache_key_names) as string[],
+    retention_period: cache.retention_period === null ? "Global" : { Period: cache.retention_period },
+    max_size: cache.max_size ?? null,
+    ...(config.upload.maxChunkSize !== null && { upload_chunking: { max_chunk_size: config.upload.maxChunkSize } }),
+  };
+}
 
-  app.post("/_api/v1/cache-config/:cache", { preValidation: requireJsonContentType }, async (request, reply) => {
-    const name = cacheNameParam(request.params);
-    const body = asObject(request.body);
-    const keypairCfg = body.keypair;
-    if (keypairCfg === undefined) throw shapeError("missing field `keypair`");
-    if (!isKeypairConfig(keypairCfg)) throw shapeError("keypair: expected \"Generate\" or {\"Keypair\": string}");
-    const isPublic = field(body, "is_public", isBool, "a boolean", true);
-    const storeDir = field(body, "store_dir", isString, "a string", true);
-    // PostgreSQL refuses a NUL in text: a 400, not a 500
-    if (storeDir.includes("\0")) throw requestError("store_dir must not contain a NUL byte");
-    const priority = field(body, "priority", isI32, "i32", true);
-    const upstream = field(body, "upstream_cache_key_names", isStringArray, "a sequence of strings", true);
-
-    // creating needs `cc` on the name; public caches grant nothing here (as upstream)
-    const perm = permissionFor(request.attic.claims, name, null, false);
-    if (!perm.canDiscover()) throw unauthorized();
-    if (!perm.createCache) throw accessError();
-
-    const keypair = keypairFromConfig(keypairCfg, name);
-    const created = await createCache(db, {
-      name,
-      keypair: keypair.toString(),
-      is_public: isPublic,
-      store_dir: storeDir,
-      priority,
-      upstream_cache_key_names: JSON.stringify(upstream),
-      retention_period: null,
-    });
-    if (!created) throw cacheAlreadyExists();
-    return reply.code(200).send();
+/** POST: create the cache (`cc` on the name; public caches grant nothing here, as upstream). The body is checked first. */
+async function createCacheConfig(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const name = cacheNameParam(request.params);
+  const wanted = readCreateBody(asObject(request.body));
+  const perm = permissionFor(request.attic.claims, name, null, false);
+  if (!perm.canDiscover()) throw unauthorized();
+  if (!perm.createCache) throw accessError();
+  const created = await createCache(this.deps.db, {
+    name,
+    keypair: keypairFromConfig(wanted.keypair, name).toString(),
+    is_public: wanted.isPublic,
+    store_dir: wanted.storeDir,
+    priority: wanted.priority,
+    upstream_cache_key_names: JSON.stringify(wanted.upstreamKeyNames),
+    retention_period: null,
   });
+  if (!created) throw cacheAlreadyExists();
+  return reply.code(200).send();
+}
 
-  app.patch("/_api/v1/cache-config/:cache", { preValidation: requireJsonContentType }, async (request, reply) => {
-    const name = cacheNameParam(request.params);
-    const body = asObject(request.body);
-    const keypairCfg = body.keypair;
-    if (keypairCfg !== undefined && keypairCfg !== null && !isKeypairConfig(keypairCfg)) {
-      throw shapeError("keypair: expected \"Generate\" or {\"Keypair\": string}");
-    }
-    const isPublic = field(body, "is_public", isBool, "a boolean or null", false);
-    const storeDir = field(body, "store_dir", isString, "a string or null", false);
-    if (storeDir?.includes("\0")) throw requestError("store_dir must not contain a NUL byte");
-    const priority = field(body, "priority", isI32, "i32 or null", false);
-    const upstream = field(body, "upstream_cache_key_names", isStringArray, "a sequence of strings or null", false);
-    const retention = body.retention_period;
-    if (retention !== undefined && retention !== null && !isRetention(retention)) {
-      throw shapeError("retention_period: expected \"Global\" or {\"Period\": u32}");
-    }
-    const maxSize = body.max_size;
-    if (maxSize !== undefined && maxSize !== null && !(isInt(maxSize) && maxSize >= 0)) {
-      throw shapeError("max_size: expected a non-negative integer or null");
-    }
+function readCreateBody(body: Record<string, unknown>) {
+  const keypair = body.keypair;
+  if (keypair === undefined) throw shapeError("missing field `keypair`");
+  if (!isKeypairConfig(keypair)) throw shapeError(KEYPAIR_SHAPE);
+  const isPublic = field(body, "is_public", isBool, "a boolean", true);
+  const storeDir = field(body, "store_dir", isString, "a string", true);
+  // PostgreSQL refuses a NUL in text: a 400, not a 500
+  if (storeDir.includes("\0")) throw requestError("store_dir must not contain a NUL byte");
+  const priority = field(body, "priority", isI32, "i32", true);
+  const upstreamKeyNames = field(body, "upstream_cache_key_names", isStringArray, "a sequence of strings", true);
+  return { keypair, isPublic, storeDir, priority, upstreamKeyNames };
+}
 
-    const upstreams = body.upstreams === undefined || body.upstreams === null ? undefined : readUpstreams(body.upstreams, config.pullThrough.allowedUpstreams);
+/** PATCH: change what the body sets (`cq` too when it sets retention or a size limit). The body is checked first. */
+async function configureCache(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const { db, config } = this.deps;
+  const name = cacheNameParam(request.params);
+  const { patchOf, upstreams, needsRetention } = readPatchBody(asObject(request.body), config.pullThrough.allowedUpstreams);
+  const flags: PermissionFlag[] = needsRetention ? ["configureCache", "configureCacheRetention"] : ["configureCache"];
+  const row = await getCacheByName(db, name);
+  const { cache } = authorizeCache(request.attic.claims, name, row, flags);
+  const patch = patchOf(name);
+  if (Object.keys(patch).length === 0 && upstreams === undefined) throw requestError("No modifiable fields were set.");
+  if (Object.keys(patch).length > 0) await updateCache(db, cache.id, patch);
+  if (upstreams !== undefined) await setUpstreams(db, cache.id, upstreams);
+  return reply.code(200).send();
+}
 
-    const flags: PermissionFlag[] = ["configureCache"];
-    if ((retention !== undefined && retention !== null) || maxSize !== undefined) flags.push("configureCacheRetention");
-    const row = await getCacheByName(db, name);
-    const { cache } = authorizeCache(request.attic.claims, name, row, flags);
-
+function readPatchBody(body: Record<string, unknown>, allowedUpstreams: readonly string[]) {
+  const keypairCfg = body.keypair;
+  if (keypairCfg !== undefined && keypairCfg !== null && !isKeypairConfig(keypairCfg)) throw shapeError(KEYPAIR_SHAPE);
+  const isPublic = field(body, "is_public", isBool, "a boolean or null", false);
+  const storeDir = field(body, "store_dir", isString, "a string or null", false);
+  if (storeDir?.includes("\0")) throw requestError("store_dir must not contain a NUL byte");
+  const priority = field(body, "priority", isI32, "i32 or null", false);
+  const upstream = field(body, "upstream_cache_key_names", isStringArray, "a sequence of strings or null", false);
+  const retention = body.retention_period;
+  if (retention !== undefined && retention !== null && !isRetention(retention)) {
+    throw shapeError("retention_period: expected \"Global\" or {\"Period\": u32}");
+  }
+  const maxSize = body.max_size;
+  if (maxSize !== undefined && maxSize !== null && !(isInt(maxSize) && maxSize >= 0)) {
+    throw shapeError("max_size: expected a non-negative integer or null");
+  }
+  const upstreams = body.upstreams === undefined || body.upstreams === null ? undefined : readUpstreams(body.upstreams, allowedUpstreams);
+  /** the row's changes, once the caller may make them (a new keypair is generated only then) */
+  const patchOf = (name: string): Partial<Omit<CacheRow, "id">> => {
     const patch: Partial<Omit<CacheRow, "id">> = {};
     if (keypairCfg !== undefined && keypairCfg !== null) patch.keypair = keypairFromConfig(keypairCfg, name).toString();
     if (isPublic !== undefined && isPublic !== null) patch.is_public = isPublic;
@@ -115,22 +129,24 @@ export async function cacheConfigRoutes(app: FastifyInstance): Promise<void> {
         patch.retention_period = retention.Period;
       }
     }
-    if (maxSize !== undefined) patch.max_size = maxSize;
-    if (Object.keys(patch).length === 0 && upstreams === undefined) throw requestError("No modifiable fields were set.");
-    if (Object.keys(patch).length > 0) await updateCache(db, cache.id, patch);
-    if (upstreams !== undefined) await setUpstreams(db, cache.id, upstreams);
-    return reply.code(200).send();
-  });
-
-  app.delete("/_api/v1/cache-config/:cache", async (request, reply) => {
-    const name = cacheNameParam(request.params);
-    const row = await getCacheByName(db, name);
-    const { cache } = authorizeCache(request.attic.claims, name, row, ["destroyCache"]);
-    const deleted = config.softDeleteCaches ? await softDeleteCache(db, cache.id) : await hardDeleteCache(db, cache.id);
-    if (!deleted) throw noSuchCache();
-    return reply.code(200).send();
-  });
+    if (maxSize !== undefined) patch.max_size = maxSize as number | null;
+    return patch;
+  };
+  return { patchOf, upstreams, needsRetention: (retention !== undefined && retention !== null) || maxSize !== undefined };
 }
+
+/** DELETE: the cache goes (soft-deleted when `soft-delete-caches` is on). */
+async function destroyCache(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const { db, config } = this.deps;
+  const name = cacheNameParam(request.params);
+  const row = await getCacheByName(db, name);
+  const { cache } = authorizeCache(request.attic.claims, name, row, ["destroyCache"]);
+  const deleted = config.softDeleteCaches ? await softDeleteCache(db, cache.id) : await hardDeleteCache(db, cache.id);
+  if (!deleted) throw noSuchCache();
+  return reply.code(200).send();
+}
+
+const KEYPAIR_SHAPE = 'keypair: expected "Generate" or {"Keypair": string}';
 
 function isRetention(v: unknown): v is RetentionPeriodConfig {
   if (v === "Global") return true;
