@@ -37,11 +37,13 @@ async function randomPaths(tag: string, n: number): Promise<string[]> {
   return nixBuild(`[ ${drvs.map((d) => `(${d})`).join(" ")} ]`);
 }
 
-/** Paths that hold the random bytes of `bases` plus a file of their own: their NARs share most chunks with the bases'. */
-async function sharingPaths(tag: string, bases: string[]): Promise<string[]> {
-  const drvs = bases.map((b, i) =>
-    scriptDrv(`attic-compact-${tag}-share-${i}`, `mkdir -p $out/share; echo ${tag} > $out/own; cp $base/share/random.bin $out/share/random.bin`, { base: b }),
-  );
+/**
+ * Paths that hold the random bytes of `bases` (or their first `prefixBytes`) plus a file of their own:
+ * their NARs share most chunks (or the chunks of that prefix) with the bases'.
+ */
+async function sharingPaths(tag: string, bases: string[], prefixBytes?: number): Promise<string[]> {
+  const copy = prefixBytes === undefined ? "cp $base/share/random.bin $out/share/random.bin" : `head -c ${prefixBytes} $base/share/random.bin > $out/share/random.bin`;
+  const drvs = bases.map((b, i) => scriptDrv(`attic-compact-${tag}-share-${i}`, `mkdir -p $out/share; echo ${tag} > $out/own; ${copy}`, { base: b }));
   return nixBuild(`[ ${drvs.map((d) => `(${d})`).join(" ")} ]`);
 }
 
@@ -84,6 +86,24 @@ async function deletePaths(s: TestServer, cache: string, paths: string[]): Promi
   assert.equal(res.status, 200, await res.text());
 }
 
+/** The first `n` of `paths` whose chunks all lie in sealed packs (compaction leaves the open pack alone). */
+async function inSealedPacks(s: TestServer, paths: string[], n: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const path of paths) {
+    const rows = await s.db.kysely
+      .selectFrom("object")
+      .innerJoin("chunkref", "chunkref.nar_id", "object.nar_id")
+      .innerJoin("chunk", "chunk.id", "chunkref.chunk_id")
+      .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+      .select("attic_ts_pack.state as state")
+      .where("object.store_path_hash", "=", basename(path).slice(0, 32))
+      .execute();
+    if (rows.length > 0 && rows.every((r) => r.state === "V")) found.push(path);
+    if (found.length === n) return found;
+  }
+  throw new Error(`fewer than ${n} pushed paths lie in sealed packs only`);
+}
+
 /** Real Nix substitutes `paths` into a fresh store; each random.bin must equal the original's. */
 async function pullIntact(s: TestServer, cache: string, paths: string[]): Promise<void> {
   const key = ((await (await s.fetch(`/_api/v1/cache-config/${cache}`, { token: s.rootToken() })).json()) as { public_key: string }).public_key;
@@ -121,12 +141,21 @@ for (const backend of backends) {
       const c = client();
       try {
         await createCacheViaApi(s, "k", { is_public: true });
-        const paths = await randomPaths(`kill-${Date.now()}`, 9);
+        const tag = `kill-${Date.now()}`;
+        const pushed = await randomPaths(tag, 9);
         await c.run(["login", "local", s.url, s.rootToken()]);
-        await c.run(["push", "local:k", ...paths]);
+        await c.run(["push", "local:k", ...pushed]);
+        // the first path to go lies in sealed packs (compaction leaves the open one alone); a path
+        // sharing the first half of its random bytes keeps live chunks beside about 750 KB of dead
+        // ones in them, whatever the layout (local packs hold many uploads; an S3 pack may hold only
+        // the upload that sealed it)
+        const [victim] = (await inSealedPacks(s, pushed, 1)) as [string];
+        const paths = [victim, ...pushed.filter((p) => p !== victim)];
+        const [sharing] = await sharingPaths(`${tag}-half`, [victim], 750_000);
+        await c.run(["push", "local:k", sharing!]);
         // one path goes before the first run (holes to compact, whether the push wrote packs or one object per chunk)
         await deletePaths(s, "k", paths.slice(0, 1));
-        const kept = paths.slice(3);
+        const kept = [...paths.slice(3), sharing!];
 
         const configPath = join(s.dir, "gc.toml");
         writeFileSync(configPath, s.configToml);
@@ -182,13 +211,20 @@ for (const backend of backends) {
         const paths = await randomPaths(`move-${Date.now()}`, 6);
         await c.run(["login", "local", s.url, s.rootToken()]);
         await c.run(["push", "local:m", ...paths]);
-        await deletePaths(s, "m", paths.slice(0, 2));
-        const kept = paths.slice(2);
+        const gone = await inSealedPacks(s, paths, 2);
+        await deletePaths(s, "m", gone);
+        const kept = paths.filter((p) => !gone.includes(p));
         const sharing = await sharingPaths(`move-${Date.now()}`, kept);
 
-        // the collector reads old packs slowly, so the pulls and the push happen while it moves chunks
+        // the collector's reads of old packs wait until the pulls and the push have started, then go
+        // slowly, so the clients run while it moves chunks (whatever the machine's speed)
+        let readsWaiting = 0;
+        let startReading = (): void => undefined;
+        const clientsStarted = new Promise<void>((resolve) => (startReading = resolve));
         const slow: StorageDriver = Object.assign(Object.create(s.storage) as StorageDriver, {
           getRange: async (...args: Parameters<StorageDriver["getRange"]>) => {
+            readsWaiting++;
+            await clientsStarted;
             await new Promise((r) => setTimeout(r, 150));
             return s.storage.getRange(...args);
           },
@@ -209,9 +245,11 @@ for (const backend of backends) {
             compaction: { threshold: 0.01, maxRewriteBytes: 2 ** 30, packSize: 512 * KiB, retiredGraceMs: 3600_000, packLoose: true },
           },
         }).finally(() => (compacting = false));
-        await until("the compaction to start writing", async () => ((await packStates(s.db)).C ?? 0) > 0 || !compacting, () => "");
+        await until("the compaction to read its first old pack", () => readsWaiting > 0 || !compacting, () => "");
         assert.ok(compacting, "the compaction was still running when the clients started");
-        await Promise.all([pullIntact(s, "m", kept), c.run(["push", "local:m", ...sharing])]);
+        const clients = Promise.all([pullIntact(s, "m", kept), c.run(["push", "local:m", ...sharing])]);
+        startReading();
+        await clients;
         const report = await gc;
         assert.ok(report.compaction.chunksMoved > 0, JSON.stringify(report.compaction));
         assert.equal(report.compaction.failures, 0);
