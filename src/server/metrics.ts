@@ -6,6 +6,7 @@
 // ratios, GC runs) are read at scrape time, so every replica reports the same.
 import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { FastCounter, FastHistogram } from "./fast-metrics.ts";
+import type { PackSpace } from "../db/queries/pack-gc.ts";
 
 export type CounterName =
   | "attic_uploads_total"
@@ -54,16 +55,7 @@ export interface DatabaseFigures {
   gcRuns: number;
   pingSeconds: number;
   /** packs (docs/compaction.md); null when not read */
-  packs?: {
-    packs: number;
-    packBytes: number;
-    openPacks: number;
-    retiredPacks: number;
-    retiredBytes: number;
-    liveBytes: number;
-    freeBytes: number;
-    reclaimableBytes: number;
-  } | null;
+  packs?: PackSpace | null;
 }
 
 /** Backend error and retry counts kept by the db and storage rooms (read at scrape time). */
