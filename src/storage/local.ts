@@ -174,16 +174,20 @@ export class LocalStorage implements StorageDriver {
     }
   }
 
-  async get(remoteFile: RemoteFile, signal?: AbortSignal, sizeHint?: number): Promise<Readable> {
+  /** The file opened for reading; StorageNotFoundError when it does not exist. */
+  private async openForReading(remoteFile: RemoteFile, signal?: AbortSignal): Promise<FileHandle> {
     const path = this.pathOf(remoteFile);
     signal?.throwIfAborted();
-    let file: FileHandle;
     try {
-      file = await open(path, "r");
+      return await open(path, "r");
     } catch (err) {
       if (isErrno(err, "ENOENT")) throw new StorageNotFoundError(remoteFileId(remoteFile));
       throw err;
     }
+  }
+
+  async get(remoteFile: RemoteFile, signal?: AbortSignal, sizeHint?: number): Promise<Readable> {
+    const file = await this.openForReading(remoteFile, signal);
     // A chunk file of known size is read in one piece (at most 1 MiB at a time): the default
     // 64 KiB pieces cost a chunk two or three reads, each with a fresh 64 KiB buffer.
     const sized = sizeHint !== undefined && sizeHint > 0 ? { highWaterMark: Math.min(sizeHint, READ_PIECE_MAX) } : {};
@@ -232,15 +236,7 @@ export class LocalStorage implements StorageDriver {
   }
 
   async getRange(remoteFile: RemoteFile, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {
-    const path = this.pathOf(remoteFile);
-    signal?.throwIfAborted();
-    let file: FileHandle;
-    try {
-      file = await open(path, "r");
-    } catch (err) {
-      if (isErrno(err, "ENOENT")) throw new StorageNotFoundError(remoteFileId(remoteFile));
-      throw err;
-    }
+    const file = await this.openForReading(remoteFile, signal);
     try {
       const { size } = await file.stat();
       if (size < offset + length) throw new StorageNotFoundError(`${remoteFileId(remoteFile)} (${size} bytes, range ends at ${offset + length})`);
