@@ -27,12 +27,21 @@ const { values } = parseArgs({
     connections: { type: "string", default: "16" },
     sequential: { type: "string", default: "5000" },
     "cpu-prof": { type: "string" },
+    /** a subset of: public, token, miss, cache-info (profiles of one case) */
+    cases: { type: "string", default: "public,token,miss,cache-info" },
+    /** rate (16 connections), sequential (one connection), or both */
+    only: { type: "string", default: "both" },
+    /** skip the nginx anchor (profiling runs only: no ratios) */
+    "no-anchor": { type: "boolean", default: false },
   },
 });
 const duration = Number(values.duration);
 const warmup = Number(values.warmup);
 const connections = Number(values.connections);
 const sequentialCount = Number(values.sequential);
+const cases = new Set(values.cases!.split(","));
+const doRate = values.only !== "sequential";
+const doSequential = values.only !== "rate";
 
 interface Row {
   name: string;
@@ -95,9 +104,9 @@ async function sequential(url: string, headers: Record<string, string> = {}, exp
 }
 
 async function measure(name: string, url: string, pids: number[], headers: Record<string, string> = {}, expect = 200): Promise<Row> {
-  const r = await rate(url, headers, expect);
+  const r = doRate ? await rate(url, headers, expect) : { rps: NaN, p99: NaN };
   const cpuBefore = cpuSeconds(pids);
-  const s = await sequential(url, headers, expect);
+  const s = doSequential ? await sequential(url, headers, expect) : { mean: NaN, p50: NaN, p99: NaN };
   const cpu = ((cpuSeconds(pids) - cpuBefore) / (sequentialCount + 200)) * 1e6;
   const row = { name, rps: r.rps, p99: r.p99, mean: s.mean, p50: s.p50, seqP99: s.p99, cpu };
   console.log(
@@ -122,8 +131,10 @@ try {
   const rows: Row[] = [];
   try {
     const pids = withChildren(nginx.pid);
-    rows.push(await measure("nginx .narinfo", `${nginx.url}/${hash}.narinfo`, pids));
-    rows.push(await measure("nginx nix-cache-info", `${nginx.url}/nix-cache-info`, pids));
+    if (!values["no-anchor"]) {
+      rows.push(await measure("nginx .narinfo", `${nginx.url}/${hash}.narinfo`, pids));
+      rows.push(await measure("nginx nix-cache-info", `${nginx.url}/nix-cache-info`, pids));
+    }
   } finally {
     await nginx.stop();
   }
@@ -138,10 +149,10 @@ try {
       await server.push("priv", info);
       const auth = { authorization: `Bearer ${server.token}` };
       const pids = [server.proc.child.pid!];
-      rows.push(await measure(`atticd ${spec} narinfo public`, `${server.url}/pub/${hash}.narinfo`, pids));
-      rows.push(await measure(`atticd ${spec} narinfo private+token`, `${server.url}/priv/${hash}.narinfo`, pids, auth));
-      rows.push(await measure(`atticd ${spec} narinfo public miss`, `${server.url}/pub/${missing}.narinfo`, pids, {}, 404));
-      rows.push(await measure(`atticd ${spec} nix-cache-info public`, `${server.url}/pub/nix-cache-info`, pids));
+      if (cases.has("public")) rows.push(await measure(`atticd ${spec} narinfo public`, `${server.url}/pub/${hash}.narinfo`, pids));
+      if (cases.has("token")) rows.push(await measure(`atticd ${spec} narinfo private+token`, `${server.url}/priv/${hash}.narinfo`, pids, auth));
+      if (cases.has("miss")) rows.push(await measure(`atticd ${spec} narinfo public miss`, `${server.url}/pub/${missing}.narinfo`, pids, {}, 404));
+      if (cases.has("cache-info")) rows.push(await measure(`atticd ${spec} nix-cache-info public`, `${server.url}/pub/nix-cache-info`, pids));
       console.log(`atticd ${spec}: peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`);
     } finally {
       await server.stop();
@@ -149,6 +160,13 @@ try {
   }
   await stopBackendServices();
 
+  if (!values["no-anchor"]) printRatios(rows);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+/** Each of ours beside its nginx anchor of the same run. */
+function printRatios(rows: Row[]): void {
   const anchor = rows[0]!;
   const cacheInfoAnchor = rows[1]!;
   console.log("\nratios to nginx (rate: higher is better; latency: nginx mean / ours, higher is better)");
@@ -158,6 +176,4 @@ try {
       `${r.name.padEnd(40)} rate ${(r.rps / a.rps).toFixed(2)}x  one-connection latency ${(a.mean! / r.mean!).toFixed(2)}x  server CPU per request ${(a.cpu! / r.cpu!).toFixed(2)}x`,
     );
   }
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }

@@ -20,9 +20,10 @@ export interface Db {
   hotRead?: HotReads["hotRead"];
   /**
    * What is committed, as a token that changes with every commit of any process (SQLite in WAL
-   * mode: sqlite-wal-state.ts); null when unknown. Absent where no cheap signal exists
-   * (PostgreSQL), inside a transaction and with `onQuery`. Hot-path caches keep a result read
-   * between two equal tokens and serve it while the token stays the same.
+   * mode: sqlite-wal-state.ts) or every commit that changes what hot lookups read (PostgreSQL:
+   * change-signal.ts, as this process hears it); null when unknown. Absent inside a transaction
+   * and with `onQuery`. Hot-path caches keep a result read between two equal tokens and serve it
+   * while the token stays the same.
    */
   committedState?: () => string | null;
   close(): Promise<void>;

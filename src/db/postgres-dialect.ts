@@ -1,12 +1,15 @@
 // PostgreSQL through `pg`, imported only when a postgres:// URL is configured. The pool has its
 // own type parsers (nothing global changes): int8 as number (ids and byte sizes stay far below
 // 2^53), timestamptz as Date (pg's default).
-import { PostgresDialect, type Dialect, type PostgresDialectConfig } from "kysely";
+import { PostgresDialect, type Dialect, type Driver, type PostgresDialectConfig } from "kysely";
 import type { HotReads } from "./engines/dialect.ts";
 import type { ClientConfig, Pool, QueryConfig } from "pg";
 import { hotStatementName } from "./statement-names.ts";
+import { PostgresChangeListener } from "./postgres-change-listener.ts";
 
 const INT8_OID = 20;
+/** application_name of the change listener's connection (pg_stat_activity shows it; tests cut it) */
+export const CHANGE_LISTENER_NAME = "attic-ts change listener";
 
 export interface PostgresSetup {
   dialect: Dialect;
@@ -56,16 +59,38 @@ export async function createPostgresDialect(url: string, poolSize: number, log?:
   // an idle client losing its server: pg-pool drops it and re-emits the error here, where it
   // must be heard too (the client's own listener has logged it)
   pool.on("error", () => {});
-  return { dialect: new HotReadingPostgresDialect({ pool }, pool), pool };
+  // the change signal's own connection, made on the first hot lookup that asks (atticd's request
+  // paths), never by atticadm or a collector
+  const changes = new PostgresChangeListener(() => new ListenedClient({ connectionString: url, application_name: CHANGE_LISTENER_NAME }), { log });
+  return { dialect: new HotReadingPostgresDialect({ pool }, pool, changes), pool };
 }
 
-/** Hot reads straight from the pool (a checkout, the named statement, the release), as Kysely would send them. */
+/**
+ * Hot reads straight from the pool (a checkout, the named statement, the release), as Kysely would
+ * send them; what is committed, as the change listener hears it.
+ */
 class HotReadingPostgresDialect extends PostgresDialect implements HotReads {
   readonly #pool: Pool;
+  readonly #changes: PostgresChangeListener;
 
-  constructor(config: PostgresDialectConfig, pool: Pool) {
+  constructor(config: PostgresDialectConfig, pool: Pool, changes: PostgresChangeListener) {
     super(config);
     this.#pool = pool;
+    this.#changes = changes;
+  }
+
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    const destroy = driver.destroy.bind(driver);
+    driver.destroy = async () => {
+      await this.#changes.close();
+      await destroy();
+    };
+    return driver;
+  }
+
+  committedState(): string | null {
+    return this.#changes.current();
   }
 
   hotRead(text: string, parameters: readonly unknown[]): Promise<unknown[]> | undefined {

@@ -106,6 +106,13 @@ export interface EngineDialect {
   /** What `error` (one error, not the errors it wraps) means, when it comes from this engine's driver. */
   classifyError(error: unknown): DatabaseErrorClass | null;
 
+  /**
+   * What makes every commit that changes a hot lookup's rows visible to the other processes
+   * (change-signal.ts), run once by a migration; none where the engine has its own (SQLite's
+   * WAL-index header, sqlite-wal-state.ts).
+   */
+  changeSignalDdl(): string[];
+
   /** The transaction's isolation level, where the engine has a choice (SQLite is serializable). */
   withIsolation(builder: TransactionBuilder<Database>, isolation: Isolation | undefined): TransactionBuilder<Database>;
 }

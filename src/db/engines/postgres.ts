@@ -2,6 +2,7 @@
 // configured): advisory locks serialize claims across replicas, row locks keep GC and uploads
 // apart.
 import { sql } from "kysely";
+import { postgresChangeSignalDdl } from "../change-signal.ts";
 import type { DatabaseErrorClass, EngineDialect } from "./dialect.ts";
 
 // SQLSTATEs (PostgreSQL's errcodes appendix): class 08 is a lost or refused connection, 57P01–57P03
@@ -49,5 +50,6 @@ export const postgresDialect: EngineDialect = {
   notIndexed: (column) => sql<string>`${sql.ref(column)}`,
   tableExists: (name) => sql`SELECT 1 AS found FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ${name}`,
   classifyError: classifyPostgresError,
+  changeSignalDdl: postgresChangeSignalDdl,
   withIsolation: (builder, isolation) => (isolation ? builder.setIsolationLevel(isolation) : builder),
 };

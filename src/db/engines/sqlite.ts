@@ -45,5 +45,6 @@ export const sqliteDialect: EngineDialect = {
   notIndexed: (column) => sql<string>`+${sql.ref(column)}`,
   tableExists: (name) => sql`SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ${name}`,
   classifyError: classifySqliteError,
+  changeSignalDdl: () => [],
   withIsolation: (builder) => builder,
 };

@@ -209,6 +209,14 @@ export const OWN_MIGRATIONS: readonly OwnMigration[] = [
         `CREATE INDEX IF NOT EXISTS "attic-ts-idx-nix-file-nar" ON "attic_ts_nix_file" ("nar_id")`,
       ]),
   },
+  {
+    // The change signal (db/change-signal.ts): on PostgreSQL, triggers that notify every replica
+    // of each commit changing what the hot lookups keep (cache, object, NAR, lost chunk links,
+    // revocations), so that replicas may keep lookups between requests. Nothing on SQLite,
+    // whose WAL-index header is the signal. Upstream's server fires the triggers like anyone.
+    name: "attic-ts_0013_change_notifications",
+    up: (tx) => exec(tx, tx.dialect.changeSignalDdl()),
+  },
 ];
 
 export function ownMigrationsTable(): string {

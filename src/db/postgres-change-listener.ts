@@ -1,0 +1,154 @@
+// One process's ear on PostgreSQL's change signal (change-signal.ts): a connection of its own
+// that LISTENs, and a generation that moves on every notification. `current()` is the
+// committed-state token of the hot-path caches (server/committed-lookups.ts), as the WAL-index
+// header is on SQLite: equal tokens at two moments mean that no signalled commit reached this
+// process in between. It is null (every lookup reads the database) until the connection listens,
+// whenever it is lost, and while it has not answered a heartbeat for SILENCE_MS: a connection
+// that dies without a word (a cut network) cannot leave a replica serving what it kept.
+// The generation also moves whenever the connection comes back, since a notification sent while
+// nobody listened is never delivered. What remains is the delivery time of one notification:
+// docs/decisions.md ("Replicas keep hot lookups between requests").
+import type { Client } from "pg";
+import { CHANGE_CHANNEL, CHANGE_FUNCTION } from "./change-signal.ts";
+
+/** A round trip on the listening connection this often proves it is alive. */
+export const HEARTBEAT_MS = 500;
+/** Without an answer for this long, nothing kept is served until one comes (and then it is forgotten). */
+export const SILENCE_MS = 2000;
+/** A heartbeat unanswered this long: the connection is dropped and made again. */
+const RECONNECT_AFTER_MS = 5000;
+const RETRY_MS = 1000;
+
+export class PostgresChangeListener {
+  readonly #connect: () => Client;
+  readonly #log: ((msg: string) => void) | undefined;
+  readonly #clock: () => number;
+  #client: Client | null = null;
+  #starting = false;
+  #closed = false;
+  /** listening, and the signal is installed */
+  #listening = false;
+  #generation = 0;
+  #token = "0";
+  #lastHeard = 0;
+  #beatSince: number | null = null;
+  #heartbeat: NodeJS.Timeout | null = null;
+  #retry: NodeJS.Timeout | null = null;
+  #warnedMissing = false;
+
+  constructor(connect: () => Client, opts: { log?: (msg: string) => void; clock?: () => number } = {}) {
+    this.#connect = connect;
+    this.#log = opts.log;
+    this.#clock = opts.clock ?? Date.now;
+  }
+
+  /** The committed-state token now, or null when unknown. The first call starts listening. */
+  current(): string | null {
+    if (!this.#listening) {
+      if (!this.#client && !this.#starting && !this.#retry && !this.#closed) void this.#start();
+      return null;
+    }
+    if (this.#clock() - this.#lastHeard > SILENCE_MS) {
+      this.#bump(); // whatever was kept before the silence is never served after it
+      return null;
+    }
+    return this.#token;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#stopTimers();
+    const client = this.#client;
+    this.#client = null;
+    this.#listening = false;
+    await client?.end().catch(() => {});
+  }
+
+  #bump(): void {
+    this.#generation++;
+    this.#token = String(this.#generation);
+  }
+
+  async #start(): Promise<void> {
+    this.#starting = true;
+    const client = this.#connect();
+    client.on("notification", (n) => {
+      if (n.channel === CHANGE_CHANNEL) this.#bump();
+    });
+    client.on("error", () => this.#lost(client));
+    client.on("end", () => this.#lost(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${CHANGE_CHANNEL}"`);
+      // a database whose migrations have not run has no triggers: nothing would ever be heard
+      const installed = await client.query("SELECT 1 FROM pg_proc WHERE proname = $1", [CHANGE_FUNCTION]);
+      if (installed.rowCount === 0) throw new SignalMissing();
+      if (this.#closed) throw new Error("closed");
+      this.#client = client;
+      this.#bump();
+      this.#lastHeard = this.#clock();
+      this.#listening = true;
+      this.#heartbeat = setInterval(() => this.#beat(client), HEARTBEAT_MS).unref();
+    } catch (err) {
+      if (err instanceof SignalMissing) {
+        if (!this.#warnedMissing) this.#log?.("PostgreSQL change signal not installed (migration attic-ts_0013): hot lookups are read from the database on every request");
+        this.#warnedMissing = true;
+      } else if (!this.#closed) {
+        this.#log?.(`PostgreSQL change listener: ${(err as Error).message}; hot lookups are read from the database until it listens again`);
+      }
+      client.removeAllListeners("end");
+      await client.end().catch(() => {});
+      this.#scheduleRetry();
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  #beat(client: Client): void {
+    const now = this.#clock();
+    if (this.#beatSince !== null) {
+      if (now - this.#beatSince > RECONNECT_AFTER_MS) this.#lost(client);
+      return;
+    }
+    this.#beatSince = now;
+    client.query("SELECT 1").then(
+      () => {
+        this.#beatSince = null;
+        const heard = this.#clock();
+        if (heard - this.#lastHeard > SILENCE_MS) this.#bump();
+        this.#lastHeard = heard;
+      },
+      () => this.#lost(client),
+    );
+  }
+
+  /** The connection is gone (or hung): forget everything kept, listen again shortly. */
+  #lost(client: Client): void {
+    if (client !== this.#client) return;
+    this.#client = null;
+    this.#listening = false;
+    this.#bump();
+    this.#stopTimers();
+    client.removeAllListeners("end");
+    void client.end().catch(() => {});
+    if (!this.#closed) this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#closed || this.#retry) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      // listening again on the next request that asks
+    }, RETRY_MS).unref();
+  }
+
+  #stopTimers(): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    this.#beatSince = null;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = null;
+  }
+}
+
+class SignalMissing extends Error {}
