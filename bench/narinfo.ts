@@ -169,11 +169,11 @@ try {
 function printRatios(rows: Row[]): void {
   const anchor = rows[0]!;
   const cacheInfoAnchor = rows[1]!;
-  console.log("\nratios to nginx (rate: higher is better; latency: nginx mean / ours, higher is better)");
+  console.log("\nagainst nginx (rate: ours / nginx's, higher is better; one connection: our time / nginx's, mean and p50, lower is better)");
   for (const r of rows.slice(2)) {
     const a = r.name.includes("nix-cache-info") ? cacheInfoAnchor : anchor;
     console.log(
-      `${r.name.padEnd(40)} rate ${(r.rps / a.rps).toFixed(2)}x  one-connection latency ${(a.mean! / r.mean!).toFixed(2)}x  server CPU per request ${(a.cpu! / r.cpu!).toFixed(2)}x`,
+      `${r.name.padEnd(40)} rate ${(r.rps / a.rps).toFixed(2)}x  one-connection time ${(r.mean! / a.mean!).toFixed(2)}x (p50 ${(r.p50! / a.p50!).toFixed(2)}x)  server CPU per request ${(r.cpu! / a.cpu!).toFixed(2)}x`,
     );
   }
 }

@@ -55,6 +55,15 @@ export class PostgresChangeListener {
     return this.#token;
   }
 
+  /**
+   * A write of this process completed (a statement outside a transaction, or a commit): what was
+   * kept before it is never served after it, without waiting for its notification. A lookup that
+   * ran meanwhile is not kept either (its states before and after differ).
+   */
+  localCommit(): void {
+    this.#bump();
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#stopTimers();

@@ -1,11 +1,12 @@
 // PostgreSQL through `pg`, imported only when a postgres:// URL is configured. The pool has its
 // own type parsers (nothing global changes): int8 as number (ids and byte sizes stay far below
 // 2^53), timestamptz as Date (pg's default).
-import { PostgresDialect, type Dialect, type Driver, type PostgresDialectConfig } from "kysely";
+import { PostgresDialect, type CompiledQuery, type DatabaseConnection, type Dialect, type Driver, type PostgresDialectConfig } from "kysely";
 import type { HotReads } from "./engines/dialect.ts";
 import type { ClientConfig, Pool, QueryConfig } from "pg";
 import { hotStatementName } from "./statement-names.ts";
 import { PostgresChangeListener } from "./postgres-change-listener.ts";
+import { mayChangeWatched } from "./change-signal.ts";
 
 const INT8_OID = 20;
 /** application_name of the change listener's connection (pg_stat_activity shows it; tests cut it) */
@@ -79,12 +80,42 @@ class HotReadingPostgresDialect extends PostgresDialect implements HotReads {
     this.#changes = changes;
   }
 
+  /**
+   * The driver, telling the change listener of this process's own writes to what the signal
+   * watches as they complete: a request that follows one of them (a chunk marked lost, a cache
+   * reconfigured) never waits for the notification to come back from the server.
+   */
   override createDriver(): Driver {
     const driver = super.createDriver();
+    const changes = this.#changes;
     const destroy = driver.destroy.bind(driver);
     driver.destroy = async () => {
-      await this.#changes.close();
+      await changes.close();
       await destroy();
+    };
+    const commit = driver.commitTransaction.bind(driver);
+    driver.commitTransaction = async (connection) => {
+      try {
+        await commit(connection);
+      } finally {
+        changes.localCommit();
+      }
+    };
+    const acquire = driver.acquireConnection.bind(driver);
+    driver.acquireConnection = async () => {
+      const connection = await acquire();
+      if (!heardConnections.has(connection)) {
+        heardConnections.add(connection);
+        const execute = connection.executeQuery.bind(connection);
+        connection.executeQuery = async <R>(query: CompiledQuery) => {
+          try {
+            return await execute<R>(query);
+          } finally {
+            if (mayChangeWatched(query.query)) changes.localCommit();
+          }
+        };
+      }
+      return connection;
     };
     return driver;
   }
@@ -99,6 +130,9 @@ class HotReadingPostgresDialect extends PostgresDialect implements HotReads {
     return this.#pool.query({ name, text, values: [...parameters] }).then((r) => r.rows as unknown[]);
   }
 }
+
+/** Connections whose writes already tell the change listener (Kysely reuses one per pool client). */
+const heardConnections = new WeakSet<DatabaseConnection>();
 
 function parseInt8(v: string): number {
   const n = Number(v);

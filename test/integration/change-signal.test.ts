@@ -75,6 +75,15 @@ for (const backend of postgres) {
       await listener.end();
     });
 
+    test("this process's own write of a watched row moves the state as it completes; its download bookkeeping does not", async () => {
+      const before = await known();
+      await db.kysely.updateTable("object").set({ last_accessed_at: new Date() }).where("id", "=", objectId).execute();
+      assert.equal(db.committedState!(), before);
+      await db.kysely.updateTable("object").set({ sigs: '["own:write"]' }).where("id", "=", objectId).execute();
+      const after = db.committedState!();
+      assert.ok(after !== before, "the state did not move with this process's own write");
+    });
+
     test("a listening connection cut by the server: unknown, then a new state, never the old one", async () => {
       const before = await known();
       const cut = await other.query(`SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`, [CHANGE_LISTENER_NAME]);

@@ -17,6 +17,8 @@ export type ServedNar = Pick<NarRow, "id" | "nar_hash" | "nar_size" | "compressi
 /** A live cache by name, and its object with this store path hash whose NAR is valid (or null). */
 export interface CacheObjectLookup {
   cache: ServedCache;
+  /** the cache has upstreams configured (pull-through: a path it lacks may be fetched) */
+  hasUpstreams: boolean;
   match: { object: ServedObject; nar: ServedNar; /** a chunk of the NAR is known lost: a re-push heals it */ incomplete: boolean } | null;
 }
 
@@ -42,6 +44,7 @@ const cacheAndObjectQuery = prepareQuery((k, $: Placeholders<{ cacheName: string
         eb
           .exists(eb.selectFrom("chunkref").select("chunkref.id").whereRef("chunkref.nar_id", "=", "nar.id").where("chunkref.chunk_id", "is", null))
           .as("n_lost"),
+      (eb) => eb.exists(eb.selectFrom("attic_ts_upstream").select("attic_ts_upstream.cache_id").whereRef("attic_ts_upstream.cache_id", "=", "cache.id")).as("c_has_upstreams"),
     ])
     .where("cache.name", "=", $.cacheName)
     .where("cache.deleted_at", "is", null)
@@ -59,9 +62,11 @@ export async function findCacheAndObject(db: Db, cacheName: string, storePathHas
     store_dir: r.c_store_dir,
     priority: toInt(r.c_priority),
   };
-  if (r.o_id === null || r.n_id === null) return { cache, match: null };
+  const hasUpstreams = toBool(r.c_has_upstreams);
+  if (r.o_id === null || r.n_id === null) return { cache, hasUpstreams, match: null };
   return {
     cache,
+    hasUpstreams,
     match: {
       object: {
         id: toInt(r.o_id),

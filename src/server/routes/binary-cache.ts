@@ -86,7 +86,7 @@ class BinaryCacheRoutes {
     const { cache, lookup } = await this.pullableNarInfo(request, hash);
     const match = lookup.found?.match;
     // a path with a lost chunk is missing, so Nix falls back to another substituter or builds it
-    if (!match || match.incomplete) return this.narInfoMiss(request, reply, cache, hash, match !== null && match !== undefined);
+    if (!match || match.incomplete) return this.narInfoMiss(request, reply, cache, hash, match !== null && match !== undefined, lookup.found!.hasUpstreams);
     return this.narInfoHit(reply, cache, lookup, match);
   }
 
@@ -98,10 +98,10 @@ class BinaryCacheRoutes {
     return reply.type("text/x-nix-narinfo").send(lookup.narinfo);
   }
 
-  /** Not here (or incomplete): the cache's upstreams may have a path it never had (pull-through, issue 27). */
-  private async narInfoMiss(request: FastifyRequest, reply: FastifyReply, cache: ServedCache, hash: string, incomplete: boolean): Promise<FastifyReply> {
+  /** Not here (or incomplete): the cache's upstreams, if it has any, may have a path it never had (pull-through, issue 27). */
+  private async narInfoMiss(request: FastifyRequest, reply: FastifyReply, cache: ServedCache, hash: string, incomplete: boolean, hasUpstreams: boolean): Promise<FastifyReply> {
     this.app.metrics.inc("attic_narinfo_requests_total", 1, MISS);
-    const pulled = incomplete ? null : await this.pullThrough.narinfo(cache, hash, request.log);
+    const pulled = incomplete || !hasUpstreams ? null : await this.pullThrough.narinfo(cache, hash, request.log);
     if (pulled === null) return replyNoSuchObject(request, reply);
     if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
     return reply.type("text/x-nix-narinfo").send(pulled);
@@ -146,7 +146,7 @@ class BinaryCacheRoutes {
     const uploaded = format ? await findNixFile(this.app.deps.db, cacheNameParam(request.params), file) : null;
     // permission first, whether or not the file is known (an unknown one is a 404, as Nix expects)
     const lookup = await this.pullableObject(request, uploaded?.storePathHash ?? "");
-    if (!uploaded || !lookup.match || lookup.match.nar.id !== uploaded.narId) return { lookup: { cache: lookup.cache, match: null }, form: null };
+    if (!uploaded || !lookup.match || lookup.match.nar.id !== uploaded.narId) return { lookup: { ...lookup, match: null }, form: null };
     return { lookup, form: nixFileForm(format!, lookup.match.nar) };
   }
 
