@@ -3,21 +3,25 @@
 // committed-state token of the hot-path caches (server/committed-lookups.ts), as the WAL-index
 // header is on SQLite: equal tokens at two moments mean that no signalled commit reached this
 // process in between. It is null (every lookup reads the database) until the connection listens,
-// whenever it is lost, and while it has not answered a heartbeat for SILENCE_MS: a connection
-// that dies without a word (a cut network) cannot leave a replica serving what it kept.
+// whenever it is lost, and while it has not heard its own heartbeat for SILENCE_MS. The
+// heartbeat is a notification the connection sends itself: hearing it proves the whole path
+// (a connection that dies without a word, or a pooler that runs LISTEN and the heartbeat on
+// different server connections, is never taken for a listening one).
 // The generation also moves whenever the connection comes back, since a notification sent while
 // nobody listened is never delivered. What remains is the delivery time of one notification:
 // docs/decisions.md ("Replicas keep hot lookups between requests").
 import type { Client } from "pg";
 import { CHANGE_CHANNEL, CHANGE_FUNCTION } from "./change-signal.ts";
 
-/** A round trip on the listening connection this often proves it is alive. */
+/** The connection sends itself a heartbeat this often. */
 export const HEARTBEAT_MS = 500;
-/** Without an answer for this long, nothing kept is served until one comes (and then it is forgotten). */
+/** Without a heartbeat heard for this long, nothing kept is served until one is (and then it is forgotten). */
 export const SILENCE_MS = 2000;
-/** A heartbeat unanswered this long: the connection is dropped and made again. */
+/** A heartbeat not heard this long: the connection is dropped and made again. */
 const RECONNECT_AFTER_MS = 5000;
 const RETRY_MS = 1000;
+/** Heartbeat payloads (every replica hears every heartbeat; only changes move the generation). */
+const BEAT = "beat:";
 
 export class PostgresChangeListener {
   readonly #connect: () => Client;
@@ -31,7 +35,10 @@ export class PostgresChangeListener {
   #generation = 0;
   #token = "0";
   #lastHeard = 0;
-  #beatSince: number | null = null;
+  /** the payload of the heartbeat in flight, and when it was sent */
+  #beat: { payload: string; since: number; heard: () => void } | null = null;
+  #beats = 0;
+  readonly #id = `${process.pid}.${Math.random().toString(36).slice(2)}`;
   #heartbeat: NodeJS.Timeout | null = null;
   #retry: NodeJS.Timeout | null = null;
   #warnedMissing = false;
@@ -82,7 +89,9 @@ export class PostgresChangeListener {
     this.#starting = true;
     const client = this.#connect();
     client.on("notification", (n) => {
-      if (n.channel === CHANGE_CHANNEL) this.#bump();
+      if (n.channel !== CHANGE_CHANNEL) return;
+      if (!n.payload?.startsWith(BEAT)) this.#bump();
+      else if (this.#beat?.payload === n.payload) this.#beat.heard();
     });
     client.on("error", () => this.#lost(client));
     client.on("end", () => this.#lost(client));
@@ -92,13 +101,23 @@ export class PostgresChangeListener {
       // a database whose migrations have not run has no triggers: nothing would ever be heard
       const installed = await client.query("SELECT 1 FROM pg_proc WHERE proname = $1", [CHANGE_FUNCTION]);
       if (installed.rowCount === 0) throw new SignalMissing();
-      if (this.#closed) throw new Error("closed");
       this.#client = client;
+      // listening only once a heartbeat has come back through it
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("its first heartbeat was not heard")), RECONNECT_AFTER_MS);
+        this.#sendBeat(client, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (this.#closed || this.#client !== client) throw new Error("closed");
       this.#bump();
       this.#lastHeard = this.#clock();
       this.#listening = true;
-      this.#heartbeat = setInterval(() => this.#beat(client), HEARTBEAT_MS).unref();
+      this.#heartbeat = setInterval(() => this.#tick(client), HEARTBEAT_MS).unref();
     } catch (err) {
+      if (this.#client === client) this.#client = null;
+      this.#beat = null;
       if (err instanceof SignalMissing) {
         if (!this.#warnedMissing) this.#log?.("PostgreSQL change signal not installed (migration attic-ts_0013): hot lookups are read from the database on every request");
         this.#warnedMissing = true;
@@ -113,22 +132,26 @@ export class PostgresChangeListener {
     }
   }
 
-  #beat(client: Client): void {
-    const now = this.#clock();
-    if (this.#beatSince !== null) {
-      if (now - this.#beatSince > RECONNECT_AFTER_MS) this.#lost(client);
+  /** A notification to itself; `heard` runs when it comes back. */
+  #sendBeat(client: Client, heard: () => void): void {
+    const payload = `${BEAT}${this.#id}.${++this.#beats}`;
+    this.#beat = { payload, since: this.#clock(), heard: () => {
+      this.#beat = null;
+      heard();
+    } };
+    client.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL, payload]).catch(() => this.#lost(client));
+  }
+
+  #tick(client: Client): void {
+    if (this.#beat !== null) {
+      if (this.#clock() - this.#beat.since > RECONNECT_AFTER_MS) this.#lost(client);
       return;
     }
-    this.#beatSince = now;
-    client.query("SELECT 1").then(
-      () => {
-        this.#beatSince = null;
-        const heard = this.#clock();
-        if (heard - this.#lastHeard > SILENCE_MS) this.#bump();
-        this.#lastHeard = heard;
-      },
-      () => this.#lost(client),
-    );
+    this.#sendBeat(client, () => {
+      const heard = this.#clock();
+      if (heard - this.#lastHeard > SILENCE_MS) this.#bump();
+      this.#lastHeard = heard;
+    });
   }
 
   /** The connection is gone (or hung): forget everything kept, listen again shortly. */
@@ -154,7 +177,7 @@ export class PostgresChangeListener {
   #stopTimers(): void {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
-    this.#beatSince = null;
+    this.#beat = null;
     if (this.#retry) clearTimeout(this.#retry);
     this.#retry = null;
   }
