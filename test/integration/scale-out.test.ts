@@ -91,7 +91,7 @@ describe("scale-out: two API replicas and a garbage collector on PostgreSQL + S3
     const push = async (server: AtticdProcess, fx: NarFixture) => {
       const res = await fetch(`${server.url}/_api/v1/upload-path`, { method: "PUT", headers: { ...auth, "x-attic-nar-info": header(fx, "shared") }, body: fx.nar });
       const text = await res.text();
-      assert.equal(res.status, 200, `${server.url}: ${text}`);
+      assert.equal(res.status, 200, `${server.url}: ${text}\n${server.stderr().slice(-4000)}`);
       return JSON.parse(text) as { kind: string };
     };
     // each replica receives every NAR; two clients per replica, in opposite orders
