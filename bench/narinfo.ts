@@ -7,7 +7,10 @@
 // Cases: public cache hit, private cache hit with a token, public miss (404), nix-cache-info.
 //
 //   node bench/narinfo.ts [--backends sqlite-local,postgres-s3] [--duration 10] [--warmup 2] [--connections 16] [--sequential 5000]
-//                         [--cpu-prof DIR]   (atticd's CPU profile, every thread, into DIR/<backend>)
+//                         [--cpu-prof DIR]   (atticd's CPU profile, every thread, into DIR/<backend>;
+//                                             summarize with node bench/lib/cpu-profile.ts FILE --requests N)
+//                         [--cases public,token,miss,cache-info] [--only rate|sequential|both] [--no-anchor]
+//                                            (one case and one mode: a profile of that alone)
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
