@@ -3,10 +3,13 @@
 // committed-state token of the hot-path caches (server/committed-lookups.ts), as the WAL-index
 // header is on SQLite: equal tokens at two moments mean that no signalled commit reached this
 // process in between. It is null (every lookup reads the database) until the connection listens,
-// whenever it is lost, and while it has not heard its own heartbeat for SILENCE_MS. The
-// heartbeat is a notification the connection sends itself: hearing it proves the whole path
+// whenever it is lost, and once the last heartbeat it heard was sent more than SILENCE_MS ago.
+// The heartbeat is a notification the connection sends itself: hearing it proves the whole path
 // (a connection that dies without a word, or a pooler that runs LISTEN and the heartbeat on
-// different server connections, is never taken for a listening one).
+// different server connections, is never taken for a listening one). PostgreSQL delivers
+// notifications in commit order, so a heartbeat sent after a commit is heard only after that
+// commit's notification: whatever delays the network or the scheduler add, nothing kept from
+// before a commit is served more than SILENCE_MS after it.
 // The generation also moves whenever the connection comes back, since a notification sent while
 // nobody listened is never delivered. What remains is the delivery time of one notification:
 // docs/decisions.md ("Replicas keep hot lookups between requests").
@@ -15,7 +18,7 @@ import { CHANGE_CHANNEL, CHANGE_FUNCTION } from "./change-signal.ts";
 
 /** The connection sends itself a heartbeat this often. */
 export const HEARTBEAT_MS = 500;
-/** Without a heartbeat heard for this long, nothing kept is served until one is (and then it is forgotten). */
+/** When the last heartbeat heard was sent longer ago than this, nothing kept is served until a newer one is heard (and then it is forgotten). */
 export const SILENCE_MS = 2000;
 /** A heartbeat not heard this long: the connection is dropped and made again. */
 const RECONNECT_AFTER_MS = 5000;
@@ -46,7 +49,7 @@ export class PostgresChangeListener {
   constructor(connect: () => Client, opts: { log?: (msg: string) => void; clock?: () => number } = {}) {
     this.#connect = connect;
     this.#log = opts.log;
-    this.#clock = opts.clock ?? Date.now;
+    this.#clock = opts.clock ?? (() => performance.now());
   }
 
   /** The committed-state token now, or null when unknown. The first call starts listening. */
@@ -105,14 +108,14 @@ export class PostgresChangeListener {
       // listening only once a heartbeat has come back through it
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error("its first heartbeat was not heard")), RECONNECT_AFTER_MS);
-        this.#sendBeat(client, () => {
+        this.#sendBeat(client, (sent) => {
           clearTimeout(timer);
+          this.#lastHeard = sent;
           resolve();
         });
       });
       if (this.#closed || this.#client !== client) throw new Error("closed");
       this.#bump();
-      this.#lastHeard = this.#clock();
       this.#listening = true;
       this.#heartbeat = setInterval(() => this.#tick(client), HEARTBEAT_MS).unref();
     } catch (err) {
@@ -132,12 +135,13 @@ export class PostgresChangeListener {
     }
   }
 
-  /** A notification to itself; `heard` runs when it comes back. */
-  #sendBeat(client: Client, heard: () => void): void {
+  /** A notification to itself; `heard` runs when it comes back, with the time it was sent. */
+  #sendBeat(client: Client, heard: (sent: number) => void): void {
     const payload = `${BEAT}${this.#id}.${++this.#beats}`;
-    this.#beat = { payload, since: this.#clock(), heard: () => {
+    const since = this.#clock();
+    this.#beat = { payload, since, heard: () => {
       this.#beat = null;
-      heard();
+      heard(since);
     } };
     client.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL, payload]).catch(() => this.#lost(client));
   }
@@ -147,10 +151,10 @@ export class PostgresChangeListener {
       if (this.#clock() - this.#beat.since > RECONNECT_AFTER_MS) this.#lost(client);
       return;
     }
-    this.#sendBeat(client, () => {
-      const heard = this.#clock();
-      if (heard - this.#lastHeard > SILENCE_MS) this.#bump();
-      this.#lastHeard = heard;
+    this.#sendBeat(client, (sent) => {
+      // a silence in between: whatever was kept before it is never served after it
+      if (this.#clock() - this.#lastHeard > SILENCE_MS) this.#bump();
+      this.#lastHeard = sent;
     });
   }
 

@@ -2,7 +2,8 @@
 // (db/postgres-change-listener.ts): a commit by another connection that changes what hot lookups
 // read moves the committed state; the columns written by every download and upload step do not;
 // a listening connection cut from the server side leaves the state unknown and then a new one,
-// never the old one, so nothing kept before the cut is served after it.
+// never the old one, so nothing kept before the cut is served after it; one that goes silent
+// (its server process stopped) leaves it unknown once its heartbeat is late.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -14,6 +15,7 @@ import { openDatabase, type Db } from "../../src/db/connect.ts";
 import { migrate } from "../../src/db/migrations/index.ts";
 import { CHANGE_CHANNEL } from "../../src/db/change-signal.ts";
 import { CHANGE_LISTENER_NAME } from "../../src/db/postgres-dialect.ts";
+import { HEARTBEAT_MS, SILENCE_MS } from "../../src/db/postgres-change-listener.ts";
 
 const postgres = backendsFromEnv().filter((b) => b.db === "postgres").slice(0, 1);
 
@@ -88,6 +90,21 @@ for (const backend of postgres) {
       await db.kysely.updateTable("object").set({ sigs: '["own:write"]' }).where("id", "=", objectId).execute();
       const after = db.committedState!();
       assert.ok(after !== before, "the state did not move with this process's own write");
+    });
+
+    test("a listening connection gone silent (its server process stopped): unknown within SILENCE_MS, then a new state", async () => {
+      const before = await known();
+      const { rows } = await other.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`, [CHANGE_LISTENER_NAME]);
+      assert.equal(rows.length, 1);
+      const pid = Number(rows[0].pid);
+      process.kill(pid, "SIGSTOP");
+      try {
+        await waitFor(() => db.committedState!() === null, { what: "the state to become unknown", timeoutMs: SILENCE_MS + HEARTBEAT_MS + 5000, intervalMs: 50 });
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+      const after = await known();
+      assert.notEqual(after, before);
     });
 
     test("a listening connection cut by the server: unknown, then a new state, never the old one", async () => {
