@@ -8,6 +8,7 @@ import { transaction, type Db } from "../connect.ts";
 import { toInt, parseTimestamp } from "../values.ts";
 import { maxBatch } from "./batch.ts";
 import { batches } from "../../util/concurrency.ts";
+import { packLeaseName } from "./packs.ts";
 
 /** What the compactor and unpack need of a pack. `remoteFile` is upstream's RemoteFile JSON. */
 export interface PackRef {
@@ -262,14 +263,81 @@ export async function retiredPacksBefore(db: Db, cutoff: Date, limit: number): P
   return rows.map(toRef);
 }
 
-/** Packs a compaction started and never committed (state C). */
-export async function leftoverCompactionPacks(db: Db, limit: number): Promise<PackRef[]> {
-  const rows = await db.kysely.selectFrom("attic_ts_pack").select(["id", "remote_file", "size"]).where("state", "=", "C").orderBy("id").limit(limit).execute();
+/** Packs a compaction started and never committed (state C), and abandoned open packs to remove (state D). */
+export async function leftoverPacks(db: Db, limit: number): Promise<PackRef[]> {
+  const rows = await db.kysely
+    .selectFrom("attic_ts_pack")
+    .select(["id", "remote_file", "size"])
+    .where("state", "in", ["C", "D"])
+    .orderBy("id")
+    .limit(limit)
+    .execute();
   return rows.map(toRef);
 }
 
 /**
- * Remove the rows of retired or leftover packs whose objects are gone, with the rows of dead
+ * Open packs whose writer is gone: their lease (packLeaseName) ran out, or, for a pack opened
+ * without one (by an atticd older than pack leases), the pack was opened before `staleBefore`.
+ */
+export async function abandonedOpenPacks(db: Db, now: Date, staleBefore: Date | undefined): Promise<number[]> {
+  const open = await db.kysely.selectFrom("attic_ts_pack").select(["id", "created_at"]).where("state", "=", "P").orderBy("id").execute();
+  const abandoned: number[] = [];
+  for (const batch of batches(open, maxBatch(db))) {
+    const leases = await db.kysely
+      .selectFrom("attic_ts_lease")
+      .select(["name", "expires_at"])
+      .where("name", "in", batch.map((p) => packLeaseName(toInt(p.id))))
+      .execute();
+    const expiry = new Map(leases.map((l) => [l.name, parseTimestamp(l.expires_at)]));
+    for (const p of batch) {
+      const id = toInt(p.id);
+      const expires = expiry.get(packLeaseName(id));
+      if (expires ? expires < now : staleBefore !== undefined && parseTimestamp(p.created_at) < staleBefore) abandoned.push(id);
+    }
+  }
+  return abandoned;
+}
+
+/**
+ * Take over an open pack whose writer is gone, in one transaction: sealed (V) at the end of the
+ * last chunk that ever turned valid in it (the bytes after it were never durable, or belong to no
+ * chunk), or, when no chunk row names it, marked D for its object and row to go. "alive": its
+ * lease was renewed meanwhile; "gone": it is no longer open.
+ */
+export async function takeOverOpenPack(db: Db, id: number, now: Date): Promise<"sealed" | "empty" | "alive" | "gone"> {
+  return transaction(
+    db,
+    async (tx) => {
+      const lease = await tx.kysely.selectFrom("attic_ts_lease").select("expires_at").where("name", "=", packLeaseName(id)).executeTakeFirst();
+      if (lease && parseTimestamp(lease.expires_at) >= now) return "alive";
+      // this update waits for a writer's transaction turning chunks of the pack valid (it
+      // share-locks the row: markPackedChunksValid), and every later one fails
+      const taken = await tx.kysely.updateTable("attic_ts_pack").set({ state: "V", sealed_at: now }).where("id", "=", id).where("state", "=", "P").executeTakeFirst();
+      if (taken.numUpdatedRows !== 1n) return "gone";
+      // a statement of its own (PostgreSQL: a snapshot taken after the update got the row), so it counts those chunks
+      const extent = await tx.kysely
+        .selectFrom("chunk")
+        .select((eb) => [eb.fn.max(sql<number>`${sql.ref("pack_offset")} + ${sql.ref("file_size")}`).as("end"), eb.fn.countAll().as("n")])
+        .where("pack_id", "=", id)
+        .executeTakeFirstOrThrow();
+      await tx.kysely.deleteFrom("attic_ts_lease").where("name", "=", packLeaseName(id)).execute();
+      if (toInt(extent.n) === 0) {
+        await tx.kysely.updateTable("attic_ts_pack").set({ state: "D" }).where("id", "=", id).execute();
+        return "empty";
+      }
+      await tx.kysely
+        .updateTable("attic_ts_pack")
+        .set({ size: toInt(extent.end), chunks: toInt(extent.n) })
+        .where("id", "=", id)
+        .execute();
+      return "sealed";
+    },
+    { retries: 5 },
+  );
+}
+
+/**
+ * Remove the rows of retired, leftover or abandoned packs whose objects are gone, with the rows of dead
  * chunks that still name them (a retired pack has no live chunk: checked when it was retired).
  */
 export async function deletePackRows(db: Db, ids: readonly number[]): Promise<number> {
@@ -277,7 +345,7 @@ export async function deletePackRows(db: Db, ids: readonly number[]): Promise<nu
   for (const batch of batches(ids, maxBatch(db))) {
     deleted += await transaction(db, async (tx) => {
       await tx.kysely.deleteFrom("chunk").where("pack_id", "in", batch).where("state", "=", "D").execute();
-      const result = await tx.kysely.deleteFrom("attic_ts_pack").where("id", "in", batch).where("state", "in", ["R", "C"]).executeTakeFirst();
+      const result = await tx.kysely.deleteFrom("attic_ts_pack").where("id", "in", batch).where("state", "in", ["R", "C", "D"]).executeTakeFirst();
       return Number(result.numDeletedRows);
     });
   }
