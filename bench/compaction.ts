@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { prepareServer } from "../test/helpers/server.ts";
+import { atticdLaunch } from "../test/helpers/atticd-process.ts";
 import { parseConfig } from "../src/server/config/load.ts";
 import { openDatabase } from "../src/db/connect.ts";
 import { migrate } from "../src/db/migrations/index.ts";
@@ -29,6 +30,8 @@ const { values } = parseArgs({
     child: { type: "string" },
     /** build the store, print its config path and keep it (no run): for profiling a run by hand */
     keep: { type: "boolean", default: false },
+    /** write the run's CPU and heap profiles (node --cpu-prof --heap-prof) into this folder */
+    profile: { type: "string" },
   },
 });
 const MiB = 2 ** 20;
@@ -44,6 +47,12 @@ async function open(configPath: string) {
 if (values.child) {
   const { db, storage } = await open(values.child);
   const rssBefore = process.memoryUsage().rss;
+  // where the memory is at its peak: V8's heap, or buffers outside it (sampled every 20 ms)
+  const peak = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k]);
+  }, 20);
   const t = process.hrtime.bigint();
   const report = await runGarbageCollectionOnce({
     db,
@@ -56,9 +65,10 @@ if (values.child) {
     },
   });
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  clearInterval(sampler);
   await storage.close?.();
   await db.close();
-  process.stdout.write(JSON.stringify({ seconds, rssBefore, maxRss: process.resourceUsage().maxRSS * 1024, report }));
+  process.stdout.write(JSON.stringify({ seconds, rssBefore, peak, maxRss: process.resourceUsage().maxRSS * 1024, report }));
 } else {
   const n = Number(values.chunks);
   const chunkBytes = Number(values["chunk-bytes"]);
@@ -132,16 +142,25 @@ if (values.child) {
         continue;
       }
       t = process.hrtime.bigint();
-      const out = execFileSync(process.execPath, [import.meta.filename, "--child", configPath], { encoding: "utf8", maxBuffer: 16 * MiB });
+      const profile = values.profile ? ["--cpu-prof", "--heap-prof", `--diagnostic-dir=${values.profile}`, `--cpu-prof-name=compaction-${spec}.cpuprofile`, `--heap-prof-name=compaction-${spec}.heapprofile`] : [];
+      // the child runs as an installed atticd starts (its start line's flags and environment: a small
+      // young generation, few malloc arenas), as `atticd --mode garbage-collector-once` would
+      const launch = atticdLaunch();
+      const out = execFileSync(process.execPath, [...launch.nodeArgs, ...profile, import.meta.filename, "--child", configPath], {
+        encoding: "utf8",
+        maxBuffer: 16 * MiB,
+        env: { ...process.env, ...launch.env },
+      });
       const wall = Number(process.hrtime.bigint() - t) / 1e9;
-      const r = JSON.parse(out) as { seconds: number; rssBefore: number; maxRss: number; report: GcReport };
+      const r = JSON.parse(out) as { seconds: number; rssBefore: number; peak: Record<string, number>; maxRss: number; report: GcReport };
       const c = r.report.compaction;
       if (c.chunksMoved !== live || c.failures !== 0) throw new Error(`expected ${live} chunks moved:\n${formatGcReport(r.report)}`);
       console.log(
         `${spec.padEnd(14)} compaction of ${n} chunks (${live} live, ${n - live} dead, ${Math.ceil(n / perPack)} packs of ${PACK_SIZE / MiB} MiB): ` +
           `${r.seconds.toFixed(2)} s (process ${wall.toFixed(2)} s with start-up); ${c.packsRewritten} packs rewritten into ${c.packsWritten}, ` +
           `${(c.bytesRewritten / MiB).toFixed(0)} MiB rewritten (live ${(liveBytes / MiB).toFixed(0)} MiB), ${(c.bytesDeleted / MiB).toFixed(0)} MiB of old packs deleted; ` +
-          `RSS ${(r.rssBefore / MiB).toFixed(0)} MiB before, ${(r.maxRss / MiB).toFixed(0)} MiB peak; ` +
+          `RSS ${(r.rssBefore / MiB).toFixed(0)} MiB before, ${(r.maxRss / MiB).toFixed(0)} MiB peak ` +
+          `(sampled peaks: heap ${(r.peak.heapUsed! / MiB).toFixed(0)}, external ${(r.peak.external! / MiB).toFixed(0)}, array buffers ${(r.peak.arrayBuffers! / MiB).toFixed(0)} MiB); ` +
           `anchor cp+sync of all packs: ${cpSeconds.toFixed(2)} s (ratio ${(r.seconds / cpSeconds).toFixed(2)}×)`,
       );
     } finally {

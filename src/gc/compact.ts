@@ -242,7 +242,7 @@ async function readLoose(storage: StorageDriver, chunk: LooseChunk, signal: Abor
 async function openOutput(db: Db, storage: StorageDriver, signal: AbortSignal): Promise<OpenOutput> {
   const { remoteFile, remoteFileId } = newPackFile(storage);
   const packId = await insertCompactionPack(db, JSON.stringify(remoteFile), remoteFileId);
-  return { packId, output: openPackOutput(storage, remoteFile, signal), moves: [] };
+  return { packId, output: await openPackOutput(storage, remoteFile, signal), moves: [] };
 }
 
 /**

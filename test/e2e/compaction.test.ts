@@ -229,6 +229,7 @@ for (const backend of backends) {
             return s.storage.getRange(...args);
           },
           read: undefined,
+          readRange: undefined,
           get: async (...args: Parameters<StorageDriver["get"]>) => {
             await new Promise((r) => setTimeout(r, 20));
             return s.storage.get(...args);

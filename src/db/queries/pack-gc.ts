@@ -158,20 +158,8 @@ export async function commitCompactionPack(db: Db, c: PackCommit): Promise<numbe
         else byFrom.set(m.fromPack, [m]);
       }
       for (const [fromPack, moves] of byFrom) {
-        for (const batch of batches(moves, maxBatch(tx, 3))) {
-          const moved = await tx.kysely
-            .updateTable("chunk")
-            .set({
-              pack_id: c.packId,
-              pack_offset: sql<number>`CASE ${sql.ref("id")} ${sql.join(
-                batch.map((m) => sql`WHEN ${m.chunkId} THEN CAST(${m.offset} AS BIGINT)`),
-                sql` `,
-              )} END`,
-            })
-            .where("id", "in", batch.map((m) => m.chunkId))
-            .where("pack_id", fromPack === null ? "is" : "=", fromPack)
-            .returning(["remote_file", "remote_file_id", "file_size"])
-            .execute();
+        for (const batch of batches(moves, MOVE_BATCH)) {
+          const moved = await moveRows(tx, c.packId, fromPack, batch);
           // an object of its own no row uses any more: retired like a pack, deleted after the grace
           if (fromPack === null && moved.length > 0) {
             await tx.kysely
@@ -202,6 +190,31 @@ export async function commitCompactionPack(db: Db, c: PackCommit): Promise<numbe
     },
     { retries: 5 },
   );
+}
+
+/** Rows moved per statement: a fixed number, so the statement's text, and its compiled form, is the same every time. */
+const MOVE_BATCH = 512;
+
+/**
+ * One statement moves a batch of rows to the new pack, each to its offset, where they still point
+ * at `fromPack`: a join with a list of (id, offset) values (by primary key, linear in the batch; a
+ * CASE over the ids costs the batch's size per row). A short batch is padded with ids no row has.
+ */
+async function moveRows(
+  tx: Db,
+  packId: number,
+  fromPack: number | null,
+  batch: readonly { chunkId: number; offset: number }[],
+): Promise<{ remote_file: string; remote_file_id: string; file_size: unknown }[]> {
+  const rows = batch.map((m) => sql`(CAST(${m.chunkId} AS BIGINT), CAST(${m.offset} AS BIGINT))`);
+  for (let i = batch.length; i < MOVE_BATCH; i++) rows.push(sql`(CAST(${-1} AS BIGINT), CAST(${0} AS BIGINT))`);
+  const from = fromPack === null ? sql`${sql.ref("chunk.pack_id")} IS NULL` : sql`${sql.ref("chunk.pack_id")} = ${fromPack}`;
+  const result = await sql<{ remote_file: string; remote_file_id: string; file_size: unknown }>`
+    UPDATE ${sql.table("chunk")} SET ${sql.ref("pack_id")} = ${packId}, ${sql.ref("pack_offset")} = ${sql.ref("v.column2")}
+    FROM (VALUES ${sql.join(rows)}) AS v
+    WHERE ${sql.ref("chunk.id")} = ${sql.ref("v.column1")} AND ${from}
+    RETURNING ${sql.ref("chunk.remote_file")}, ${sql.ref("chunk.remote_file_id")}, ${sql.ref("chunk.file_size")}`.execute(tx.kysely);
+  return result.rows;
 }
 
 /**
