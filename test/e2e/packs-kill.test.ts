@@ -92,7 +92,7 @@ for (const backend of backends) {
       let push: ReturnType<typeof attic> | null = null;
       try {
         await createCacheViaApi(s, "k", { is_public: true });
-        const paths = await randomPaths(`${Date.now()}`, 6, 1_500_000, 48_000_000);
+        const paths = await randomPaths(`${Date.now()}`, 6, 1_500_000, 20_000_000);
         await attic(home, ["login", "local", atticd.url, s.rootToken()]).done;
         push = attic(home, ["push", "-j", "1", "local:k", ...paths]);
         const pushing = push.done.catch((err: Error) => err);
