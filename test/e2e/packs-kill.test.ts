@@ -7,14 +7,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
-import { nix, nixBuild, NIX_OPTS, nixEnv, scriptDrv } from "../helpers/nix.ts";
+import { nixBuild, nixEnv, scriptDrv } from "../helpers/nix.ts";
 import { runAtticadm, runAtticd, spawnAtticd } from "../helpers/atticd-process.ts";
 import { expectedNames, packStates, storedNames } from "../helpers/pack-store.ts";
+import { pullIntact } from "../helpers/pull-intact.ts";
 
 const ATTIC = fileURLToPath(new URL("../../src/bin/attic.ts", import.meta.url));
 const chunking = { threshold: 1, min: 16384, avg: 65536, max: 262144 };
@@ -54,22 +55,6 @@ async function acknowledged(s: TestServer, paths: string[]): Promise<string[]> {
     .execute();
   const held = new Set(rows.map((r) => r.store_path_hash));
   return paths.filter((p) => held.has(basename(p).slice(0, 32)));
-}
-
-async function pullIntact(s: TestServer, cache: string, paths: string[]): Promise<void> {
-  const key = ((await (await s.fetch(`/_api/v1/cache-config/${cache}`, { token: s.rootToken() })).json()) as { public_key: string }).public_key;
-  const store = mkdtempSync(join(tmpdir(), "attic-e2e-store-"));
-  try {
-    await nix("nix-store", [
-      "--store", store, "-r", ...paths, ...NIX_OPTS,
-      "--option", "substituters", `${s.url}/${cache}`,
-      "--option", "trusted-public-keys", key,
-      "--option", "require-sigs", "true",
-    ]);
-    for (const p of paths) assert.ok(readFileSync(join(store, p, "share/random.bin")).equals(readFileSync(join(p, "share/random.bin"))), p);
-  } finally {
-    rmSync(store, { recursive: true, force: true });
-  }
 }
 
 async function until(what: string, check: () => Promise<boolean>, log: () => string, ms = 120_000): Promise<void> {
