@@ -10,6 +10,7 @@ import { backendName, backendsFromEnv, startServer } from "../helpers/server.ts"
 import { insertPack, markPackedChunksValid } from "../../src/db/queries/packs.ts";
 import { abandonedOpenPacks, takeOverOpenPack } from "../../src/db/queries/pack-gc.ts";
 import type { Db } from "../../src/db/connect.ts";
+import { leasedPackHooks } from "../../src/server/upload/pack-leases.ts";
 
 const backends = backendsFromEnv([
   { db: "sqlite", storage: "local" },
@@ -86,6 +87,27 @@ for (const backend of backends) {
         const old = await insertPack(db, { remote_file: JSON.stringify({ Local: { name } }), remote_file_id: `local:${name}` });
         assert.deepEqual(await abandonedOpenPacks(db, new Date(), new Date(Date.now() - 3600_000)), []);
         assert.deepEqual(await abandonedOpenPacks(db, new Date(), new Date(Date.now() + 1000)), [old]);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    test("an atticd's pack hooks keep the leases of its open packs alive, and release them when a pack is sealed or discarded", async () => {
+      const s = await startServer({ backend });
+      try {
+        const db = s.db;
+        const hooks = leasedPackHooks(db, 300);
+        const pack = (name: string) => ({ remoteFile: { Local: { name } }, remoteFileId: `local:${name}` });
+        const [a, b] = [await hooks.open(pack(`${randomUUID()}.pack`)), await hooks.open(pack(`${randomUUID()}.pack`))];
+        // three TTLs later both leases still live: renewed
+        await new Promise((r) => setTimeout(r, 900));
+        assert.deepEqual(await abandonedOpenPacks(db, new Date(), undefined), []);
+        await hooks.sealed(a, 10, 1);
+        await hooks.discarded(b);
+        const leases = await db.kysely.selectFrom("attic_ts_lease").select("name").where("name", "in", [`pack:${a}`, `pack:${b}`]).execute();
+        assert.deepEqual(leases, []);
+        const rows = await db.kysely.selectFrom("attic_ts_pack").select(["id", "state"]).where("id", "in", [a, b]).execute();
+        assert.deepEqual(rows.map((r) => [Number(r.id), r.state.trim()]), [[a, "V"]]);
       } finally {
         await s.stop();
       }
