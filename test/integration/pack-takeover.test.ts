@@ -87,6 +87,14 @@ for (const backend of backends) {
         const old = await insertPack(db, { remote_file: JSON.stringify({ Local: { name } }), remote_file_id: `local:${name}` });
         assert.deepEqual(await abandonedOpenPacks(db, new Date(), new Date(Date.now() - 3600_000)), []);
         assert.deepEqual(await abandonedOpenPacks(db, new Date(), new Date(Date.now() + 1000)), [old]);
+        // ... and none of its chunks was claimed within that period (such a writer may still be appending)
+        const hourAgo = new Date(Date.now() - 3600_000);
+        await db.kysely.updateTable("attic_ts_pack").set({ created_at: new Date(Date.now() - 7200_000) }).where("id", "=", old).execute();
+        const recent = await pendingChunk(db);
+        await markPackedChunksValid(db, [valid(recent, old, 0)]);
+        assert.deepEqual(await abandonedOpenPacks(db, new Date(), hourAgo), []);
+        await db.kysely.updateTable("chunk").set({ created_at: new Date(Date.now() - 7200_000) }).where("id", "=", recent).execute();
+        assert.deepEqual(await abandonedOpenPacks(db, new Date(), hourAgo), [old]);
       } finally {
         await s.stop();
       }

@@ -290,7 +290,8 @@ export async function leftoverPacks(db: Db, limit: number): Promise<PackRef[]> {
 
 /**
  * Open packs whose writer is gone: their lease (packLeaseName) ran out, or, for a pack opened
- * without one (by an atticd older than pack leases), the pack was opened before `staleBefore`.
+ * without one (by an atticd older than pack leases, which may still be running), the pack was
+ * opened before `staleBefore` and none of its chunks was claimed since.
  */
 export async function abandonedOpenPacks(db: Db, now: Date, staleBefore: Date | undefined): Promise<number[]> {
   const open = await db.kysely.selectFrom("attic_ts_pack").select(["id", "created_at"]).where("state", "=", "P").orderBy("id").execute();
@@ -302,13 +303,26 @@ export async function abandonedOpenPacks(db: Db, now: Date, staleBefore: Date | 
       .where("name", "in", batch.map((p) => packLeaseName(toInt(p.id))))
       .execute();
     const expiry = new Map(leases.map((l) => [l.name, parseTimestamp(l.expires_at)]));
+    const unleased: number[] = [];
     for (const p of batch) {
       const id = toInt(p.id);
       const expires = expiry.get(packLeaseName(id));
-      if (expires ? expires < now : staleBefore !== undefined && parseTimestamp(p.created_at) < staleBefore) abandoned.push(id);
+      if (expires) {
+        if (expires < now) abandoned.push(id);
+      } else if (staleBefore !== undefined && parseTimestamp(p.created_at) < staleBefore) unleased.push(id);
     }
+    if (unleased.length === 0) continue;
+    const recent = await db.kysely
+      .selectFrom("chunk")
+      .select("pack_id")
+      .where("pack_id", "in", unleased)
+      .where("created_at", ">=", staleBefore!)
+      .groupBy("pack_id")
+      .execute();
+    const active = new Set(recent.map((r) => toInt(r.pack_id)));
+    abandoned.push(...unleased.filter((id) => !active.has(id)));
   }
-  return abandoned;
+  return abandoned.sort((a, b) => a - b);
 }
 
 /**
