@@ -94,7 +94,7 @@ export interface CompactionDeps {
   config: CompactionConfig;
   signal: AbortSignal;
   now?: () => Date;
-  /** packs opened before this without a lease (by an older atticd) count as abandoned (the GC's stale grace period) */
+  /** the GC's stale grace period: a pack opened without a lease (by an older atticd) counts as abandoned once opened before this with no chunk claimed into it since */
   staleBefore?: Date;
   /** a hook for crash tests: called between the steps of a rewrite */
   onStep?: (step: "copied" | "durable" | "committed") => Promise<void> | void;
