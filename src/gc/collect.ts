@@ -135,6 +135,7 @@ async function collect(deps: GcDeps, report: GcReport, signal: AbortSignal): Pro
     storage,
     config: config.compaction ?? DEFAULT_COMPACTION,
     signal,
+    ...(staleBefore ? { staleBefore } : {}),
     ...(deps.now ? { now: deps.now } : {}),
     ...(deps.onCompactionStep ? { onStep: deps.onCompactionStep } : {}),
   });

@@ -9,7 +9,7 @@ import {
   commitCompactionPack,
   deletePackRows,
   insertCompactionPack,
-  leftoverCompactionPacks,
+  leftoverPacks,
   liveChunksOfPack,
   looseChunks,
   type LooseChunk,
@@ -22,6 +22,7 @@ import {
 } from "../db/queries/pack-gc.ts";
 import type { RemoteFile, StorageDriver } from "../storage/types.ts";
 import { mapLimit } from "../util/concurrency.ts";
+import { takeOverAbandonedPacks } from "./abandoned-packs.ts";
 import { planCompaction, type CompactionPolicy } from "./compact-plan.ts";
 import { newPackFile, openPackOutput, readPackRange, type PackOutput } from "./pack-io.ts";
 
@@ -47,8 +48,12 @@ export interface CompactionReport {
   packsDeleted: number;
   /** their bytes */
   bytesDeleted: number;
-  /** packs of a crashed compaction removed */
+  /** packs of a crashed compaction, and abandoned open packs holding no chunk, removed */
   leftovers: number;
+  /** open packs whose writer is gone, sealed at the end of their valid chunks */
+  abandonedSealed: number;
+  /** open packs whose writer is gone and that held no chunk (removed with the leftovers) */
+  abandonedEmptied: number;
   /** packs retired without copying (no live chunk) */
   packsDropped: number;
   /** packs retired after their live chunks were copied */
@@ -70,6 +75,8 @@ export function emptyCompactionReport(): CompactionReport {
     packsDeleted: 0,
     bytesDeleted: 0,
     leftovers: 0,
+    abandonedSealed: 0,
+    abandonedEmptied: 0,
     packsDropped: 0,
     packsRewritten: 0,
     packsWritten: 0,
@@ -87,6 +94,8 @@ export interface CompactionDeps {
   config: CompactionConfig;
   signal: AbortSignal;
   now?: () => Date;
+  /** the GC's stale grace period: a pack opened without a lease (by an older atticd) counts as abandoned once opened before this with no chunk claimed into it since */
+  staleBefore?: Date;
   /** a hook for crash tests: called between the steps of a rewrite */
   onStep?: (step: "copied" | "durable" | "committed") => Promise<void> | void;
 }
@@ -96,8 +105,14 @@ export async function compactPacks(deps: CompactionDeps): Promise<CompactionRepo
   const now = deps.now?.() ?? new Date();
   const report = emptyCompactionReport();
 
-  // 1. what a crashed compaction wrote and never committed (only we write them, under the lease)
-  await deletePacks(db, storage, () => leftoverCompactionPacks(db, PAGE), report, signal, (n) => (report.leftovers += n));
+  // 1. open packs whose writer is gone: sealed, or marked for removal (abandoned-packs.ts); then
+  // what a crashed compaction wrote and never committed (only we write them, under the lease) and
+  // those abandoned packs go, object then row
+  // (leases are judged by the clock, never by a test's `now`: a live writer's pack is never taken)
+  const abandoned = await takeOverAbandonedPacks(db, new Date(), deps.staleBefore, signal);
+  report.abandonedSealed = abandoned.sealed;
+  report.abandonedEmptied = abandoned.emptied;
+  await deletePacks(db, storage, () => leftoverPacks(db, PAGE), report, signal, (n) => (report.leftovers += n));
 
   // 2. live bytes of every sealed pack, 3. the plan
   signal.throwIfAborted();
@@ -227,7 +242,7 @@ async function readLoose(storage: StorageDriver, chunk: LooseChunk, signal: Abor
 async function openOutput(db: Db, storage: StorageDriver, signal: AbortSignal): Promise<OpenOutput> {
   const { remoteFile, remoteFileId } = newPackFile(storage);
   const packId = await insertCompactionPack(db, JSON.stringify(remoteFile), remoteFileId);
-  return { packId, output: openPackOutput(storage, remoteFile, signal), moves: [] };
+  return { packId, output: await openPackOutput(storage, remoteFile, signal), moves: [] };
 }
 
 /**

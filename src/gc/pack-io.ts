@@ -3,7 +3,7 @@
 // memory stays at one run plus the stream's buffer whatever the pack size.
 import { randomUUID } from "node:crypto";
 import { PassThrough } from "node:stream";
-import type { RemoteFile, StorageDriver } from "../storage/types.ts";
+import type { ObjectWriter, RemoteFile, StorageDriver } from "../storage/types.ts";
 
 /**
  * `length` bytes of a pack from `offset`, in one buffer (a run is at most a few MiB): `into` when
@@ -18,8 +18,12 @@ export async function readPackRange(
   signal?: AbortSignal,
   into?: Buffer,
 ): Promise<Buffer> {
-  const stream = await storage.getRange(remoteFile, offset, length, signal);
   const out = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+  if (storage.readRange) {
+    await storage.readRange(remoteFile, offset, out, signal);
+    return out;
+  }
+  const stream = await storage.getRange(remoteFile, offset, length, signal);
   let at = 0;
   for await (const piece of stream as AsyncIterable<Buffer>) {
     if (at + piece.length > length) throw new Error(`pack range longer than ${length} bytes`);
@@ -53,7 +57,91 @@ const HIGH_WATER = 2 * 2 ** 20;
 /** Frames are handed to the backend in pieces of about this size (one write each, not one per frame). */
 const PIECE = 2 ** 20;
 
-export function openPackOutput(storage: StorageDriver, remoteFile: RemoteFile, signal: AbortSignal): PackOutput {
+export async function openPackOutput(storage: StorageDriver, remoteFile: RemoteFile, signal: AbortSignal): Promise<PackOutput> {
+  if (storage.openAppend) return appendedOutput(storage, remoteFile, signal);
+  if (storage.openWrite) return writtenOutput(storage.openWrite(remoteFile, signal), remoteFile);
+  return streamedOutput(storage, remoteFile, signal);
+}
+
+/**
+ * A backend that takes pushed bytes into buffers of its own (S3: the multipart upload's part
+ * buffers, reused): each frame is handed over as it is, so the output adds nothing to the
+ * backend's bytes in flight and allocates nothing per byte.
+ */
+function writtenOutput(writer: ObjectWriter, remoteFile: RemoteFile): PackOutput {
+  let bytes = 0;
+  return {
+    remoteFile,
+    get bytes() {
+      return bytes;
+    },
+    async append(frame) {
+      const offset = bytes;
+      bytes += frame.length;
+      await writer.write(frame);
+      return offset;
+    },
+    async finish() {
+      const { size } = await writer.finish();
+      if (size !== bytes) throw new Error(`pack stored ${size} bytes, ${bytes} appended`);
+      return { size };
+    },
+    abort: () => writer.abort(),
+  };
+}
+
+/**
+ * A backend with appendable files (local): frames are copied into one piece buffer, written when
+ * full and reused once written, so the output holds PIECE bytes whatever the pack size and
+ * allocates nothing per byte. Durable on `finish` (fsync, then the directory).
+ */
+async function appendedOutput(storage: StorageDriver, remoteFile: RemoteFile, signal: AbortSignal): Promise<PackOutput> {
+  const file = await storage.openAppend!(remoteFile);
+  const piece = Buffer.allocUnsafe(PIECE);
+  let pieceBytes = 0;
+  let bytes = 0;
+  let open = true;
+  const flush = async (): Promise<void> => {
+    if (pieceBytes === 0) return;
+    signal.throwIfAborted();
+    await file.append([piece.subarray(0, pieceBytes)]);
+    pieceBytes = 0;
+  };
+  return {
+    remoteFile,
+    get bytes() {
+      return bytes;
+    },
+    async append(frame) {
+      const offset = bytes;
+      bytes += frame.length;
+      if (pieceBytes + frame.length > PIECE) await flush();
+      if (frame.length > PIECE) {
+        signal.throwIfAborted();
+        await file.append([frame]);
+      } else {
+        frame.copy(piece, pieceBytes);
+        pieceBytes += frame.length;
+      }
+      return offset;
+    },
+    async finish() {
+      await flush();
+      await file.sync();
+      open = false;
+      await file.close();
+      return { size: bytes };
+    },
+    async abort() {
+      if (open) await file.close().catch(() => {});
+      open = false;
+      await storage.deleteMany([remoteFile]).catch(() => {});
+    },
+  };
+}
+
+/** Any other backend (S3): the pack is streamed to `put` (a multipart upload), in pieces of PIECE bytes. */
+function streamedOutput(storage: StorageDriver, remoteFile: RemoteFile, signal: AbortSignal): PackOutput {
   const body = new PassThrough({ highWaterMark: HIGH_WATER });
   const stopped = new AbortController();
   const stored = storage.put(remoteFile, body, AbortSignal.any([signal, stopped.signal]));

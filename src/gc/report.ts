@@ -83,12 +83,15 @@ export function formatGcReport(r: GcReport): string {
   if (r.stagedNars > 0) lines.push(`  staged NARs never committed by a narinfo: ${r.stagedNars}`);
   if (r.revocationsExpired > 0) lines.push(`  expired token revocations removed: ${r.revocationsExpired}`);
   const c = r.compaction;
-  if (c.packsDropped + c.packsRewritten + c.packsDeleted + c.leftovers + c.failures + c.deleteFailures > 0) {
+  if (c.packsDropped + c.packsRewritten + c.packsDeleted + c.leftovers + c.abandonedSealed + c.failures + c.deleteFailures > 0) {
     lines.push(
       `  packs compacted: ${c.packsRewritten} rewritten into ${c.packsWritten} (${c.chunksMoved} chunks, ${human(c.bytesRewritten)} copied), ` +
         `${c.packsDropped} dropped, ${c.packsDeleted} retired packs deleted (${human(c.bytesDeleted)})`,
     );
-    if (c.leftovers > 0) lines.push(`  packs left by an interrupted compaction removed: ${c.leftovers}`);
+    if (c.abandonedSealed + c.abandonedEmptied > 0) {
+      lines.push(`  open packs of an atticd that is gone: ${c.abandonedSealed} sealed at their last valid chunk, ${c.abandonedEmptied} holding no chunk removed`);
+    }
+    if (c.leftovers > 0) lines.push(`  packs left by an interrupted compaction or an atticd that is gone removed: ${c.leftovers}`);
     if (c.failures > 0) lines.push(`  packs that could not be read or hold a damaged chunk (left as they are; see atticadm verify): ${c.failures}`);
     if (c.deleteFailures > 0) lines.push(`  retired packs that could not be deleted (retried next run): ${c.deleteFailures}`);
   }

@@ -251,6 +251,21 @@ export class LocalStorage implements StorageDriver {
     return file.createReadStream({ start: offset, end: offset + length - 1, highWaterMark: Math.min(length, RANGE_PIECE_MAX), ...(signal ? { signal } : {}) });
   }
 
+  async readRange(remoteFile: RemoteFile, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const file = await this.openForReading(remoteFile, signal);
+    try {
+      let filled = 0;
+      while (filled < into.byteLength) {
+        signal?.throwIfAborted();
+        const { bytesRead } = await file.read(into, filled, into.byteLength - filled, offset + filled);
+        if (bytesRead === 0) throw new StorageNotFoundError(`${remoteFileId(remoteFile)} (range ends at ${offset + into.byteLength}, file ends at ${offset + filled})`);
+        filled += bytesRead;
+      }
+    } finally {
+      await file.close();
+    }
+  }
+
   /**
    * The whole file in one buffer, read by the batched file reader (local-reader.ts): the reads
    * asked for in one turn of the event loop cost one message to a worker, not three thread-pool

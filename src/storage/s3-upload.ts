@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { Readable } from "node:stream";
 import { TaskSet } from "../util/concurrency.ts";
-import { PartCutter } from "./s3-parts.ts";
+import { PartCutter, PartFeed, type PartBuffers } from "./s3-parts.ts";
 import { chunksOf } from "./streams.ts";
 
 export interface UploadLimits {
@@ -36,15 +36,17 @@ export interface UploadStats {
 
 export interface UploadContext {
   client: S3Client;
+  /** the driver's part buffers, reused (s3-parts.ts) */
+  buffers?: PartBuffers;
   target: { Bucket: string; Key: string };
   limits: UploadLimits;
   stats: UploadStats;
   warn: (error: unknown, message: string) => void;
 }
 
-/** Upload `body` to `ctx.target`; resolves with the number of bytes stored. */
-export async function uploadStream(ctx: UploadContext, body: Readable, signal?: AbortSignal): Promise<number> {
-  const cutter = new PartCutter(chunksOf(body, signal), ctx.limits.partSize);
+/** Upload `body` (a stream, or part buffers pushed by a writer: PartFeed) to `ctx.target`; resolves with the number of bytes stored. */
+export async function uploadStream(ctx: UploadContext, body: Readable | PartFeed, signal?: AbortSignal): Promise<number> {
+  const cutter = new PartCutter(body instanceof PartFeed ? body : chunksOf(body, signal), ctx.limits.partSize, ctx.buffers);
   let first;
   try {
     first = await cutter.next();
@@ -55,6 +57,7 @@ export async function uploadStream(ctx: UploadContext, body: Readable, signal?: 
   if (!first.last) return uploadMultipart(ctx, cutter, first.data, signal);
   try {
     await ctx.client.send(new PutObjectCommand({ ...ctx.target, Body: first.data, ContentLength: first.data.length }), { abortSignal: signal });
+    ctx.buffers?.give(first.data);
   } catch (err) {
     // An abort after the body was fully sent may still have stored the object: remove it, the
     // key is fresh so nothing else can live there.
@@ -84,6 +87,8 @@ async function uploadMultipart(ctx: UploadContext, cutter: PartCutter, firstPart
       .then(
         (out) => {
           completed.push({ PartNumber: partNumber, ETag: out.ETag });
+          // sent and answered: the SDK no longer reads it (a failed part's buffer is simply dropped)
+          ctx.buffers?.give(data);
         },
         (error: unknown) => {
           failure ??= { error };

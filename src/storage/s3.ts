@@ -11,10 +11,11 @@ import { resumingBody } from "./s3-resume.ts";
 import { makeS3Client, type S3StorageConfig } from "./s3-client.ts";
 import { s3FullReason } from "./s3-full.ts";
 import { uploadStream, type UploadLimits, type UploadStats } from "./s3-upload.ts";
+import { PartBuffers, PartFeed } from "./s3-parts.ts";
 import { forEachLimit } from "../util/concurrency.ts";
 import { chunksOf, settleAll } from "./streams.ts";
 import { StorageFullError, StorageNotFoundError, UnsupportedRemoteFileError } from "./types.ts";
-import type { BufferedFile, PutResult, RemoteFile, StorageDriver } from "./types.ts";
+import type { BufferedFile, ObjectWriter, PutResult, RemoteFile, StorageDriver } from "./types.ts";
 
 export type { S3StorageConfig } from "./s3-client.ts";
 
@@ -51,6 +52,7 @@ export class S3Storage implements StorageDriver {
   readonly stats: UploadStats = { multipartStarted: 0, multipartCompleted: 0, multipartAborted: 0, multipartAbortFailed: 0, maxPartsInFlight: 0 };
   private readonly config: S3StorageConfig;
   private readonly limits: UploadLimits;
+  private readonly partBuffers: PartBuffers;
   private readonly logger: S3StorageOptions["logger"];
   private readonly clients = new Map<string, S3Client>();
   /** Clients on `publicEndpoint`, which only sign URLs (presigning sends no request). */
@@ -62,6 +64,8 @@ export class S3Storage implements StorageDriver {
     this.config = config;
     this.name = `s3:${config.region}/${config.bucket}`;
     this.limits = { partSize: options.partSize ?? 8 * MIB, maxPartsInFlight: options.maxPartsInFlight ?? 4 };
+    // an upload holds its parts in flight and the one being filled: that many are kept for reuse
+    this.partBuffers = new PartBuffers(this.limits.partSize, this.limits.maxPartsInFlight + 1);
     this.logger = options.logger;
   }
 
@@ -100,11 +104,35 @@ export class S3Storage implements StorageDriver {
     this.logger?.warn({ err: error }, message);
   };
 
+  /** A new object from bytes pushed by the caller, copied into the reused part buffers (PartFeed). */
+  openWrite(remoteFile: RemoteFile, signal?: AbortSignal): ObjectWriter {
+    const feed = new PartFeed(this.partBuffers);
+    const stop = new AbortController();
+    const stored = this.upload(remoteFile, feed, signal ? AbortSignal.any([signal, stop.signal]) : stop.signal);
+    stored.catch((err: unknown) => feed.fail(err instanceof Error ? err : new Error(String(err))));
+    return {
+      write: (bytes) => feed.write(bytes),
+      finish: async () => {
+        feed.end();
+        return stored;
+      },
+      abort: async () => {
+        feed.fail(new Error("upload given up"));
+        stop.abort(new Error("upload given up"));
+        await stored.catch(() => {});
+      },
+    };
+  }
+
   async put(remoteFile: RemoteFile, body: Readable, signal?: AbortSignal): Promise<PutResult> {
+    return this.upload(remoteFile, body, signal);
+  }
+
+  private async upload(remoteFile: RemoteFile, body: Readable | PartFeed, signal?: AbortSignal): Promise<PutResult> {
     const { region, bucket, key } = this.locate(remoteFile);
     try {
       const size = await uploadStream(
-        { client: this.clientFor(region), target: { Bucket: bucket, Key: key }, limits: this.limits, stats: this.stats, warn: this.warn },
+        { client: this.clientFor(region), buffers: this.partBuffers, target: { Bucket: bucket, Key: key }, limits: this.limits, stats: this.stats, warn: this.warn },
         body,
         signal,
       );

@@ -34,6 +34,16 @@ export interface AppendFile {
   close(): Promise<void>;
 }
 
+/** A new object written by pushing bytes (`openWrite`). */
+export interface ObjectWriter {
+  /** Append `bytes`; they are copied before this resolves (the caller may reuse its buffer). */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Resolves once the object is stored whole (durable), with its size. */
+  finish(): Promise<PutResult>;
+  /** Give up: nothing appears under the name. */
+  abort(): Promise<void>;
+}
+
 export interface StorageDriver {
   /** human name for logs: `local:/path` or `s3:region/bucket` */
   readonly name: string;
@@ -73,11 +83,24 @@ export interface StorageDriver {
    */
   getRange(remoteFile: RemoteFile, offset: number, length: number, signal?: AbortSignal): Promise<Readable>;
   /**
+   * Optional capability: fill `into` with the `into.byteLength` bytes of the file from `offset`,
+   * reading straight into the caller's buffer (the compactor reuses one buffer for every run, so a
+   * long compaction allocates nothing per byte read). Rejects as `getRange` does.
+   */
+  readRange?(remoteFile: RemoteFile, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<void>;
+  /**
    * Optional capability: create a new file under `remoteFile` and append to it (a pack: readers
    * may read what was synced while it grows). A crash leaves it partly written: only bytes that
    * were synced may be referred to. Backends whose objects cannot grow (S3) do not have it.
    */
   openAppend?(remoteFile: RemoteFile): Promise<AppendFile>;
+  /**
+   * Optional capability: a new object written by pushing bytes, which the backend copies into
+   * buffers of its own that it reuses (S3: the multipart upload's part buffers), so the writer's
+   * memory is the backend's bytes in flight whatever the object's size, with no allocation per
+   * byte. `put` with a stream does the same job for a producer that hands over its buffers.
+   */
+  openWrite?(remoteFile: RemoteFile, signal?: AbortSignal): ObjectWriter;
   has(remoteFile: RemoteFile): Promise<boolean>;
   /**
    * True when `has` costs no network round trip (a local folder): a NAR download may then check

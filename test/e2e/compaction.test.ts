@@ -8,14 +8,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { backendName, backendsFromEnv, createCacheViaApi, startServer, type TestServer } from "../helpers/server.ts";
-import { nix, nixBuild, NIX_OPTS, nixEnv, scriptDrv } from "../helpers/nix.ts";
+import { nixBuild, nixEnv, scriptDrv } from "../helpers/nix.ts";
 import { runAtticadm, runAtticd, spawnAtticd } from "../helpers/atticd-process.ts";
 import { expectedNames, packStates, storedNames } from "../helpers/pack-store.ts";
+import { pullIntact } from "../helpers/pull-intact.ts";
 import { runGarbageCollectionOnce } from "../../src/gc/index.ts";
 import type { StorageDriver } from "../../src/storage/types.ts";
 
@@ -102,23 +103,6 @@ async function inSealedPacks(s: TestServer, paths: string[], n: number): Promise
     if (found.length === n) return found;
   }
   throw new Error(`fewer than ${n} pushed paths lie in sealed packs only`);
-}
-
-/** Real Nix substitutes `paths` into a fresh store; each random.bin must equal the original's. */
-async function pullIntact(s: TestServer, cache: string, paths: string[]): Promise<void> {
-  const key = ((await (await s.fetch(`/_api/v1/cache-config/${cache}`, { token: s.rootToken() })).json()) as { public_key: string }).public_key;
-  const store = mkdtempSync(join(tmpdir(), "attic-e2e-store-"));
-  try {
-    await nix("nix-store", [
-      "--store", store, "-r", ...paths, ...NIX_OPTS,
-      "--option", "substituters", `${s.url}/${cache}`,
-      "--option", "trusted-public-keys", key,
-      "--option", "require-sigs", "true",
-    ]);
-    for (const p of paths) assert.ok(readFileSync(join(store, p, "share/random.bin")).equals(readFileSync(join(p, "share/random.bin"))), p);
-  } finally {
-    rmSync(store, { recursive: true, force: true });
-  }
 }
 
 async function until(what: string, check: () => boolean | Promise<boolean>, log: () => string, ms = 90_000): Promise<void> {
@@ -229,6 +213,7 @@ for (const backend of backends) {
             return s.storage.getRange(...args);
           },
           read: undefined,
+          readRange: undefined,
           get: async (...args: Parameters<StorageDriver["get"]>) => {
             await new Promise((r) => setTimeout(r, 20));
             return s.storage.get(...args);

@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { LocalStorage } from "../../src/storage/local.ts";
 import { S3Storage } from "../../src/storage/s3.ts";
-import type { PutResult, RemoteFile } from "../../src/storage/types.ts";
+import type { AppendFile, ObjectWriter, PutResult, RemoteFile } from "../../src/storage/types.ts";
 
 const at = process.env.ATTIC_TEST_PAUSE_AT;
 const marker = process.env.ATTIC_TEST_PAUSE_MARKER;
@@ -38,6 +38,46 @@ for (const cls of [LocalStorage, S3Storage] as const) {
     if (stopHere("durable", isPack(remoteFile))) return hang();
     return result;
   };
+  // the compactor writes a pack by appends (local) or pushed bytes (S3): the same moments there
+  const appendable = proto as unknown as { openAppend?: (remoteFile: RemoteFile) => Promise<AppendFile> };
+  const openAppend = appendable.openAppend;
+  if (openAppend) {
+    appendable.openAppend = async function (this: unknown, remoteFile) {
+      const file = await openAppend.call(this, remoteFile);
+      if (!isPack(remoteFile)) return file;
+      return {
+        ...file,
+        append: async (pieces) => {
+          await file.append(pieces);
+          if (stopHere("writing", true)) return hang();
+        },
+        sync: async () => {
+          await file.sync();
+          if (stopHere("durable", true)) return hang();
+        },
+      };
+    };
+  }
+  const writable = proto as unknown as { openWrite?: (remoteFile: RemoteFile, signal?: AbortSignal) => ObjectWriter };
+  const openWrite = writable.openWrite;
+  if (openWrite) {
+    writable.openWrite = function (this: unknown, remoteFile, signal) {
+      const writer = openWrite.call(this, remoteFile, signal);
+      if (!isPack(remoteFile)) return writer;
+      return {
+        ...writer,
+        write: async (bytes) => {
+          await writer.write(bytes);
+          if (stopHere("writing", true)) return hang();
+        },
+        finish: async () => {
+          const result = await writer.finish();
+          if (stopHere("durable", true)) return hang();
+          return result;
+        },
+      };
+    };
+  }
   const deleteMany = proto.deleteMany;
   proto.deleteMany = async function (this: unknown, files) {
     if (stopHere("deleting", files.some(isPack))) return hang();

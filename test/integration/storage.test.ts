@@ -137,6 +137,48 @@ function conformance(backend: Backend): void {
       await assert.rejects(d.getRange(remoteFile, 0, 10, controller.signal), isAbortError);
     });
 
+    test("readRange (where the backend has it) fills the caller's buffer with a byte range; a missing or short file rejects", async (t) => {
+      const d = backend.driver();
+      if (!d.readRange) return t.skip(`${backend.name} reads ranges as streams only`);
+      const { remoteFile } = fresh();
+      const data = randomBytes(3 * MIB + 17);
+      await d.put(remoteFile, Readable.from([data]));
+      for (const [offset, length] of [[0, data.length], [12_345, 2 * MIB], [data.length - 1, 1]] as const) {
+        const into = Buffer.alloc(length);
+        await d.readRange(remoteFile, offset, into);
+        assert.ok(into.equals(data.subarray(offset, offset + length)), `${offset}+${length}`);
+      }
+      await assert.rejects(d.readRange(remoteFile, data.length - 10, Buffer.alloc(11)), StorageNotFoundError, "ends past the file");
+      await assert.rejects(d.readRange(fresh().remoteFile, 0, Buffer.alloc(10)), StorageNotFoundError, "missing");
+    });
+
+    test("openWrite (where the backend has it): bytes pushed in pieces of any size round-trip; the caller's buffer may be reused at once; abort leaves nothing", async (t) => {
+      const d = backend.driver();
+      if (!d.openWrite) return t.skip(`${backend.name} writes objects from streams or appends`);
+      for (const size of [0, 5_000, 8 * MIB, 21 * MIB + 12_345]) {
+        const { remoteFile } = fresh();
+        const data = randomBytes(size);
+        const writer = d.openWrite(remoteFile);
+        const scratch = Buffer.alloc(3 * MIB);
+        for (let at = 0, step = 1; at < size; step = (step * 7) % (3 * MIB) || 1) {
+          const n = Math.min(step, size - at);
+          data.copy(scratch, 0, at, at + n);
+          await writer.write(scratch.subarray(0, n));
+          scratch.fill(0);
+          at += n;
+        }
+        assert.deepEqual(await writer.finish(), { size });
+        assert.ok((await readAll(await d.get(remoteFile))).equals(data), `${size} bytes`);
+      }
+      const { remoteFile } = fresh();
+      const writer = d.openWrite(remoteFile);
+      await writer.write(randomBytes(17 * MIB));
+      await writer.abort();
+      await assert.rejects(writer.write(Buffer.alloc(1)));
+      assert.equal(await d.has(remoteFile), false);
+      assert.deepEqual(await backend.leftovers(), []);
+    });
+
     test("empty put/get round trip", async () => {
       const d = backend.driver();
       const { remoteFile } = fresh();

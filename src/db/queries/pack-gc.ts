@@ -8,6 +8,7 @@ import { transaction, type Db } from "../connect.ts";
 import { toInt, parseTimestamp } from "../values.ts";
 import { maxBatch } from "./batch.ts";
 import { batches } from "../../util/concurrency.ts";
+import { packLeaseName } from "./packs.ts";
 
 /** What the compactor and unpack need of a pack. `remoteFile` is upstream's RemoteFile JSON. */
 export interface PackRef {
@@ -157,20 +158,8 @@ export async function commitCompactionPack(db: Db, c: PackCommit): Promise<numbe
         else byFrom.set(m.fromPack, [m]);
       }
       for (const [fromPack, moves] of byFrom) {
-        for (const batch of batches(moves, maxBatch(tx, 3))) {
-          const moved = await tx.kysely
-            .updateTable("chunk")
-            .set({
-              pack_id: c.packId,
-              pack_offset: sql<number>`CASE ${sql.ref("id")} ${sql.join(
-                batch.map((m) => sql`WHEN ${m.chunkId} THEN CAST(${m.offset} AS BIGINT)`),
-                sql` `,
-              )} END`,
-            })
-            .where("id", "in", batch.map((m) => m.chunkId))
-            .where("pack_id", fromPack === null ? "is" : "=", fromPack)
-            .returning(["remote_file", "remote_file_id", "file_size"])
-            .execute();
+        for (const batch of batches(moves, MOVE_BATCH)) {
+          const moved = await moveRows(tx, c.packId, fromPack, batch);
           // an object of its own no row uses any more: retired like a pack, deleted after the grace
           if (fromPack === null && moved.length > 0) {
             await tx.kysely
@@ -201,6 +190,31 @@ export async function commitCompactionPack(db: Db, c: PackCommit): Promise<numbe
     },
     { retries: 5 },
   );
+}
+
+/** Rows moved per statement: a fixed number, so the statement's text, and its compiled form, is the same every time. */
+const MOVE_BATCH = 512;
+
+/**
+ * One statement moves a batch of rows to the new pack, each to its offset, where they still point
+ * at `fromPack`: a join with a list of (id, offset) values (by primary key, linear in the batch; a
+ * CASE over the ids costs the batch's size per row). A short batch is padded with ids no row has.
+ */
+async function moveRows(
+  tx: Db,
+  packId: number,
+  fromPack: number | null,
+  batch: readonly { chunkId: number; offset: number }[],
+): Promise<{ remote_file: string; remote_file_id: string; file_size: unknown }[]> {
+  const rows = batch.map((m) => sql`(CAST(${m.chunkId} AS BIGINT), CAST(${m.offset} AS BIGINT))`);
+  for (let i = batch.length; i < MOVE_BATCH; i++) rows.push(sql`(CAST(${-1} AS BIGINT), CAST(${0} AS BIGINT))`);
+  const from = fromPack === null ? sql`${sql.ref("chunk.pack_id")} IS NULL` : sql`${sql.ref("chunk.pack_id")} = ${fromPack}`;
+  const result = await sql<{ remote_file: string; remote_file_id: string; file_size: unknown }>`
+    UPDATE ${sql.table("chunk")} SET ${sql.ref("pack_id")} = ${packId}, ${sql.ref("pack_offset")} = ${sql.ref("v.column2")}
+    FROM (VALUES ${sql.join(rows)}) AS v
+    WHERE ${sql.ref("chunk.id")} = ${sql.ref("v.column1")} AND ${from}
+    RETURNING ${sql.ref("chunk.remote_file")}, ${sql.ref("chunk.remote_file_id")}, ${sql.ref("chunk.file_size")}`.execute(tx.kysely);
+  return result.rows;
 }
 
 /**
@@ -262,14 +276,95 @@ export async function retiredPacksBefore(db: Db, cutoff: Date, limit: number): P
   return rows.map(toRef);
 }
 
-/** Packs a compaction started and never committed (state C). */
-export async function leftoverCompactionPacks(db: Db, limit: number): Promise<PackRef[]> {
-  const rows = await db.kysely.selectFrom("attic_ts_pack").select(["id", "remote_file", "size"]).where("state", "=", "C").orderBy("id").limit(limit).execute();
+/** Packs a compaction started and never committed (state C), and abandoned open packs to remove (state D). */
+export async function leftoverPacks(db: Db, limit: number): Promise<PackRef[]> {
+  const rows = await db.kysely
+    .selectFrom("attic_ts_pack")
+    .select(["id", "remote_file", "size"])
+    .where("state", "in", ["C", "D"])
+    .orderBy("id")
+    .limit(limit)
+    .execute();
   return rows.map(toRef);
 }
 
 /**
- * Remove the rows of retired or leftover packs whose objects are gone, with the rows of dead
+ * Open packs whose writer is gone: their lease (packLeaseName) ran out, or, for a pack opened
+ * without one (by an atticd older than pack leases, which may still be running), the pack was
+ * opened before `staleBefore` and none of its chunks was claimed since.
+ */
+export async function abandonedOpenPacks(db: Db, now: Date, staleBefore: Date | undefined): Promise<number[]> {
+  const open = await db.kysely.selectFrom("attic_ts_pack").select(["id", "created_at"]).where("state", "=", "P").orderBy("id").execute();
+  const abandoned: number[] = [];
+  for (const batch of batches(open, maxBatch(db))) {
+    const leases = await db.kysely
+      .selectFrom("attic_ts_lease")
+      .select(["name", "expires_at"])
+      .where("name", "in", batch.map((p) => packLeaseName(toInt(p.id))))
+      .execute();
+    const expiry = new Map(leases.map((l) => [l.name, parseTimestamp(l.expires_at)]));
+    const unleased: number[] = [];
+    for (const p of batch) {
+      const id = toInt(p.id);
+      const expires = expiry.get(packLeaseName(id));
+      if (expires) {
+        if (expires < now) abandoned.push(id);
+      } else if (staleBefore !== undefined && parseTimestamp(p.created_at) < staleBefore) unleased.push(id);
+    }
+    if (unleased.length === 0) continue;
+    const recent = await db.kysely
+      .selectFrom("chunk")
+      .select("pack_id")
+      .where("pack_id", "in", unleased)
+      .where("created_at", ">=", staleBefore!)
+      .groupBy("pack_id")
+      .execute();
+    const active = new Set(recent.map((r) => toInt(r.pack_id)));
+    abandoned.push(...unleased.filter((id) => !active.has(id)));
+  }
+  return abandoned.sort((a, b) => a - b);
+}
+
+/**
+ * Take over an open pack whose writer is gone, in one transaction: sealed (V) at the end of the
+ * last chunk that ever turned valid in it (the bytes after it were never durable, or belong to no
+ * chunk), or, when no chunk row names it, marked D for its object and row to go. "alive": its
+ * lease was renewed meanwhile; "gone": it is no longer open.
+ */
+export async function takeOverOpenPack(db: Db, id: number, now: Date): Promise<"sealed" | "empty" | "alive" | "gone"> {
+  return transaction(
+    db,
+    async (tx) => {
+      const lease = await tx.kysely.selectFrom("attic_ts_lease").select("expires_at").where("name", "=", packLeaseName(id)).executeTakeFirst();
+      if (lease && parseTimestamp(lease.expires_at) >= now) return "alive";
+      // this update waits for a writer's transaction turning chunks of the pack valid (it
+      // share-locks the row: markPackedChunksValid), and every later one fails
+      const taken = await tx.kysely.updateTable("attic_ts_pack").set({ state: "V", sealed_at: now }).where("id", "=", id).where("state", "=", "P").executeTakeFirst();
+      if (taken.numUpdatedRows !== 1n) return "gone";
+      // a statement of its own (PostgreSQL: a snapshot taken after the update got the row), so it counts those chunks
+      const extent = await tx.kysely
+        .selectFrom("chunk")
+        .select((eb) => [eb.fn.max(sql<number>`${sql.ref("pack_offset")} + ${sql.ref("file_size")}`).as("end"), eb.fn.countAll().as("n")])
+        .where("pack_id", "=", id)
+        .executeTakeFirstOrThrow();
+      await tx.kysely.deleteFrom("attic_ts_lease").where("name", "=", packLeaseName(id)).execute();
+      if (toInt(extent.n) === 0) {
+        await tx.kysely.updateTable("attic_ts_pack").set({ state: "D" }).where("id", "=", id).execute();
+        return "empty";
+      }
+      await tx.kysely
+        .updateTable("attic_ts_pack")
+        .set({ size: toInt(extent.end), chunks: toInt(extent.n) })
+        .where("id", "=", id)
+        .execute();
+      return "sealed";
+    },
+    { retries: 5 },
+  );
+}
+
+/**
+ * Remove the rows of retired, leftover or abandoned packs whose objects are gone, with the rows of dead
  * chunks that still name them (a retired pack has no live chunk: checked when it was retired).
  */
 export async function deletePackRows(db: Db, ids: readonly number[]): Promise<number> {
@@ -277,7 +372,7 @@ export async function deletePackRows(db: Db, ids: readonly number[]): Promise<nu
   for (const batch of batches(ids, maxBatch(db))) {
     deleted += await transaction(db, async (tx) => {
       await tx.kysely.deleteFrom("chunk").where("pack_id", "in", batch).where("state", "=", "D").execute();
-      const result = await tx.kysely.deleteFrom("attic_ts_pack").where("id", "in", batch).where("state", "in", ["R", "C"]).executeTakeFirst();
+      const result = await tx.kysely.deleteFrom("attic_ts_pack").where("id", "in", batch).where("state", "in", ["R", "C", "D"]).executeTakeFirst();
       return Number(result.numDeletedRows);
     });
   }

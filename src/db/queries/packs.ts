@@ -9,13 +9,48 @@ import { batches } from "../../util/concurrency.ts";
 import { notIndexed } from "./plan.ts";
 import { toInt } from "../values.ts";
 
-export async function insertPack(db: Db, pack: { remote_file: string; remote_file_id: string }): Promise<number> {
-  const row = await db.kysely
-    .insertInto("attic_ts_pack")
-    .values({ state: PACK_OPEN, remote_file: pack.remote_file, remote_file_id: pack.remote_file_id, size: 0, chunks: 0, created_at: new Date() })
-    .returning("id")
-    .executeTakeFirstOrThrow();
-  return toInt(row.id);
+/**
+ * The lease an atticd holds on each pack it has open: taken with the pack's row, renewed while the
+ * pack is open, released when it is sealed. An open pack whose lease ran out belongs to a writer
+ * that is gone; the garbage collector seals it or removes it (gc/abandoned-packs.ts).
+ */
+export function packLeaseName(packId: number): string {
+  return `pack:${packId}`;
+}
+
+/** A new open pack (state P); with `lease`, its lease too, in the same transaction. */
+export async function insertPack(db: Db, pack: { remote_file: string; remote_file_id: string }, lease?: { owner: string; ttlMs: number }): Promise<number> {
+  return transaction(db, async (tx) => {
+    const now = new Date();
+    const row = await tx.kysely
+      .insertInto("attic_ts_pack")
+      .values({ state: PACK_OPEN, remote_file: pack.remote_file, remote_file_id: pack.remote_file_id, size: 0, chunks: 0, created_at: now })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    const id = toInt(row.id);
+    if (lease) {
+      await tx.kysely
+        .insertInto("attic_ts_lease")
+        .values({ name: packLeaseName(id), owner: lease.owner, expires_at: new Date(now.getTime() + lease.ttlMs) })
+        .execute();
+    }
+    return id;
+  });
+}
+
+/** Keep alive the leases of every pack `owner` has open (one statement whatever their number). */
+export async function renewPackLeases(db: Db, owner: string, ttlMs: number): Promise<number> {
+  const result = await db.kysely
+    .updateTable("attic_ts_lease")
+    .set({ expires_at: new Date(Date.now() + ttlMs) })
+    .where("owner", "=", owner)
+    .where("name", "like", "pack:%")
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+export async function releasePackLease(db: Db, packId: number, owner: string): Promise<void> {
+  await db.kysely.deleteFrom("attic_ts_lease").where("name", "=", packLeaseName(packId)).where("owner", "=", owner).execute();
 }
 
 export async function sealPack(db: Db, id: number, size: number, chunks: number): Promise<void> {
@@ -47,6 +82,7 @@ export interface PackedChunk {
 export async function markPackedChunksValid(db: Db, chunks: readonly PackedChunk[]): Promise<void> {
   if (chunks.length === 0) return;
   await transaction(db, async (tx) => {
+    await assertPacksHold(tx, chunks);
     for (const batch of batches(chunks, maxBatch(tx, 9))) {
       const when = <T>(value: (c: PackedChunk) => T, cast = "") =>
         sql`CASE ${sql.ref("id")} ${sql.join(batch.map((c) => (cast ? sql`WHEN ${c.id} THEN CAST(${value(c)} AS ${sql.raw(cast)})` : sql`WHEN ${c.id} THEN ${value(c)}`)), sql` `)} END`;
@@ -67,6 +103,29 @@ export async function markPackedChunksValid(db: Db, chunks: readonly PackedChunk
       }
     }
   });
+}
+
+/**
+ * Each pack holding these chunks is still open, or sealed with their bytes inside it: a pack the
+ * garbage collector took over from a writer it judged gone (its lease ran out) was sealed at the
+ * end of the chunks valid then, or removed. The rows read are share-locked until the commit
+ * (PostgreSQL), so a takeover waits for this transaction and then counts its chunks.
+ */
+async function assertPacksHold(tx: Db, chunks: readonly PackedChunk[]): Promise<void> {
+  const ends = new Map<number, number>();
+  for (const c of chunks) ends.set(c.packId, Math.max(ends.get(c.packId) ?? 0, c.packOffset + c.fileSize));
+  for (const [packId, end] of ends) {
+    const held = await tx.dialect
+      .forShare(
+        tx.kysely
+          .selectFrom("attic_ts_pack")
+          .select("id")
+          .where("id", "=", packId)
+          .where((eb) => eb.or([eb("state", "=", PACK_OPEN), eb.and([eb("state", "=", PACK_SEALED), eb("size", ">=", end)])])),
+      )
+      .executeTakeFirst();
+    if (!held) throw new Error(`pack ${packId} is no longer open (taken over by the garbage collector): its chunks cannot turn valid`);
+  }
 }
 
 /** Take one more hold on a chunk another upload of this process is writing (pending or valid). */

@@ -13,7 +13,8 @@ import { newChunkKey, newChunkKeys, putAll } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 import { PackWriter, type Placement } from "../../storage/packs.ts";
-import { deleteOpenPack, holdChunk, insertPack, markPackedChunksValid, sealPack, type PackedChunk } from "../../db/queries/packs.ts";
+import { holdChunk, markPackedChunksValid, type PackedChunk } from "../../db/queries/packs.ts";
+import { leasedPackHooks } from "./pack-leases.ts";
 import type { HashedChunk } from "./chunker.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
@@ -92,15 +93,7 @@ export class ChunkStore {
     this.storage = storage;
     this.compression = compression;
     this.packs = packing.packs
-      ? new PackWriter(
-          storage,
-          {
-            open: (pack) => insertPack(db, { remote_file: JSON.stringify(pack.remoteFile), remote_file_id: pack.remoteFileId }),
-            sealed: (id, size, chunks) => sealPack(db, id, size, chunks),
-            discarded: (id) => deleteOpenPack(db, id),
-          },
-          { packSize: packing.packSize },
-        )
+      ? new PackWriter(storage, leasedPackHooks(db), { packSize: packing.packSize })
       : null;
   }
 

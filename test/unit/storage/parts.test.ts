@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { PartCutter } from "../../../src/storage/s3-parts.ts";
+import { PartBuffers, PartCutter, PartFeed } from "../../../src/storage/s3-parts.ts";
 
 async function* fromChunks(chunks: Buffer[]): AsyncGenerator<Buffer> {
   for (const c of chunks) yield c;
@@ -47,4 +47,49 @@ test("parts are exactly partSize except the last, and reassemble to the input", 
     }),
     { numRuns: 300 },
   );
+});
+
+test("with part buffers, parts are cut into reused buffers and still reassemble to the input", async () => {
+  const buffers = new PartBuffers(8, 2);
+  const input = Buffer.from(Array.from({ length: 45 }, (_, i) => i));
+  const chunks = [input.subarray(0, 3), input.subarray(3, 20), input.subarray(20, 21), input.subarray(21)];
+  const cutter = new PartCutter(fromChunks(chunks), 8, buffers);
+  const seen: Buffer[] = [];
+  const backing = new Set<ArrayBufferLike>();
+  for (;;) {
+    const part = await cutter.next();
+    seen.push(Buffer.from(part.data));
+    backing.add(part.data.buffer);
+    buffers.give(part.data);
+    if (part.last) break;
+  }
+  assert.deepEqual(Buffer.concat(seen), input);
+  // (a piece that is exactly the part goes as it is, without a copy)
+  backing.delete(input.buffer);
+  assert.equal(backing.size, 1, "each part's buffer came back and was reused");
+});
+
+test("a part feed hands pushed bytes on as whole part buffers, then the shorter last one; a failure rejects the writer", async () => {
+  const buffers = new PartBuffers(8, 3);
+  const feed = new PartFeed(buffers);
+  const input = Buffer.from(Array.from({ length: 21 }, (_, i) => i));
+  const parts: Buffer[] = [];
+  const reading = (async () => {
+    for await (const part of feed) parts.push(Buffer.from(part));
+  })();
+  const scratch = Buffer.alloc(5);
+  for (let at = 0; at < input.length; at += 5) {
+    const n = Math.min(5, input.length - at);
+    input.copy(scratch, 0, at, at + n);
+    await feed.write(scratch.subarray(0, n));
+    scratch.fill(0xff);
+  }
+  feed.end();
+  await reading;
+  assert.deepEqual(parts.map((p) => p.length), [8, 8, 5]);
+  assert.deepEqual(Buffer.concat(parts), input);
+
+  const failing = new PartFeed(buffers);
+  failing.fail(new Error("upload failed"));
+  await assert.rejects(failing.write(Buffer.alloc(1)), /upload failed/);
 });
