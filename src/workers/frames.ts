@@ -6,6 +6,7 @@
 // sync functions do (writeSync with ZSTD_e_end, then reset); the frames are byte-identical to
 // zstdCompressSync's (a test compares them). If a future Node changes those internals, the
 // fresh-context call is used instead.
+import { createHash } from "node:crypto";
 import zlib from "node:zlib";
 
 interface NativeHandle {
@@ -16,6 +17,40 @@ interface NativeHandle {
 export interface FrameCompressor {
   /** One complete, independent frame of `data` (owning its memory, so it can move). */
   compress(data: Uint8Array): Uint8Array;
+  /** The same frame written into `out` at `offset` (room for `frameBound` bytes there); returns its length. */
+  compressInto(data: Uint8Array, out: Uint8Array, offset: number): number;
+}
+
+/** Room any codec's frame of `n` bytes fits in (zstd's bound; brotli's worst case is smaller). */
+export function frameBound(n: number): number {
+  return zstdBound(n) + 1024;
+}
+
+/** Output space reused by every batch of this worker (frames leave in one right-sized copy). */
+let batchScratch = new Uint8Array(0);
+
+/**
+ * A batch's frames back to back in one buffer of their own (one message, one move), with each
+ * frame's length and hex SHA-256.
+ */
+export function compressBatch(compressor: FrameCompressor, chunks: readonly Uint8Array[]): { data: Uint8Array; lengths: number[]; fileHashes: string[] } {
+  const room = chunks.reduce((n, c) => n + frameBound(c.byteLength), 0);
+  if (batchScratch.byteLength < room) batchScratch = new Uint8Array(room);
+  const lengths: number[] = [];
+  let at = 0;
+  for (const c of chunks) {
+    const n = compressor.compressInto(c, batchScratch, at);
+    lengths.push(n);
+    at += n;
+  }
+  const data = batchScratch.slice(0, at);
+  const fileHashes: string[] = [];
+  at = 0;
+  for (const n of lengths) {
+    fileHashes.push(createHash("sha256").update(data.subarray(at, at + n)).digest("hex"));
+    at += n;
+  }
+  return { data, lengths, fileHashes };
 }
 
 /** zstd's worst case for `n` input bytes (ZSTD_COMPRESSBOUND). */
@@ -44,16 +79,24 @@ class ReusedZstd implements FrameCompressor {
   compress(data: Uint8Array): Uint8Array {
     const cap = zstdBound(data.byteLength);
     if (this.scratch.byteLength < cap) this.scratch = new Uint8Array(cap);
-    const out = this.scratch;
-    this.handle.writeSync(zlib.constants.ZSTD_e_end, data, 0, data.byteLength, out, 0, cap);
+    const n = this.compressInto(data, this.scratch, 0);
+    // the frame's own memory (it moves to the pack writer), right-sized
+    return this.scratch.slice(0, n);
+  }
+
+  compressInto(data: Uint8Array, out: Uint8Array, offset: number): number {
+    const cap = zstdBound(data.byteLength);
+    this.handle.writeSync(zlib.constants.ZSTD_e_end, data, 0, data.byteLength, out, offset, cap);
     const availOut = this.state[0]!;
     const availIn = this.state[1]!;
     this.handle.reset();
     // within the bound, one call ends the frame; anything else is not a frame: the safe path
-    if (availIn !== 0 || availOut === 0) return owned(zlib.zstdCompressSync(data, zstdOptions(this.level, data.byteLength)));
-    const n = cap - availOut;
-    // the frame's own memory (it moves to the pack writer), right-sized
-    return out.slice(0, n);
+    if (availIn !== 0 || availOut === 0) {
+      const frame = zlib.zstdCompressSync(data, zstdOptions(this.level, data.byteLength));
+      out.set(frame, offset);
+      return frame.byteLength;
+    }
+    return cap - availOut;
   }
 }
 
@@ -77,12 +120,23 @@ class FreshContext implements FrameCompressor {
         : zlib.brotliCompressSync(data, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: this.level, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.byteLength } });
     return owned(out);
   }
+
+  compressInto(data: Uint8Array, out: Uint8Array, offset: number): number {
+    const frame = this.compress(data);
+    out.set(frame, offset);
+    return frame.byteLength;
+  }
 }
 
 /** Uncompressed: a copy of its own (a chunk views a piece other chunks share, which cannot move). */
 class Identity implements FrameCompressor {
   compress(data: Uint8Array): Uint8Array {
     return Uint8Array.from(data);
+  }
+
+  compressInto(data: Uint8Array, out: Uint8Array, offset: number): number {
+    out.set(data, offset);
+    return data.byteLength;
   }
 }
 

@@ -3,14 +3,16 @@
 // Every failure is answered on its job; a crash of the thread itself is the pool's to report (it
 // fails this worker's jobs, and only those).
 import { createHash } from "node:crypto";
-import { parentPort } from "node:worker_threads";
+import { parentPort, type MessagePort } from "node:worker_threads";
 import { NarError } from "../nix/nar/parser.ts";
-import { frameCompressor } from "./frames.ts";
+import { compressBatch, frameCompressor } from "./frames.ts";
 import { NarPass } from "./nar-pass.ts";
-import type { FromWorker, ToWorker } from "./protocol.ts";
+import type { FromWorker, NarPassOptions, ToPartner, ToWorker } from "./protocol.ts";
 
 const port = parentPort!;
 const passes = new Map<number, NarPass>();
+/** the partner port of a pass that has one: its new chunks are compressed there */
+const partners = new Map<number, MessagePort>();
 
 function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
@@ -21,9 +23,37 @@ function buffers(list: readonly Uint8Array[]): ArrayBuffer[] {
 }
 
 function fail(id: number, err: unknown): void {
-  passes.delete(id);
+  forget(id);
   if (err instanceof NarError) send({ kind: "error", id, message: err.message, narOffset: err.offset });
   else send({ kind: "error", id, message: String((err as Error)?.message ?? err) });
+}
+
+function forget(id: number): void {
+  passes.delete(id);
+  partners.get(id)?.close();
+  partners.delete(id);
+}
+
+/** Compress what pass `id`'s worker sends through `port`; the frames go to the main thread. */
+function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"]): void {
+  const compressor = frameCompressor(codec.raw ? "none" : codec.type, codec.level);
+  port.on("message", (msg: ToPartner) => {
+    try {
+      const chunks: Uint8Array[] = [];
+      let at = 0;
+      for (const n of msg.sizes) {
+        chunks.push(msg.data.subarray(at, at + n));
+        at += n;
+      }
+      const { data, lengths, fileHashes } = compressBatch(compressor, chunks);
+      send({ kind: "nar-frames", id, batch: msg.batch, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
+    } catch (err) {
+      fail(id, err);
+      port.close();
+    }
+  });
+  // the pass's worker closes its end when the pass is over (or dies)
+  port.on("close", () => port.removeAllListeners());
 }
 
 export function handle(msg: ToWorker): void {
@@ -37,9 +67,13 @@ export function handle(msg: ToWorker): void {
       }
       case "nar-open":
         passes.set(msg.id, new NarPass(msg.options));
+        if (msg.port) partners.set(msg.id, msg.port);
+        return;
+      case "frames-open":
+        partner(msg.id, msg.port, msg.codec);
         return;
       case "nar-close":
-        passes.delete(msg.id);
+        forget(msg.id);
         return;
     }
     const pass = passes.get(msg.id);
@@ -57,8 +91,22 @@ export function handle(msg: ToWorker): void {
         return;
       }
       case "nar-compress": {
-        const { frames, fileHashes } = pass.frames(msg.batch, msg.indexes);
-        send({ kind: "nar-frames", id: msg.id, batch: msg.batch, frames, fileHashes }, buffers(frames));
+        const port = partners.get(msg.id);
+        if (port) {
+          // the chunks go to the partner in one buffer of their own (a copy: they view shared pieces)
+          const chunks = pass.chunks(msg.batch, msg.indexes);
+          const data = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+          let at = 0;
+          for (const c of chunks) {
+            data.set(c, at);
+            at += c.byteLength;
+          }
+          const out: ToPartner = { batch: msg.batch, data, sizes: chunks.map((c) => c.byteLength) };
+          port.postMessage(out, [data.buffer]);
+          return;
+        }
+        const { data, lengths, fileHashes } = pass.frames(msg.batch, msg.indexes);
+        send({ kind: "nar-frames", id: msg.id, batch: msg.batch, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
         return;
       }
       case "nar-release":

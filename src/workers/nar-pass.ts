@@ -7,14 +7,15 @@
 import { createHash, type Hash } from "node:crypto";
 import { HeldChunker } from "../chunking/held.ts";
 import { NarListing } from "../nix/nar/listing.ts";
-import { frameCompressor, syncStream, type FrameCompressor, type SyncStream } from "./frames.ts";
+import { compressBatch, frameCompressor, syncStream, type FrameCompressor, type SyncStream } from "./frames.ts";
 import type { ChunkBatch, NarPassOptions, NarPassResult } from "./protocol.ts";
 
 /** Output pieces of a whole NAR's compressor: big pieces, few messages. */
 const WHOLE_CHUNK = 256 * 1024;
 
 export interface Frames {
-  frames: Uint8Array[];
+  data: Uint8Array;
+  lengths: number[];
   fileHashes: string[];
 }
 
@@ -57,7 +58,7 @@ export class NarPass {
   private narSize = 0;
   private readonly chunker: HeldChunker | null;
   private readonly whole: WholeStream | null;
-  private readonly compressor: FrameCompressor | null;
+  private readonly compressor: FrameCompressor;
   private readonly batchSize: number;
   /** chunks cut but not yet in a full batch */
   private pending: Uint8Array[] = [];
@@ -70,7 +71,8 @@ export class NarPass {
     this.batchSize = options.batchSize;
     this.chunker = options.chunking ? new HeldChunker(options.chunking) : null;
     this.whole = options.chunking ? null : new WholeStream(options.codec);
-    this.compressor = options.codec.raw ? null : frameCompressor(options.codec.type, options.codec.level);
+    // raw: the bytes themselves (the main thread's codec takes them)
+    this.compressor = frameCompressor(options.codec.raw ? "none" : options.codec.type, options.codec.level);
   }
 
   /** Feed NAR bytes (owned: chunks may view them). Validated before anything is cut or stored. */
@@ -106,22 +108,20 @@ export class NarPass {
     return { batches, out, result };
   }
 
-  /** The stored frames of some chunks of a held batch (raw bytes, copied, when the main thread compresses). */
-  frames(batch: number, indexes: readonly number[]): Frames {
+  /** Some chunks of a held batch (views: copy them to send them anywhere). */
+  chunks(batch: number, indexes: readonly number[]): Uint8Array[] {
     const chunks = this.held.get(batch);
     if (!chunks) throw new Error(`batch ${batch} is not held`);
-    const frames: Uint8Array[] = [];
-    const fileHashes: string[] = [];
-    for (const i of indexes) {
+    return indexes.map((i) => {
       const chunk = chunks[i];
       if (!chunk) throw new Error(`batch ${batch} has no chunk ${i}`);
-      // raw: a copy of its own (the chunk views a piece other chunks share, which cannot move)
-      const frame = this.compressor ? this.compressor.compress(chunk) : Uint8Array.from(chunk);
-      // (a "none" compressor copies too, for the same reason)
-      frames.push(frame);
-      fileHashes.push(this.compressor ? createHash("sha256").update(frame).digest("hex") : "");
-    }
-    return { frames, fileHashes };
+      return chunk;
+    });
+  }
+
+  /** The stored frames of some chunks of a held batch, back to back (raw: the bytes, for the main thread's codec). */
+  frames(batch: number, indexes: readonly number[]): Frames {
+    return compressBatch(this.compressor, this.chunks(batch, indexes));
   }
 
   release(batch: number): void {

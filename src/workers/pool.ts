@@ -3,7 +3,7 @@
 // a worker that dies (crash or exit) fails its own jobs, and only those, and leaves the pool, so
 // the next job spawns a fresh one. Idle workers do not keep the process alive.
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import { Worker, type MessagePort } from "node:worker_threads";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 
 // from src/ the worker is the .ts file, from dist/ the emitted .js beside this one
@@ -15,10 +15,15 @@ export interface JobHandler {
   fail(err: Error): void;
 }
 
+type Transfer = ArrayBuffer | MessagePort;
+
 export interface Job {
   readonly id: number;
-  post(msg: ToWorker, transfer?: ArrayBuffer[]): void;
-  /** The job is over: its worker may go idle. */
+  post(msg: ToWorker, transfer?: Transfer[]): void;
+  /** a second worker shares this job (asked for with `pair`; none in a pool of one) */
+  readonly partnered: boolean;
+  postPartner(msg: ToWorker, transfer?: Transfer[]): void;
+  /** The job is over: its workers may go idle. */
   end(): void;
 }
 
@@ -47,29 +52,40 @@ export class WorkerPool {
     this.url = options.url ?? WORKER_URL;
   }
 
-  /** Start a job on the least busy worker. */
-  open(handler: JobHandler): Job {
+  /**
+   * Start a job on the least busy worker; with `pair`, a second worker shares it (an upload's
+   * pass on one, its compression on the other). Either one dying fails the job.
+   */
+  open(handler: JobHandler, options: { pair?: boolean } = {}): Job {
     const slot = this.pick();
+    const partner = options.pair ? this.pick(slot) : null;
     const id = this.nextId++;
-    // a worker with work keeps the process alive until it answers; an idle one does not
-    if (slot.jobs.size === 0) slot.worker.ref();
-    slot.jobs.set(id, handler);
+    const slots = partner ? [slot, partner] : [slot];
+    for (const s of slots) {
+      // a worker with work keeps the process alive until it answers; an idle one does not
+      if (s.jobs.size === 0) s.worker.ref();
+      s.jobs.set(id, handler);
+    }
     let ended = false;
     return {
       id,
+      partnered: partner !== null,
       post: (msg, transfer = []) => {
         if (!ended) slot.worker.postMessage(msg, transfer);
+      },
+      postPartner: (msg, transfer = []) => {
+        if (!ended) partner?.worker.postMessage(msg, transfer);
       },
       end: () => {
         if (ended) return;
         ended = true;
-        if (slot.jobs.delete(id) && slot.jobs.size === 0) slot.worker.unref();
+        for (const s of slots) if (s.jobs.delete(id) && s.jobs.size === 0) s.worker.unref();
       },
     };
   }
 
   /** One message in, one answer out (a one-shot job). */
-  request(msg: (id: number) => ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
+  request(msg: (id: number) => ToWorker, transfer: Transfer[] = []): Promise<FromWorker> {
     return new Promise<FromWorker>((resolve, reject) => {
       const job = this.open({
         receive: (answer) => {
@@ -90,11 +106,16 @@ export class WorkerPool {
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
-  private pick(): Slot {
-    const idle = this.slots.find((s) => s.jobs.size === 0);
+  /** The least busy worker (an idle one, else a new one while the pool has room); `besides`: another than that one, if the pool allows. */
+  private pick(): Slot;
+  private pick(besides: Slot): Slot | null;
+  private pick(besides?: Slot): Slot | null {
+    const others = besides ? this.slots.filter((s) => s !== besides) : this.slots;
+    const idle = others.find((s) => s.jobs.size === 0);
     if (idle) return idle;
     if (this.slots.length < this.size) return this.spawn();
-    return this.slots.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
+    if (others.length === 0) return null;
+    return others.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
   }
 
   private spawn(): Slot {

@@ -1,6 +1,7 @@
 // Messages between the main thread (pool.ts and its callers) and a CPU worker (worker.ts). Every
 // message carries the id of its job; a job is a one-shot compression or one NAR's pass
 // (docs/architecture.md, "The life of an upload").
+import type { MessagePort } from "node:worker_threads";
 import type { ChunkingParams } from "../chunking/fastcdc.ts";
 
 /** Codecs a worker runs itself; any other (xz) comes back raw for the main thread's codec. */
@@ -17,7 +18,10 @@ export interface NarPassOptions {
 
 export type ToWorker =
   | { kind: "compress"; id: number; type: "zstd" | "brotli"; level: number; data: Uint8Array; hash: boolean }
-  | { kind: "nar-open"; id: number; options: NarPassOptions }
+  /** `port`: to a partner worker that compresses this pass's new chunks (both cores busy on one upload) */
+  | { kind: "nar-open"; id: number; options: NarPassOptions; port?: MessagePort }
+  /** be the partner of pass `id`: compress what comes through `port`, answer the main thread */
+  | { kind: "frames-open"; id: number; port: MessagePort; codec: NarPassOptions["codec"] }
   | { kind: "nar-data"; id: number; piece: Uint8Array }
   | { kind: "nar-end"; id: number }
   /** the upload stopped: forget the session */
@@ -54,5 +58,12 @@ export type FromWorker =
    * `nar-end`, the result.
    */
   | { kind: "nar-progress"; id: number; batches: ChunkBatch[]; out: Uint8Array[]; result?: NarPassResult }
-  /** frames of a batch's chunks (as asked, in that order), moved, with the hex SHA-256 of each */
-  | { kind: "nar-frames"; id: number; batch: number; frames: Uint8Array[]; fileHashes: string[] };
+  /** frames of a batch's chunks (as asked, in that order), back to back in `data` (moved), with each one's length and hex SHA-256 */
+  | { kind: "nar-frames"; id: number; batch: number; data: Uint8Array; lengths: number[]; fileHashes: string[] };
+
+/** From a pass's worker to its partner: the new chunks of a batch, back to back (moved). */
+export interface ToPartner {
+  batch: number;
+  data: Uint8Array;
+  sizes: number[];
+}

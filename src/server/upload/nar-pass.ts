@@ -5,6 +5,7 @@
 // a whole NAR, its stored (compressed) bytes. Chunk bytes never come back. Flow control: at most
 // PIECES_IN_FLIGHT pieces are with the worker and QUEUED items wait for the consumer before the
 // body is read further, so memory stays bounded however slowly chunks are stored.
+import { MessageChannel } from "node:worker_threads";
 import type { ChunkingParams } from "../../chunking/fastcdc.ts";
 import { compressBufferHashed, type CompressionType } from "../../compression/index.ts";
 import { NixHash } from "../../nix/hash.ts";
@@ -74,8 +75,16 @@ export class NarPassSession {
   constructor(source: AsyncIterable<Uint8Array>, options: PassOptions) {
     this.source = source;
     this.options = options;
-    this.job = workerPool().open({ receive: (msg) => this.receive(msg), fail: (err) => this.fail(err) });
-    this.job.post({ kind: "nar-open", id: this.job.id, options: workerOptions(options) });
+    // a chunked pass pairs two workers: one parses, hashes and cuts, the other compresses
+    this.job = workerPool().open({ receive: (msg) => this.receive(msg), fail: (err) => this.fail(err) }, { pair: options.chunking !== null });
+    const opts = workerOptions(options);
+    if (this.job.partnered) {
+      const { port1, port2 } = new MessageChannel();
+      this.job.post({ kind: "nar-open", id: this.job.id, options: opts, port: port1 }, [port1]);
+      this.job.postPartner({ kind: "frames-open", id: this.job.id, port: port2, codec: opts.codec }, [port2]);
+    } else {
+      this.job.post({ kind: "nar-open", id: this.job.id, options: opts });
+    }
   }
 
   /** Chunked: the batches in NAR order; throws a NarError for an invalid NAR, or the body's own error. */
@@ -167,7 +176,16 @@ export class NarPassSession {
       const waiter = this.asked.get(msg.batch)?.shift();
       if (!waiter) return;
       if (this.asked.get(msg.batch)!.length === 0) this.asked.delete(msg.batch);
-      waiter.resolve(msg.frames.map((f, i) => ({ frame: Buffer.from(f.buffer, f.byteOffset, f.byteLength), fileHash: `sha256:${msg.fileHashes[i]!}` })));
+      // one buffer for the batch: each frame a view into it
+      const data = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+      let at = 0;
+      waiter.resolve(
+        msg.lengths.map((n, i) => {
+          const frame = data.subarray(at, at + n);
+          at += n;
+          return { frame, fileHash: `sha256:${msg.fileHashes[i]!}` };
+        }),
+      );
       return;
     } else if (msg.kind === "error") {
       const err = msg.narOffset !== undefined ? new NarError("", msg.narOffset) : new Error(msg.message);
