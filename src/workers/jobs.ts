@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { parentPort, type MessagePort } from "node:worker_threads";
 import { NarError } from "../nix/nar/parser.ts";
+import { tookIn } from "./collect.ts";
 import { compressBatch, frameCompressor } from "./frames.ts";
 import { NarPass } from "./nar-pass.ts";
 import type { FromWorker, NarPassOptions, ToPartner, ToWorker } from "./protocol.ts";
@@ -47,6 +48,7 @@ function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"]):
       }
       const { data, lengths, fileHashes } = compressBatch(compressor, chunks);
       send({ kind: "nar-frames", id, batch: msg.batch, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
+      tookIn(msg.data.byteLength);
     } catch (err) {
       fail(id, err);
       port.close();

@@ -7,6 +7,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { HeldChunker } from "../chunking/held.ts";
 import { NarListing } from "../nix/nar/listing.ts";
+import { tookIn } from "./collect.ts";
 import { compressBatch, frameCompressor, syncStream, type FrameCompressor, type SyncStream } from "./frames.ts";
 import type { ChunkBatch, NarPassOptions, NarPassResult } from "./protocol.ts";
 
@@ -82,6 +83,7 @@ export class NarPass {
     this.listing.update(buf);
     this.narHash.update(buf);
     this.narSize += piece.byteLength;
+    tookIn(piece.byteLength);
     if (this.whole) return { batches: [], out: this.whole.write(piece, false) };
     const batches: ChunkBatch[] = [];
     this.chunker!.push(piece, (chunk) => this.add(chunk, batches));

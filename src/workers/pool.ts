@@ -120,8 +120,9 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const name = `attic-worker-${++this.spawned}`;
-    // small heaps: a worker holds a few batches of chunks (outside the heap) and little else
-    const worker = new Worker(this.url, { name, resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 } });
+    // chunk bytes live outside the heap; the heap holds the NAR's listing tree while it is parsed,
+    // which grows with the number of files (not measured for huge trees: a generous cap, not a reservation)
+    const worker = new Worker(this.url, { name, resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 2 } });
     const slot: Slot = { worker, name, jobs: new Map() };
     worker.on("message", (msg: FromWorker) => slot.jobs.get(msg.id)?.receive(msg));
     // A worker that crashes ('error', then 'exit') or exits on its own ('exit' only) fails the

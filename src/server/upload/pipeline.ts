@@ -73,10 +73,15 @@ export class Uploader {
     try {
       // a NAR found valid but incomplete (a lost chunk) is uploaded again rather than waited for
       let ignoreValid = false;
+      // just looked up (nothing awaited since): the claim itself sees a NAR another process finished meanwhile
+      let lookedUp = true;
       for (;;) {
-        // another process may have finished the same NAR between our lookup and the claim
-        const dedup = await this.dedup(info, cache, body, sub);
-        if (dedup) return dedup;
+        // another process may have finished the same NAR while we waited
+        if (!lookedUp) {
+          const dedup = await this.dedup(info, cache, body, sub);
+          if (dedup) return dedup;
+        }
+        lookedUp = false;
         const threshold = this.config.chunking.narSizeThreshold;
         const chunked = threshold !== 0 && info.nar_size >= threshold;
         let result: UploadPathResult;
