@@ -3,17 +3,19 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-const rooms = ["nix", "chunking", "compression", "api", "storage", "db", "token", "server", "gc", "client", "admin", "bin", "cli", "util"];
+const rooms = ["nix", "chunking", "compression", "api", "storage", "db", "token", "server", "gc", "client", "admin", "bin", "cli", "util", "workers"];
 /** room -> rooms it may import (besides itself and util/, the small helpers every room may use) */
 const allowed = {
   nix: [],
   chunking: ["nix"],
-  compression: [],
+  compression: ["workers"],
+  // the CPU worker pool and what runs on it (the NAR pass): per-byte work off the main thread
+  workers: ["nix", "chunking"],
   api: ["nix"],
   storage: ["nix"],
   db: [],
   token: [],
-  server: ["nix", "chunking", "compression", "api", "storage", "db", "token", "gc", "cli"],
+  server: ["nix", "chunking", "compression", "api", "storage", "db", "token", "gc", "cli", "workers"],
   gc: ["db", "storage", "nix"],
   client: ["nix", "api", "token", "cli"],
   // atticadm also works on the store itself (admin/repair: verify, unpack)

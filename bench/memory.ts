@@ -7,7 +7,10 @@
 // With --part (e.g. "32 MiB") the server takes uploads in parts and the push goes through an
 // upload session.
 //
-//   node bench/memory.ts [--size 2147483648] [--part "32 MiB"] [--backends sqlite-local,postgres-s3]
+// With --push-only the pull is skipped (the push side's peak alone). Each row prints as soon as
+// it is measured.
+//
+//   node bench/memory.ts [--size 2147483648] [--part "32 MiB"] [--backends sqlite-local,postgres-s3] [--push-only]
 import { mkdtempSync, mkdirSync, rmSync, createWriteStream } from "node:fs";
 import { createCipheriv, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     size: { type: "string", default: String(2 * 2 ** 30) },
     backends: { type: "string", default: "sqlite-local" },
     part: { type: "string" },
+    "push-only": { type: "boolean", default: false },
   },
 });
 const size = Number(values.size);
@@ -82,6 +86,12 @@ try {
       const pushSeconds = Number(process.hrtime.bigint() - t) / 1e9;
       if (pushed.code !== 0) throw new Error(`attic push: ${pushed.stdout}${pushed.stderr}`);
       const serverPush = server.proc.peakRss();
+      const pushRow =
+        `${spec}: attic push${values.part === undefined ? "" : ` in parts of ${values.part}`} ${(info.narSize / MiB / pushSeconds).toFixed(0)} MiB/s, client peak ${fmt(client)} (${verdict(client)}), ` +
+        `server peak ${fmt(serverPush)} (${verdict(serverPush)}; ${fmt(serverBefore)} before)`;
+      console.log(pushRow);
+      rows.push(pushRow);
+      if (values["push-only"]) continue;
 
       // Nix pulls it back through netrc, as `attic use` would set it up
       const netrc = join(work, `netrc-${spec}`);
@@ -97,11 +107,9 @@ try {
       const serverPull = server.proc.peakRss();
       rmSync(pullStore, { recursive: true, force: true });
 
-      rows.push(
-        `${spec}: attic push${values.part === undefined ? "" : ` in parts of ${values.part}`} ${(info.narSize / MiB / pushSeconds).toFixed(0)} MiB/s, client peak ${fmt(client)} (${verdict(client)}), ` +
-          `server peak ${fmt(serverPush)} (${verdict(serverPush)}; ${fmt(serverBefore)} before)`,
-        `${spec}: nix pull ${(info.narSize / MiB / pullSeconds).toFixed(0)} MiB/s, server peak over the whole run ${fmt(serverPull)} (${verdict(serverPull)})`,
-      );
+      const pullRow = `${spec}: nix pull ${(info.narSize / MiB / pullSeconds).toFixed(0)} MiB/s, server peak over the whole run ${fmt(serverPull)} (${verdict(serverPull)})`;
+      console.log(pullRow);
+      rows.push(pullRow);
     } finally {
       await server.stop();
     }

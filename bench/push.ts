@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { addToStore, nix, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
 import { childrenCpuSeconds, cpuSeconds } from "./lib/cpu.ts";
+import { formatThreadCpu, threadCpu, threadCpuDelta } from "./lib/threads.ts";
 import { stopBackendServices } from "./backends.ts";
 
 const { values } = parseArgs({
@@ -140,6 +141,7 @@ async function benchBig(): Promise<void> {
   for (let run = 1; run <= runs; run++) {
     const ref = join(work, `ref-big-${run}`);
     const anchor = nixCopyTo(ref, info.path);
+    const anchorCpu = lastNixCpu;
     rmSync(ref, { recursive: true, force: true });
     say(`  run ${run}: nix copy --to file://      ${anchor.toFixed(2)} s  ${(info.narSize / MB / anchor).toFixed(1)} MB/s  CPU ${lastNixCpu.toFixed(2)} s`);
     for (const spec of backends) {
@@ -147,14 +149,19 @@ async function benchBig(): Promise<void> {
       try {
         await server.createCache("bench", true);
         const t = process.hrtime.bigint();
-        const cpu = cpuSeconds([server.proc.child.pid!]);
+        const pid = server.proc.child.pid!;
+        const cpu = cpuSeconds([pid]);
+        const threads = threadCpu(pid);
         await server.push("bench", info);
         const s = seconds(t);
-        const serverCpu = cpuSeconds([server.proc.child.pid!]) - cpu;
+        const serverCpu = cpuSeconds([pid]) - cpu;
+        const perThread = threadCpuDelta(pid, threads, threadCpu(pid));
         say(
           `  run ${run}: atticd ${spec.padEnd(12)} push ${s.toFixed(2)} s  ${(info.narSize / MB / s).toFixed(1)} MB/s  ` +
-            `ratio ${(anchor / s).toFixed(2)}x  server CPU ${serverCpu.toFixed(2)} s  peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`,
+            `ratio ${(anchor / s).toFixed(2)}x  server CPU ${serverCpu.toFixed(2)} s (${(serverCpu / anchorCpu).toFixed(2)}x nix copy's)  ` +
+            `peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`,
         );
+        say(`      per thread (CPU s): ${formatThreadCpu(perThread.parts)}`);
       } finally {
         await server.stop();
       }
@@ -177,9 +184,10 @@ async function benchVersion(): Promise<void> {
     nixCopyTo(ref, v1.path);
     const refV1 = folderBytes(ref);
     const anchor = nixCopyTo(ref, v2.path);
+    const anchorCpu = lastNixCpu;
     const refAdded = folderBytes(ref) - refV1;
     rmSync(ref, { recursive: true, force: true });
-    say(`  run ${run}: nix copy --to file:// v2   ${anchor.toFixed(2)} s  added ${(refAdded / MB).toFixed(1)} MB (${((100 * refAdded) / refV1).toFixed(0)} % of v1)`);
+    say(`  run ${run}: nix copy --to file:// v2   ${anchor.toFixed(2)} s  CPU ${anchorCpu.toFixed(2)} s  added ${(refAdded / MB).toFixed(1)} MB (${((100 * refAdded) / refV1).toFixed(0)} % of v1)`);
     for (const spec of backends) {
       const server = await startBenchServer(spec, { type: "zstd", level }, "", profEnv(`version-${spec}-${run}`));
       try {
@@ -189,13 +197,20 @@ async function benchVersion(): Promise<void> {
         const first = seconds(t);
         const stored1 = await server.storedBytes();
         t = process.hrtime.bigint();
+        const pid = server.proc.child.pid!;
+        const cpu = cpuSeconds([pid]);
+        const threads = threadCpu(pid);
         await server.push("bench", v2);
         const second = seconds(t);
+        const serverCpu = cpuSeconds([pid]) - cpu;
+        const perThread = threadCpuDelta(pid, threads, threadCpu(pid));
         const added = (await server.storedBytes()) - stored1;
         say(
           `  run ${run}: atticd ${spec.padEnd(12)} v1 ${first.toFixed(2)} s, v2 ${second.toFixed(2)} s  ratio ${(anchor / second).toFixed(2)}x  ` +
-            `added ${(added / MB).toFixed(2)} MB (${((100 * added) / stored1).toFixed(1)} % of v1's ${(stored1 / MB).toFixed(1)} MB)`,
+            `added ${(added / MB).toFixed(2)} MB (${((100 * added) / stored1).toFixed(1)} % of v1's ${(stored1 / MB).toFixed(1)} MB)  ` +
+            `v2 server CPU ${serverCpu.toFixed(2)} s vs nix copy ${anchorCpu.toFixed(2)} s`,
         );
+        say(`      v2 per thread (CPU s): ${formatThreadCpu(perThread.parts)}`);
       } finally {
         await server.stop();
       }

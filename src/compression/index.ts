@@ -9,7 +9,7 @@ import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import { createHash } from "node:crypto";
 import lzma from "lzma-native";
-import { compressionPool } from "./pool.ts";
+import { compressHashedOnWorker, compressOnWorker } from "./pool.ts";
 
 /** Names used in server.toml. */
 export type CompressionType = "none" | "brotli" | "zstd" | "xz";
@@ -103,7 +103,7 @@ export async function compressBuffer(type: CompressionType, level: number, data:
       return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     case "zstd":
     case "brotli":
-      return await compressionPool().compress(type, level, data);
+      return await compressOnWorker(type, level, data);
     case "xz":
       return await collect(Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), createCompressor("xz", level));
   }
@@ -116,7 +116,7 @@ export async function compressBuffer(type: CompressionType, level: number, data:
 export async function compressBufferHashed(type: CompressionType, level: number, data: Uint8Array): Promise<{ data: Buffer; sha256: string }> {
   checkLevel(type, level);
   if (type === "zstd" || type === "brotli") {
-    const { out, sha256 } = await compressionPool().compressHashed(type, level, data);
+    const { out, sha256 } = await compressHashedOnWorker(type, level, data);
     return { data: out, sha256 };
   }
   const out = await compressBuffer(type, level, data);

@@ -159,6 +159,8 @@ export class PackWriter {
         const frames = pack.frames;
         pack.frames = [];
         const data = frames.length === 1 ? frames[0]! : Buffer.concat(frames, pack.size);
+        // the frames (views into the buffers uploads' batches came in) can go while the pack is stored
+        frames.length = 0;
         await putAll(this.storage, [{ remoteFile: pack.remoteFile, data }]);
         pack.synced = pack.size;
       }

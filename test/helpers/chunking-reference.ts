@@ -1,4 +1,4 @@
-// Reference forms of chunking for tests: the chunker worker and upstream's crate are checked
+// Reference forms of chunking for tests: the NAR pass (held chunks) and upstream's crate are checked
 // against these, which cut whole buffers or plain async streams with the production cut function.
 import { deriveCutParams, findCutPoint, type ChunkingParams } from "../../src/chunking/fastcdc.ts";
 import { ChunkWindow } from "../../src/chunking/window.ts";

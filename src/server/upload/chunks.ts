@@ -2,9 +2,8 @@
 // and recorded. Rows are inserted as pending (P) with the uploader's hold (holders_count 1) so
 // neither GC nor a failed upload elsewhere can take them; the caller releases the hold once the
 // chunkref that keeps the chunk alive exists.
-import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { compressBufferHashed, type CompressionType } from "../../compression/index.ts";
+import type { CompressionType } from "../../compression/index.ts";
 import type { Db } from "../../db/connect.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { claimChunk, claimChunks, discardDeadPendingChunks, discardUnusedChunks, existingRemoteFileIds, insertPendingChunk, markChunkValid, markChunksValid, releaseChunk, releaseChunks } from "../../db/queries/chunks.ts";
@@ -15,7 +14,7 @@ import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 import { PackWriter, type Placement } from "../../storage/packs.ts";
 import { holdChunk, markPackedChunksValid, type PackedChunk } from "../../db/queries/packs.ts";
 import { leasedPackHooks } from "./pack-leases.ts";
-import type { HashedChunk } from "./chunker.ts";
+import type { ChunkBatch, StoredFrame } from "./nar-pass.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
 export const BUSY_WINDOW_MS = 120_000;
@@ -64,9 +63,11 @@ export interface CreatedChunk {
 /** The chunk rows an upload inserted, with where their files go: what it must clean up if it fails. */
 export type CreatedChunks = CreatedChunk[];
 
-export function sha256Typed(data: Uint8Array): string {
-  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
-}
+/**
+ * The stored frames of chunks of the batch being stored, by their index in it: the bytes live
+ * on the worker that cut them (nar-pass.ts), which compresses only those asked for.
+ */
+export type FrameSource = (indexes: readonly number[]) => Promise<StoredFrame[]>;
 
 export class ChunkStore {
   /** in-process uploads of the same chunk wait for each other instead of storing it twice */
@@ -130,20 +131,6 @@ export class ChunkStore {
       marking.then(forget, forget);
     }
     await Promise.all(groups.map((g) => g.marking));
-  }
-
-  /** Compress and append a run of new chunks (in this upload's order); they stay pending. */
-  private async appendPacked(
-    created: CreatedChunks,
-    chunks: readonly { id: number; hash: string; data: Buffer }[],
-    turn?: Turn,
-  ): Promise<{ group: PackedGroup; fileSizes: number[] }> {
-    const compressed = await Promise.all(chunks.map((c) => compressBufferHashed(this.compression.type, this.compression.level, c.data)));
-    return this.appendFrames(
-      created,
-      chunks.map((c, j) => ({ id: c.id, key: this.keyOf(c.hash), frame: compressed[j]!.data, fileHash: `sha256:${compressed[j]!.sha256}` })),
-      turn,
-    );
   }
 
   /**
@@ -217,32 +204,39 @@ export class ChunkStore {
   }
 
   /**
-   * Store (or find) a batch of chunks of server-chunked data (hashes computed here, so dedup is
-   * trusted): one transaction claims them all, new ones are compressed and written concurrently,
-   * one transaction marks them valid. Chunks another upload in this process is writing, repeats
-   * within the batch and chunks another replica is writing take the one-at-a-time path. Every
-   * chunk comes back held, in order; if the batch fails, it gives up the holds it took first.
+   * Store (or find) a batch of chunks of server-chunked data (hashes computed by our own worker,
+   * so dedup is trusted): one transaction claims them all, the frames of the new ones are asked
+   * for (`frames`: only new chunks are compressed) and written, and they turn valid (packed: when
+   * the upload commits; else one transaction now). Chunks another upload in this process is
+   * writing, repeats within the batch and chunks another replica is writing take the
+   * one-at-a-time path. Every chunk comes back held, in order; if the batch fails, it gives up the
+   * holds it took first.
    */
-  async storeBatch(chunks: readonly HashedChunk[], created: CreatedChunks, signal: AbortSignal): Promise<HeldChunk[]> {
+  async storeBatch(batch: Pick<ChunkBatch, "hashes" | "sizes">, frames: FrameSource, created: CreatedChunks, signal: AbortSignal): Promise<HeldChunk[]> {
     // taken before the first await: batches append in the order they were launched
     const turn = this.packs ? this.takeTurn(created) : null;
     try {
-      return await this.storeBatchInTurn(chunks, created, signal, turn);
+      return await this.storeBatchInTurn(batch, frames, created, signal, turn);
     } finally {
       turn?.done();
     }
   }
 
-  private async storeBatchInTurn(chunks: readonly HashedChunk[], created: CreatedChunks, signal: AbortSignal, turn: Turn | null): Promise<HeldChunk[]> {
-    const hashes = chunks.map((c) => c.hash);
-    const items = chunks.map((c) => c.data);
-    const results: HeldChunk[] = new Array<HeldChunk>(items.length);
+  private async storeBatchInTurn(
+    batch: Pick<ChunkBatch, "hashes" | "sizes">,
+    frames: FrameSource,
+    created: CreatedChunks,
+    signal: AbortSignal,
+    turn: Turn | null,
+  ): Promise<HeldChunk[]> {
+    const { hashes, sizes } = batch;
+    const results: HeldChunk[] = new Array<HeldChunk>(hashes.length);
     /** ids this batch holds right now: given up if it fails */
     const held: number[] = [];
     const claimed: number[] = [];
     const slow: number[] = [];
     const seen = new Set<string>();
-    for (let i = 0; i < items.length; i++) {
+    for (let i = 0; i < hashes.length; i++) {
       const key = this.keyOf(hashes[i]!);
       if (this.inflight.has(key) || this.appended.has(key) || seen.has(hashes[i]!)) slow.push(i);
       else {
@@ -256,7 +250,7 @@ export class ChunkStore {
       this.db,
       claimed.map((i, k) => ({
         chunk_hash: hashes[i]!,
-        chunk_size: items[i]!.length,
+        chunk_size: sizes[i]!,
         compression: this.compression.narinfoName,
         remote_file: JSON.stringify(files[k]!.remoteFile),
         remote_file_id: files[k]!.remoteFileId,
@@ -285,15 +279,14 @@ export class ChunkStore {
     // whole batch ends: a repeat in this batch waits on it below
     const stored: Promise<void> = (
       this.packs
-        ? this.writeFreshPacked(items, hashes, fresh, results, created, turn!)
-        : this.writeFresh(items, fresh, results, signal).then((valid) => markChunksValid(this.db, valid))
-    )
-      .finally(() => {
-        for (const key of writing) if (this.inflight.get(key) === stored) this.inflight.delete(key);
-      });
+        ? this.writeFreshPacked(hashes, fresh, frames, results, created, turn!)
+        : this.writeFresh(fresh, frames, results, signal).then((valid) => markChunksValid(this.db, valid))
+    ).finally(() => {
+      for (const key of writing) if (this.inflight.get(key) === stored) this.inflight.delete(key);
+    });
     for (const key of writing) this.inflight.set(key, stored);
     const slowWork = slow.map(async (i) => {
-      results[i] = await this.storeBuffer(items[i]!, created, signal, hashes[i]);
+      results[i] = await this.storeOne(hashes[i]!, sizes[i]!, async () => (await frames([i]))[0]!, created, signal);
       held.push(results[i].id);
     });
     try {
@@ -311,53 +304,47 @@ export class ChunkStore {
     return `${chunkHash}/${this.compression.narinfoName}`;
   }
 
-  /** Packs: compress the batch's new chunks and append them; their rows turn valid when the upload commits. */
+  /** Packs: the batch's new chunks' frames, appended; their rows turn valid when the upload commits. */
   private async writeFreshPacked(
-    items: readonly Buffer[],
     hashes: readonly string[],
     fresh: readonly { i: number; id: number }[],
+    frames: FrameSource,
     results: HeldChunk[],
     created: CreatedChunks,
     turn: Turn,
   ): Promise<void> {
     if (fresh.length === 0) return turn.done();
-    const { fileSizes } = await this.appendPacked(
+    const stored = await frames(fresh.map((f) => f.i));
+    const { fileSizes } = await this.appendFrames(
       created,
-      fresh.map((f) => ({ id: f.id, hash: hashes[f.i]!, data: items[f.i]! })),
+      fresh.map((f, j) => ({ id: f.id, key: this.keyOf(hashes[f.i]!), frame: stored[j]!.frame, fileHash: stored[j]!.fileHash })),
       turn,
     );
     fresh.forEach((f, j) => (results[f.i] = { id: f.id, fileSize: fileSizes[j]!, deduplicated: false }));
   }
 
-  /** Compress the batch's new chunks and write their files together; their rows are marked valid by the caller. */
+  /** The batch's new chunks' frames, each written as its own file; their rows are marked valid by the caller. */
   private async writeFresh(
-    items: readonly Buffer[],
     fresh: readonly { i: number; id: number; remoteFile: RemoteFile }[],
+    frames: FrameSource,
     results: HeldChunk[],
     signal: AbortSignal,
   ): Promise<{ id: number; fileHash: string; fileSize: number }[]> {
     if (fresh.length === 0) return [];
-    const compressed = await Promise.all(fresh.map((f) => compressBufferHashed(this.compression.type, this.compression.level, items[f.i]!)));
-    await putAll(this.storage, fresh.map((f, j) => ({ remoteFile: f.remoteFile, data: compressed[j]!.data })), signal);
+    const stored = await frames(fresh.map((f) => f.i));
+    await putAll(this.storage, fresh.map((f, j) => ({ remoteFile: f.remoteFile, data: stored[j]!.frame })), signal);
     return fresh.map((f, j) => {
-      const fileSize = compressed[j]!.data.length;
+      const fileSize = stored[j]!.frame.length;
       results[f.i] = { id: f.id, fileSize, deduplicated: false };
-      return { id: f.id, fileHash: `sha256:${compressed[j]!.sha256}`, fileSize };
+      return { id: f.id, fileHash: stored[j]!.fileHash, fileSize };
     });
   }
 
-  /** Compress a new chunk and write its file; its row is marked valid by the caller. */
-  private async compressAndPut(data: Buffer, remoteFile: RemoteFile, signal: AbortSignal): Promise<{ fileHash: string; fileSize: number }> {
-    const compressed = await compressBufferHashed(this.compression.type, this.compression.level, data);
-    await this.storage.put(remoteFile, Readable.from([compressed.data]), signal);
-    return { fileHash: `sha256:${compressed.sha256}`, fileSize: compressed.data.length };
-  }
-
   /**
-   * Store (or find) one chunk of server-chunked data; its hash was computed here (`chunkHash`,
-   * when the caller has it already), so dedup is trusted.
+   * Store (or find) one chunk of server-chunked data, by its hash (computed by our own worker, so
+   * dedup is trusted); `frame` gives its stored bytes if it turns out new.
    */
-  async storeBuffer(data: Buffer, created: CreatedChunks, signal: AbortSignal, chunkHash = sha256Typed(data)): Promise<HeldChunk> {
+  private async storeOne(chunkHash: string, chunkSize: number, frame: () => Promise<StoredFrame>, created: CreatedChunks, signal: AbortSignal): Promise<HeldChunk> {
     const key = this.keyOf(chunkHash);
     for (;;) {
       const joined = await this.joinPacked(key, created);
@@ -374,7 +361,7 @@ export class ChunkStore {
         this.db,
         {
           chunk_hash: chunkHash,
-          chunk_size: data.length,
+          chunk_size: chunkSize,
           compression: this.compression.narinfoName,
           remote_file: JSON.stringify(remoteFile),
           remote_file_id: remoteFileId,
@@ -391,7 +378,7 @@ export class ChunkStore {
       }
       const mine = { id: claim.id, remoteFile };
       created.push(mine);
-      const work = this.packs ? this.writeNewPacked(data, chunkHash, mine, created) : this.writeNew(data, mine, signal);
+      const work = this.packs ? this.writeNewPacked(frame, chunkHash, mine, created) : this.writeNew(frame, mine, signal);
       this.inflight.set(key, work);
       try {
         return await work;
@@ -401,9 +388,10 @@ export class ChunkStore {
     }
   }
 
-  private async writeNewPacked(data: Buffer, chunkHash: string, pending: CreatedChunk, created: CreatedChunks): Promise<HeldChunk> {
+  private async writeNewPacked(frame: () => Promise<StoredFrame>, chunkHash: string, pending: CreatedChunk, created: CreatedChunks): Promise<HeldChunk> {
     try {
-      const { fileSizes } = await this.appendPacked(created, [{ id: pending.id, hash: chunkHash, data }]);
+      const f = await frame();
+      const { fileSizes } = await this.appendFrames(created, [{ id: pending.id, key: this.keyOf(chunkHash), frame: f.frame, fileHash: f.fileHash }]);
       return { id: pending.id, fileSize: fileSizes[0]!, deduplicated: false };
     } catch (err) {
       await releaseChunk(this.db, pending.id).catch(() => {});
@@ -411,9 +399,11 @@ export class ChunkStore {
     }
   }
 
-  private async writeNew(data: Buffer, pending: CreatedChunk, signal: AbortSignal): Promise<HeldChunk> {
+  private async writeNew(frame: () => Promise<StoredFrame>, pending: CreatedChunk, signal: AbortSignal): Promise<HeldChunk> {
     try {
-      const file = await this.compressAndPut(data, pending.remoteFile, signal);
+      const f = await frame();
+      await this.storage.put(pending.remoteFile, Readable.from([f.frame]), signal);
+      const file = { fileHash: f.fileHash, fileSize: f.frame.length };
       await markChunkValid(this.db, pending.id, file);
       return { id: pending.id, fileSize: file.fileSize, deduplicated: false };
     } catch (err) {

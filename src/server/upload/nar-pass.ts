@@ -1,0 +1,250 @@
+// The main thread's side of one NAR's single pass (the worker's side: src/workers/nar-pass.ts).
+// The body's bytes go to a CPU worker in pieces (moved, not copied); what comes back is, for a
+// chunked upload, batches of chunk hashes and sizes (the caller answers each batch through the
+// database and asks for the frames of the chunks it found new, then releases the batch), or, for
+// a whole NAR, its stored (compressed) bytes. Chunk bytes never come back. Flow control: at most
+// PIECES_IN_FLIGHT pieces are with the worker and QUEUED items wait for the consumer before the
+// body is read further, so memory stays bounded however slowly chunks are stored.
+import { MessageChannel } from "node:worker_threads";
+import type { ChunkingParams } from "../../chunking/fastcdc.ts";
+import { compressBufferHashed, type CompressionType } from "../../compression/index.ts";
+import { NixHash } from "../../nix/hash.ts";
+import { NarError } from "../../nix/nar/parser.ts";
+import { workerPool, type Job } from "../../workers/pool.ts";
+import type { ChunkBatch, FromWorker, NarPassOptions } from "../../workers/protocol.ts";
+
+const PIECES_IN_FLIGHT = 4;
+const QUEUED = 4;
+/**
+ * The body arrives in pieces of 16-64 KiB, views into the socket's buffers: they are gathered
+ * into pieces of this size (the one copy of the body on this thread), so there are few messages
+ * to post and most chunks lie inside one piece (the worker cuts them there without a copy).
+ */
+const PIECE_SIZE = 512 * 1024;
+
+export type { ChunkBatch };
+
+export interface StoredFrame {
+  frame: Buffer;
+  /** `sha256:<hex>` of the frame */
+  fileHash: string;
+}
+
+export interface PassResult {
+  narHash: NixHash;
+  narSize: number;
+  /** the `.ls` listing, zstd-compressed */
+  listing: Buffer | null;
+  /** whole: `sha256:<hex>` and size of the stored bytes */
+  fileHash?: string;
+  fileSize?: number;
+}
+
+export interface PassOptions {
+  /** null: a whole NAR (no chunking), its stored bytes come back through `output()` */
+  chunking: ChunkingParams | null;
+  compression: { type: CompressionType; level: number };
+  batchSize: number;
+}
+
+function workerOptions(o: PassOptions): NarPassOptions {
+  const t = o.compression.type;
+  // xz has no worker codec (lzma-native runs its own threads): raw bytes come back for it
+  const raw = t === "xz";
+  return { chunking: o.chunking, batchSize: o.batchSize, codec: { type: raw ? "none" : t, level: o.compression.level, raw } };
+}
+
+type Item = ChunkBatch | Buffer;
+
+/** One NAR through the pool: `batches()` (chunked) or `output()` (whole) once, then `result()`. */
+export class NarPassSession {
+  /** body bytes read so far */
+  received = 0;
+  private readonly queue: Item[] = [];
+  private inFlight = 0;
+  private outcome: PassResult | null = null;
+  private error: Error | null = null;
+  private closed = false;
+  private wakeConsumer: (() => void) | null = null;
+  private wakePump: (() => void) | null = null;
+  private readonly source: AsyncIterable<Uint8Array>;
+  private readonly job: Job;
+  private readonly options: PassOptions;
+  private readonly asked = new Map<number, { resolve(f: StoredFrame[]): void; reject(e: Error): void }[]>();
+
+  constructor(source: AsyncIterable<Uint8Array>, options: PassOptions) {
+    this.source = source;
+    this.options = options;
+    // a chunked pass pairs two workers: one parses, hashes and cuts, the other compresses
+    this.job = workerPool().open({ receive: (msg) => this.receive(msg), fail: (err) => this.fail(err) }, { pair: options.chunking !== null });
+    const opts = workerOptions(options);
+    if (this.job.partnered) {
+      const { port1, port2 } = new MessageChannel();
+      this.job.post({ kind: "nar-open", id: this.job.id, options: opts, port: port1 }, [port1]);
+      this.job.postPartner({ kind: "frames-open", id: this.job.id, port: port2, codec: opts.codec }, [port2]);
+    } else {
+      this.job.post({ kind: "nar-open", id: this.job.id, options: opts });
+    }
+  }
+
+  /** Chunked: the batches in NAR order; throws a NarError for an invalid NAR, or the body's own error. */
+  batches(): AsyncGenerator<ChunkBatch> {
+    return this.items() as AsyncGenerator<ChunkBatch>;
+  }
+
+  /** Whole: the stored bytes in order. */
+  output(): AsyncGenerator<Buffer> {
+    return this.items() as AsyncGenerator<Buffer>;
+  }
+
+  /** The NAR's hash, size and listing, once the items have ended normally. */
+  result(): PassResult {
+    if (!this.outcome) throw new Error("NarPassSession.result() called before the NAR was complete");
+    return this.outcome;
+  }
+
+  /** The stored frames of these chunks of a batch (compressed on the worker; xz here). */
+  async frames(batch: number, indexes: readonly number[]): Promise<StoredFrame[]> {
+    if (indexes.length === 0) return [];
+    if (this.error) throw this.error;
+    const answer = new Promise<StoredFrame[]>((resolve, reject) => {
+      let list = this.asked.get(batch);
+      if (!list) this.asked.set(batch, (list = []));
+      list.push({ resolve, reject });
+    });
+    this.job.post({ kind: "nar-compress", id: this.job.id, batch, indexes: [...indexes] });
+    const frames = await answer;
+    const c = this.options.compression;
+    if (c.type !== "xz") return frames;
+    return Promise.all(
+      frames.map(async (f) => {
+        const { data, sha256 } = await compressBufferHashed(c.type, c.level, f.frame);
+        return { frame: data, fileHash: `sha256:${sha256}` };
+      }),
+    );
+  }
+
+  /** The batch's chunk bytes may go (its new chunks are stored, or the upload failed). */
+  release(batch: number): void {
+    this.job.post({ kind: "nar-release", id: this.job.id, batch });
+  }
+
+  /** The upload is over (stored, or failed): the worker forgets it. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.job.post({ kind: "nar-close", id: this.job.id });
+    this.job.end();
+    this.fail(new Error("the NAR pass was closed"));
+  }
+
+  private async *items(): AsyncGenerator<Item> {
+    const pumping = this.pump();
+    try {
+      for (;;) {
+        const item = this.queue.shift();
+        if (item) {
+          this.notify();
+          yield item;
+          continue;
+        }
+        if (this.error) throw this.error;
+        if (this.outcome) return;
+        await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
+      }
+    } finally {
+      // not awaited: a pump waiting on a stalled body ends with the request (its errors are kept)
+      void pumping;
+    }
+  }
+
+  private receive(msg: FromWorker): void {
+    if (msg.kind === "nar-progress") {
+      this.inFlight--;
+      for (const b of msg.batches) this.queue.push(b);
+      for (const o of msg.out) this.queue.push(Buffer.from(o.buffer, o.byteOffset, o.byteLength));
+      if (msg.result) {
+        const r = msg.result;
+        this.outcome = {
+          narHash: NixHash.fromDigest("sha256", Buffer.from(r.narHash, "hex")),
+          narSize: r.narSize,
+          listing: r.listing ? Buffer.from(r.listing.buffer, r.listing.byteOffset, r.listing.byteLength) : null,
+          ...(r.fileHash !== undefined ? { fileHash: `sha256:${r.fileHash}`, fileSize: r.fileSize! } : {}),
+        };
+      }
+    } else if (msg.kind === "nar-frames") {
+      const waiter = this.asked.get(msg.batch)?.shift();
+      if (!waiter) return;
+      if (this.asked.get(msg.batch)!.length === 0) this.asked.delete(msg.batch);
+      // one buffer for the batch: each frame a view into it
+      const data = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+      let at = 0;
+      waiter.resolve(
+        msg.lengths.map((n, i) => {
+          const frame = data.subarray(at, at + n);
+          at += n;
+          return { frame, fileHash: `sha256:${msg.fileHashes[i]!}` };
+        }),
+      );
+      return;
+    } else if (msg.kind === "error") {
+      const err = msg.narOffset !== undefined ? new NarError("", msg.narOffset) : new Error(msg.message);
+      err.message = msg.message;
+      this.fail(err);
+      return;
+    }
+    this.notify();
+  }
+
+  private fail(err: Error): void {
+    this.error ??= err;
+    for (const list of this.asked.values()) for (const w of list) w.reject(this.error);
+    this.asked.clear();
+    this.notify();
+  }
+
+  private notify(): void {
+    const consumer = this.wakeConsumer;
+    const pump = this.wakePump;
+    this.wakeConsumer = this.wakePump = null;
+    consumer?.();
+    pump?.();
+  }
+
+  /** Reads the body into the worker, in pieces of PIECE_SIZE, while it has room. */
+  private async pump(): Promise<void> {
+    let piece = new Uint8Array(PIECE_SIZE);
+    let filled = 0;
+    const send = async () => {
+      this.inFlight++;
+      this.job.post({ kind: "nar-data", id: this.job.id, piece: filled === piece.length ? piece : piece.subarray(0, filled) }, [piece.buffer]);
+      piece = new Uint8Array(PIECE_SIZE);
+      filled = 0;
+      while ((this.inFlight >= PIECES_IN_FLIGHT || this.queue.length >= QUEUED) && !this.closed && !this.error) {
+        await new Promise<void>((resolve) => (this.wakePump = resolve));
+      }
+    };
+    try {
+      for await (const raw of this.source) {
+        if (this.closed || this.error) return;
+        this.received += raw.length;
+        let at = 0;
+        while (at < raw.length) {
+          const n = Math.min(raw.length - at, PIECE_SIZE - filled);
+          piece.set(raw.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
+          if (filled === PIECE_SIZE) await send();
+          if (this.closed || this.error) return;
+        }
+      }
+      if (filled > 0) await send();
+      if (!this.closed && !this.error) {
+        this.inFlight++;
+        this.job.post({ kind: "nar-end", id: this.job.id });
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+}

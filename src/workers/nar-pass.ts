@@ -1,0 +1,148 @@
+// One NAR's single pass, on a CPU worker (worker.ts runs it; the main thread's side is
+// server/upload/nar-pass.ts). Each byte is parsed once (validation, and the `.ls` listing from
+// the same parse), hashed into the NAR's SHA-256, and then either cut into content-defined chunks
+// (each hashed; the main thread gets only hashes and sizes, a batch at a time, and asks back for
+// the frames of the chunks it found new) or, for a whole NAR, compressed as one stream. Chunk
+// bytes stay here until the main thread releases their batch.
+import { createHash, type Hash } from "node:crypto";
+import { HeldChunker } from "../chunking/held.ts";
+import { NarListing } from "../nix/nar/listing.ts";
+import { tookIn } from "./collect.ts";
+import { compressBatch, frameCompressor, syncStream, type FrameCompressor, type SyncStream } from "./frames.ts";
+import type { ChunkBatch, NarPassOptions, NarPassResult } from "./protocol.ts";
+
+/** Output pieces of a whole NAR's compressor: big pieces, few messages. */
+const WHOLE_CHUNK = 256 * 1024;
+
+export interface Frames {
+  data: Uint8Array;
+  lengths: number[];
+  fileHashes: string[];
+}
+
+/** A whole NAR's bytes through one streaming compressor (sync calls on this thread, no threadpool hop). */
+class WholeStream {
+  private readonly stream: SyncStream | null;
+  private readonly hash = createHash("sha256");
+  /** raw: the main thread compresses (and hashes) the bytes */
+  private readonly raw: boolean;
+  size = 0;
+
+  constructor(codec: NarPassOptions["codec"]) {
+    this.raw = codec.raw;
+    this.stream = codec.raw || codec.type === "none" ? null : syncStream(codec.type, codec.level, WHOLE_CHUNK);
+  }
+
+  /** The stored bytes for `piece` (often none yet); `last` ends the stream. */
+  write(piece: Uint8Array, last: boolean): Uint8Array[] {
+    // raw or uncompressed: the piece itself is the output (a copy: it is not ours to move back)
+    const out = this.stream ? this.stream.write(piece, last) : piece.byteLength > 0 ? [Uint8Array.from(piece)] : [];
+    for (const o of out) {
+      if (!this.raw) this.hash.update(o);
+      this.size += o.byteLength;
+    }
+    return out;
+  }
+
+  get stored(): boolean {
+    return !this.raw;
+  }
+
+  fileHash(): string {
+    return this.hash.digest("hex");
+  }
+}
+
+export class NarPass {
+  private readonly listing = new NarListing();
+  private readonly narHash: Hash = createHash("sha256");
+  private narSize = 0;
+  private readonly chunker: HeldChunker | null;
+  private readonly whole: WholeStream | null;
+  private readonly compressor: FrameCompressor;
+  private readonly batchSize: number;
+  /** chunks cut but not yet in a full batch */
+  private pending: Uint8Array[] = [];
+  private pendingHashes: string[] = [];
+  private nextBatch = 0;
+  /** batches the main thread has not released: their chunks' bytes */
+  private readonly held = new Map<number, Uint8Array[]>();
+
+  constructor(options: NarPassOptions) {
+    this.batchSize = options.batchSize;
+    this.chunker = options.chunking ? new HeldChunker(options.chunking) : null;
+    this.whole = options.chunking ? null : new WholeStream(options.codec);
+    // raw: the bytes themselves (the main thread's codec takes them)
+    this.compressor = frameCompressor(options.codec.raw ? "none" : options.codec.type, options.codec.level);
+  }
+
+  /** Feed NAR bytes (owned: chunks may view them). Validated before anything is cut or stored. */
+  update(piece: Uint8Array): { batches: ChunkBatch[]; out: Uint8Array[] } {
+    const buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    // throws a NarError on a malformed NAR: nothing past it is cut, compressed or stored
+    this.listing.update(buf);
+    this.narHash.update(buf);
+    this.narSize += piece.byteLength;
+    tookIn(piece.byteLength);
+    if (this.whole) return { batches: [], out: this.whole.write(piece, false) };
+    const batches: ChunkBatch[] = [];
+    this.chunker!.push(piece, (chunk) => this.add(chunk, batches));
+    return { batches, out: [] };
+  }
+
+  /** The NAR ended: the last chunks (or stored bytes) and the result. */
+  end(): { batches: ChunkBatch[]; out: Uint8Array[]; result: NarPassResult } {
+    const json = this.listing.finish();
+    const batches: ChunkBatch[] = [];
+    let out: Uint8Array[] = [];
+    if (this.chunker) {
+      this.chunker.end((chunk) => this.add(chunk, batches));
+      if (this.pending.length > 0) batches.push(this.seal());
+    } else {
+      out = this.whole!.write(new Uint8Array(0), true);
+    }
+    const listing = frameCompressor("zstd", 3).compress(Buffer.from(json));
+    const result: NarPassResult = { narHash: this.narHash.digest("hex"), narSize: this.narSize, listing };
+    if (this.whole?.stored) {
+      result.fileHash = this.whole.fileHash();
+      result.fileSize = this.whole.size;
+    }
+    return { batches, out, result };
+  }
+
+  /** Some chunks of a held batch (views: copy them to send them anywhere). */
+  chunks(batch: number, indexes: readonly number[]): Uint8Array[] {
+    const chunks = this.held.get(batch);
+    if (!chunks) throw new Error(`batch ${batch} is not held`);
+    return indexes.map((i) => {
+      const chunk = chunks[i];
+      if (!chunk) throw new Error(`batch ${batch} has no chunk ${i}`);
+      return chunk;
+    });
+  }
+
+  /** The stored frames of some chunks of a held batch, back to back (raw: the bytes, for the main thread's codec). */
+  frames(batch: number, indexes: readonly number[]): Frames {
+    return compressBatch(this.compressor, this.chunks(batch, indexes));
+  }
+
+  release(batch: number): void {
+    this.held.delete(batch);
+  }
+
+  private add(chunk: Uint8Array, batches: ChunkBatch[]): void {
+    this.pending.push(chunk);
+    this.pendingHashes.push(createHash("sha256").update(chunk).digest("hex"));
+    if (this.pending.length >= this.batchSize) batches.push(this.seal());
+  }
+
+  private seal(): ChunkBatch {
+    const seq = this.nextBatch++;
+    const chunks = this.pending;
+    const batch: ChunkBatch = { seq, hashes: this.pendingHashes, sizes: chunks.map((c) => c.byteLength) };
+    this.held.set(seq, chunks);
+    this.pending = [];
+    this.pendingHashes = [];
+    return batch;
+  }
+}

@@ -1,0 +1,162 @@
+// The process's one pool of CPU worker threads (worker.ts): NAR passes of uploads and one-shot
+// compressions share it. Sized to the cores. A job is placed on the worker with the fewest jobs;
+// a worker that dies (crash or exit) fails its own jobs, and only those, and leaves the pool, so
+// the next job spawns a fresh one. Idle workers do not keep the process alive.
+import { availableParallelism } from "node:os";
+import { Worker, type MessagePort } from "node:worker_threads";
+import type { FromWorker, ToWorker } from "./protocol.ts";
+
+// from src/ the worker is the .ts file, from dist/ the emitted .js beside this one
+const WORKER_URL = new URL(`./worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
+
+/** What a job does with its worker's messages, and how it learns the worker died. */
+export interface JobHandler {
+  receive(msg: FromWorker): void;
+  fail(err: Error): void;
+}
+
+type Transfer = ArrayBuffer | MessagePort;
+
+export interface Job {
+  readonly id: number;
+  post(msg: ToWorker, transfer?: Transfer[]): void;
+  /** a second worker shares this job (asked for with `pair`; none in a pool of one) */
+  readonly partnered: boolean;
+  postPartner(msg: ToWorker, transfer?: Transfer[]): void;
+  /** The job is over: its workers may go idle. */
+  end(): void;
+}
+
+interface Slot {
+  worker: Worker;
+  name: string;
+  jobs: Map<number, JobHandler>;
+}
+
+export interface WorkerPoolOptions {
+  /** workers at most (default: the cores) */
+  size?: number;
+  /** the worker's module (default: worker.ts); a test passes one that crashes */
+  url?: URL;
+}
+
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private nextId = 1;
+  private spawned = 0;
+  readonly size: number;
+  private readonly url: URL;
+
+  constructor(options: WorkerPoolOptions = {}) {
+    this.size = Math.max(1, options.size ?? availableParallelism());
+    this.url = options.url ?? WORKER_URL;
+  }
+
+  /**
+   * Start a job on the least busy worker; with `pair`, a second worker shares it (an upload's
+   * pass on one, its compression on the other). Either one dying fails the job.
+   */
+  open(handler: JobHandler, options: { pair?: boolean } = {}): Job {
+    const slot = this.pick();
+    const partner = options.pair ? this.pick(slot) : null;
+    const id = this.nextId++;
+    const slots = partner ? [slot, partner] : [slot];
+    for (const s of slots) {
+      // a worker with work keeps the process alive until it answers; an idle one does not
+      if (s.jobs.size === 0) s.worker.ref();
+      s.jobs.set(id, handler);
+    }
+    let ended = false;
+    return {
+      id,
+      partnered: partner !== null,
+      post: (msg, transfer = []) => {
+        if (!ended) slot.worker.postMessage(msg, transfer);
+      },
+      postPartner: (msg, transfer = []) => {
+        if (!ended) partner?.worker.postMessage(msg, transfer);
+      },
+      end: () => {
+        if (ended) return;
+        ended = true;
+        for (const s of slots) if (s.jobs.delete(id) && s.jobs.size === 0) s.worker.unref();
+      },
+    };
+  }
+
+  /** One message in, one answer out (a one-shot job). */
+  request(msg: (id: number) => ToWorker, transfer: Transfer[] = []): Promise<FromWorker> {
+    return new Promise<FromWorker>((resolve, reject) => {
+      const job = this.open({
+        receive: (answer) => {
+          job.end();
+          resolve(answer);
+        },
+        fail: (err) => {
+          job.end();
+          reject(err);
+        },
+      });
+      job.post(msg(job.id), transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    const slots = this.slots.splice(0);
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  /** The least busy worker (an idle one, else a new one while the pool has room); `besides`: another than that one, if the pool allows. */
+  private pick(): Slot;
+  private pick(besides: Slot): Slot | null;
+  private pick(besides?: Slot): Slot | null {
+    const others = besides ? this.slots.filter((s) => s !== besides) : this.slots;
+    const idle = others.find((s) => s.jobs.size === 0);
+    if (idle) return idle;
+    if (this.slots.length < this.size) return this.spawn();
+    if (others.length === 0) return null;
+    return others.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
+  }
+
+  private spawn(): Slot {
+    const name = `attic-worker-${++this.spawned}`;
+    // chunk bytes live outside the heap; the heap holds the NAR's listing tree while it is parsed,
+    // which grows with the number of files (not measured for huge trees: a generous cap, not a reservation)
+    const worker = new Worker(this.url, { name, resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 2 } });
+    const slot: Slot = { worker, name, jobs: new Map() };
+    worker.on("message", (msg: FromWorker) => slot.jobs.get(msg.id)?.receive(msg));
+    // A worker that crashes ('error', then 'exit') or exits on its own ('exit' only) fails the
+    // jobs it had, and only those; it leaves the pool, so the next job spawns a fresh one.
+    const retire = (err: Error) => {
+      const at = this.slots.indexOf(slot);
+      if (at !== -1) this.slots.splice(at, 1);
+      const jobs = [...slot.jobs.values()];
+      slot.jobs.clear();
+      for (const job of jobs) job.fail(err);
+    };
+    worker.on("error", (err) => retire(new Error(`${name} crashed: ${err.message}`, { cause: err })));
+    worker.on("exit", (code) => retire(new Error(`${name} exited (code ${code})`)));
+    // an idle pool must not keep the process alive (after the listeners, which would re-ref it)
+    worker.unref();
+    this.slots.push(slot);
+    return slot;
+  }
+}
+
+let shared: WorkerPool | null = null;
+
+/** The process-wide pool, created on first use. */
+export function workerPool(): WorkerPool {
+  shared ??= new WorkerPool();
+  return shared;
+}
+
+/**
+ * Puts `pool` in place of the process-wide pool and returns the one it replaces (null if none
+ * was made yet), so a test can run the server on a pool whose workers fail, then put it back.
+ */
+export function replaceWorkerPool(pool: WorkerPool | null): WorkerPool | null {
+  const previous = shared;
+  shared = pool;
+  return previous;
+}

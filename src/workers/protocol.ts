@@ -1,0 +1,69 @@
+// Messages between the main thread (pool.ts and its callers) and a CPU worker (worker.ts). Every
+// message carries the id of its job; a job is a one-shot compression or one NAR's pass
+// (docs/architecture.md, "The life of an upload").
+import type { MessagePort } from "node:worker_threads";
+import type { ChunkingParams } from "../chunking/fastcdc.ts";
+
+/** Codecs a worker runs itself; any other (xz) comes back raw for the main thread's codec. */
+export type WorkerCodec = "zstd" | "brotli" | "none";
+
+export interface NarPassOptions {
+  /** null: the whole NAR is one stored object (below the chunking threshold) */
+  chunking: ChunkingParams | null;
+  /** what the stored bytes are compressed with; `raw: true` when the main thread compresses (xz) */
+  codec: { type: WorkerCodec; level: number; raw: boolean };
+  /** chunks per batch the main thread answers */
+  batchSize: number;
+}
+
+export type ToWorker =
+  | { kind: "compress"; id: number; type: "zstd" | "brotli"; level: number; data: Uint8Array; hash: boolean }
+  /** `port`: to a partner worker that compresses this pass's new chunks (both cores busy on one upload) */
+  | { kind: "nar-open"; id: number; options: NarPassOptions; port?: MessagePort }
+  /** be the partner of pass `id`: compress what comes through `port`, answer the main thread */
+  | { kind: "frames-open"; id: number; port: MessagePort; codec: NarPassOptions["codec"] }
+  | { kind: "nar-data"; id: number; piece: Uint8Array }
+  | { kind: "nar-end"; id: number }
+  /** the upload stopped: forget the session */
+  | { kind: "nar-close"; id: number }
+  /** compress (and send back) these chunks of a batch; the batch stays held until released */
+  | { kind: "nar-compress"; id: number; batch: number; indexes: number[] }
+  | { kind: "nar-release"; id: number; batch: number };
+
+/** A run of chunks cut from the NAR, in order: their hex SHA-256 and sizes, never their bytes. */
+export interface ChunkBatch {
+  seq: number;
+  hashes: string[];
+  sizes: number[];
+}
+
+export interface NarPassResult {
+  /** hex SHA-256 and size of the NAR */
+  narHash: string;
+  narSize: number;
+  /** the `.ls` listing, zstd-compressed (from the same parse that validated the NAR) */
+  listing: Uint8Array | null;
+  /** whole mode: hex SHA-256 and size of the stored bytes (not set when raw) */
+  fileHash?: string;
+  fileSize?: number;
+}
+
+export type FromWorker =
+  | { kind: "compressed"; id: number; out: Uint8Array; sha256?: string }
+  /** `narOffset` is set when the NAR itself is invalid (a NarError in the worker) */
+  | { kind: "error"; id: number; message: string; narOffset?: number }
+  /**
+   * A `nar-data` or `nar-end` was consumed (one answer each: the main thread's flow control):
+   * the batches it completed (chunked) or the stored bytes it produced (whole), and after
+   * `nar-end`, the result.
+   */
+  | { kind: "nar-progress"; id: number; batches: ChunkBatch[]; out: Uint8Array[]; result?: NarPassResult }
+  /** frames of a batch's chunks (as asked, in that order), back to back in `data` (moved), with each one's length and hex SHA-256 */
+  | { kind: "nar-frames"; id: number; batch: number; data: Uint8Array; lengths: number[]; fileHashes: string[] };
+
+/** From a pass's worker to its partner: the new chunks of a batch, back to back (moved). */
+export interface ToPartner {
+  batch: number;
+  data: Uint8Array;
+  sizes: number[];
+}

@@ -1,0 +1,116 @@
+// One NAR's single pass on the worker pool: the same chunks as chunkStream (cut points, SHA-256,
+// and frames that decode to their bytes), the NAR's hash, size and listing from the same parse, a
+// whole NAR's compressed stream, and the failures an upload must report (invalid NAR, body error).
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { test } from "node:test";
+import zlib from "node:zlib";
+import { chunkStream } from "../../helpers/chunking-reference.ts";
+import { NarError } from "../../../src/nix/nar/parser.ts";
+import { NarListing } from "../../../src/nix/nar/listing.ts";
+import { NarPassSession } from "../../../src/server/upload/nar-pass.ts";
+import { fileNar, seededBytes } from "../../helpers/nar.ts";
+
+const PARAMS = { minSize: 16384, avgSize: 65536, maxSize: 262144 };
+const ZSTD = { type: "zstd" as const, level: 3 };
+
+/** `data` in pieces of odd sizes, some of them views into a bigger buffer */
+async function* pieces(data: Buffer, size = 40_000): AsyncGenerator<Buffer> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
+
+function listingOf(nar: Buffer): string {
+  const l = new NarListing();
+  l.update(nar);
+  return l.finish();
+}
+
+test("batches hold chunkStream's chunk hashes and sizes; frames asked for decode to the chunks; hash, size, listing", async () => {
+  const nar = fileNar(seededBytes(5_000_000, 7));
+  const expected: Buffer[] = [];
+  for await (const c of chunkStream(pieces(nar), PARAMS)) expected.push(c);
+  const pass = new NarPassSession(pieces(nar), { chunking: PARAMS, compression: ZSTD, batchSize: 16 });
+  const hashes: string[] = [];
+  const sizes: number[] = [];
+  let checked = 0;
+  try {
+    for await (const batch of pass.batches()) {
+      hashes.push(...batch.hashes);
+      sizes.push(...batch.sizes);
+      // every other chunk of the batch, as if only those were new
+      const indexes = batch.hashes.map((_, i) => i).filter((i) => i % 2 === 0);
+      const frames = await pass.frames(batch.seq, indexes);
+      frames.forEach((f, j) => {
+        const chunk = expected[batch.seq * 16 + indexes[j]!]!;
+        assert.ok(zlib.zstdDecompressSync(f.frame).equals(chunk));
+        assert.equal(f.fileHash, `sha256:${createHash("sha256").update(f.frame).digest("hex")}`);
+        checked++;
+      });
+      pass.release(batch.seq);
+    }
+    assert.deepEqual(sizes, expected.map((c) => c.length));
+    assert.deepEqual(hashes, expected.map((c) => createHash("sha256").update(c).digest("hex")));
+    assert.ok(checked > 0);
+    const { narHash, narSize, listing } = pass.result();
+    assert.equal(narSize, nar.length);
+    assert.ok(narHash.digest.equals(createHash("sha256").update(nar).digest()));
+    assert.equal(zlib.zstdDecompressSync(listing!).toString(), listingOf(nar));
+    assert.equal(pass.received, nar.length);
+  } finally {
+    pass.close();
+  }
+});
+
+for (const compression of [ZSTD, { type: "brotli" as const, level: 2 }, { type: "none" as const, level: 0 }, { type: "xz" as const, level: 1 }]) {
+  test(`a whole NAR (${compression.type}): its stored bytes come back whole, with their hash and size (xz: raw, compressed by the caller)`, async () => {
+    const nar = fileNar(seededBytes(1_500_000, 5));
+    const pass = new NarPassSession(pieces(nar), { chunking: null, compression, batchSize: 0 });
+    try {
+      const out: Buffer[] = [];
+      for await (const piece of pass.output()) out.push(piece);
+      const stored = Buffer.concat(out);
+      const r = pass.result();
+      assert.ok(r.narHash.digest.equals(createHash("sha256").update(nar).digest()));
+      const decoded =
+        compression.type === "zstd" ? zlib.zstdDecompressSync(stored) : compression.type === "brotli" ? zlib.brotliDecompressSync(stored) : stored;
+      assert.ok(decoded.equals(nar));
+      if (compression.type === "xz") assert.equal(r.fileHash, undefined);
+      else {
+        assert.equal(r.fileHash, `sha256:${createHash("sha256").update(stored).digest("hex")}`);
+        assert.equal(r.fileSize, stored.length);
+      }
+    } finally {
+      pass.close();
+    }
+  });
+}
+
+test("an invalid NAR fails with a NarError; a failing body with its own error", async () => {
+  const run = async (source: AsyncIterable<Buffer>, chunking: typeof PARAMS | null) => {
+    const pass = new NarPassSession(source, { chunking, compression: ZSTD, batchSize: 16 });
+    try {
+      for await (const b of chunking ? pass.batches() : pass.output()) if (!Buffer.isBuffer(b)) pass.release(b.seq);
+    } finally {
+      pass.close();
+    }
+  };
+  for (const chunking of [PARAMS, null]) {
+    const bad = Buffer.concat([fileNar(seededBytes(300_000, 1)).subarray(0, 200_000), Buffer.alloc(200_000, 0xff)]);
+    await assert.rejects(run(pieces(bad), chunking), NarError);
+    const truncated = fileNar(seededBytes(300_000, 2)).subarray(0, 250_000);
+    await assert.rejects(run(pieces(truncated), chunking), /invalid NAR/);
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield fileNar(seededBytes(600_000, 3)).subarray(0, 300_000);
+      throw new Error("client went away");
+    }
+    await assert.rejects(run(failing(), chunking), /client went away/);
+  }
+});
+
+test("a consumer that stops early leaves no work behind", async () => {
+  const nar = fileNar(seededBytes(3_000_000, 9));
+  const pass = new NarPassSession(pieces(nar), { chunking: PARAMS, compression: ZSTD, batchSize: 16 });
+  for await (const _ of pass.batches()) break;
+  pass.close();
+  assert.throws(() => pass.result());
+});
