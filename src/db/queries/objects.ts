@@ -132,6 +132,7 @@ const servedChunksQuery = prepareQuery((k, $: Placeholders<{ narId: number; afte
     .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
     .select([
       "chunkref.seq as seq",
+      "chunkref.id as ref",
       "chunk.id as id",
       "chunk.remote_file as remote_file",
       "chunk.remote_file_id as remote_file_id",
@@ -148,14 +149,67 @@ const servedChunksQuery = prepareQuery((k, $: Placeholders<{ narId: number; afte
 );
 
 /**
+ * The same rows in chunkref id order after `afterRef`: the index on `nar_id` (SQLite keeps it
+ * in rowid order) yields a page without sorting every chunkref of the NAR, where ordering by
+ * `seq` sorts them all for each page (a 9,000-chunk NAR: 35 pages, each sorting 9,000 rows).
+ */
+const servedChunksByRefQuery = prepareQuery((k, $: Placeholders<{ narId: number; afterRef: number; limit: number }>) =>
+  k
+    .selectFrom("chunkref")
+    .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
+    .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+    .select([
+      "chunkref.seq as seq",
+      "chunkref.id as ref",
+      "chunk.id as id",
+      "chunk.remote_file as remote_file",
+      "chunk.remote_file_id as remote_file_id",
+      "chunk.file_size as file_size",
+      "chunk.chunk_size as chunk_size",
+      "chunk.pack_id as pack_id",
+      "chunk.pack_offset as pack_offset",
+      "attic_ts_pack.remote_file as pack_remote_file",
+    ])
+    .where("chunkref.nar_id", "=", $.narId)
+    .where("chunkref.id", ">", $.afterRef)
+    .orderBy("chunkref.id")
+    .limit($.limit),
+);
+
+/**
  * A page of a NAR's chunks for streaming it, in order after `afterSeq` (at most `limit`): a 4 GiB NAR
  * has some 65,000 chunks, which a download walks through without holding all their rows. `chunk` is
  * null for a chunk that is gone.
  */
-export async function findServedChunks(db: Db, narId: number, afterSeq: number, limit: number): Promise<{ seq: number; chunk: ServedChunk | null }[]> {
-  const rows = await servedChunksQuery.run(db, { narId, afterSeq, limit });
+export async function findServedChunks(db: Db, narId: number, afterSeq: number, limit: number): Promise<{ seq: number; ref: number; chunk: ServedChunk | null }[]> {
+  return servedRows(await servedChunksQuery.run(db, { narId, afterSeq, limit }));
+}
+
+/**
+ * A pager over the NAR's served chunks (findServedChunks' pages) that follows chunkref ids: the
+ * chunkrefs of a NAR are inserted in `seq` order, so the page after one that ended at ref R is
+ * usually the next rows by id after R, found without a sort. A page whose rows are not the
+ * next seqs in order (chunkrefs inserted out of order), and the last page, are read again by `seq`.
+ */
+export function servedChunkPager(db: Db, narId: number): (afterSeq: number, limit: number) => Promise<{ seq: number; chunk: ServedChunk | null }[]> {
+  /** the chunkref id of the row at each seq a page ended on (-1: before the first) */
+  const refAt = new Map<number, number>([[-1, 0]]);
+  return async (afterSeq, limit) => {
+    const afterRef = refAt.get(afterSeq);
+    let page = afterRef === undefined ? null : servedRows(await servedChunksByRefQuery.run(db, { narId, afterRef, limit }));
+    // a full page of the next seqs is exactly the page asked for; a short one might miss a row
+    // stored out of order, so the last page is read by seq (one sort per download, not one per page)
+    if (!page || page.length < limit || page.some((row, i) => row.seq !== afterSeq + 1 + i)) page = await findServedChunks(db, narId, afterSeq, limit);
+    const last = page.at(-1);
+    if (last) refAt.set(last.seq, last.ref);
+    return page;
+  };
+}
+
+function servedRows(rows: Awaited<ReturnType<typeof servedChunksQuery.run>>): { seq: number; ref: number; chunk: ServedChunk | null }[] {
   return rows.map((r) => ({
     seq: toInt(r.seq),
+    ref: toInt(r.ref),
     chunk:
       r.id === null
         ? null

@@ -6,7 +6,7 @@ import { decompressBuffer } from "../../compression/index.ts";
 import { findNixFile, getNarListing } from "../../db/queries/nix-files.ts";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
-import { bumpLastAccessed, findCacheAndObject, findServedChunks, narChunkSummary, type CacheObjectLookup } from "../../db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, narChunkSummary, servedChunkPager, type CacheObjectLookup } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import type { Readable } from "node:stream";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
@@ -172,7 +172,7 @@ class BinaryCacheRoutes {
     }
     if (summary.present !== summary.refs) throw incompleteNar();
     const narId = found.nar.id;
-    return { pager: (afterSeq, limit) => findServedChunks(db, narId, afterSeq, limit), fileSize: summary.fileSize };
+    return { pager: servedChunkPager(db, narId), fileSize: summary.fileSize };
   }
 
   /** Before a download's first byte: every chunk file and pack is there (else 503, recorded), and the download is counted. */
