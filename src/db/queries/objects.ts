@@ -226,6 +226,23 @@ function servedRows(rows: Awaited<ReturnType<typeof servedChunksQuery.run>>): { 
   }));
 }
 
+/**
+ * The chunks that occur more than once in the NAR (a NAR repeating content: the JDK's identical
+ * license files), with their number of occurrences: a download keeps their bytes from the first
+ * occurrence instead of reading each repeat with a range of its own (docs/packs.md).
+ */
+export async function findRepeatedChunks(db: Db, narId: number): Promise<Map<number, number>> {
+  const rows = await db.kysely
+    .selectFrom("chunkref")
+    .select((eb) => ["chunk_id", eb.fn.countAll().as("n")])
+    .where("nar_id", "=", narId)
+    .where("chunk_id", "is not", null)
+    .groupBy("chunk_id")
+    .having((eb) => eb.fn.countAll(), ">", 1)
+    .execute();
+  return new Map(rows.map((r) => [toInt(r.chunk_id!), Number(r.n)]));
+}
+
 export async function findNarChunks(db: Db, narId: number, page: { afterSeq?: number; limit?: number } = {}): Promise<NarChunk[]> {
   const rows = await db.kysely
     .selectFrom("chunkref")

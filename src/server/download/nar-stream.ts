@@ -5,7 +5,7 @@
 // multi-chunk NAR are decompressed on the way out (decision 3), matching the `Compression: none`
 // of the narinfo.
 import { Readable } from "node:stream";
-import { NarBody, remoteFileOf } from "./nar-body.ts";
+import { NarBody, remoteFileOf, type RepeatedChunks } from "./nar-body.ts";
 export { ChunkFileLostError, remoteFileOf } from "./nar-body.ts";
 import type { ServedChunk } from "../../db/queries/objects.ts";
 import type { ServedNar } from "../../db/queries/objects.ts";
@@ -42,7 +42,15 @@ export async function narResponseStream(
    * `presign`: null for no redirect, else the check a presigned URL must pass (redirect-policy.ts);
    * `decompress`: serve the NAR itself rather than the stored chunks (default: as the narinfo says)
    */
-  opts: { presign: ((url: string) => boolean) | null; method: string; fileSize: number | null; range?: string | undefined; decompress?: boolean },
+  opts: {
+    presign: ((url: string) => boolean) | null;
+    method: string;
+    fileSize: number | null;
+    range?: string | undefined;
+    decompress?: boolean;
+    /** the chunks occurring more than once in the NAR (asked only when its bytes are read) */
+    repeats?: () => Promise<RepeatedChunks>;
+  },
 ): Promise<NarResponse> {
   const decompress = opts.decompress ?? servedCompression(nar) !== nar.compression;
   if (nar.num_chunks === 1 && opts.presign && storage.presignedUrl && !decompress) {
@@ -59,14 +67,15 @@ export async function narResponseStream(
   if (range === "unsatisfiable") return { kind: "unsatisfiable", total: contentLength! };
   if (opts.method === "HEAD") return { kind: "stream", stream: Readable.from([]), contentLength };
   const decompressFrom = decompress ? nar.compression : null;
+  const repeats = decompressFrom === null && nar.num_chunks > 1 ? opts.repeats?.() : undefined;
   if (range) {
     const cut: RangeCut = { skip: 0 };
     const size = decompress ? (c: ServedChunk) => c.chunk_size : (c: ServedChunk) => c.file_size ?? 0;
-    const body = new NarBody(storage, chunksInRange(pagedChunks(nar.id, pager), size, range, cut), decompressFrom);
+    const body = new NarBody(storage, chunksInRange(pagedChunks(nar.id, pager), size, range, cut), decompressFrom, repeats);
     const length = range.end - range.start + 1;
     return { kind: "stream", stream: chain(body, new RangeSlice(cut, length)), contentLength: length, range: { ...range, total: contentLength! } };
   }
-  const stream = new NarBody(storage, pagedChunks(nar.id, pager), decompressFrom);
+  const stream = new NarBody(storage, pagedChunks(nar.id, pager), decompressFrom, repeats);
   return { kind: "stream", stream, contentLength };
 }
 

@@ -6,7 +6,7 @@ import { decompressBuffer } from "../../compression/index.ts";
 import { findNixFile, getNarListing } from "../../db/queries/nix-files.ts";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
-import { bumpLastAccessed, findCacheAndObject, narChunkSummary, servedChunkPager, type CacheObjectLookup } from "../../db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findRepeatedChunks, narChunkSummary, servedChunkPager, type CacheObjectLookup } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import type { Readable } from "node:stream";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
@@ -195,6 +195,7 @@ class BinaryCacheRoutes {
       method: request.method,
       fileSize,
       decompress: form?.decompress,
+      repeats: () => findRepeatedChunks(this.app.deps.db, found.nar.id),
       // If-Range names a version we cannot compare (no ETag): the whole body, as RFC 9110 says;
       // a re-encoded body is made anew each time, so it has no ranges
       range: request.headers["if-range"] === undefined && !encode ? request.headers.range : undefined,
