@@ -125,56 +125,47 @@ export type ServedChunk = Pick<ChunkRow, "id" | "remote_file" | "remote_file_id"
   pack_offset?: number | null;
 };
 
-const servedChunksQuery = prepareQuery((k, $: Placeholders<{ narId: number; afterSeq: number; limit: number }>) =>
-  k
-    .selectFrom("chunkref")
-    .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
-    .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
-    .select([
-      "chunkref.seq as seq",
-      "chunkref.id as ref",
-      "chunk.id as id",
-      "chunk.remote_file as remote_file",
-      "chunk.remote_file_id as remote_file_id",
-      "chunk.file_size as file_size",
-      "chunk.chunk_size as chunk_size",
-      "chunk.pack_id as pack_id",
-      "chunk.pack_offset as pack_offset",
-      "attic_ts_pack.remote_file as pack_remote_file",
-    ])
-    .where("chunkref.nar_id", "=", $.narId)
-    .where("chunkref.seq", ">", $.afterSeq)
-    .orderBy("chunkref.seq")
-    .limit($.limit),
-);
-
 /**
- * The same rows in chunkref id order after `afterRef`: the index on `nar_id` (SQLite keeps it
- * in rowid order) yields a page without sorting every chunkref of the NAR, where ordering by
- * `seq` sorts them all for each page (a 9,000-chunk NAR: 35 pages, each sorting 9,000 rows).
+ * A page of a NAR's served chunks after `$.after` (a seq, or a chunkref id with `byRef`). The
+ * page size is written into the statement (one prepared query per size: only CHUNK_PAGE in
+ * practice), as SQLite plans a statement with `limit ?` anew on every run. By chunkref id, the
+ * index on `nar_id` (SQLite keeps its entries in rowid order) yields a page without sorting every
+ * chunkref of the NAR, where ordering by `seq` sorts them all for each page (a 9,000-chunk NAR:
+ * 35 pages, each sorting 9,000 rows).
  */
-const servedChunksByRefQuery = prepareQuery((k, $: Placeholders<{ narId: number; afterRef: number; limit: number }>) =>
-  k
-    .selectFrom("chunkref")
-    .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
-    .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
-    .select([
-      "chunkref.seq as seq",
-      "chunkref.id as ref",
-      "chunk.id as id",
-      "chunk.remote_file as remote_file",
-      "chunk.remote_file_id as remote_file_id",
-      "chunk.file_size as file_size",
-      "chunk.chunk_size as chunk_size",
-      "chunk.pack_id as pack_id",
-      "chunk.pack_offset as pack_offset",
-      "attic_ts_pack.remote_file as pack_remote_file",
-    ])
-    .where("chunkref.nar_id", "=", $.narId)
-    .where("chunkref.id", ">", $.afterRef)
-    .orderBy("chunkref.id")
-    .limit($.limit),
-);
+function servedChunksQuery(byRef: boolean, limit: number): ReturnType<typeof buildServedChunksQuery> {
+  const key = `${byRef ? "ref" : "seq"}:${limit}`;
+  let query = servedChunksQueries.get(key);
+  if (!query) servedChunksQueries.set(key, (query = buildServedChunksQuery(byRef, limit)));
+  return query;
+}
+
+function buildServedChunksQuery(byRef: boolean, limit: number) {
+  const column = byRef ? "chunkref.id" : "chunkref.seq";
+  return prepareQuery((k, $: Placeholders<{ narId: number; after: number }>) =>
+    k
+      .selectFrom("chunkref")
+      .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
+      .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+      .select([
+        "chunkref.seq as seq",
+        "chunkref.id as ref",
+        "chunk.id as id",
+        "chunk.remote_file as remote_file",
+        "chunk.remote_file_id as remote_file_id",
+        "chunk.file_size as file_size",
+        "chunk.chunk_size as chunk_size",
+        "chunk.pack_id as pack_id",
+        "chunk.pack_offset as pack_offset",
+        "attic_ts_pack.remote_file as pack_remote_file",
+      ])
+      .where("chunkref.nar_id", "=", $.narId)
+      .where(column, ">", $.after)
+      .orderBy(column)
+      .limit(limit),
+  );
+}
+const servedChunksQueries = new Map<string, ReturnType<typeof buildServedChunksQuery>>();
 
 /**
  * A page of a NAR's chunks for streaming it, in order after `afterSeq` (at most `limit`): a 4 GiB NAR
@@ -182,7 +173,7 @@ const servedChunksByRefQuery = prepareQuery((k, $: Placeholders<{ narId: number;
  * null for a chunk that is gone.
  */
 export async function findServedChunks(db: Db, narId: number, afterSeq: number, limit: number): Promise<{ seq: number; ref: number; chunk: ServedChunk | null }[]> {
-  return servedRows(await servedChunksQuery.run(db, { narId, afterSeq, limit }));
+  return servedRows(await servedChunksQuery(false, limit).run(db, { narId, after: afterSeq }));
 }
 
 /**
@@ -196,7 +187,7 @@ export function servedChunkPager(db: Db, narId: number): (afterSeq: number, limi
   const refAt = new Map<number, number>([[-1, 0]]);
   return async (afterSeq, limit) => {
     const afterRef = refAt.get(afterSeq);
-    let page = afterRef === undefined ? null : servedRows(await servedChunksByRefQuery.run(db, { narId, afterRef, limit }));
+    let page = afterRef === undefined ? null : servedRows(await servedChunksQuery(true, limit).run(db, { narId, after: afterRef }));
     // a full page of the next seqs is exactly the page asked for; a short one might miss a row
     // stored out of order, so the last page is read by seq (one sort per download, not one per page)
     if (!page || page.length < limit || page.some((row, i) => row.seq !== afterSeq + 1 + i)) page = await findServedChunks(db, narId, afterSeq, limit);
@@ -206,7 +197,7 @@ export function servedChunkPager(db: Db, narId: number): (afterSeq: number, limi
   };
 }
 
-function servedRows(rows: Awaited<ReturnType<typeof servedChunksQuery.run>>): { seq: number; ref: number; chunk: ServedChunk | null }[] {
+function servedRows(rows: Awaited<ReturnType<ReturnType<typeof buildServedChunksQuery>["run"]>>): { seq: number; ref: number; chunk: ServedChunk | null }[] {
   return rows.map((r) => ({
     seq: toInt(r.seq),
     ref: toInt(r.ref),
