@@ -274,7 +274,8 @@ export class NarBody extends Readable {
     const pack = JSON.parse(first.pack_remote_file!) as RemoteFile;
     const source = this.storage.getRange(pack, start, end - start, signal).catch(lostAs(first));
     source.catch(() => {}); // surfaced when awaited in pump
-    this.queue.push({ kind: "stream", size: end - start, source, events });
+    // chunks decompressed on the way out are one per run, never with events
+    this.queue.push({ kind: "stream", size: end - start, source, ...(this.decompressFrom === null ? { events } : {}) });
     this.queuedBytes += Math.min(end - start, WRITE_BATCH);
   }
 
