@@ -82,6 +82,21 @@ try {
       windows.push({ name: `curl warm #${i}`, from, to: nowUs() });
       console.log(`curl warm #${i}: ${(Number(stdout) / MB).toFixed(0)} MB/s, S3 ${counts(server.s3Requests(), before)}`);
     }
+    if (server.s3Bucket) {
+      // the S3 server alone, in the same run: every pack object fetched whole, one at a time, as
+      // a download reads its runs (what a single stream from this S3 server can give)
+      const listing = await (await fetch(server.s3Bucket.direct)).text();
+      const keys = [...listing.matchAll(/<Key>([^<]+\.pack)<\/Key>/g)].map((m) => m[1]!);
+      for (const [name, base] of Object.entries(server.s3Bucket)) {
+        let bytes = 0;
+        const from = nowUs();
+        for (const key of keys) {
+          const { stdout } = await execFileAsync("curl", ["-s", "-f", "-o", "/dev/null", "-w", "%{size_download}", `${base}/${key}`], { encoding: "utf8" });
+          bytes += Number(stdout);
+        }
+        console.log(`S3 server alone (${name}): ${keys.length} pack objects, ${(bytes / MB).toFixed(0)} MB in ${((nowUs() - from) / 1e6).toFixed(2)} s, ${(bytes / MB / ((nowUs() - from) / 1e6)).toFixed(0)} MB/s`);
+      }
+    }
     if (process.getuid?.() === 0) {
       execFileSync("sync");
       writeFileSync("/proc/sys/vm/drop_caches", "3\n");

@@ -51,6 +51,8 @@ export interface BenchServer {
   s3Requests(): Record<string, number>;
   /** files under the local storage folder (VERSION excluded); 0 on S3 */
   storageFiles(): number;
+  /** on S3: the bucket's URL through the counting proxy and straight at the S3 server (the test S3 server takes unsigned requests) */
+  s3Bucket?: { viaProxy: string; direct: string };
   stop(): Promise<void>;
 }
 
@@ -139,6 +141,7 @@ export async function startBenchServer(
       const entries = readdirSync(join(setup.dir, "storage"), { recursive: true, withFileTypes: true });
       return entries.filter((e) => e.isFile() && e.name !== "VERSION").length;
     },
+    ...(proxy && setup.bucket ? { s3Bucket: { viaProxy: `${proxy.endpoint}/${setup.bucket}`, direct: `${process.env.ATTIC_TEST_S3_ENDPOINT}/${setup.bucket}` } } : {}),
     async stop() {
       await proc.stop();
       await proxy?.close();

@@ -17,7 +17,7 @@ import { createCache, getCacheByName } from "../../src/db/queries/caches.ts";
 import { claimChunk, claimChunks, discardUnusedChunks, findAndLockChunk, markChunksValid, releaseChunks } from "../../src/db/queries/chunks.ts";
 import { claimNar, findAndLockNar, linkChunks, markNarValid, narHasMissingChunks, releaseNar } from "../../src/db/queries/nars.ts";
 import { markChunksLost } from "../../src/db/queries/repair.ts";
-import { bumpLastAccessed, findCacheAndObject, findNarChunks, findRepeatedChunks, getMissingPaths, narChunkSummary, servedChunkPager, upsertObject } from "../../src/db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findNarChunks, findRepeatedChunks, getMissingPaths, narChunkSummary, narStorageSummary, servedChunkPager, upsertObject } from "../../src/db/queries/objects.ts";
 
 const sha = () => `sha256:${randomBytes(32).toString("hex")}`;
 let n = 0;
@@ -76,6 +76,7 @@ test("SQLite: the statements of uploads, narinfo and NAR downloads use hash or i
     await pager(-1, 1);
     await pager(0, 1);
     await findRepeatedChunks(db, narId);
+    await narStorageSummary(db, narId);
     await bumpLastAccessed(db, match.object.id);
     await getMissingPaths(db, "plans", ["0".repeat(32), "1".repeat(32)]);
     // a chunk file found lost: the NAR's path is missing (a probe of the partial index)

@@ -1,6 +1,7 @@
 // The pages of a NAR download's chunk rows (db/queries/objects.ts servedChunkPager), on both
 // engines: paged by chunkref id for speed, they must be exactly the pages by seq, also when the
-// chunkrefs were inserted out of seq order; and the chunks the NAR repeats are counted.
+// chunkrefs were inserted out of seq order; the chunks the NAR repeats are counted, and its
+// chunks summed up by where they are stored.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -11,7 +12,7 @@ import { openDatabase } from "../../src/db/connect.ts";
 import { migrate } from "../../src/db/migrations/index.ts";
 import { claimChunks, markChunksValid } from "../../src/db/queries/chunks.ts";
 import { claimNar, linkChunks } from "../../src/db/queries/nars.ts";
-import { findRepeatedChunks, findServedChunks, servedChunkPager } from "../../src/db/queries/objects.ts";
+import { findRepeatedChunks, findServedChunks, narStorageSummary, servedChunkPager } from "../../src/db/queries/objects.ts";
 import { backendsFromEnv } from "../helpers/backends.ts";
 import { createDatabase } from "../helpers/postgres.ts";
 
@@ -61,6 +62,8 @@ for (const engine of [...new Set(backendsFromEnv().map((b) => b.db))]) {
           }
           assert.deepEqual(pages.map((r) => r.chunk?.id), sequence);
         }
+        // chunks stored one per object here: no pack to check, 30 chunk rows to page
+        assert.deepEqual(await narStorageSummary(db, narId), { packs: [], unpacked: 30 });
         assert.deepEqual([...(await findRepeatedChunks(db, narId))].sort((a, b) => a[0] - b[0]), ids.slice(0, 10).map((id) => [id, 2]));
       }
     } finally {

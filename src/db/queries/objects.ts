@@ -234,6 +234,35 @@ export async function findRepeatedChunks(db: Db, narId: number): Promise<Map<num
   return new Map(rows.map((r) => [toInt(r.chunk_id!), Number(r.n)]));
 }
 
+/** A NAR's valid chunks by where they are stored: per pack, the pack and the end of the last of the NAR's chunks in it; and how many are stored one per object. */
+export interface NarStorageSummary {
+  packs: { packId: number; remoteFile: string; end: number }[];
+  unpacked: number;
+}
+
+/** One grouped query: what a download's preflight checks on cheap storage, without reading every chunk row (download/preflight.ts). */
+export async function narStorageSummary(db: Db, narId: number): Promise<NarStorageSummary> {
+  const rows = await db.kysely
+    .selectFrom("chunkref")
+    .innerJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
+    .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+    .select((eb) => [
+      "chunk.pack_id as pack_id",
+      eb.fn.max("attic_ts_pack.remote_file").as("remote_file"),
+      eb.fn.max(sql<number>`"chunk"."pack_offset" + coalesce("chunk"."file_size", 0)`).as("end"),
+      eb.fn.countAll().as("n"),
+    ])
+    .where("chunkref.nar_id", "=", narId)
+    .groupBy("chunk.pack_id")
+    .execute();
+  const summary: NarStorageSummary = { packs: [], unpacked: 0 };
+  for (const r of rows) {
+    if (r.pack_id === null || r.remote_file === null) summary.unpacked += Number(r.n);
+    else summary.packs.push({ packId: toInt(r.pack_id), remoteFile: r.remote_file, end: Number(r.end) });
+  }
+  return summary;
+}
+
 export async function findNarChunks(db: Db, narId: number, page: { afterSeq?: number; limit?: number } = {}): Promise<NarChunk[]> {
   const rows = await db.kysely
     .selectFrom("chunkref")

@@ -6,7 +6,7 @@ import { decompressBuffer } from "../../compression/index.ts";
 import { findNixFile, getNarListing } from "../../db/queries/nix-files.ts";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
-import { bumpLastAccessed, findCacheAndObject, findRepeatedChunks, narChunkSummary, servedChunkPager, type CacheObjectLookup } from "../../db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findRepeatedChunks, narChunkSummary, narStorageSummary, servedChunkPager, type CacheObjectLookup } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import type { Readable } from "node:stream";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
@@ -177,7 +177,7 @@ class BinaryCacheRoutes {
 
   /** Before a download's first byte: every chunk file and pack is there (else 503, recorded), and the download is counted. */
   private async beforeDownload(request: FastifyRequest, cache: ServedCache, found: Found, pager: ChunkPager): Promise<void> {
-    const lost = await missingChunkFiles(this.app.deps.storage, pager);
+    const lost = await missingChunkFiles(this.app.deps.storage, pager, () => narStorageSummary(this.app.deps.db, found.nar.id));
     if (lost.chunks.length > 0 || lost.packs.length > 0) {
       await this.recordLostChunks(lost.chunks, request.log, lost.packs);
       throw incompleteNar();
