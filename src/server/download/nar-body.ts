@@ -264,7 +264,9 @@ export class NarBody extends Readable {
         end += c.file_size;
         continue;
       }
-      if (this.isRepeat(c)) {
+      // a repeat goes into the run if it is kept, or if its own read may start within the
+      // read-ahead bound, as in fill() (else it starts the next item, read when the bound allows)
+      if (this.isRepeat(c) && (this.met.get(c.id)!.left > 0 || this.queuedBytes < READ_AHEAD_BYTES)) {
         events.push(this.repeatEvent(c, end - start, signal));
         continue;
       }

@@ -184,3 +184,19 @@ test("packed chunks: a repeat the memory bound has no room for is read on its ow
     { pack: 0, offset: 1000, length: big },
   ]);
 });
+
+test("packed chunks: repeats read on their own are started within the read-ahead bound, not all at once", async () => {
+  const MiB = 1024 * 1024;
+  // the first chunk fills the memo (it repeats at the end), so each 1 MiB chunk's repeat is read on its own
+  const sizes = [REPEAT_MEMO_BYTES, ...Array.from({ length: 20 }, () => MiB)];
+  const nar = packedNar([sizes], [0, ...range(1, 21), ...range(1, 21), 0]);
+  const { driver, ranges } = packStorage(nar.packs);
+  const body = new NarBody(driver, nar.rows(), null, Promise.resolve(nar.repeats));
+  body.read(0); // start, then read nothing
+  for (let i = 0; i < 50; i++) await tick();
+  const own = ranges.filter((r) => r.length === MiB);
+  assert.ok(own.length <= 5, `${own.length} repeats read on their own at once, while nobody read (bound: 4 MiB)`);
+  body.destroy();
+  const all = new NarBody(driver, nar.rows(), null, Promise.resolve(nar.repeats));
+  assert.ok((await readAll(all)).equals(nar.expected));
+});
