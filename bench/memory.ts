@@ -15,8 +15,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import { parseArgs } from "node:util";
-import { spawn } from "node:child_process";
-import { addToStore, nix, NIX_ENV, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { addToStore, NIX_ENV, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
 import { stopBackendServices } from "./backends.ts";
 import { runAttic } from "../test/unit/client/run-attic.ts";
 import { trackPeakRss } from "../test/helpers/peak-rss.ts";
@@ -93,10 +94,15 @@ try {
       writeFileSync(`/proc/${pid}/clear_refs`, "5"); // VmHWM := VmRSS, so what follows is the pull's own peak
       const pullOnly = trackPeakRss(pid, 50);
       t = process.hrtime.bigint();
-      nix([
-        "nix-store", "--store", pullStore, "-r", info.path, ...NIX_OPTS.slice(0, 3),
-        "--option", "substituters", `${server.url}/mem`, "--option", "trusted-public-keys", key, "--option", "netrc-file", netrc,
-      ]);
+      // asynchronous: with S3 the request-counting proxy runs in this process, and must keep serving
+      await promisify(execFile)(
+        "nix-store",
+        [
+          "--store", pullStore, "-r", info.path, ...NIX_OPTS.slice(0, 3),
+          "--option", "substituters", `${server.url}/mem`, "--option", "trusted-public-keys", key, "--option", "netrc-file", netrc,
+        ],
+        { env: NIX_ENV },
+      );
       const pullSeconds = Number(process.hrtime.bigint() - t) / 1e9;
       const serverPull = server.proc.peakRss();
       const serverPullOnly = pullOnly.peak();
