@@ -66,6 +66,32 @@ for (const engine of [...new Set(backendsFromEnv().map((b) => b.db))]) {
         assert.deepEqual(await narStorageSummary(db, narId), { packs: [], unpacked: 30 });
         assert.deepEqual([...(await findRepeatedChunks(db, narId))].sort((a, b) => a[0] - b[0]), ids.slice(0, 10).map((id) => [id, 2]));
       }
+      // packed: chunks 0-9 in pack A (chunk i at 100 i, 5 bytes), 10-14 in pack B, 15-19 stay one per object
+      const insertPack = async (name: string) =>
+        Number(
+          (
+            await db.kysely
+              .insertInto("attic_ts_pack")
+              .values({ state: "V", remote_file: JSON.stringify({ Local: { name } }), remote_file_id: `local:${name}`, created_at: new Date() } as never)
+              .returning("id")
+              .executeTakeFirstOrThrow()
+          ).id,
+        );
+      const [a, b] = [await insertPack(`a${n}.pack`), await insertPack(`b${n}.pack`)];
+      for (const [i, id] of ids.entries()) {
+        if (i < 15) await db.kysely.updateTable("chunk").set({ pack_id: i < 10 ? a : b, pack_offset: 100 * i } as never).where("id", "=", id).execute();
+      }
+      const summary = await narStorageSummary(db, inOrder);
+      assert.deepEqual(
+        { ...summary, packs: summary.packs.sort((x, y) => x.packId - y.packId).map((p) => ({ ...p, remoteFile: JSON.parse(p.remoteFile) as unknown })) },
+        {
+          packs: [
+            { packId: a, remoteFile: { Local: { name: `a${n}.pack` } }, end: 905 },
+            { packId: b, remoteFile: { Local: { name: `b${n}.pack` } }, end: 1405 },
+          ],
+          unpacked: 5,
+        },
+      );
     } finally {
       await db.close();
     }
