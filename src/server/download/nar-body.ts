@@ -75,7 +75,7 @@ type RunEvent =
 
 type Item =
   | { kind: "whole"; size: number; bytes: Promise<Buffer>; value?: Buffer }
-  | { kind: "stream"; size: number; source: Promise<Readable>; events?: RunEvent[] };
+  | { kind: "stream"; size: number; source: Promise<Readable>; events?: RunEvent[]; /** the pack range read, for a run */ run?: { packId: number; end: number } };
 
 /** Chunk id → occurrences, for the chunks that occur more than once in the NAR (findRepeatedChunks). */
 export type RepeatedChunks = ReadonlyMap<number, number>;
@@ -113,6 +113,10 @@ export class NarBody extends Readable {
   private readonly met = new Map<number, Memo>();
   /** bytes reserved for memos */
   private memoBytes = 0;
+  private initialized: Promise<void> | undefined;
+  /** ready() is starting the first reads (the pump waits for it) */
+  private priming = false;
+  private readWanted = false;
 
   /**
    * `repeats`: the chunks occurring more than once in the NAR; with it, a run of a pack goes on
@@ -140,8 +144,9 @@ export class NarBody extends Readable {
       this.wakeUp = undefined;
       wake();
     } else if (!this.started) {
-      this.started = true;
-      this.pump().catch((err: unknown) => this.destroy(err as Error));
+      // asked for while ready() primes the first reads: the pump starts when it is done
+      if (this.priming) this.readWanted = true;
+      else this.start();
     }
   }
 
@@ -168,8 +173,44 @@ export class NarBody extends Readable {
     await new Promise<void>((resolve) => (this.wakeUp = resolve));
   }
 
+  /** Loads what reading needs first (the repeated chunks), once. */
+  private init(): Promise<void> {
+    this.initialized ??= (async () => {
+      if (this.repeatsSource && this.decompressFrom === null) this.repeats = await this.repeatsSource;
+    })();
+    return this.initialized;
+  }
+
+  /**
+   * Before the body is read: starts the first reads and waits until the first one has answered
+   * (an S3 ranged GET its headers), so that a pack found missing or short there rejects here,
+   * before any byte is sent, with ChunkFileLostError. Resolves with the pack range that first
+   * read proved present (null when the first item is not a run of a pack): the preflight need
+   * not check it again (download/preflight.ts). Call it once, before reading.
+   */
+  async ready(): Promise<{ packId: number; end: number } | null> {
+    if (this.started || this.priming) return null;
+    this.priming = true;
+    try {
+      await this.init();
+      await this.fill();
+      const head = this.queue[0];
+      if (!head || head.kind !== "stream" || !head.run) return null;
+      await head.source;
+      return head.run;
+    } finally {
+      this.priming = false;
+      if (this.readWanted && !this.started && !this.destroyed) this.start();
+    }
+  }
+
+  private start(): void {
+    this.started = true;
+    this.pump().catch((err: unknown) => this.destroy(err as Error));
+  }
+
   private async pump(): Promise<void> {
-    if (this.repeatsSource && this.decompressFrom === null) this.repeats = await this.repeatsSource;
+    await this.init();
     for (;;) {
       await this.fill();
       const head = this.queue.shift();
@@ -277,7 +318,7 @@ export class NarBody extends Readable {
     const source = this.storage.getRange(pack, start, end - start, signal).catch(lostAs(first));
     source.catch(() => {}); // surfaced when awaited in pump
     // chunks decompressed on the way out are one per run, never with events
-    this.queue.push({ kind: "stream", size: end - start, source, ...(this.decompressFrom === null ? { events } : {}) });
+    this.queue.push({ kind: "stream", size: end - start, source, run: { packId: first.pack_id!, end }, ...(this.decompressFrom === null ? { events } : {}) });
     this.queuedBytes += Math.min(end - start, WRITE_BATCH);
   }
 

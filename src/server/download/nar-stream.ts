@@ -20,8 +20,11 @@ export const CHUNK_PAGE = 256;
 
 export type NarResponse =
   | { kind: "redirect"; url: string }
-  /** `range` (with the whole body's length) when a `Range` was honoured: a 206 */
-  | { kind: "stream"; stream: Readable; contentLength?: number; range?: ByteRange & { total: number } }
+  /**
+   * `range` (with the whole body's length) when a `Range` was honoured: a 206. `ready` (a body
+   * read from storage): starts the reading and waits for its first read (NarBody.ready).
+   */
+  | { kind: "stream"; stream: Readable; contentLength?: number; range?: ByteRange & { total: number }; ready?: () => Promise<{ packId: number; end: number } | null> }
   | { kind: "unsatisfiable"; total: number };
 
 /** The NAR's valid chunks after `afterSeq`, in order; `null` marks a chunk that has gone. */
@@ -73,10 +76,10 @@ export async function narResponseStream(
     const size = decompress ? (c: ServedChunk) => c.chunk_size : (c: ServedChunk) => c.file_size ?? 0;
     const body = new NarBody(storage, chunksInRange(pagedChunks(nar.id, pager), size, range, cut), decompressFrom, repeats);
     const length = range.end - range.start + 1;
-    return { kind: "stream", stream: chain(body, new RangeSlice(cut, length)), contentLength: length, range: { ...range, total: contentLength! } };
+    return { kind: "stream", stream: chain(body, new RangeSlice(cut, length)), contentLength: length, range: { ...range, total: contentLength! }, ready: () => body.ready() };
   }
   const stream = new NarBody(storage, pagedChunks(nar.id, pager), decompressFrom, repeats);
-  return { kind: "stream", stream, contentLength };
+  return { kind: "stream", stream, contentLength, ready: () => stream.ready() };
 }
 
 /** The NAR itself, decoded from its chunks as they stream. */

@@ -11,7 +11,9 @@
 // of the last of the NAR's chunks in it (a one-byte ranged read there); a pack missing or short
 // loses every chunk stored in it. On cheap storage the packs come from one grouped query
 // (`summary`) rather than from every chunk row, and the rows are paged only when some chunks are
-// stored one per object.
+// stored one per object. A pack range the download's first read already opened (NarBody.ready:
+// one ranged GET that is also the first bytes served) is not checked again: a small NAR on S3
+// costs one GET, not a check and a GET.
 import { forEachLimit } from "../../util/concurrency.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 import { StorageNotFoundError } from "../../storage/types.ts";
@@ -27,12 +29,19 @@ export interface MissingFiles {
 }
 
 /** The NAR's chunks whose files are missing, and its packs that are missing or short (see the header for how far it looks). */
-export async function missingChunkFiles(storage: StorageDriver, pager: ChunkPager, summary?: () => Promise<NarStorageSummary>): Promise<MissingFiles> {
+export async function missingChunkFiles(
+  storage: StorageDriver,
+  pager: ChunkPager,
+  summary?: () => Promise<NarStorageSummary>,
+  /** a pack range the download's first read already proved present (NarBody.ready): not checked again */
+  covered?: { packId: number; end: number } | null,
+): Promise<MissingFiles> {
   const missing: MissingFiles = { chunks: [], packs: [] };
   const packsChecked = new Set<number>();
   if (summary && storage.cheapHas) {
     const { packs, unpacked } = await summary();
     await forEachLimit(packs, HAS_CONCURRENCY, async ({ packId, remoteFile, end }) => {
+      if (covered?.packId === packId && end <= covered.end) return;
       if (!(await packReaches(storage, JSON.parse(remoteFile) as RemoteFile, end))) missing.packs.push(packId);
     });
     if (unpacked === 0) return missing;
@@ -56,6 +65,7 @@ export async function missingChunkFiles(storage: StorageDriver, pager: ChunkPage
       }
     }
     await forEachLimit([...packs], HAS_CONCURRENCY, async ([packId, { remoteFile, end }]) => {
+      if (covered?.packId === packId && end <= covered.end) return;
       if (!(await packReaches(storage, remoteFile, end))) missing.packs.push(packId);
     });
     for (const packId of packs.keys()) packsChecked.add(packId);

@@ -8,10 +8,10 @@ import { randomBytes } from "node:crypto";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { setImmediate as tick } from "node:timers/promises";
-import { NarBody, REPEAT_MEMO_BYTES } from "../../../src/server/download/nar-body.ts";
+import { ChunkFileLostError, NarBody, REPEAT_MEMO_BYTES } from "../../../src/server/download/nar-body.ts";
 import type { ServedChunk } from "../../../src/db/queries/objects.ts";
 import type { ChunkRow } from "../../../src/db/schema.ts";
-import type { RemoteFile, StorageDriver } from "../../../src/storage/types.ts";
+import { StorageNotFoundError, type RemoteFile, type StorageDriver } from "../../../src/storage/types.ts";
 
 function fakeStorage(files: Buffer[], opts: { withRead?: boolean; failAt?: number } = {}) {
   const started: number[] = [];
@@ -199,4 +199,19 @@ test("packed chunks: repeats read on their own are started within the read-ahead
   body.destroy();
   const all = new NarBody(driver, nar.rows(), null, Promise.resolve(nar.repeats));
   assert.ok((await readAll(all)).equals(nar.expected));
+});
+
+test("ready(): the first range is opened before any byte, a lost pack rejects there, and the body reuses that range", async () => {
+  const nar = packedNar([[1000, 2000, 3000]], [0, 1, 2]);
+  const { driver, ranges } = packStorage(nar.packs);
+  const body = new NarBody(driver, nar.rows(), null, Promise.resolve(nar.repeats));
+  assert.deepEqual(await body.ready(), { packId: 0, end: 6000 });
+  assert.equal(ranges.length, 1, "the range was opened by ready()");
+  assert.ok((await readAll(body)).equals(nar.expected));
+  assert.equal(ranges.length, 1, "and not opened again to send it");
+
+  const lost: StorageDriver = { ...driver, getRange: async () => Promise.reject(new StorageNotFoundError("pack 0 (short)")) };
+  const broken = new NarBody(lost, nar.rows(), null, Promise.resolve(nar.repeats));
+  await assert.rejects(broken.ready(), (err: Error) => err instanceof ChunkFileLostError && err.packId === 0);
+  broken.destroy();
 });
