@@ -51,6 +51,10 @@ export interface BenchServer {
   s3Requests(): Record<string, number>;
   /** files under the local storage folder (VERSION excluded); 0 on S3 */
   storageFiles(): number;
+  /** stop atticd and start it again on the same port, database and storage (a fresh process: its RSS starts over) */
+  restart(): Promise<void>;
+  /** on S3: the bucket's URL through the counting proxy and straight at the S3 server (the test S3 server takes unsigned requests) */
+  s3Bucket?: { viaProxy: string; direct: string };
   stop(): Promise<void>;
 }
 
@@ -68,10 +72,10 @@ export async function startBenchServer(
   const proxy: FaultProxy | null = backend.storage === "s3" ? await startFaultProxy(process.env.ATTIC_TEST_S3_ENDPOINT!) : null;
   const setup = await prepareServer({ backend, compression, top, ...(proxy ? { s3Endpoint: proxy.endpoint } : {}), ...(storageExtra ? { storageExtra } : {}) });
   // at the level an operator runs it (the tests' default is warn)
-  const proc = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir, env: { ATTIC_LOG_LEVEL: "info", ...env } });
+  let proc = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir, env: { ATTIC_LOG_LEVEL: "info", ...env } });
   const token = mintHs256(setup.secret, atticClaims("bench", { "*": ALL }));
   const auth = { authorization: `Bearer ${token}` };
-  return {
+  const bench: BenchServer = {
     proc,
     url: proc.url,
     token,
@@ -139,10 +143,18 @@ export async function startBenchServer(
       const entries = readdirSync(join(setup.dir, "storage"), { recursive: true, withFileTypes: true });
       return entries.filter((e) => e.isFile() && e.name !== "VERSION").length;
     },
+    async restart() {
+      const port = Number(new URL(proc.url).port);
+      await proc.stop();
+      proc = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir, port, env: { ATTIC_LOG_LEVEL: "info", ...env } });
+      bench.proc = proc;
+    },
+    ...(proxy && setup.bucket ? { s3Bucket: { viaProxy: `${proxy.endpoint}/${setup.bucket}`, direct: `${process.env.ATTIC_TEST_S3_ENDPOINT}/${setup.bucket}` } } : {}),
     async stop() {
       await proc.stop();
       await proxy?.close();
       rmSync(setup.dir, { recursive: true, force: true });
     },
   };
+  return bench;
 }

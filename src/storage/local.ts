@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { assertValidKey } from "./keys.ts";
 import { LocalReader } from "./local-reader.ts";
+import { FileRangeStream } from "./local-range.ts";
 import { prepareLayout, shardedPath, sweepTempFiles, TEMP_PREFIX } from "./local-layout.ts";
 import { remoteFileId } from "./remote-file.ts";
 import { forEachLimit } from "../util/concurrency.ts";
@@ -15,8 +16,14 @@ import type { AppendFile, BufferedFile, PutResult, RemoteFile, StorageDriver } f
 
 const DELETE_CONCURRENCY = 20;
 const READ_PIECE_MAX = 1024 * 1024;
-/** a ranged read (a run of a pack) is streamed in pieces of this size: RSS stays low, the socket still gets large writes */
-const RANGE_PIECE_MAX = 256 * 1024;
+/**
+ * a ranged read (a run of a pack) is streamed in pieces of this size, this many in flight
+ * (local-range.ts): 1 MiB in flight per download. Measured serving the 587 MB path (atticd CPU per
+ * download, median of 7): 256 KiB × 4 220 ms, × 2 260 ms, one at a time (a read stream) 290 ms,
+ * 512 KiB × 4 340 ms (larger buffers cost page faults)
+ */
+const RANGE_PIECE = 256 * 1024;
+const RANGE_AHEAD = 4;
 /** errno codes of a full disk or an exhausted quota (blocks or inodes) */
 const FULL_CODES = new Set(["ENOSPC", "EDQUOT"]);
 
@@ -248,7 +255,7 @@ export class LocalStorage implements StorageDriver {
       await file.close();
       return Readable.from([]);
     }
-    return file.createReadStream({ start: offset, end: offset + length - 1, highWaterMark: Math.min(length, RANGE_PIECE_MAX), ...(signal ? { signal } : {}) });
+    return new FileRangeStream(file, offset, length, { piece: RANGE_PIECE, ahead: RANGE_AHEAD, ...(signal ? { signal } : {}) });
   }
 
   async readRange(remoteFile: RemoteFile, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<void> {

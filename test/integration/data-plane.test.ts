@@ -279,6 +279,10 @@ for (const backend of backends) {
         assert.equal(get.status, 200);
         assert.equal((await get.arrayBuffer()).byteLength, length);
         assert.ok(storageChecks > 0, "a GET checks the chunk files");
+        // a NAR in one pack: the body's ranged read, opened before the first byte, is its check too
+        const nar = await s.db.kysely.selectFrom("nar").select("id").where("nar_hash", "=", fx.narHash).executeTakeFirstOrThrow();
+        const packs = await s.db.kysely.selectFrom("chunkref").innerJoin("chunk", "chunk.id", "chunkref.chunk_id").select("chunk.pack_id").distinct().where("chunkref.nar_id", "=", nar.id).execute();
+        if (packs.length === 1 && packs[0]!.pack_id !== null) assert.equal(storageChecks, 1, "one ranged read serves and checks a NAR in one pack");
         const after = await state();
         assert.equal(Number(after.object.download_count), Number(before.object.download_count ?? 0) + 1);
         assert.notEqual(after.object.last_accessed_at, null);

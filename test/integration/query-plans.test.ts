@@ -17,7 +17,7 @@ import { createCache, getCacheByName } from "../../src/db/queries/caches.ts";
 import { claimChunk, claimChunks, discardUnusedChunks, findAndLockChunk, markChunksValid, releaseChunks } from "../../src/db/queries/chunks.ts";
 import { claimNar, findAndLockNar, linkChunks, markNarValid, narHasMissingChunks, releaseNar } from "../../src/db/queries/nars.ts";
 import { markChunksLost } from "../../src/db/queries/repair.ts";
-import { bumpLastAccessed, findCacheAndObject, findNarChunks, getMissingPaths, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findNarChunks, findRepeatedChunks, getMissingPaths, narChunkSummary, narStorageSummary, servedChunkPager, upsertObject } from "../../src/db/queries/objects.ts";
 
 const sha = () => `sha256:${randomBytes(32).toString("hex")}`;
 let n = 0;
@@ -71,6 +71,12 @@ test("SQLite: the statements of uploads, narinfo and NAR downloads use hash or i
     assert.ok(match);
     await narChunkSummary(db, narId);
     await findNarChunks(db, narId, { afterSeq: -1, limit: 256 });
+    // a NAR download's pages (by chunkref id, the last one by seq) and its repeated chunks
+    const pager = servedChunkPager(db, narId);
+    await pager(-1, 1);
+    await pager(0, 1);
+    await findRepeatedChunks(db, narId);
+    await narStorageSummary(db, narId);
     await bumpLastAccessed(db, match.object.id);
     await getMissingPaths(db, "plans", ["0".repeat(32), "1".repeat(32)]);
     // a chunk file found lost: the NAR's path is missing (a probe of the partial index)

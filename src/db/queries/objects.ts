@@ -130,37 +130,82 @@ export type ServedChunk = Pick<ChunkRow, "id" | "remote_file" | "remote_file_id"
   pack_offset?: number | null;
 };
 
-const servedChunksQuery = prepareQuery((k, $: Placeholders<{ narId: number; afterSeq: number; limit: number }>) =>
-  k
-    .selectFrom("chunkref")
-    .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
-    .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
-    .select([
-      "chunkref.seq as seq",
-      "chunk.id as id",
-      "chunk.remote_file as remote_file",
-      "chunk.remote_file_id as remote_file_id",
-      "chunk.file_size as file_size",
-      "chunk.chunk_size as chunk_size",
-      "chunk.pack_id as pack_id",
-      "chunk.pack_offset as pack_offset",
-      "attic_ts_pack.remote_file as pack_remote_file",
-    ])
-    .where("chunkref.nar_id", "=", $.narId)
-    .where("chunkref.seq", ">", $.afterSeq)
-    .orderBy("chunkref.seq")
-    .limit($.limit),
-);
+/**
+ * A page of a NAR's served chunks after `$.after` (a seq, or a chunkref id with `byRef`). The
+ * page size is written into the statement (one prepared query per size: only CHUNK_PAGE in
+ * practice), as SQLite plans a statement with `limit ?` anew on every run. By chunkref id, the
+ * index on `nar_id` (SQLite keeps its entries in rowid order) yields a page without sorting every
+ * chunkref of the NAR, where ordering by `seq` sorts them all for each page (a 9,000-chunk NAR:
+ * 35 pages, each sorting 9,000 rows).
+ */
+function servedChunksQuery(byRef: boolean, limit: number): ReturnType<typeof buildServedChunksQuery> {
+  const key = `${byRef ? "ref" : "seq"}:${limit}`;
+  let query = servedChunksQueries.get(key);
+  if (!query) servedChunksQueries.set(key, (query = buildServedChunksQuery(byRef, limit)));
+  return query;
+}
+
+function buildServedChunksQuery(byRef: boolean, limit: number) {
+  const column = byRef ? "chunkref.id" : "chunkref.seq";
+  return prepareQuery((k, $: Placeholders<{ narId: number; after: number }>) =>
+    k
+      .selectFrom("chunkref")
+      .leftJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
+      .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+      .select([
+        "chunkref.seq as seq",
+        "chunkref.id as ref",
+        "chunk.id as id",
+        "chunk.remote_file as remote_file",
+        "chunk.remote_file_id as remote_file_id",
+        "chunk.file_size as file_size",
+        "chunk.chunk_size as chunk_size",
+        "chunk.pack_id as pack_id",
+        "chunk.pack_offset as pack_offset",
+        "attic_ts_pack.remote_file as pack_remote_file",
+      ])
+      .where("chunkref.nar_id", "=", $.narId)
+      .where(column, ">", $.after)
+      .orderBy(column)
+      .limit(limit),
+  );
+}
+const servedChunksQueries = new Map<string, ReturnType<typeof buildServedChunksQuery>>();
 
 /**
  * A page of a NAR's chunks for streaming it, in order after `afterSeq` (at most `limit`): a 4 GiB NAR
  * has some 65,000 chunks, which a download walks through without holding all their rows. `chunk` is
  * null for a chunk that is gone.
  */
-export async function findServedChunks(db: Db, narId: number, afterSeq: number, limit: number): Promise<{ seq: number; chunk: ServedChunk | null }[]> {
-  const rows = await servedChunksQuery.run(db, { narId, afterSeq, limit });
+export async function findServedChunks(db: Db, narId: number, afterSeq: number, limit: number): Promise<{ seq: number; ref: number; chunk: ServedChunk | null }[]> {
+  return servedRows(await servedChunksQuery(false, limit).run(db, { narId, after: afterSeq }));
+}
+
+/**
+ * A pager over the NAR's served chunks (findServedChunks' pages) that follows chunkref ids: the
+ * chunkrefs of a NAR are inserted in `seq` order, so the page after one that ended at ref R is
+ * usually the next rows by id after R, found without a sort. A page whose rows are not the
+ * next seqs in order (chunkrefs inserted out of order), and the last page, are read again by `seq`.
+ */
+export function servedChunkPager(db: Db, narId: number): (afterSeq: number, limit: number) => Promise<{ seq: number; chunk: ServedChunk | null }[]> {
+  /** the chunkref id of the row at each seq a page ended on (-1: before the first) */
+  const refAt = new Map<number, number>([[-1, 0]]);
+  return async (afterSeq, limit) => {
+    const afterRef = refAt.get(afterSeq);
+    let page = afterRef === undefined ? null : servedRows(await servedChunksQuery(true, limit).run(db, { narId, after: afterRef }));
+    // a full page of the next seqs is exactly the page asked for; a short one might miss a row
+    // stored out of order, so the last page is read by seq (one sort per download, not one per page)
+    if (!page || page.length < limit || page.some((row, i) => row.seq !== afterSeq + 1 + i)) page = await findServedChunks(db, narId, afterSeq, limit);
+    const last = page.at(-1);
+    if (last) refAt.set(last.seq, last.ref);
+    return page;
+  };
+}
+
+function servedRows(rows: Awaited<ReturnType<ReturnType<typeof buildServedChunksQuery>["run"]>>): { seq: number; ref: number; chunk: ServedChunk | null }[] {
   return rows.map((r) => ({
     seq: toInt(r.seq),
+    ref: toInt(r.ref),
     chunk:
       r.id === null
         ? null
@@ -175,6 +220,52 @@ export async function findServedChunks(db: Db, narId: number, afterSeq: number, 
             pack_offset: r.pack_offset === null ? null : toInt(r.pack_offset),
           },
   }));
+}
+
+/**
+ * The chunks that occur more than once in the NAR (a NAR repeating content: the JDK's identical
+ * license files), with their number of occurrences: a download keeps their bytes from the first
+ * occurrence instead of reading each repeat with a range of its own (docs/packs.md).
+ */
+export async function findRepeatedChunks(db: Db, narId: number): Promise<Map<number, number>> {
+  const rows = await db.kysely
+    .selectFrom("chunkref")
+    .select((eb) => ["chunk_id", eb.fn.countAll().as("n")])
+    .where("nar_id", "=", narId)
+    .where("chunk_id", "is not", null)
+    .groupBy("chunk_id")
+    .having((eb) => eb.fn.countAll(), ">", 1)
+    .execute();
+  return new Map(rows.map((r) => [toInt(r.chunk_id!), Number(r.n)]));
+}
+
+/** A NAR's valid chunks by where they are stored: per pack, the pack and the end of the last of the NAR's chunks in it; and how many are stored one per object. */
+export interface NarStorageSummary {
+  packs: { packId: number; remoteFile: string; end: number }[];
+  unpacked: number;
+}
+
+/** One grouped query: what a download's preflight checks on cheap storage, without reading every chunk row (download/preflight.ts). */
+export async function narStorageSummary(db: Db, narId: number): Promise<NarStorageSummary> {
+  const rows = await db.kysely
+    .selectFrom("chunkref")
+    .innerJoin("chunk", (join) => join.onRef("chunk.id", "=", "chunkref.chunk_id").on("chunk.state", "=", "V"))
+    .leftJoin("attic_ts_pack", "attic_ts_pack.id", "chunk.pack_id")
+    .select((eb) => [
+      "chunk.pack_id as pack_id",
+      eb.fn.max("attic_ts_pack.remote_file").as("remote_file"),
+      eb.fn.max(sql<number>`"chunk"."pack_offset" + coalesce("chunk"."file_size", 0)`).as("end"),
+      eb.fn.countAll().as("n"),
+    ])
+    .where("chunkref.nar_id", "=", narId)
+    .groupBy("chunk.pack_id")
+    .execute();
+  const summary: NarStorageSummary = { packs: [], unpacked: 0 };
+  for (const r of rows) {
+    if (r.pack_id === null || r.remote_file === null) summary.unpacked += Number(r.n);
+    else summary.packs.push({ packId: toInt(r.pack_id), remoteFile: r.remote_file, end: Number(r.end) });
+  }
+  return summary;
 }
 
 export async function findNarChunks(db: Db, narId: number, page: { afterSeq?: number; limit?: number } = {}): Promise<NarChunk[]> {

@@ -5,7 +5,7 @@
 // multi-chunk NAR are decompressed on the way out (decision 3), matching the `Compression: none`
 // of the narinfo.
 import { Readable } from "node:stream";
-import { NarBody, remoteFileOf } from "./nar-body.ts";
+import { NarBody, remoteFileOf, type RepeatedChunks } from "./nar-body.ts";
 export { ChunkFileLostError, remoteFileOf } from "./nar-body.ts";
 import type { ServedChunk } from "../../db/queries/objects.ts";
 import type { ServedNar } from "../../db/queries/objects.ts";
@@ -20,8 +20,11 @@ export const CHUNK_PAGE = 256;
 
 export type NarResponse =
   | { kind: "redirect"; url: string }
-  /** `range` (with the whole body's length) when a `Range` was honoured: a 206 */
-  | { kind: "stream"; stream: Readable; contentLength?: number; range?: ByteRange & { total: number } }
+  /**
+   * `range` (with the whole body's length) when a `Range` was honoured: a 206. `ready` (a body
+   * read from storage): starts the reading and waits for its first read (NarBody.ready).
+   */
+  | { kind: "stream"; stream: Readable; contentLength?: number; range?: ByteRange & { total: number }; ready?: () => Promise<{ packId: number; end: number } | null> }
   | { kind: "unsatisfiable"; total: number };
 
 /** The NAR's valid chunks after `afterSeq`, in order; `null` marks a chunk that has gone. */
@@ -42,7 +45,15 @@ export async function narResponseStream(
    * `presign`: null for no redirect, else the check a presigned URL must pass (redirect-policy.ts);
    * `decompress`: serve the NAR itself rather than the stored chunks (default: as the narinfo says)
    */
-  opts: { presign: ((url: string) => boolean) | null; method: string; fileSize: number | null; range?: string | undefined; decompress?: boolean },
+  opts: {
+    presign: ((url: string) => boolean) | null;
+    method: string;
+    fileSize: number | null;
+    range?: string | undefined;
+    decompress?: boolean;
+    /** the chunks occurring more than once in the NAR (asked only when its bytes are read) */
+    repeats?: () => Promise<RepeatedChunks>;
+  },
 ): Promise<NarResponse> {
   const decompress = opts.decompress ?? servedCompression(nar) !== nar.compression;
   if (nar.num_chunks === 1 && opts.presign && storage.presignedUrl && !decompress) {
@@ -59,15 +70,16 @@ export async function narResponseStream(
   if (range === "unsatisfiable") return { kind: "unsatisfiable", total: contentLength! };
   if (opts.method === "HEAD") return { kind: "stream", stream: Readable.from([]), contentLength };
   const decompressFrom = decompress ? nar.compression : null;
+  const repeats = decompressFrom === null && nar.num_chunks > 1 ? opts.repeats?.() : undefined;
   if (range) {
     const cut: RangeCut = { skip: 0 };
     const size = decompress ? (c: ServedChunk) => c.chunk_size : (c: ServedChunk) => c.file_size ?? 0;
-    const body = new NarBody(storage, chunksInRange(pagedChunks(nar.id, pager), size, range, cut), decompressFrom);
+    const body = new NarBody(storage, chunksInRange(pagedChunks(nar.id, pager), size, range, cut), decompressFrom, repeats);
     const length = range.end - range.start + 1;
-    return { kind: "stream", stream: chain(body, new RangeSlice(cut, length)), contentLength: length, range: { ...range, total: contentLength! } };
+    return { kind: "stream", stream: chain(body, new RangeSlice(cut, length)), contentLength: length, range: { ...range, total: contentLength! }, ready: () => body.ready() };
   }
-  const stream = new NarBody(storage, pagedChunks(nar.id, pager), decompressFrom);
-  return { kind: "stream", stream, contentLength };
+  const stream = new NarBody(storage, pagedChunks(nar.id, pager), decompressFrom, repeats);
+  return { kind: "stream", stream, contentLength, ready: () => stream.ready() };
 }
 
 /** The NAR itself, decoded from its chunks as they stream. */

@@ -9,10 +9,15 @@
 // response (the client sees a broken transfer, not a short NAR) and is recorded the same way.
 // Packed chunks (docs/packs.md) are checked once per pack: the pack exists and reaches the end
 // of the last of the NAR's chunks in it (a one-byte ranged read there); a pack missing or short
-// loses every chunk stored in it.
+// loses every chunk stored in it. On cheap storage the packs come from one grouped query
+// (`summary`) rather than from every chunk row, and the rows are paged only when some chunks are
+// stored one per object. A pack range the download's first read already opened (NarBody.ready:
+// one ranged GET that is also the first bytes served) is not checked again: a small NAR on S3
+// costs one GET, not a check and a GET.
 import { forEachLimit } from "../../util/concurrency.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 import { StorageNotFoundError } from "../../storage/types.ts";
+import type { NarStorageSummary } from "../../db/queries/objects.ts";
 import { CHUNK_PAGE, remoteFileOf, type ChunkPager } from "./nar-stream.ts";
 
 const HAS_CONCURRENCY = 16;
@@ -24,9 +29,24 @@ export interface MissingFiles {
 }
 
 /** The NAR's chunks whose files are missing, and its packs that are missing or short (see the header for how far it looks). */
-export async function missingChunkFiles(storage: StorageDriver, pager: ChunkPager): Promise<MissingFiles> {
+export async function missingChunkFiles(
+  storage: StorageDriver,
+  pager: ChunkPager,
+  summary?: () => Promise<NarStorageSummary>,
+  /** a pack range the download's first read already proved present (NarBody.ready): not checked again */
+  covered?: { packId: number; end: number } | null,
+): Promise<MissingFiles> {
   const missing: MissingFiles = { chunks: [], packs: [] };
   const packsChecked = new Set<number>();
+  if (summary && storage.cheapHas) {
+    const { packs, unpacked } = await summary();
+    await forEachLimit(packs, HAS_CONCURRENCY, async ({ packId, remoteFile, end }) => {
+      if (covered?.packId === packId && end <= covered.end) return;
+      if (!(await packReaches(storage, JSON.parse(remoteFile) as RemoteFile, end))) missing.packs.push(packId);
+    });
+    if (unpacked === 0) return missing;
+    for (const { packId } of packs) packsChecked.add(packId);
+  }
   let afterSeq = -1;
   for (;;) {
     const page = await pager(afterSeq, CHUNK_PAGE);
@@ -45,6 +65,7 @@ export async function missingChunkFiles(storage: StorageDriver, pager: ChunkPage
       }
     }
     await forEachLimit([...packs], HAS_CONCURRENCY, async ([packId, { remoteFile, end }]) => {
+      if (covered?.packId === packId && end <= covered.end) return;
       if (!(await packReaches(storage, remoteFile, end))) missing.packs.push(packId);
     });
     for (const packId of packs.keys()) packsChecked.add(packId);

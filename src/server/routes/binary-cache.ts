@@ -6,7 +6,7 @@ import { decompressBuffer } from "../../compression/index.ts";
 import { findNixFile, getNarListing } from "../../db/queries/nix-files.ts";
 import { HEADER_CACHE_VISIBILITY } from "../../api/v1.ts";
 import { getCacheByName } from "../../db/queries/caches.ts";
-import { bumpLastAccessed, findCacheAndObject, findServedChunks, narChunkSummary, type CacheObjectLookup } from "../../db/queries/objects.ts";
+import { bumpLastAccessed, findCacheAndObject, findRepeatedChunks, narChunkSummary, narStorageSummary, servedChunkPager, type CacheObjectLookup } from "../../db/queries/objects.ts";
 import type { CacheRow } from "../../db/schema.ts";
 import type { Readable } from "node:stream";
 import { renderNixCacheInfo } from "../../nix/cache-info.ts";
@@ -130,8 +130,6 @@ class BinaryCacheRoutes {
     }
     if (!found) throw noSuchObject();
     const { pager, fileSize } = await this.wholeNar(found);
-    // HEAD reads and changes nothing: no check of every chunk file, no download, no access
-    if (request.method !== "HEAD") await this.beforeDownload(request, cache, found, pager);
     if (cache.is_public) reply.header(HEADER_CACHE_VISIBILITY, "public");
     return this.sendNar(request, reply, cache, found, pager, fileSize, form);
   }
@@ -172,12 +170,12 @@ class BinaryCacheRoutes {
     }
     if (summary.present !== summary.refs) throw incompleteNar();
     const narId = found.nar.id;
-    return { pager: (afterSeq, limit) => findServedChunks(db, narId, afterSeq, limit), fileSize: summary.fileSize };
+    return { pager: servedChunkPager(db, narId), fileSize: summary.fileSize };
   }
 
   /** Before a download's first byte: every chunk file and pack is there (else 503, recorded), and the download is counted. */
-  private async beforeDownload(request: FastifyRequest, cache: ServedCache, found: Found, pager: ChunkPager): Promise<void> {
-    const lost = await missingChunkFiles(this.app.deps.storage, pager);
+  private async beforeDownload(request: FastifyRequest, cache: ServedCache, found: Found, pager: ChunkPager, covered: { packId: number; end: number } | null): Promise<void> {
+    const lost = await missingChunkFiles(this.app.deps.storage, pager, () => narStorageSummary(this.app.deps.db, found.nar.id), covered);
     if (lost.chunks.length > 0 || lost.packs.length > 0) {
       await this.recordLostChunks(lost.chunks, request.log, lost.packs);
       throw incompleteNar();
@@ -195,10 +193,24 @@ class BinaryCacheRoutes {
       method: request.method,
       fileSize,
       decompress: form?.decompress,
+      repeats: () => findRepeatedChunks(this.app.deps.db, found.nar.id),
       // If-Range names a version we cannot compare (no ETag): the whole body, as RFC 9110 says;
       // a re-encoded body is made anew each time, so it has no ranges
       range: request.headers["if-range"] === undefined && !encode ? request.headers.range : undefined,
     });
+    // HEAD reads and changes nothing: no check of every chunk file, no download, no access. A GET
+    // starts its body's first read before the checks (a pack range it opens needs no check of its own)
+    if (request.method !== "HEAD") {
+      try {
+        const covered = response.kind === "stream" && response.ready ? await response.ready() : null;
+        await this.beforeDownload(request, cache, found, pager, covered);
+      } catch (err) {
+        if (response.kind === "stream") response.stream.destroy();
+        if (!(err instanceof ChunkFileLostError)) throw err;
+        await this.recordLostChunks([err.chunkId], request.log, err.packId === null ? [] : [err.packId]);
+        throw incompleteNar();
+      }
+    }
     if (response.kind === "redirect") return reply.redirect(response.url, 307);
     if (response.kind === "unsatisfiable") {
       // answered here: the error handler does not keep headers set before a throw
