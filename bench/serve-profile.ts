@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { addToStore, NIX_ENV, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
 import { stopBackendServices } from "./backends.ts";
 import { childrenCpuSeconds, cpuSeconds } from "./lib/cpu.ts";
+import { readProfile, summarize, topLines } from "./lib/cpu-profile.ts";
 
 const { values } = parseArgs({
   options: {
@@ -28,37 +29,6 @@ const { values } = parseArgs({
 const execFileAsync = promisify(execFile);
 const MB = 1e6;
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
-interface Profile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
-  startTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** Top self-time functions of `profile` between two monotonic times (µs; V8's clock is the same as hrtime's on Linux). */
-function summarize(profile: Profile, from: number, to: number, top: number): string[] {
-  const frames = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
-  const self = new Map<string, number>();
-  let t = profile.startTime;
-  let total = 0;
-  for (let i = 0; i < profile.samples.length; i++) {
-    t += profile.timeDeltas[i]!;
-    if (t < from || t > to) continue;
-    const cf = frames.get(profile.samples[i]!)!;
-    const key = `${cf.functionName || "(anonymous)"} ${cf.url.split("/").slice(-2).join("/")}${cf.url ? `:${cf.lineNumber + 1}` : ""}`;
-    const dt = profile.timeDeltas[i + 1] ?? 0;
-    self.set(key, (self.get(key) ?? 0) + dt);
-    total += dt;
-  }
-  if (total === 0) return [];
-  const idle = self.get("(idle) ") ?? 0;
-  const lines = [`    busy ${((total - idle) / 1e6).toFixed(2)} s of ${(total / 1e6).toFixed(2)} s`];
-  for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    lines.push(`    ${(v / 1e3).toFixed(0).padStart(7)} ms ${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`);
-  }
-  return lines;
-}
 
 const work = mkdtempSync(join(tmpdir(), "attic-bench-serve-profile-"));
 const profDir = values.keep ?? join(work, "prof");
@@ -153,8 +123,8 @@ try {
   for (const w of windows) {
     console.log(`\n${w.name} (${((w.to - w.from) / 1e6).toFixed(2)} s):`);
     for (const f of profiles) {
-      const lines = summarize(JSON.parse(readFileSync(join(profDir, f), "utf8")) as Profile, w.from, w.to, Number(values.top));
-      if (lines.length > 0) console.log(`  ${f}\n${lines.join("\n")}`);
+      const { total, byFunction } = summarize(readProfile(join(profDir, f)), w);
+      if (total > 0) console.log(`  ${f}: busy ${(total / 1e6).toFixed(2)} s\n${topLines(byFunction, total, Number(values.top)).map((l) => `    ${l}`).join("\n")}`);
     }
   }
 } finally {

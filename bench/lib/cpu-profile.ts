@@ -10,12 +10,16 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
 }
-interface Profile {
+export interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
   startTime: number;
   endTime: number;
+}
+
+export function readProfile(file: string): Profile {
+  return JSON.parse(readFileSync(file, "utf8")) as Profile;
 }
 
 /** Where a function lives: `src/<room>`, a package, a Node internal module, or V8's own (GC, idle). */
@@ -29,10 +33,20 @@ export function areaOf(url: string, name: string): string {
   return url.replace(/^file:\/\/.*\//, "");
 }
 
-export function summarize(profile: Profile): { total: number; byFunction: Map<string, number>; byArea: Map<string, number> } {
+/**
+ * Self time (µs) by function and by area; `total` leaves idle out. With `window` (monotonic µs,
+ * V8's clock is hrtime's on Linux) only the samples taken inside it count.
+ */
+export function summarize(
+  profile: Profile,
+  window?: { from: number; to: number },
+): { total: number; byFunction: Map<string, number>; byArea: Map<string, number> } {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
+  let t = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i]!;
+    if (window && (t < window.from || t > window.to)) continue;
     const id = profile.samples[i]!;
     self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
   }
@@ -53,7 +67,7 @@ export function summarize(profile: Profile): { total: number; byFunction: Map<st
 if (import.meta.main) {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: "string", default: "25" }, requests: { type: "string" } } });
   for (const file of positionals) {
-    const { total, byFunction, byArea } = summarize(JSON.parse(readFileSync(file, "utf8")) as Profile);
+    const { total, byFunction, byArea } = summarize(readProfile(file));
     const requests = values.requests ? Number(values.requests) : null;
     const fmt = (us: number) => `${(us / 1000).toFixed(0).padStart(7)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %${requests ? ` ${(us / requests).toFixed(1).padStart(6)} µs/req` : ""}`;
     console.log(`${file}: busy ${(total / 1000).toFixed(0)} ms${requests ? `, ${(total / requests).toFixed(1)} µs per request` : ""}`);
@@ -62,4 +76,13 @@ if (import.meta.main) {
     console.log("top self time:");
     for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) if (!k.startsWith("(idle)")) console.log(`  ${fmt(v)}  ${k}`);
   }
+}
+
+/** The `top` functions of a summary by self time, one line each (idle left out). */
+export function topLines(byFunction: Map<string, number>, total: number, top: number): string[] {
+  return [...byFunction]
+    .filter(([k]) => !k.startsWith("(idle)"))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([k, us]) => `${(us / 1e3).toFixed(0).padStart(7)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`);
 }
