@@ -7,13 +7,15 @@ import { parentPort, type MessagePort } from "node:worker_threads";
 import { NarError } from "../nix/nar/parser.ts";
 import { tookIn } from "./collect.ts";
 import { compressBatch, frameCompressor } from "./frames.ts";
-import { NarPass } from "./nar-pass.ts";
+import { hashBatch, NarPass, type HashDelegate } from "./nar-pass.ts";
 import type { FromWorker, NarPassOptions, ToPartner, ToWorker } from "./protocol.ts";
 
 const port = parentPort!;
 const passes = new Map<number, NarPass>();
 /** the partner port of a pass that has one: its new chunks are compressed there */
 const partners = new Map<number, MessagePort>();
+/** per pass with a partner: the jobs sent to it not yet done (shared with it) */
+const counters = new Map<number, Int32Array>();
 
 function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
@@ -33,13 +35,25 @@ function forget(id: number): void {
   passes.delete(id);
   partners.get(id)?.close();
   partners.delete(id);
+  counters.delete(id);
 }
 
-/** Compress what pass `id`'s worker sends through `port`; the frames go to the main thread. */
-function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"]): void {
+/**
+ * A pass's worker hands a batch's chunks to its partner to hash while fewer than this many jobs
+ * wait there: a partner busy compressing (new data) leaves the hashing to the cutting worker, an
+ * idle one (a new version of a path: few new chunks) takes it, so both cores work either way.
+ */
+const DELEGATE_BELOW = 2;
+
+/** Compress (or hash) what pass `id`'s worker sends through `port`; the results go to the main thread. */
+function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], busy: Int32Array | undefined): void {
   const compressor = frameCompressor(codec.raw ? "none" : codec.type, codec.level);
   port.on("message", (msg: ToPartner) => {
     try {
+      if (msg.kind === "hash") {
+        send({ kind: "nar-batch", id, batch: hashBatch(msg.batch, msg.chunks) });
+        return;
+      }
       const chunks: Uint8Array[] = [];
       let at = 0;
       for (const n of msg.sizes) {
@@ -52,6 +66,8 @@ function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"]):
     } catch (err) {
       fail(id, err);
       port.close();
+    } finally {
+      if (busy) Atomics.sub(busy, 0, 1);
     }
   });
   // the pass's worker closes its end when the pass is over (or dies)
@@ -67,12 +83,24 @@ export function handle(msg: ToWorker): void {
         send({ kind: "compressed", id: msg.id, out, ...(sha256 ? { sha256 } : {}) }, [out.buffer as ArrayBuffer]);
         return;
       }
-      case "nar-open":
-        passes.set(msg.id, new NarPass(msg.options));
-        if (msg.port) partners.set(msg.id, msg.port);
+      case "nar-open": {
+        const { port, busy } = msg;
+        const delegate: HashDelegate | null =
+          port && busy
+            ? (batch, chunks) => {
+                if (Atomics.load(busy, 0) >= DELEGATE_BELOW) return false;
+                Atomics.add(busy, 0, 1);
+                port.postMessage({ kind: "hash", batch, chunks } satisfies ToPartner);
+                return true;
+              }
+            : null;
+        passes.set(msg.id, new NarPass(msg.options, delegate));
+        if (port) partners.set(msg.id, port);
+        if (busy) counters.set(msg.id, busy);
         return;
+      }
       case "frames-open":
-        partner(msg.id, msg.port, msg.codec);
+        partner(msg.id, msg.port, msg.codec, msg.busy);
         return;
       case "nar-close":
         forget(msg.id);
@@ -83,13 +111,13 @@ export function handle(msg: ToWorker): void {
     switch (msg.kind) {
       case "nar-data": {
         const { batches, out } = pass.update(msg.piece);
-        send({ kind: "nar-progress", id: msg.id, batches, out }, buffers(out));
+        send({ kind: "nar-progress", id: msg.id, batches, out, sealed: pass.sealed }, buffers(out));
         return;
       }
       case "nar-end": {
         const { batches, out, result } = pass.end();
         // the session stays until closed: the last batches' frames may still be asked for
-        send({ kind: "nar-progress", id: msg.id, batches, out, result }, buffers(out));
+        send({ kind: "nar-progress", id: msg.id, batches, out, result, sealed: pass.sealed }, buffers(out));
         return;
       }
       case "nar-compress": {
@@ -103,7 +131,9 @@ export function handle(msg: ToWorker): void {
             data.set(c, at);
             at += c.byteLength;
           }
-          const out: ToPartner = { batch: msg.batch, data, sizes: chunks.map((c) => c.byteLength) };
+          const out: ToPartner = { kind: "compress", batch: msg.batch, data, sizes: chunks.map((c) => c.byteLength) };
+          const busy = counters.get(msg.id);
+          if (busy) Atomics.add(busy, 0, 1);
           port.postMessage(out, [data.buffer]);
           return;
         }
