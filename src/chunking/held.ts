@@ -17,12 +17,8 @@ export class HeldChunker {
   /** bytes copied into joined buffers (boundaries): the cost this design keeps low */
   copied = 0;
 
-  /** joined buffers in shared memory (chunks another thread may read without a copy) */
-  private readonly shared: boolean;
-
-  constructor(params: ChunkingParams, options: { shared?: boolean } = {}) {
+  constructor(params: ChunkingParams) {
     this.cut = deriveCutParams(params);
-    this.shared = options.shared ?? false;
   }
 
   push(piece: Uint8Array, emit: HeldChunkSink): void {
@@ -37,7 +33,7 @@ export class HeldChunker {
       // the carry and just enough of the piece to decide at least one cut
       const carried = this.carry.length;
       const need = Math.min(piece.length - pos, max - carried);
-      const join = this.shared ? new Uint8Array(new SharedArrayBuffer(carried + need)) : new Uint8Array(carried + need);
+      const join = new Uint8Array(carried + need);
       join.set(this.carry);
       join.set(piece.subarray(pos, pos + need), carried);
       this.copied += join.length;

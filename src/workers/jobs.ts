@@ -50,15 +50,15 @@ function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], 
   const compressor = frameCompressor(codec.raw ? "none" : codec.type, codec.level);
   port.on("message", (msg: ToPartner) => {
     try {
-      if (msg.kind === "hash") {
-        send({ kind: "nar-batch", id, batch: hashBatch(msg.batch, msg.chunks) });
-        return;
-      }
       const chunks: Uint8Array[] = [];
       let at = 0;
       for (const n of msg.sizes) {
         chunks.push(msg.data.subarray(at, at + n));
         at += n;
+      }
+      if (msg.kind === "hash") {
+        send({ kind: "nar-batch", id, batch: hashBatch(msg.batch, chunks) });
+        return;
       }
       const { data, lengths, fileHashes } = compressBatch(compressor, chunks);
       send({ kind: "nar-frames", id, batch: msg.batch, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
@@ -72,6 +72,20 @@ function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], 
   });
   // the pass's worker closes its end when the pass is over (or dies)
   port.on("close", () => port.removeAllListeners());
+}
+
+/**
+ * Chunks for the partner, in one buffer of their own (a copy: they view pieces other chunks
+ * share; copying costs a fraction of hashing or compressing them there).
+ */
+function joined(chunks: readonly Uint8Array[]): { data: Uint8Array; sizes: number[] } {
+  const data = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    data.set(c, at);
+    at += c.byteLength;
+  }
+  return { data, sizes: chunks.map((c) => c.byteLength) };
 }
 
 export function handle(msg: ToWorker): void {
@@ -90,7 +104,8 @@ export function handle(msg: ToWorker): void {
             ? (batch, chunks) => {
                 if (Atomics.load(busy, 0) >= DELEGATE_BELOW) return false;
                 Atomics.add(busy, 0, 1);
-                port.postMessage({ kind: "hash", batch, chunks } satisfies ToPartner);
+                const out: ToPartner = { kind: "hash", batch, ...joined(chunks) };
+                port.postMessage(out, [out.data.buffer as ArrayBuffer]);
                 return true;
               }
             : null;
@@ -123,18 +138,10 @@ export function handle(msg: ToWorker): void {
       case "nar-compress": {
         const port = partners.get(msg.id);
         if (port) {
-          // the chunks go to the partner in one buffer of their own (a copy: they view shared pieces)
-          const chunks = pass.chunks(msg.batch, msg.indexes);
-          const data = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-          let at = 0;
-          for (const c of chunks) {
-            data.set(c, at);
-            at += c.byteLength;
-          }
-          const out: ToPartner = { kind: "compress", batch: msg.batch, data, sizes: chunks.map((c) => c.byteLength) };
+          const out: ToPartner = { kind: "compress", batch: msg.batch, ...joined(pass.chunks(msg.batch, msg.indexes)) };
           const busy = counters.get(msg.id);
           if (busy) Atomics.add(busy, 0, 1);
-          port.postMessage(out, [data.buffer]);
+          port.postMessage(out, [out.data.buffer as ArrayBuffer]);
           return;
         }
         const { data, lengths, fileHashes } = pass.frames(msg.batch, msg.indexes);

@@ -53,10 +53,7 @@ class WholeStream {
   }
 }
 
-/**
- * Hands a batch's chunks (views: shared memory when the pieces are) to another thread to hash;
- * false: hash them here.
- */
+/** Hands a batch's chunks (views: copy them to send them) to another thread to hash; false: hash them here. */
 export type HashDelegate = (batch: number, chunks: Uint8Array[]) => boolean;
 
 export class NarPass {
@@ -77,8 +74,7 @@ export class NarPass {
   constructor(options: NarPassOptions, delegate: HashDelegate | null = null) {
     this.batchSize = options.batchSize;
     this.delegate = delegate;
-    // a batch handed to another thread must be readable there: boundary chunks in shared memory too
-    this.chunker = options.chunking ? new HeldChunker(options.chunking, { shared: delegate !== null }) : null;
+    this.chunker = options.chunking ? new HeldChunker(options.chunking) : null;
     this.whole = options.chunking ? null : new WholeStream(options.codec);
     // raw: the bytes themselves (the main thread's codec takes them)
     this.compressor = frameCompressor(options.codec.raw ? "none" : options.codec.type, options.codec.level);

@@ -68,7 +68,12 @@ export type FromWorker =
   | { kind: "nar-frames"; id: number; batch: number; data: Uint8Array; lengths: number[]; fileHashes: string[] };
 
 /**
- * From a pass's worker to its partner: the new chunks of a batch, back to back (moved), to
- * compress; or the chunks of a batch just cut (views of shared memory), to hash.
+ * From a pass's worker to its partner: chunks of a batch, back to back (moved): the new ones to
+ * compress, or all of a batch just cut, to hash.
  */
-export type ToPartner = { kind: "compress"; batch: number; data: Uint8Array; sizes: number[] } | { kind: "hash"; batch: number; chunks: Uint8Array[] };
+export interface ToPartner {
+  kind: "compress" | "hash";
+  batch: number;
+  data: Uint8Array;
+  sizes: number[];
+}

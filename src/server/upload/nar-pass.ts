@@ -71,8 +71,6 @@ export class NarPassSession {
   private readonly job: Job;
   private readonly options: PassOptions;
   private readonly asked = new Map<number, { resolve(f: StoredFrame[]): void; reject(e: Error): void }[]>();
-  /** pieces go in shared memory (a partnered pass), not moved */
-  private shared = false;
   /** batches the worker has cut (some hashed by its partner); the next one to queue; those arrived early */
   private sealed = 0;
   private nextSeq = 0;
@@ -88,8 +86,6 @@ export class NarPassSession {
     const opts = workerOptions(options);
     if (this.job.partnered) {
       const { port1, port2 } = new MessageChannel();
-      // pieces in shared memory: the partner reads the chunks it hashes where they lie
-      this.shared = true;
       const busy = new Int32Array(new SharedArrayBuffer(4));
       this.job.post({ kind: "nar-open", id: this.job.id, options: opts, port: port1, busy }, [port1]);
       this.job.postPartner({ kind: "frames-open", id: this.job.id, port: port2, codec: opts.codec, busy }, [port2]);
@@ -243,14 +239,12 @@ export class NarPassSession {
 
   /** Reads the body into the worker, in pieces of PIECE_SIZE, while it has room. */
   private async pump(): Promise<void> {
-    const fresh = () => (this.shared ? new Uint8Array(new SharedArrayBuffer(PIECE_SIZE)) : new Uint8Array(PIECE_SIZE));
-    let piece = fresh();
+    let piece = new Uint8Array(PIECE_SIZE);
     let filled = 0;
     const send = async () => {
       this.inFlight++;
-      // a shared piece is never written again here (a fresh one follows), so the workers may keep views of it
-      this.job.post({ kind: "nar-data", id: this.job.id, piece: filled === piece.length ? piece : piece.subarray(0, filled) }, this.shared ? [] : [piece.buffer as ArrayBuffer]);
-      piece = fresh();
+      this.job.post({ kind: "nar-data", id: this.job.id, piece: filled === piece.length ? piece : piece.subarray(0, filled) }, [piece.buffer]);
+      piece = new Uint8Array(PIECE_SIZE);
       filled = 0;
       while ((this.inFlight >= PIECES_IN_FLIGHT || this.waiting >= QUEUED) && !this.closed && !this.error) {
         await new Promise<void>((resolve) => (this.wakePump = resolve));
