@@ -14,10 +14,10 @@ import { CompiledQuery } from "kysely";
 import { openDatabase } from "../../src/db/connect.ts";
 import { migrate } from "../../src/db/migrations/index.ts";
 import { createCache, getCacheByName } from "../../src/db/queries/caches.ts";
+import { insertPack, markPackedChunksValid } from "../../src/db/queries/packs.ts";
 import { claimChunk, claimChunks, discardUnusedChunks, findAndLockChunk, markChunksValid, releaseChunks } from "../../src/db/queries/chunks.ts";
 import { claimNar, findAndLockNar, linkChunks, markNarValid, narHasMissingChunks, releaseNar } from "../../src/db/queries/nars.ts";
 import { markChunksLost } from "../../src/db/queries/repair.ts";
-import { insertPack, markPackedChunksValid } from "../../src/db/queries/packs.ts";
 import { bumpLastAccessed, findCacheAndObject, findNarChunks, getMissingPaths, narChunkSummary, upsertObject } from "../../src/db/queries/objects.ts";
 
 const sha = () => `sha256:${randomBytes(32).toString("hex")}`;
