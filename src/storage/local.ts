@@ -212,8 +212,12 @@ export class LocalStorage implements StorageDriver {
     }
     let position = 0;
     let named = false;
+    // the open file's identity never changes: read once, so a check (the pack writer asks before
+    // every append) costs one stat of the name, not a stat and an fstat
+    let mine: { ino: number; dev: number } | null = null;
     const intact = async (): Promise<boolean> => {
-      const [mine, atName] = await Promise.all([file.stat(), stat(path).catch(() => null)]);
+      mine ??= await file.stat();
+      const atName = await stat(path).catch(() => null);
       return atName !== null && atName.ino === mine.ino && atName.dev === mine.dev;
     };
     return {

@@ -53,6 +53,9 @@ class WholeStream {
   }
 }
 
+/** Hands a batch's chunks (views: copy them to send them) to another thread to hash; false: hash them here. */
+export type HashDelegate = (batch: number, chunks: Uint8Array[]) => boolean;
+
 export class NarPass {
   private readonly listing = new NarListing();
   private readonly narHash: Hash = createHash("sha256");
@@ -63,13 +66,14 @@ export class NarPass {
   private readonly batchSize: number;
   /** chunks cut but not yet in a full batch */
   private pending: Uint8Array[] = [];
-  private pendingHashes: string[] = [];
   private nextBatch = 0;
+  private readonly delegate: HashDelegate | null;
   /** batches the main thread has not released: their chunks' bytes */
   private readonly held = new Map<number, Uint8Array[]>();
 
-  constructor(options: NarPassOptions) {
+  constructor(options: NarPassOptions, delegate: HashDelegate | null = null) {
     this.batchSize = options.batchSize;
+    this.delegate = delegate;
     this.chunker = options.chunking ? new HeldChunker(options.chunking) : null;
     this.whole = options.chunking ? null : new WholeStream(options.codec);
     // raw: the bytes themselves (the main thread's codec takes them)
@@ -97,7 +101,7 @@ export class NarPass {
     let out: Uint8Array[] = [];
     if (this.chunker) {
       this.chunker.end((chunk) => this.add(chunk, batches));
-      if (this.pending.length > 0) batches.push(this.seal());
+      if (this.pending.length > 0) this.seal(batches);
     } else {
       out = this.whole!.write(new Uint8Array(0), true);
     }
@@ -130,19 +134,28 @@ export class NarPass {
     this.held.delete(batch);
   }
 
-  private add(chunk: Uint8Array, batches: ChunkBatch[]): void {
-    this.pending.push(chunk);
-    this.pendingHashes.push(createHash("sha256").update(chunk).digest("hex"));
-    if (this.pending.length >= this.batchSize) batches.push(this.seal());
+  /** Batches cut so far (those another thread hashes included). */
+  get sealed(): number {
+    return this.nextBatch;
   }
 
-  private seal(): ChunkBatch {
+  private add(chunk: Uint8Array, batches: ChunkBatch[]): void {
+    this.pending.push(chunk);
+    if (this.pending.length >= this.batchSize) this.seal(batches);
+  }
+
+  /** The pending chunks become a held batch: hashed here (into `batches`), or by the delegate. */
+  private seal(batches: ChunkBatch[]): void {
     const seq = this.nextBatch++;
     const chunks = this.pending;
-    const batch: ChunkBatch = { seq, hashes: this.pendingHashes, sizes: chunks.map((c) => c.byteLength) };
     this.held.set(seq, chunks);
     this.pending = [];
-    this.pendingHashes = [];
-    return batch;
+    if (this.delegate?.(seq, chunks)) return;
+    batches.push(hashBatch(seq, chunks));
   }
+}
+
+/** A batch's hashes and sizes. */
+export function hashBatch(seq: number, chunks: readonly Uint8Array[]): ChunkBatch {
+  return { seq, hashes: chunks.map((c) => createHash("sha256").update(c).digest("hex")), sizes: chunks.map((c) => c.byteLength) };
 }

@@ -18,10 +18,14 @@ export interface NarPassOptions {
 
 export type ToWorker =
   | { kind: "compress"; id: number; type: "zstd" | "brotli"; level: number; data: Uint8Array; hash: boolean }
-  /** `port`: to a partner worker that compresses this pass's new chunks (both cores busy on one upload) */
-  | { kind: "nar-open"; id: number; options: NarPassOptions; port?: MessagePort }
-  /** be the partner of pass `id`: compress what comes through `port`, answer the main thread */
-  | { kind: "frames-open"; id: number; port: MessagePort; codec: NarPassOptions["codec"] }
+  /**
+   * `port`: to a partner worker that compresses this pass's new chunks, and hashes the chunks of
+   * the batches it is given while it has nothing else to do (both cores busy on one upload, new
+   * data or not); `busy` (shared by both) counts the jobs sent to the partner not yet done
+   */
+  | { kind: "nar-open"; id: number; options: NarPassOptions; port?: MessagePort; busy?: Int32Array }
+  /** be the partner of pass `id`: compress (or hash) what comes through `port`, answer the main thread */
+  | { kind: "frames-open"; id: number; port: MessagePort; codec: NarPassOptions["codec"]; busy?: Int32Array }
   | { kind: "nar-data"; id: number; piece: Uint8Array }
   | { kind: "nar-end"; id: number }
   /** the upload stopped: forget the session */
@@ -55,14 +59,20 @@ export type FromWorker =
   /**
    * A `nar-data` or `nar-end` was consumed (one answer each: the main thread's flow control):
    * the batches it completed (chunked) or the stored bytes it produced (whole), and after
-   * `nar-end`, the result.
+   * `nar-end`, the result. `sealed`: batches cut so far, those handed to the partner included.
    */
-  | { kind: "nar-progress"; id: number; batches: ChunkBatch[]; out: Uint8Array[]; result?: NarPassResult }
+  | { kind: "nar-progress"; id: number; batches: ChunkBatch[]; out: Uint8Array[]; result?: NarPassResult; sealed: number }
+  /** a batch whose chunks the partner hashed (it may arrive before or after batches before it: `seq` orders them) */
+  | { kind: "nar-batch"; id: number; batch: ChunkBatch }
   /** frames of a batch's chunks (as asked, in that order), back to back in `data` (moved), with each one's length and hex SHA-256 */
   | { kind: "nar-frames"; id: number; batch: number; data: Uint8Array; lengths: number[]; fileHashes: string[] };
 
-/** From a pass's worker to its partner: the new chunks of a batch, back to back (moved). */
+/**
+ * From a pass's worker to its partner: chunks of a batch, back to back (moved): the new ones to
+ * compress, or all of a batch just cut, to hash.
+ */
 export interface ToPartner {
+  kind: "compress" | "hash";
   batch: number;
   data: Uint8Array;
   sizes: number[];

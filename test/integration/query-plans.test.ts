@@ -14,6 +14,7 @@ import { CompiledQuery } from "kysely";
 import { openDatabase } from "../../src/db/connect.ts";
 import { migrate } from "../../src/db/migrations/index.ts";
 import { createCache, getCacheByName } from "../../src/db/queries/caches.ts";
+import { insertPack, markPackedChunksValid } from "../../src/db/queries/packs.ts";
 import { claimChunk, claimChunks, discardUnusedChunks, findAndLockChunk, markChunksValid, releaseChunks } from "../../src/db/queries/chunks.ts";
 import { claimNar, findAndLockNar, linkChunks, markNarValid, narHasMissingChunks, releaseNar } from "../../src/db/queries/nars.ts";
 import { markChunksLost } from "../../src/db/queries/repair.ts";
@@ -27,6 +28,46 @@ const chunkRow = (hash = sha()) => ({
   compression: "zstd",
   remote_file: JSON.stringify({ Local: { name: `f${++n}.chunk` } }),
   remote_file_id: `local:f${n}.chunk`,
+});
+
+test("the statements of an upload's chunk batches have one text whatever the batch's size (compiled and planned once)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "attic-fixed-"));
+  {
+    const texts = new Map<number, Set<string>>();
+    let size = 0;
+    const db = await openDatabase(`sqlite://${join(dir, "fixed.db")}?mode=rwc`, {
+      onQuery: (sql) => {
+        if (size > 0 && !/^\s*(begin|commit|rollback|savepoint|release|pragma)\b/i.test(sql)) texts.get(size)!.add(sql);
+      },
+    });
+    try {
+      await migrate(db);
+      const packId = await insertPack(db, { remote_file: JSON.stringify({ Local: { name: "q.pack" } }), remote_file_id: "local:q.pack" });
+      for (const n of [1, 3, 16]) {
+        const nar = await claimNar(db, { nar_hash: sha(), nar_size: 100, compression: "zstd", num_chunks: 0 }, { busyAfter: new Date(Date.now() - 60_000) });
+        const narId = (nar as { id: number }).id;
+        const old = (await claimChunks(db, [chunkRow()], new Date(Date.now() - 60_000))).map((c) => (c as { id: number }).id);
+        await markPackedChunksValid(db, old.map((id) => ({ id, fileHash: sha(), fileSize: 5, packId, packOffset: 0 })));
+        const oldHash = (await db.kysely.selectFrom("chunk").select("chunk_hash").where("id", "=", old[0]!).executeTakeFirstOrThrow()).chunk_hash;
+        size = n;
+        texts.set(n, new Set());
+        // one found, n - 1 created; marked valid in a pack; linked (holds given up)
+        const rows = [chunkRow(oldHash), ...Array.from({ length: n - 1 }, () => chunkRow())];
+        const claims = await claimChunks(db, rows, new Date(Date.now() - 60_000));
+        const ids = claims.map((c) => (c.kind === "found" ? c.chunk.id : (c as { id: number }).id));
+        await markPackedChunksValid(db, ids.slice(1).map((id, i) => ({ id, fileHash: sha(), fileSize: 5, packId, packOffset: 5 * i })));
+        await linkChunks(db, narId, ids.map((chunkId, seq) => ({ seq, chunkId })));
+        size = 0;
+      }
+      // n = 1 creates nothing, so it runs fewer statements; each text it runs is one of the others'
+      const [one, three, sixteen] = [texts.get(1)!, texts.get(3)!, texts.get(16)!];
+      assert.deepEqual([...sixteen].sort(), [...three].sort());
+      for (const t of one) assert.ok(three.has(t), `only for a batch of 1: ${t}`);
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
 });
 
 test("SQLite: the statements of uploads, narinfo and NAR downloads use hash or id indexes, never a table scan or a state index", async () => {
@@ -53,6 +94,10 @@ test("SQLite: the statements of uploads, narinfo and NAR downloads use hash or i
     const ids = claims.map((c) => (c as { id: number }).id);
     const single = await claimChunk(db, chunkRow(), new Date(Date.now() - 60_000));
     await markChunksValid(db, [...ids, (single as { id: number }).id].map((id) => ({ id, fileHash: sha(), fileSize: 5 })));
+    // packed chunks turned valid at an upload's commit
+    const packId = await insertPack(db, { remote_file: JSON.stringify({ Local: { name: "p.pack" } }), remote_file_id: "local:p.pack" });
+    const packed = (await claimChunks(db, [chunkRow(), chunkRow()], new Date(Date.now() - 60_000))).map((c) => (c as { id: number }).id);
+    await markPackedChunksValid(db, packed.map((id, i) => ({ id, fileHash: sha(), fileSize: 5, packId, packOffset: 5 * i })));
     // the found path: a valid chunk claimed again, batched and one by one
     const again = await claimChunks(db, [chunkRow(rows[0]!.chunk_hash)], new Date());
     assert.equal(again[0]!.kind, "found");

@@ -8,7 +8,8 @@ import { maxBatch } from "./batch.ts";
 import { batches } from "../../util/concurrency.ts";
 import { notIndexed } from "./plan.ts";
 import { CHUNK_COLUMNS, toChunkRow } from "./rows.ts";
-import { parseTimestamp } from "../values.ts";
+import { formatSqliteTimestamp, parseTimestamp, toInt } from "../values.ts";
+import { batchParam, fixedStatement } from "./prepared.ts";
 
 /**
  * Find a valid chunk with this hash and compression and hold it, in one statement (see
@@ -80,65 +81,66 @@ export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfte
     await tx.dialect.lockKeys(tx.kysely, hashes.map((h) => `chunk:${h}/${compression}`));
     const now = new Date();
     // one valid row per hash, held (the lowest id, as findAndLockChunk picks)
-    const found = await tx.kysely
-      .updateTable("chunk")
-      .set((eb) => ({ holders_count: eb("holders_count", "+", 1), held_at: now }))
-      .where("id", "in", (eb) =>
-        eb
-          .selectFrom("chunk as candidate")
-          .select((c) => c.fn.min("candidate.id").as("id"))
-          .where("candidate.chunk_hash", "in", hashes)
-          .where("candidate.compression", "=", compression)
-          .where(notIndexed(tx, "candidate.state"), "=", "V")
-          .groupBy("candidate.chunk_hash"),
-      )
-      .where(notIndexed(tx, "state"), "=", "V")
-      .returning(CHUNK_COLUMNS)
-      .execute();
+    const found = await CLAIM_FOUND.run<Record<string, unknown>>(tx, [now, batchParam(tx, hashes), compression]);
     const byHash = new Map<string, ChunkClaim>();
-    for (const raw of found) {
+    for (const raw of found.rows) {
       const chunk = toChunkRow(raw);
       byHash.set(chunk.chunk_hash, { kind: "found", chunk });
     }
     const rest = rows.filter((r) => !byHash.has(r.chunk_hash));
     if (rest.length > 0) {
-      const others = await tx.kysely
-        .selectFrom("chunk")
-        .select(["chunk_hash", "state", "created_at"])
-        .where("chunk_hash", "in", rest.map((r) => r.chunk_hash))
-        .where("compression", "=", compression)
-        .where(notIndexed(tx, "state"), "in", ["V", "P"])
-        .execute();
-      for (const c of others) {
+      const others = await CLAIM_OTHERS.run<{ chunk_hash: string; state: string; created_at: unknown }>(tx, [batchParam(tx, rest.map((r) => r.chunk_hash)), compression]);
+      for (const c of others.rows) {
         if (c.state === "V" || parseTimestamp(c.created_at) > busyAfter) byHash.set(c.chunk_hash, { kind: "busy" });
       }
       const fresh = rest.filter((r) => !byHash.has(r.chunk_hash));
       if (fresh.length > 0) {
-        const inserted = await tx.kysely
-          .insertInto("chunk")
-          .values(
-            fresh.map((r) => ({
-              state: "P" as const,
-              chunk_hash: r.chunk_hash,
-              chunk_size: r.chunk_size,
-              file_hash: null,
-              file_size: null,
-              compression: r.compression,
-              remote_file: r.remote_file,
-              remote_file_id: r.remote_file_id,
-              holders_count: r.holders_count ?? 1,
-              created_at: r.created_at ?? now,
-              held_at: (r.holders_count ?? 1) > 0 ? now : null,
-            })),
-          )
-          .returning(["id", "chunk_hash"])
-          .execute();
-        for (const row of inserted) byHash.set(row.chunk_hash, { kind: "created", id: Number(row.id) });
+        const created = (r: NewChunkRow) => (tx.engine === "sqlite" ? formatSqliteTimestamp(r.created_at ?? now) : (r.created_at ?? now).toISOString());
+        const params =
+          tx.engine === "sqlite"
+            ? [compression, now, batchParam(tx, fresh.map((r) => [r.chunk_hash, r.chunk_size, r.remote_file, r.remote_file_id, r.holders_count ?? 1, created(r)]))]
+            : [
+                compression,
+                now,
+                fresh.map((r) => r.chunk_hash),
+                fresh.map((r) => r.chunk_size),
+                fresh.map((r) => r.remote_file),
+                fresh.map((r) => r.remote_file_id),
+                fresh.map((r) => r.holders_count ?? 1),
+                fresh.map(created),
+              ];
+        const inserted = await CLAIM_INSERT.run<{ id: unknown; chunk_hash: string }>(tx, params);
+        for (const row of inserted.rows) byHash.set(row.chunk_hash, { kind: "created", id: toInt(row.id) });
       }
     }
     return rows.map((r) => byHash.get(r.chunk_hash)!);
   });
 }
+
+// claimChunks' statements, fixed text (prepared.ts): the batch is one parameter
+const CLAIM_FOUND = fixedStatement({
+  sqlite:
+    "UPDATE chunk SET holders_count = holders_count + 1, held_at = ? WHERE id IN (SELECT min(candidate.id) FROM chunk AS candidate " +
+    "WHERE candidate.chunk_hash IN (SELECT value FROM json_each(?)) AND candidate.compression = ? AND +candidate.state = 'V' " +
+    `GROUP BY candidate.chunk_hash) AND +state = 'V' RETURNING ${CHUNK_COLUMNS.join(", ")}`,
+  postgres:
+    "UPDATE chunk SET holders_count = holders_count + 1, held_at = $1 WHERE id IN (SELECT min(candidate.id) FROM chunk AS candidate " +
+    "WHERE candidate.chunk_hash = ANY($2::text[]) AND candidate.compression = $3 AND candidate.state = 'V' " +
+    `GROUP BY candidate.chunk_hash) AND state = 'V' RETURNING ${CHUNK_COLUMNS.join(", ")}`,
+});
+const CLAIM_OTHERS = fixedStatement({
+  sqlite: "SELECT chunk_hash, state, created_at FROM chunk WHERE chunk_hash IN (SELECT value FROM json_each(?)) AND compression = ? AND +state IN ('V', 'P')",
+  postgres: "SELECT chunk_hash, state, created_at FROM chunk WHERE chunk_hash = ANY($1::text[]) AND compression = $2 AND state IN ('V', 'P')",
+});
+const INSERT_COLUMNS = "state, chunk_hash, chunk_size, file_hash, file_size, compression, remote_file, remote_file_id, holders_count, created_at, held_at";
+const CLAIM_INSERT = fixedStatement({
+  sqlite:
+    `INSERT INTO chunk (${INSERT_COLUMNS}) SELECT 'P', r.value ->> 0, r.value ->> 1, NULL, NULL, ?, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5, ` +
+    "CASE WHEN r.value ->> 4 > 0 THEN ? END FROM json_each(?) AS r ORDER BY r.key RETURNING id, chunk_hash",
+  postgres:
+    `INSERT INTO chunk (${INSERT_COLUMNS}) SELECT 'P', h, s, NULL::varchar, NULL::bigint, $1::varchar, f, i, n, c, CASE WHEN n > 0 THEN $2::timestamptz END ` +
+    "FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::integer[], $8::timestamptz[]) WITH ORDINALITY AS r(h, s, f, i, n, c, k) ORDER BY k RETURNING id, chunk_hash",
+});
 
 /**
  * Many pending chunks valid, all or none: one UPDATE per batch of rows (a CASE per column) rather
@@ -238,16 +240,13 @@ export async function releaseChunks(db: Db, ids: readonly number[]): Promise<voi
   for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
   const byCount = new Map<number, number[]>();
   for (const [id, n] of counts) byCount.set(n, [...(byCount.get(n) ?? []), id]);
-  for (const [n, group] of byCount) {
-    for (const batch of batches(group, maxBatch(db))) {
-      await db.kysely
-        .updateTable("chunk")
-        .set({ holders_count: sql<number>`CASE WHEN holders_count > ${n} THEN holders_count - ${n} ELSE 0 END` })
-        .where("id", "in", batch)
-        .execute();
-    }
-  }
+  for (const [n, group] of byCount) await RELEASE.run(db, [n, batchParam(db, group)]);
 }
+
+const RELEASE = fixedStatement({
+  sqlite: "UPDATE chunk SET holders_count = CASE WHEN holders_count > ?1 THEN holders_count - ?1 ELSE 0 END WHERE id IN (SELECT value FROM json_each(?2))",
+  postgres: "UPDATE chunk SET holders_count = CASE WHEN holders_count > $1::integer THEN holders_count - $1::integer ELSE 0 END WHERE id = ANY($2::bigint[])",
+});
 
 /**
  * After a failed upload: mark the chunks it created deleted (D) unless something uses them now

@@ -6,10 +6,9 @@ import { takeLease, tryAcquireLease } from "./leases.ts";
 import { transaction, type Db } from "../connect.ts";
 import { parseTimestamp } from "../values.ts";
 import type { NarRow, RowState } from "../schema.ts";
-import { maxBatch } from "./batch.ts";
-import { batches } from "../../util/concurrency.ts";
 import { notIndexed } from "./plan.ts";
 import { releaseChunks } from "./chunks.ts";
+import { batchParam, fixedStatement } from "./prepared.ts";
 import { NAR_COLUMNS, toNarRow } from "./rows.ts";
 
 /**
@@ -204,33 +203,36 @@ export async function linkChunks(db: Db, narId: number, links: readonly ChunkLin
   if (links.length === 0) return;
   await transaction(db, async (tx) => {
     const ids = [...new Set(links.map((l) => l.chunkId))].sort((a, b) => a - b);
-    for (const batch of batches(ids, maxBatch(tx))) {
-      const valid = await tx.kysely
-        .selectFrom("chunk")
-        .select("id")
-        .where("id", "in", batch)
-        .where(notIndexed(tx, "state"), "in", ["V", "P"])
-        // locked for update in id order: two replicas linking overlapping batches queue up
-        // instead of deadlocking on a share lock each wants to upgrade for the release below
-        .orderBy("id")
-        .$call((q) => tx.dialect.forUpdate(q))
-        .execute();
-      if (valid.length !== batch.length) {
-        const found = new Set(valid.map((v) => Number(v.id)));
-        const missing = batch.filter((id) => !found.has(id));
-        throw new UploadRowsReaped(`chunks ${missing.join(", ")}, to be linked into NAR ${narId}, are not valid`);
-      }
+    // locked for update in id order: two replicas linking overlapping batches queue up instead of
+    // deadlocking on a share lock each wants to upgrade for the release below
+    const valid = await LINK_LOCK_CHUNKS.run<{ id: unknown }>(tx, [batchParam(tx, ids)]);
+    if (valid.rows.length !== ids.length) {
+      const found = new Set(valid.rows.map((v) => Number(v.id)));
+      const missing = ids.filter((id) => !found.has(id));
+      throw new UploadRowsReaped(`chunks ${missing.join(", ")}, to be linked into NAR ${narId}, are not valid`);
     }
     // the pending NAR itself, locked until the commit: linking into a NAR GC deleted would be a
     // foreign-key failure, and GC cannot delete it in between
-    const nar = await tx.kysely.selectFrom("nar").select("id").where("id", "=", narId).where(notIndexed(tx, "state"), "=", "P").$call((q) => tx.dialect.forUpdate(q)).executeTakeFirst();
-    if (!nar) throw new UploadRowsReaped(`the pending NAR ${narId} is no longer pending`);
-    for (const batch of batches(links, maxBatch(tx, 3))) {
-      await tx.kysely
-        .insertInto("chunkref")
-        .values(batch.map((l) => ({ nar_id: narId, seq: l.seq, chunk_id: l.chunkId })))
-        .execute();
-    }
+    const nar = await LINK_LOCK_NAR.run(tx, [narId]);
+    if (nar.rows.length === 0) throw new UploadRowsReaped(`the pending NAR ${narId} is no longer pending`);
+    await LINK_INSERT.run(
+      tx,
+      tx.engine === "sqlite" ? [narId, batchParam(tx, links.map((l) => [l.seq, l.chunkId]))] : [narId, links.map((l) => l.seq), links.map((l) => l.chunkId)],
+    );
     await releaseChunks(tx, links.map((l) => l.chunkId));
   }, { retries: 3 });
 }
+
+// linkChunks' statements, fixed text (prepared.ts): the batch is one parameter
+const LINK_LOCK_CHUNKS = fixedStatement({
+  sqlite: "SELECT id FROM chunk WHERE id IN (SELECT value FROM json_each(?)) AND +state IN ('V', 'P') ORDER BY id",
+  postgres: "SELECT id FROM chunk WHERE id = ANY($1::bigint[]) AND state IN ('V', 'P') ORDER BY id FOR UPDATE",
+});
+const LINK_LOCK_NAR = fixedStatement({
+  sqlite: "SELECT id FROM nar WHERE id = ? AND +state = 'P'",
+  postgres: "SELECT id FROM nar WHERE id = $1 AND state = 'P' FOR UPDATE",
+});
+const LINK_INSERT = fixedStatement({
+  sqlite: "INSERT INTO chunkref (nar_id, seq, chunk_id) SELECT ?, r.value ->> 0, r.value ->> 1 FROM json_each(?) AS r",
+  postgres: "INSERT INTO chunkref (nar_id, seq, chunk_id) SELECT $1::bigint, s, c FROM unnest($2::integer[], $3::bigint[]) AS r(s, c)",
+});

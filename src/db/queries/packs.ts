@@ -1,13 +1,11 @@
 // Queries on `attic_ts_pack` and the pack columns of `chunk` (docs/packs.md). A pack row is
 // inserted open (P) before the pack's first byte and sealed (V) once the pack is durable and
 // complete; chunks turn valid with their pack and offset only after their bytes are durable.
-import { sql } from "kysely";
 import { transaction, type Db } from "../connect.ts";
 import { PACK_OPEN, PACK_SEALED } from "../schema.ts";
-import { maxBatch } from "./batch.ts";
-import { batches } from "../../util/concurrency.ts";
 import { notIndexed } from "./plan.ts";
 import { toInt } from "../values.ts";
+import { batchParam, fixedStatement } from "./prepared.ts";
 
 /**
  * The lease an atticd holds on each pack it has open: taken with the pack's row, renewed while the
@@ -83,27 +81,26 @@ export async function markPackedChunksValid(db: Db, chunks: readonly PackedChunk
   if (chunks.length === 0) return;
   await transaction(db, async (tx) => {
     await assertPacksHold(tx, chunks);
-    for (const batch of batches(chunks, maxBatch(tx, 9))) {
-      const when = <T>(value: (c: PackedChunk) => T, cast = "") =>
-        sql`CASE ${sql.ref("id")} ${sql.join(batch.map((c) => (cast ? sql`WHEN ${c.id} THEN CAST(${value(c)} AS ${sql.raw(cast)})` : sql`WHEN ${c.id} THEN ${value(c)}`)), sql` `)} END`;
-      const result = await tx.kysely
-        .updateTable("chunk")
-        .set({
-          state: "V",
-          file_hash: when((c) => c.fileHash) as unknown as string,
-          file_size: when((c) => c.fileSize, "BIGINT") as unknown as number,
-          pack_id: when((c) => c.packId, "BIGINT") as unknown as number,
-          pack_offset: when((c) => c.packOffset, "BIGINT") as unknown as number,
-        })
-        .where("id", "in", batch.map((c) => c.id))
-        .where(notIndexed(tx, "state"), "=", "P")
-        .executeTakeFirst();
-      if (result.numUpdatedRows !== BigInt(new Set(batch.map((c) => c.id)).size)) {
-        throw new Error(`chunks ${batch.map((c) => c.id).join(", ")}: one is no longer pending`);
-      }
+    const params =
+      tx.engine === "sqlite"
+        ? [batchParam(tx, chunks.map((c) => [c.id, c.fileHash, c.fileSize, c.packId, c.packOffset]))]
+        : [chunks.map((c) => c.id), chunks.map((c) => c.fileHash), chunks.map((c) => c.fileSize), chunks.map((c) => c.packId), chunks.map((c) => c.packOffset)];
+    const result = await MARK_PACKED_VALID.run(tx, params);
+    if (result.changes !== BigInt(new Set(chunks.map((c) => c.id)).size)) {
+      throw new Error(`chunks ${chunks.map((c) => c.id).join(", ")}: one is no longer pending`);
     }
   });
 }
+
+// one statement whatever the number of chunks (an upload's whole commit), joined by id: fixed text (prepared.ts)
+const MARK_PACKED_VALID = fixedStatement({
+  sqlite:
+    "UPDATE chunk SET state = 'V', file_hash = r.value ->> 1, file_size = r.value ->> 2, pack_id = r.value ->> 3, pack_offset = r.value ->> 4 " +
+    "FROM json_each(?) AS r WHERE chunk.id = r.value ->> 0 AND +chunk.state = 'P'",
+  postgres:
+    "UPDATE chunk SET state = 'V', file_hash = r.h, file_size = r.s, pack_id = r.p, pack_offset = r.o " +
+    "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(id, h, s, p, o) WHERE chunk.id = r.id AND chunk.state = 'P'",
+});
 
 /**
  * Each pack holding these chunks is still open, or sealed with their bytes inside it: a pack the

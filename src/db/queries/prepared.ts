@@ -3,7 +3,7 @@
 // join: 280 µs through the builder, 80 µs for the same prepared statement on SQLite). Hot
 // queries (narinfo, NAR, cache by name) are written with the builder as usual, with named
 // placeholders for the values that change; their compiled text and parameter order are kept.
-import { SelectQueryNode, type Compilable, type CompiledQuery, type Kysely } from "kysely";
+import { CompiledQuery, SelectQueryNode, type Compilable, type Kysely } from "kysely";
 import type { Db, Engine } from "../connect.ts";
 import type { Database } from "../schema.ts";
 import { registerHotStatement } from "../statement-names.ts";
@@ -51,4 +51,30 @@ export function prepareQuery<P extends Record<string, unknown>, R>(
       return result.rows;
     },
   };
+}
+
+/**
+ * A hot write (or read) whose SQL text is written out once per engine and never varies: a batch
+ * travels as one parameter (a JSON array read with `json_each` on SQLite, an array on
+ * PostgreSQL, see `batchParam`), so the text is the same whatever the batch's size. SQLite keeps
+ * it prepared (the driver's statement cache); PostgreSQL runs it as a named prepared statement
+ * (statement-names.ts), parsed and planned once per connection. No query builder on the way.
+ */
+export interface FixedStatement {
+  run<R>(db: Db, parameters: readonly unknown[]): Promise<{ rows: R[]; changes: bigint }>;
+}
+
+export function fixedStatement(text: Readonly<Record<Engine, string>>): FixedStatement {
+  for (const t of Object.values(text)) registerHotStatement(t);
+  return {
+    async run<R>(db: Db, parameters: readonly unknown[]) {
+      const result = await db.kysely.executeQuery<R>(CompiledQuery.raw(text[db.engine], [...parameters]));
+      return { rows: result.rows, changes: result.numAffectedRows ?? 0n };
+    },
+  };
+}
+
+/** A batch of values as one parameter of a fixed statement: JSON text on SQLite, an array on PostgreSQL. */
+export function batchParam(db: Db, values: readonly unknown[]): unknown {
+  return db.engine === "sqlite" ? JSON.stringify(values) : values;
 }

@@ -71,6 +71,12 @@ export class NarPassSession {
   private readonly job: Job;
   private readonly options: PassOptions;
   private readonly asked = new Map<number, { resolve(f: StoredFrame[]): void; reject(e: Error): void }[]>();
+  /** batches the worker has cut (some hashed by its partner); the next one to queue; those arrived early */
+  private sealed = 0;
+  private nextSeq = 0;
+  private readonly early = new Map<number, ChunkBatch>();
+  /** batches the partner hashed (the rest were hashed by the cutting worker) */
+  hashedByPartner = 0;
 
   constructor(source: AsyncIterable<Uint8Array>, options: PassOptions) {
     this.source = source;
@@ -80,8 +86,9 @@ export class NarPassSession {
     const opts = workerOptions(options);
     if (this.job.partnered) {
       const { port1, port2 } = new MessageChannel();
-      this.job.post({ kind: "nar-open", id: this.job.id, options: opts, port: port1 }, [port1]);
-      this.job.postPartner({ kind: "frames-open", id: this.job.id, port: port2, codec: opts.codec }, [port2]);
+      const busy = new Int32Array(new SharedArrayBuffer(4));
+      this.job.post({ kind: "nar-open", id: this.job.id, options: opts, port: port1, busy }, [port1]);
+      this.job.postPartner({ kind: "frames-open", id: this.job.id, port: port2, codec: opts.codec, busy }, [port2]);
     } else {
       this.job.post({ kind: "nar-open", id: this.job.id, options: opts });
     }
@@ -149,7 +156,8 @@ export class NarPassSession {
           continue;
         }
         if (this.error) throw this.error;
-        if (this.outcome) return;
+        // the last batches may come from the partner after the result
+        if (this.outcome && this.nextSeq >= this.sealed) return;
         await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
       }
     } finally {
@@ -161,7 +169,8 @@ export class NarPassSession {
   private receive(msg: FromWorker): void {
     if (msg.kind === "nar-progress") {
       this.inFlight--;
-      for (const b of msg.batches) this.queue.push(b);
+      this.sealed = msg.sealed;
+      for (const b of msg.batches) this.arrive(b);
       for (const o of msg.out) this.queue.push(Buffer.from(o.buffer, o.byteOffset, o.byteLength));
       if (msg.result) {
         const r = msg.result;
@@ -172,6 +181,9 @@ export class NarPassSession {
           ...(r.fileHash !== undefined ? { fileHash: `sha256:${r.fileHash}`, fileSize: r.fileSize! } : {}),
         };
       }
+    } else if (msg.kind === "nar-batch") {
+      this.hashedByPartner++;
+      this.arrive(msg.batch);
     } else if (msg.kind === "nar-frames") {
       const waiter = this.asked.get(msg.batch)?.shift();
       if (!waiter) return;
@@ -194,6 +206,20 @@ export class NarPassSession {
       return;
     }
     this.notify();
+  }
+
+  /** Batches reach the consumer in NAR order, whichever worker hashed them. */
+  private arrive(batch: ChunkBatch): void {
+    this.early.set(batch.seq, batch);
+    for (let b = this.early.get(this.nextSeq); b; b = this.early.get(this.nextSeq)) {
+      this.early.delete(this.nextSeq++);
+      this.queue.push(b);
+    }
+  }
+
+  /** Items cut but not yet taken by the consumer (queued, or still being hashed). */
+  private get waiting(): number {
+    return this.queue.length + this.sealed - this.nextSeq;
   }
 
   private fail(err: Error): void {
@@ -220,7 +246,7 @@ export class NarPassSession {
       this.job.post({ kind: "nar-data", id: this.job.id, piece: filled === piece.length ? piece : piece.subarray(0, filled) }, [piece.buffer]);
       piece = new Uint8Array(PIECE_SIZE);
       filled = 0;
-      while ((this.inFlight >= PIECES_IN_FLIGHT || this.queue.length >= QUEUED) && !this.closed && !this.error) {
+      while ((this.inFlight >= PIECES_IN_FLIGHT || this.waiting >= QUEUED) && !this.closed && !this.error) {
         await new Promise<void>((resolve) => (this.wakePump = resolve));
       }
     };

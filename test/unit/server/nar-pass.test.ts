@@ -9,6 +9,7 @@ import { chunkStream } from "../../helpers/chunking-reference.ts";
 import { NarError } from "../../../src/nix/nar/parser.ts";
 import { NarListing } from "../../../src/nix/nar/listing.ts";
 import { NarPassSession } from "../../../src/server/upload/nar-pass.ts";
+import { replaceWorkerPool, WorkerPool } from "../../../src/workers/pool.ts";
 import { fileNar, seededBytes } from "../../helpers/nar.ts";
 
 const PARAMS = { minSize: 16384, avgSize: 65536, maxSize: 262144 };
@@ -113,4 +114,39 @@ test("a consumer that stops early leaves no work behind", async () => {
   for await (const _ of pass.batches()) break;
   pass.close();
   assert.throws(() => pass.result());
+});
+
+test("on a pool of two, the partner hashes batches while it has nothing to compress: batches still come in NAR order with the same hashes", async () => {
+  const pool = new WorkerPool({ size: 2 });
+  const previous = replaceWorkerPool(pool);
+  try {
+    const nar = fileNar(seededBytes(6_000_000, 11));
+    const expected: Buffer[] = [];
+    for await (const c of chunkStream(pieces(nar), PARAMS)) expected.push(c);
+    // batches of 2: many batches, hashed by both workers (nothing is compressed: a new version of a path)
+    const pass = new NarPassSession(pieces(nar), { chunking: PARAMS, compression: ZSTD, batchSize: 2 });
+    const seqs: number[] = [];
+    const hashes: string[] = [];
+    try {
+      for await (const batch of pass.batches()) {
+        seqs.push(batch.seq);
+        hashes.push(...batch.hashes);
+        // a new chunk now and then: its frame still comes back from the partner
+        if (batch.seq % 10 === 0) {
+          const [frame] = await pass.frames(batch.seq, [0]);
+          assert.ok(zlib.zstdDecompressSync(frame!.frame).equals(expected[batch.seq * 2]!));
+        }
+        pass.release(batch.seq);
+      }
+      assert.deepEqual(seqs, seqs.map((_, i) => i));
+      assert.deepEqual(hashes, expected.map((c) => createHash("sha256").update(c).digest("hex")));
+      assert.ok(pass.hashedByPartner > 0, "the partner hashed some batches");
+      assert.ok(pass.result().narHash.digest.equals(createHash("sha256").update(nar).digest()));
+    } finally {
+      pass.close();
+    }
+  } finally {
+    replaceWorkerPool(previous);
+    await pool.close();
+  }
 });
