@@ -9,6 +9,7 @@
 // caller records packs through `PackHooks` and turns chunk rows valid once `durable` resolves.
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
+import { tookIn } from "../util/collect.ts";
 import { putAll } from "./streams.ts";
 import type { AppendFile, ObjectWriter, RemoteFile, StorageDriver } from "./types.ts";
 
@@ -184,6 +185,11 @@ export class PackWriter {
     this.current = null;
     const sealing = this.seal(pack);
     pack.sealing = sealing;
+    // the main thread's garbage per pack (the database driver's rows and protocol buffers, the S3
+    // SDK's requests) is collected here rather than when V8 gets round to it: with PostgreSQL its
+    // heap otherwise grew to some 100 MiB of mostly garbage during a long push (collect.ts: one full
+    // collection per 32 MiB of pack bytes, about a millisecond per MiB of live heap)
+    tookIn(pack.size);
     this.sealing.add(sealing);
     const bytes = pack.file ? 0 : pack.size;
     this.sealingBytes += bytes;
