@@ -1,13 +1,17 @@
 // The pack layer (docs/packs.md): many chunks' frames appended back to back into one pack
 // file/object, above the StorageDriver seam. A driver with appendable files (local) keeps one pack
 // open and grows it, and durability is an fsync shared by every waiter of the moment; any other
-// driver (S3: objects cannot be appended to) holds the open pack in memory and stores it with one
-// put when a waiter needs its bytes durable or it is full. This module knows no database: the
+// driver (S3: objects cannot be appended to) holds the open pack's first bytes in memory, and once
+// they pass STREAM_AFTER streams the pack into a new object (`openWrite`: the driver's reused part
+// buffers, so a pack costs its parts in flight, not its size); the object is complete, and its
+// bytes durable, when a waiter needs them or the pack is full. A small pack (one upload's few
+// chunks) goes with one put. This module knows no database: the
 // caller records packs through `PackHooks` and turns chunk rows valid once `durable` resolves.
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
+import { tookIn } from "../util/collect.ts";
 import { putAll } from "./streams.ts";
-import type { AppendFile, RemoteFile, StorageDriver } from "./types.ts";
+import type { AppendFile, ObjectWriter, RemoteFile, StorageDriver } from "./types.ts";
 
 export interface PackHooks {
   /** Record a new pack (state P) before its first byte; returns its id. */
@@ -34,6 +38,13 @@ export function newPackKey(): string {
 /** Bytes being stored at once by a buffering writer, in pack sizes; appends wait beyond it (bounded memory). */
 const MAX_SEALING = 2;
 
+/**
+ * A buffering writer whose driver can stream an object (`openWrite`) holds at most this many bytes
+ * of the open pack before it starts the object and streams the rest (S3's part size: smaller packs
+ * go with one put, as a streamed object of one part would).
+ */
+const STREAM_AFTER = 8 * 2 ** 20;
+
 interface Pack {
   id: number;
   remoteFile: RemoteFile;
@@ -42,8 +53,10 @@ interface Pack {
   chunks: number;
   /** appendable: the file; buffering: null */
   file: AppendFile | null;
-  /** buffering: frames held until the pack is stored */
+  /** buffering: frames held until the pack is stored or streamed */
   frames: Uint8Array[];
+  /** buffering, past STREAM_AFTER: the object being streamed (frames is then empty) */
+  writer: ObjectWriter | null;
   /** bytes known durable */
   synced: number;
   syncing: Promise<void> | null;
@@ -60,6 +73,8 @@ export class PackWriter {
   private readonly sealing = new Set<Promise<void>>();
   /** bytes of the packs in `sealing` */
   private sealingBytes = 0;
+  /** the streamed packs among `sealing` (their objects' last parts in flight) */
+  private readonly streamed = new Set<Promise<void>>();
   /** appends run one after another */
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -113,12 +128,42 @@ export class PackWriter {
         throw err;
       }
     } else {
-      pack.frames.push(...frames);
+      try {
+        await this.hold(pack, frames, offset);
+      } catch (err) {
+        pack.failed ??= err as Error;
+        if (this.current === pack) this.current = null;
+        pack.frames = [];
+        await pack.writer?.abort().catch(() => {});
+        await this.discardIfUnused(pack);
+        throw err;
+      }
     }
     pack.size = offset;
     pack.chunks += frames.length;
     if (pack.size >= this.packSize) this.rotate();
     return placements;
+  }
+
+  /**
+   * A buffering pack takes frames: held, or written to its streamed object (started once the pack
+   * grows past STREAM_AFTER; the driver copies them, so the caller's buffers are not retained).
+   */
+  private async hold(pack: Pack, frames: readonly Uint8Array[], end: number): Promise<void> {
+    if (!pack.writer && this.storage.openWrite && end > STREAM_AFTER) {
+      // one streamed object at a time: the driver's part buffers in flight are one upload's
+      // (a pack still completing would double them)
+      while (this.streamed.size > 0) await Promise.race(this.streamed).catch(() => {});
+      pack.writer = this.storage.openWrite(pack.remoteFile);
+      const held = pack.frames;
+      pack.frames = [];
+      for (const f of held) await pack.writer.write(f);
+    }
+    if (!pack.writer) {
+      pack.frames.push(...frames);
+      return;
+    }
+    for (const f of frames) await pack.writer.write(f);
   }
 
   private async openPack(): Promise<Pack> {
@@ -128,7 +173,7 @@ export class PackWriter {
     const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newPackKey());
     const id = await this.hooks.open({ remoteFile, remoteFileId });
     const file = this.storage.openAppend ? await this.storage.openAppend(remoteFile) : null;
-    const pack: Pack = { id, remoteFile, size: 0, chunks: 0, file, frames: [], synced: 0, syncing: null, sealing: null, failed: null };
+    const pack: Pack = { id, remoteFile, size: 0, chunks: 0, file, frames: [], writer: null, synced: 0, syncing: null, sealing: null, failed: null };
     this.current = pack;
     return pack;
   }
@@ -140,11 +185,18 @@ export class PackWriter {
     this.current = null;
     const sealing = this.seal(pack);
     pack.sealing = sealing;
+    // the main thread's garbage per pack (the database driver's rows and protocol buffers, the S3
+    // SDK's requests) is collected here rather than when V8 gets round to it: with PostgreSQL its
+    // heap otherwise grew to some 100 MiB of mostly garbage during a long push (collect.ts: one full
+    // collection per 32 MiB of pack bytes, about a millisecond per MiB of live heap)
+    tookIn(pack.size);
     this.sealing.add(sealing);
     const bytes = pack.file ? 0 : pack.size;
     this.sealingBytes += bytes;
+    if (pack.writer) this.streamed.add(sealing);
     const settled = () => {
       this.sealing.delete(sealing);
+      this.streamed.delete(sealing);
       this.sealingBytes -= bytes;
     };
     sealing.then(settled, settled);
@@ -155,6 +207,9 @@ export class PackWriter {
       if (pack.file) {
         await this.syncTo(pack, pack.size);
         await pack.file.close();
+      } else if (pack.writer) {
+        await pack.writer.finish();
+        pack.synced = pack.size;
       } else {
         const frames = pack.frames;
         pack.frames = [];
@@ -167,6 +222,7 @@ export class PackWriter {
     } catch (err) {
       pack.failed ??= err as Error;
       await pack.file?.close().catch(() => {});
+      await pack.writer?.abort().catch(() => {});
       await this.discardIfUnused(pack);
       throw err;
     }

@@ -5,6 +5,7 @@
 import { availableParallelism } from "node:os";
 import { Worker, type MessagePort } from "node:worker_threads";
 import type { FromWorker, ToWorker } from "./protocol.ts";
+import { BOOTSTRAP, strippedGraph } from "./sources.ts";
 
 // from src/ the worker is the .ts file, from dist/ the emitted .js beside this one
 const WORKER_URL = new URL(`./worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
@@ -46,6 +47,8 @@ export class WorkerPool {
   private spawned = 0;
   readonly size: number;
   private readonly url: URL;
+  /** run from .ts sources: the worker's graph stripped once (sources.ts); undefined until the first spawn */
+  private stripped: [string, string][] | null | undefined;
 
   constructor(options: WorkerPoolOptions = {}) {
     this.size = Math.max(1, options.size ?? availableParallelism());
@@ -122,7 +125,11 @@ export class WorkerPool {
     const name = `attic-worker-${++this.spawned}`;
     // chunk bytes live outside the heap; the heap holds the NAR's listing tree while it is parsed,
     // which grows with the number of files (not measured for huge trees: a generous cap, not a reservation)
-    const worker = new Worker(this.url, { name, resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 2 } });
+    const resourceLimits = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 2 };
+    if (this.stripped === undefined) this.stripped = this.url.pathname.endsWith(".ts") ? strippedGraph(this.url) : null;
+    const worker = this.stripped
+      ? new Worker(BOOTSTRAP, { eval: true, name, resourceLimits, workerData: { entry: this.url.href, sources: this.stripped } })
+      : new Worker(this.url, { name, resourceLimits });
     const slot: Slot = { worker, name, jobs: new Map() };
     worker.on("message", (msg: FromWorker) => slot.jobs.get(msg.id)?.receive(msg));
     // A worker that crashes ('error', then 'exit') or exits on its own ('exit' only) fails the
