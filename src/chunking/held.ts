@@ -2,8 +2,10 @@
 // out, without copying most bytes: a chunk that lies inside one piece is a view into that piece
 // (pieces must not be reused by the caller: they are owned, e.g. moved in from another thread),
 // and only the bytes around a piece boundary are copied, into a fresh buffer the chunks there
-// view. Cut decisions depend only on the bytes from a chunk's start to its cut (at most maxSize),
-// so cutting wherever the bytes happen to lie gives one pass's cut points.
+// view. A piece that continues its predecessor in the same memory (pieces written back to back
+// into a shared ring: workers/ring.ts) is not a boundary at all: the carry and the piece are one
+// view, nothing is copied. Cut decisions depend only on the bytes from a chunk's start to its cut
+// (at most maxSize), so cutting wherever the bytes happen to lie gives one pass's cut points.
 import { deriveCutParams, findCutPoint } from "./fastcdc.ts";
 import type { ChunkingParams, CutParams } from "./fastcdc.ts";
 
@@ -22,6 +24,13 @@ export class HeldChunker {
   }
 
   push(piece: Uint8Array, emit: HeldChunkSink): void {
+    const carry = this.carry;
+    if (carry.length > 0 && carry.buffer === piece.buffer && carry.byteOffset + carry.length === piece.byteOffset) {
+      // the piece continues the carry in memory: cut across both without a copy
+      const both = new Uint8Array(piece.buffer, carry.byteOffset, carry.length + piece.length);
+      this.carry = both.subarray(this.cutFrom(both, 0, false, emit));
+      return;
+    }
     const max = this.cut.maxSize;
     let pos = 0;
     while (pos < piece.length) {
@@ -47,6 +56,22 @@ export class HeldChunker {
         this.carry = join.subarray(at);
       }
     }
+  }
+
+  /** Bytes not yet cut (always fewer than maxSize). */
+  get carried(): number {
+    return this.carry.length;
+  }
+
+  /**
+   * Copies the bytes not yet cut into `to` (exactly `carried` bytes long) and goes on from there:
+   * a ring's writer puts the next piece right after `to`, so the carry and it are contiguous again.
+   */
+  moveCarry(to: Uint8Array): void {
+    if (to.length !== this.carry.length) throw new RangeError(`the carry is ${this.carry.length} bytes, not ${to.length}`);
+    to.set(this.carry);
+    this.copied += to.length;
+    this.carry = to;
   }
 
   /** The input ended: what is left becomes the last chunks (the last one however short). */

@@ -32,6 +32,9 @@ function fail(id: number, err: unknown): void {
 }
 
 function forget(id: number): void {
+  // a ring is collected with the last wrapper of it: count it like the bytes moved in
+  const ring = passes.get(id)?.ring;
+  if (ring) tookIn(ring.byteLength);
   passes.delete(id);
   partners.get(id)?.close();
   partners.delete(id);
@@ -46,15 +49,21 @@ function forget(id: number): void {
 const DELEGATE_BELOW = 2;
 
 /** Compress (or hash) what pass `id`'s worker sends through `port`; the results go to the main thread. */
-function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], busy: Int32Array | undefined): void {
+function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], busy: Int32Array | undefined, ring: SharedArrayBuffer | undefined): void {
   const compressor = frameCompressor(codec.raw ? "none" : codec.type, codec.level);
   port.on("message", (msg: ToPartner) => {
     try {
       const chunks: Uint8Array[] = [];
-      let at = 0;
-      for (const n of msg.sizes) {
-        chunks.push(msg.data.subarray(at, at + n));
-        at += n;
+      if (msg.offsets) {
+        // views of the ring: the main thread overwrites none of them before the batch is released
+        if (!ring) throw new Error("chunks in a ring this partner was not given");
+        for (const [i, n] of msg.sizes.entries()) chunks.push(new Uint8Array(ring, msg.offsets[i]!, n));
+      } else {
+        let at = 0;
+        for (const n of msg.sizes) {
+          chunks.push(msg.data!.subarray(at, at + n));
+          at += n;
+        }
       }
       if (msg.kind === "hash") {
         send({ kind: "nar-batch", id, batch: hashBatch(msg.batch, chunks) });
@@ -62,7 +71,7 @@ function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], 
       }
       const { data, lengths, fileHashes } = compressBatch(compressor, chunks);
       send({ kind: "nar-frames", id, batch: msg.batch, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
-      tookIn(msg.data.byteLength);
+      if (msg.data) tookIn(msg.data.byteLength);
     } catch (err) {
       fail(id, err);
       port.close();
@@ -71,13 +80,25 @@ function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], 
     }
   });
   // the pass's worker closes its end when the pass is over (or dies)
-  port.on("close", () => port.removeAllListeners());
+  port.on("close", () => {
+    port.removeAllListeners();
+    if (ring) tookIn(ring.byteLength);
+  });
 }
 
 /**
- * Chunks for the partner, in one buffer of their own (a copy: they view pieces other chunks
+ * Chunks for the partner: where they lie in the ring the partner shares, or (no ring, or a chunk
+ * outside it) in one buffer of their own to move there (a copy: they view pieces other chunks
  * share; copying costs a fraction of hashing or compressing them there).
  */
+function forPartner(kind: ToPartner["kind"], batch: number, chunks: readonly Uint8Array[], ring: SharedArrayBuffer | null): { msg: ToPartner; transfer: ArrayBuffer[] } {
+  if (ring && chunks.every((c) => c.buffer === ring)) {
+    return { msg: { kind, batch, offsets: chunks.map((c) => c.byteOffset), sizes: chunks.map((c) => c.byteLength) }, transfer: [] };
+  }
+  const { data, sizes } = joined(chunks);
+  return { msg: { kind, batch, data, sizes }, transfer: [data.buffer as ArrayBuffer] };
+}
+
 function joined(chunks: readonly Uint8Array[]): { data: Uint8Array; sizes: number[] } {
   const data = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
   let at = 0;
@@ -99,23 +120,24 @@ export function handle(msg: ToWorker): void {
       }
       case "nar-open": {
         const { port, busy } = msg;
+        const ring = msg.ring ?? null;
         const delegate: HashDelegate | null =
           port && busy
             ? (batch, chunks) => {
                 if (Atomics.load(busy, 0) >= DELEGATE_BELOW) return false;
                 Atomics.add(busy, 0, 1);
-                const out: ToPartner = { kind: "hash", batch, ...joined(chunks) };
-                port.postMessage(out, [out.data.buffer as ArrayBuffer]);
+                const out = forPartner("hash", batch, chunks, ring);
+                port.postMessage(out.msg, out.transfer);
                 return true;
               }
             : null;
-        passes.set(msg.id, new NarPass(msg.options, delegate));
+        passes.set(msg.id, new NarPass(msg.options, delegate, ring));
         if (port) partners.set(msg.id, port);
         if (busy) counters.set(msg.id, busy);
         return;
       }
       case "frames-open":
-        partner(msg.id, msg.port, msg.codec, msg.busy);
+        partner(msg.id, msg.port, msg.codec, msg.busy, msg.ring);
         return;
       case "nar-close":
         forget(msg.id);
@@ -129,6 +151,11 @@ export function handle(msg: ToWorker): void {
         send({ kind: "nar-progress", id: msg.id, batches, out, sealed: pass.sealed }, buffers(out));
         return;
       }
+      case "nar-ring": {
+        const { batches, out } = pass.updateRing(msg.at, msg.length, msg.wrapped);
+        send({ kind: "nar-progress", id: msg.id, batches, out, sealed: pass.sealed }, buffers(out));
+        return;
+      }
       case "nar-end": {
         const { batches, out, result } = pass.end();
         // the session stays until closed: the last batches' frames may still be asked for
@@ -138,10 +165,10 @@ export function handle(msg: ToWorker): void {
       case "nar-compress": {
         const port = partners.get(msg.id);
         if (port) {
-          const out: ToPartner = { kind: "compress", batch: msg.batch, ...joined(pass.chunks(msg.batch, msg.indexes)) };
+          const out = forPartner("compress", msg.batch, pass.chunks(msg.batch, msg.indexes), pass.ring);
           const busy = counters.get(msg.id);
           if (busy) Atomics.add(busy, 0, 1);
-          port.postMessage(out, [out.data.buffer as ArrayBuffer]);
+          port.postMessage(out.msg, out.transfer);
           return;
         }
         const { data, lengths, fileHashes } = pass.frames(msg.batch, msg.indexes);

@@ -71,7 +71,11 @@ export class NarPass {
   /** batches the main thread has not released: their chunks' bytes */
   private readonly held = new Map<number, Uint8Array[]>();
 
-  constructor(options: NarPassOptions, delegate: HashDelegate | null = null) {
+  /** the pass's ring (ring.ts), when the main thread writes the NAR there */
+  readonly ring: SharedArrayBuffer | null;
+
+  constructor(options: NarPassOptions, delegate: HashDelegate | null = null, ring: SharedArrayBuffer | null = null) {
+    this.ring = ring;
     this.batchSize = options.batchSize;
     this.delegate = delegate;
     this.chunker = options.chunking ? new HeldChunker(options.chunking) : null;
@@ -80,14 +84,31 @@ export class NarPass {
     this.compressor = frameCompressor(options.codec.raw ? "none" : options.codec.type, options.codec.level);
   }
 
-  /** Feed NAR bytes (owned: chunks may view them). Validated before anything is cut or stored. */
-  update(piece: Uint8Array): { batches: ChunkBatch[]; out: Uint8Array[] } {
+  /**
+   * NAR bytes the main thread wrote into the ring at `at` (ring.ts): chunks are views of the
+   * ring; `wrapped`, a new lap: the carry moves to just before `at`, so it and the piece are one.
+   */
+  updateRing(at: number, length: number, wrapped: boolean): { batches: ChunkBatch[]; out: Uint8Array[] } {
+    const ring = this.ring;
+    if (!ring || !this.chunker) throw new Error("this pass has no ring");
+    if (wrapped) {
+      const n = this.chunker.carried;
+      this.chunker.moveCarry(new Uint8Array(ring, at - n, n));
+    }
+    return this.update(new Uint8Array(ring, at, length), false);
+  }
+
+  /**
+   * Feed NAR bytes (owned: chunks may view them; `garbage`: moved in for this call only, so
+   * counted towards the next collection). Validated before anything is cut or stored.
+   */
+  update(piece: Uint8Array, garbage = true): { batches: ChunkBatch[]; out: Uint8Array[] } {
     const buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     // throws a NarError on a malformed NAR: nothing past it is cut, compressed or stored
     this.listing.update(buf);
     this.narHash.update(buf);
     this.narSize += piece.byteLength;
-    tookIn(piece.byteLength);
+    if (garbage) tookIn(piece.byteLength);
     if (this.whole) return { batches: [], out: this.whole.write(piece, false) };
     const batches: ChunkBatch[] = [];
     this.chunker!.push(piece, (chunk) => this.add(chunk, batches));

@@ -23,10 +23,13 @@ export type ToWorker =
    * the batches it is given while it has nothing else to do (both cores busy on one upload, new
    * data or not); `busy` (shared by both) counts the jobs sent to the partner not yet done
    */
-  | { kind: "nar-open"; id: number; options: NarPassOptions; port?: MessagePort; busy?: Int32Array }
+  | { kind: "nar-open"; id: number; options: NarPassOptions; port?: MessagePort; busy?: Int32Array; ring?: SharedArrayBuffer }
   /** be the partner of pass `id`: compress (or hash) what comes through `port`, answer the main thread */
-  | { kind: "frames-open"; id: number; port: MessagePort; codec: NarPassOptions["codec"]; busy?: Int32Array }
+  | { kind: "frames-open"; id: number; port: MessagePort; codec: NarPassOptions["codec"]; busy?: Int32Array; ring?: SharedArrayBuffer }
+  /** bytes of the NAR, moved in (a whole NAR's pass) */
   | { kind: "nar-data"; id: number; piece: Uint8Array }
+  /** bytes of the NAR written into the pass's ring (ring.ts) at `at`; `wrapped`: a new lap, move the carry before them */
+  | { kind: "nar-ring"; id: number; at: number; length: number; wrapped: boolean }
   | { kind: "nar-end"; id: number }
   /** the upload stopped: forget the session */
   | { kind: "nar-close"; id: number }
@@ -68,12 +71,14 @@ export type FromWorker =
   | { kind: "nar-frames"; id: number; batch: number; data: Uint8Array; lengths: number[]; fileHashes: string[] };
 
 /**
- * From a pass's worker to its partner: chunks of a batch, back to back (moved): the new ones to
- * compress, or all of a batch just cut, to hash.
+ * From a pass's worker to its partner: chunks of a batch, the new ones to compress, or all of a
+ * batch just cut, to hash: where they lie in the pass's ring (`offsets`), or, without a ring,
+ * back to back in `data` (moved).
  */
 export interface ToPartner {
   kind: "compress" | "hash";
   batch: number;
-  data: Uint8Array;
+  data?: Uint8Array;
+  offsets?: number[];
   sizes: number[];
 }

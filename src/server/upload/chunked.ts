@@ -55,6 +55,7 @@ export async function uploadChunked(deps: ChunkedDeps, info: UploadInfo, cache: 
     chunking: { minSize: config.chunking.minSize, avgSize: config.chunking.avgSize, maxSize: config.chunking.maxSize },
     compression: { type: config.compression.type, level: config.compression.level },
     batchSize: CHUNK_BATCH,
+    narSize: info.nar_size,
   });
   try {
     for await (const batch of pass.batches()) {

@@ -12,6 +12,7 @@ import { NixHash } from "../../nix/hash.ts";
 import { NarError } from "../../nix/nar/parser.ts";
 import { workerPool, type Job } from "../../workers/pool.ts";
 import type { ChunkBatch, FromWorker, NarPassOptions } from "../../workers/protocol.ts";
+import { RingLayout, ringSize } from "../../workers/ring.ts";
 
 const PIECES_IN_FLIGHT = 4;
 const QUEUED = 4;
@@ -45,6 +46,8 @@ export interface PassOptions {
   chunking: ChunkingParams | null;
   compression: { type: CompressionType; level: number };
   batchSize: number;
+  /** the NAR's declared size (the source yields no more): a chunked pass's ring is no bigger than the NAR */
+  narSize?: number;
 }
 
 function workerOptions(o: PassOptions): NarPassOptions {
@@ -77,6 +80,12 @@ export class NarPassSession {
   private readonly early = new Map<number, ChunkBatch>();
   /** batches the partner hashed (the rest were hashed by the cutting worker) */
   hashedByPartner = 0;
+  /** chunked: the ring the body is written into (workers/ring.ts) and where its bytes are */
+  private readonly ring: SharedArrayBuffer | null = null;
+  private readonly layout: RingLayout | null = null;
+  /** NAR offset of each batch handed out and not released yet, in NAR order; bytes in batches handed out */
+  private readonly unreleased = new Map<number, number>();
+  private handedOut = 0;
 
   constructor(source: AsyncIterable<Uint8Array>, options: PassOptions) {
     this.source = source;
@@ -84,13 +93,20 @@ export class NarPassSession {
     // a chunked pass pairs two workers: one parses, hashes and cuts, the other compresses
     this.job = workerPool().open({ receive: (msg) => this.receive(msg), fail: (err) => this.fail(err) }, { pair: options.chunking !== null });
     const opts = workerOptions(options);
+    if (options.chunking) {
+      const max = options.chunking.maxSize;
+      const size = ringSize(options.narSize ?? 0, max, options.batchSize, PIECE_SIZE, PIECES_IN_FLIGHT);
+      this.ring = new SharedArrayBuffer(size);
+      this.layout = new RingLayout(size, max);
+    }
+    const ring = this.ring ?? undefined;
     if (this.job.partnered) {
       const { port1, port2 } = new MessageChannel();
       const busy = new Int32Array(new SharedArrayBuffer(4));
-      this.job.post({ kind: "nar-open", id: this.job.id, options: opts, port: port1, busy }, [port1]);
-      this.job.postPartner({ kind: "frames-open", id: this.job.id, port: port2, codec: opts.codec, busy }, [port2]);
+      this.job.post({ kind: "nar-open", id: this.job.id, options: opts, port: port1, busy, ring }, [port1]);
+      this.job.postPartner({ kind: "frames-open", id: this.job.id, port: port2, codec: opts.codec, busy, ring }, [port2]);
     } else {
-      this.job.post({ kind: "nar-open", id: this.job.id, options: opts });
+      this.job.post({ kind: "nar-open", id: this.job.id, options: opts, ring });
     }
   }
 
@@ -134,6 +150,15 @@ export class NarPassSession {
   /** The batch's chunk bytes may go (its new chunks are stored, or the upload failed). */
   release(batch: number): void {
     this.job.post({ kind: "nar-release", id: this.job.id, batch });
+    if (!this.layout || !this.unreleased.delete(batch)) return;
+    // the ring is free up to the oldest batch still held (or all that was handed out)
+    let oldest = this.handedOut;
+    for (const start of this.unreleased.values()) {
+      oldest = start;
+      break;
+    }
+    this.layout.reclaim(oldest);
+    this.notify();
   }
 
   /** The upload is over (stored, or failed): the worker forgets it. */
@@ -214,6 +239,8 @@ export class NarPassSession {
     for (let b = this.early.get(this.nextSeq); b; b = this.early.get(this.nextSeq)) {
       this.early.delete(this.nextSeq++);
       this.queue.push(b);
+      this.unreleased.set(b.seq, this.handedOut);
+      for (const n of b.sizes) this.handedOut += n;
     }
   }
 
@@ -237,8 +264,76 @@ export class NarPassSession {
     pump?.();
   }
 
+  /** Waits while the worker has enough to do (pieces in flight, batches not yet taken). */
+  private async backPressure(): Promise<void> {
+    while ((this.inFlight >= PIECES_IN_FLIGHT || this.waiting >= QUEUED) && !this.closed && !this.error) {
+      await new Promise<void>((resolve) => (this.wakePump = resolve));
+    }
+  }
+
+  /**
+   * Chunked: reads the body straight into the ring, in pieces of up to PIECE_SIZE written back
+   * to back, each handed to the cutting worker by its place; waits for released batches when
+   * the ring is full.
+   */
+  private async pumpRing(ring: SharedArrayBuffer, layout: RingLayout): Promise<void> {
+    const bytes = new Uint8Array(ring);
+    const declared = this.options.narSize ?? Number.POSITIVE_INFINITY;
+    let written = 0;
+    let place: { at: number; wrapped: boolean; room: number } | null = null;
+    let filled = 0;
+    const open = async (): Promise<boolean> => {
+      const room = Math.max(1, Math.min(PIECE_SIZE, declared - written));
+      for (;;) {
+        if (this.closed || this.error) return false;
+        const p = layout.place(room);
+        if (p) {
+          place = { ...p, room };
+          filled = 0;
+          return true;
+        }
+        await new Promise<void>((resolve) => (this.wakePump = resolve));
+      }
+    };
+    const send = async (p: { at: number; wrapped: boolean }) => {
+      layout.commit(filled);
+      written += filled;
+      this.inFlight++;
+      this.job.post({ kind: "nar-ring", id: this.job.id, at: p.at, length: filled, wrapped: p.wrapped });
+      place = null;
+      await this.backPressure();
+    };
+    try {
+      for await (const raw of this.source) {
+        if (this.closed || this.error) return;
+        this.received += raw.length;
+        let at = 0;
+        while (at < raw.length) {
+          if (!place && !(await open())) return;
+          const p: { at: number; wrapped: boolean; room: number } = place!;
+          const n = Math.min(raw.length - at, p.room - filled);
+          bytes.set(raw.subarray(at, at + n), p.at + filled);
+          filled += n;
+          at += n;
+          if (filled === p.room) await send(p);
+          if (this.closed || this.error) return;
+        }
+      }
+      const last: { at: number; wrapped: boolean } | null = place;
+      if (last && filled > 0) await send(last);
+      else if (last) layout.commit(0);
+      if (!this.closed && !this.error) {
+        this.inFlight++;
+        this.job.post({ kind: "nar-end", id: this.job.id });
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
   /** Reads the body into the worker, in pieces of PIECE_SIZE, while it has room. */
   private async pump(): Promise<void> {
+    if (this.ring && this.layout) return this.pumpRing(this.ring, this.layout);
     let piece = new Uint8Array(PIECE_SIZE);
     let filled = 0;
     const send = async () => {
@@ -246,9 +341,7 @@ export class NarPassSession {
       this.job.post({ kind: "nar-data", id: this.job.id, piece: filled === piece.length ? piece : piece.subarray(0, filled) }, [piece.buffer]);
       piece = new Uint8Array(PIECE_SIZE);
       filled = 0;
-      while ((this.inFlight >= PIECES_IN_FLIGHT || this.waiting >= QUEUED) && !this.closed && !this.error) {
-        await new Promise<void>((resolve) => (this.wakePump = resolve));
-      }
+      await this.backPressure();
     };
     try {
       for await (const raw of this.source) {
