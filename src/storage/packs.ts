@@ -188,7 +188,7 @@ export class PackWriter {
     // the main thread's garbage per pack (the database driver's rows and protocol buffers, the S3
     // SDK's requests) is collected here rather than when V8 gets round to it: with PostgreSQL its
     // heap otherwise grew to some 100 MiB of mostly garbage during a long push (collect.ts: one full
-    // collection per 32 MiB of pack bytes, about a millisecond per MiB of live heap)
+    // collection per 128 MiB of pack bytes on the main thread)
     tookIn(pack.size);
     this.sealing.add(sealing);
     const bytes = pack.file ? 0 : pack.size;

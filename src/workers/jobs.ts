@@ -145,6 +145,7 @@ export function handle(msg: ToWorker): void {
     }
     const pass = passes.get(msg.id);
     if (!pass) return;
+    if ("released" in msg && msg.released) for (const b of msg.released) pass.release(b);
     switch (msg.kind) {
       case "nar-data": {
         const { batches, out } = pass.update(msg.piece);
@@ -175,9 +176,6 @@ export function handle(msg: ToWorker): void {
         send({ kind: "nar-frames", id: msg.id, batch: msg.batch, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
         return;
       }
-      case "nar-release":
-        pass.release(msg.batch);
-        return;
     }
   } catch (err) {
     fail(msg.id, err);

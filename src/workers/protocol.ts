@@ -29,13 +29,16 @@ export type ToWorker =
   /** bytes of the NAR, moved in (a whole NAR's pass) */
   | { kind: "nar-data"; id: number; piece: Uint8Array }
   /** bytes of the NAR written into the pass's ring (ring.ts) at `at`; `wrapped`: a new lap, move the carry before them */
-  | { kind: "nar-ring"; id: number; at: number; length: number; wrapped: boolean }
-  | { kind: "nar-end"; id: number }
+  | { kind: "nar-ring"; id: number; at: number; length: number; wrapped: boolean; released?: number[] }
+  | { kind: "nar-end"; id: number; released?: number[] }
   /** the upload stopped: forget the session */
   | { kind: "nar-close"; id: number }
-  /** compress (and send back) these chunks of a batch; the batch stays held until released */
-  | { kind: "nar-compress"; id: number; batch: number; indexes: number[] }
-  | { kind: "nar-release"; id: number; batch: number };
+  /**
+   * compress (and send back) these chunks of a batch; the batch stays held until released.
+   * `released` (on this and the messages above): batches the main thread is done with since its
+   * last message, their views dropped (one message fewer per batch)
+   */
+  | { kind: "nar-compress"; id: number; batch: number; indexes: number[]; released?: number[] };
 
 /** A run of chunks cut from the NAR, in order: their hex SHA-256 and sizes, never their bytes. */
 export interface ChunkBatch {

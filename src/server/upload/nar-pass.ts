@@ -1,10 +1,12 @@
 // The main thread's side of one NAR's single pass (the worker's side: src/workers/nar-pass.ts).
-// The body's bytes go to a CPU worker in pieces (moved, not copied); what comes back is, for a
-// chunked upload, batches of chunk hashes and sizes (the caller answers each batch through the
-// database and asks for the frames of the chunks it found new, then releases the batch), or, for
-// a whole NAR, its stored (compressed) bytes. Chunk bytes never come back. Flow control: at most
-// PIECES_IN_FLIGHT pieces are with the worker and QUEUED items wait for the consumer before the
-// body is read further, so memory stays bounded however slowly chunks are stored.
+// A chunked upload's body is written into the pass's ring (src/workers/ring.ts), shared with its
+// two workers, and what comes back is batches of chunk hashes and sizes (the caller answers each
+// batch through the database and asks for the frames of the chunks it found new, then releases
+// the batch, which frees its stretch of the ring). A whole NAR's body goes to one worker in
+// pieces (moved, not copied) and its stored (compressed) bytes come back. Chunk bytes never come
+// back. Flow control: at most PIECES_IN_FLIGHT pieces are with the worker and QUEUED items wait
+// for the consumer before the body is read further (and, chunked, the ring has room), so memory
+// stays bounded however slowly chunks are stored.
 import { MessageChannel } from "node:worker_threads";
 import type { ChunkingParams } from "../../chunking/fastcdc.ts";
 import { compressBufferHashed, type CompressionType } from "../../compression/index.ts";
@@ -18,10 +20,12 @@ const PIECES_IN_FLIGHT = 4;
 const QUEUED = 4;
 /**
  * The body arrives in pieces of 16-64 KiB, views into the socket's buffers: they are gathered
- * into pieces of this size (the one copy of the body on this thread), so there are few messages
- * to post and most chunks lie inside one piece (the worker cuts them there without a copy).
+ * into pieces of this size (the one copy of the body on this thread, into the ring or a piece of
+ * its own), so there are few messages to post.
  */
 const PIECE_SIZE = 512 * 1024;
+/** Pieces written into a chunked pass's ring (no copy depends on their size there: fewer messages). */
+const RING_PIECE = 1024 * 1024;
 
 export type { ChunkBatch };
 
@@ -86,6 +90,7 @@ export class NarPassSession {
   /** NAR offset of each batch handed out and not released yet, in NAR order; bytes in batches handed out */
   private readonly unreleased = new Map<number, number>();
   private handedOut = 0;
+  private released: number[] = [];
 
   constructor(source: AsyncIterable<Uint8Array>, options: PassOptions) {
     this.source = source;
@@ -95,7 +100,7 @@ export class NarPassSession {
     const opts = workerOptions(options);
     if (options.chunking) {
       const max = options.chunking.maxSize;
-      const size = ringSize(options.narSize ?? 0, max, options.batchSize, PIECE_SIZE, PIECES_IN_FLIGHT);
+      const size = ringSize(options.narSize ?? 0, max, options.batchSize, RING_PIECE, PIECES_IN_FLIGHT);
       this.ring = new SharedArrayBuffer(size);
       this.layout = new RingLayout(size, max);
     }
@@ -135,7 +140,7 @@ export class NarPassSession {
       if (!list) this.asked.set(batch, (list = []));
       list.push({ resolve, reject });
     });
-    this.job.post({ kind: "nar-compress", id: this.job.id, batch, indexes: [...indexes] });
+    this.job.post({ kind: "nar-compress", id: this.job.id, batch, indexes: [...indexes], ...this.takeReleased() });
     const frames = await answer;
     const c = this.options.compression;
     if (c.type !== "xz") return frames;
@@ -149,7 +154,9 @@ export class NarPassSession {
 
   /** The batch's chunk bytes may go (its new chunks are stored, or the upload failed). */
   release(batch: number): void {
-    this.job.post({ kind: "nar-release", id: this.job.id, batch });
+    // told the worker with the next message (it only drops its views: the ring's space is the
+    // main thread's to reuse, right now)
+    this.released.push(batch);
     if (!this.layout || !this.unreleased.delete(batch)) return;
     // the ring is free up to the oldest batch still held (or all that was handed out)
     let oldest = this.handedOut;
@@ -159,6 +166,14 @@ export class NarPassSession {
     }
     this.layout.reclaim(oldest);
     this.notify();
+  }
+
+  /** Batches released since the last message to the worker, for the next one. */
+  private takeReleased(): { released?: number[] } {
+    if (this.released.length === 0) return {};
+    const released = this.released;
+    this.released = [];
+    return { released };
   }
 
   /** The upload is over (stored, or failed): the worker forgets it. */
@@ -272,7 +287,7 @@ export class NarPassSession {
   }
 
   /**
-   * Chunked: reads the body straight into the ring, in pieces of up to PIECE_SIZE written back
+   * Chunked: reads the body straight into the ring, in pieces of up to RING_PIECE written back
    * to back, each handed to the cutting worker by its place; waits for released batches when
    * the ring is full.
    */
@@ -283,7 +298,7 @@ export class NarPassSession {
     let place: { at: number; wrapped: boolean; room: number } | null = null;
     let filled = 0;
     const open = async (): Promise<boolean> => {
-      const room = Math.max(1, Math.min(PIECE_SIZE, declared - written));
+      const room = Math.max(1, Math.min(RING_PIECE, declared - written));
       for (;;) {
         if (this.closed || this.error) return false;
         const p = layout.place(room);
@@ -299,7 +314,7 @@ export class NarPassSession {
       layout.commit(filled);
       written += filled;
       this.inFlight++;
-      this.job.post({ kind: "nar-ring", id: this.job.id, at: p.at, length: filled, wrapped: p.wrapped });
+      this.job.post({ kind: "nar-ring", id: this.job.id, at: p.at, length: filled, wrapped: p.wrapped, ...this.takeReleased() });
       place = null;
       await this.backPressure();
     };
@@ -324,7 +339,7 @@ export class NarPassSession {
       else if (last) layout.commit(0);
       if (!this.closed && !this.error) {
         this.inFlight++;
-        this.job.post({ kind: "nar-end", id: this.job.id });
+        this.job.post({ kind: "nar-end", id: this.job.id, ...this.takeReleased() });
       }
     } catch (err) {
       this.fail(err as Error);
@@ -360,7 +375,7 @@ export class NarPassSession {
       if (filled > 0) await send();
       if (!this.closed && !this.error) {
         this.inFlight++;
-        this.job.post({ kind: "nar-end", id: this.job.id });
+        this.job.post({ kind: "nar-end", id: this.job.id, ...this.takeReleased() });
       }
     } catch (err) {
       this.fail(err as Error);
