@@ -8,6 +8,13 @@
 // (at most maxSize), so cutting wherever the bytes happen to lie gives one pass's cut points.
 import { deriveCutParams, findCutPoint } from "./fastcdc.ts";
 import type { ChunkingParams, CutParams } from "./fastcdc.ts";
+import type { WasmCut } from "./gear-wasm.ts";
+
+/** The WebAssembly cut loop (gear-wasm.ts) over the memory whose buffer is `buffer`: used for bytes in it. */
+export interface MemoryCutter {
+  buffer: ArrayBufferLike;
+  cut: WasmCut;
+}
 
 /** Receives a chunk: a view the chunker never writes to again (keep it as long as needed). */
 export type HeldChunkSink = (chunk: Uint8Array) => void;
@@ -19,8 +26,11 @@ export class HeldChunker {
   /** bytes copied into joined buffers (boundaries): the cost this design keeps low */
   copied = 0;
 
-  constructor(params: ChunkingParams) {
+  private readonly fast: MemoryCutter | null;
+
+  constructor(params: ChunkingParams, fast: MemoryCutter | null = null) {
     this.cut = deriveCutParams(params);
+    this.fast = fast;
   }
 
   push(piece: Uint8Array, emit: HeldChunkSink): void {
@@ -83,8 +93,10 @@ export class HeldChunker {
   /** Emits every chunk decidable in buf[from..]; returns where the undecided rest starts. */
   private cutFrom(buf: Uint8Array, from: number, eof: boolean, emit: HeldChunkSink): number {
     let at = from;
+    const fast = this.fast && buf.buffer === this.fast.buffer ? this.fast.cut : null;
+    const base = buf.byteOffset;
     while (at < buf.length) {
-      const n = findCutPoint(buf, at, buf.length, this.cut, eof);
+      const n = fast ? fast(base + at, base + buf.length, this.cut, eof) : findCutPoint(buf, at, buf.length, this.cut, eof);
       if (n === 0) break;
       emit(buf.subarray(at, at + n));
       at += n;

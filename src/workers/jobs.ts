@@ -8,7 +8,7 @@ import { NarError } from "../nix/nar/parser.ts";
 import { tookIn } from "./collect.ts";
 import { compressBatch, frameCompressor } from "./frames.ts";
 import { hashBatch, NarPass, type HashDelegate } from "./nar-pass.ts";
-import type { FromWorker, NarPassOptions, ToPartner, ToWorker } from "./protocol.ts";
+import type { FromWorker, NarPassOptions, ToPartner, ToWorker, WireRing } from "./protocol.ts";
 
 const port = parentPort!;
 const passes = new Map<number, NarPass>();
@@ -48,8 +48,16 @@ function forget(id: number): void {
  */
 const DELEGATE_BELOW = 2;
 
+/**
+ * The cutting worker compresses a batch itself when this many jobs already wait at the partner:
+ * with new data the partner (zstd, 2.2-2.5 CPU-s per 587 MB) is the slower of the two (parse,
+ * hash and cut: 1.1-1.4), so both cores compress rather than one waiting on the other.
+ */
+const COMPRESS_HERE_FROM = 3;
+
 /** Compress (or hash) what pass `id`'s worker sends through `port`; the results go to the main thread. */
-function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], busy: Int32Array | undefined, ring: SharedArrayBuffer | undefined): void {
+function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], busy: Int32Array | undefined, wire: WireRing | undefined): void {
+  const ring = wire ? (wire.shared instanceof WebAssembly.Memory ? (wire.shared.buffer as unknown as SharedArrayBuffer) : wire.shared) : undefined;
   const compressor = frameCompressor(codec.raw ? "none" : codec.type, codec.level);
   port.on("message", (msg: ToPartner) => {
     try {
@@ -70,7 +78,7 @@ function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], 
         return;
       }
       const { data, lengths, fileHashes } = compressBatch(compressor, chunks);
-      send({ kind: "nar-frames", id, batch: msg.batch, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
+      send({ kind: "nar-frames", id, batch: msg.batch, ask: msg.ask ?? -1, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
       if (msg.data) tookIn(msg.data.byteLength);
     } catch (err) {
       fail(id, err);
@@ -120,7 +128,8 @@ export function handle(msg: ToWorker): void {
       }
       case "nar-open": {
         const { port, busy } = msg;
-        const ring = msg.ring ?? null;
+        const wire = msg.ring ?? null;
+        let ring: SharedArrayBuffer | null = null;
         const delegate: HashDelegate | null =
           port && busy
             ? (batch, chunks) => {
@@ -131,7 +140,9 @@ export function handle(msg: ToWorker): void {
                 return true;
               }
             : null;
-        passes.set(msg.id, new NarPass(msg.options, delegate, ring));
+        const pass = new NarPass(msg.options, delegate, wire);
+        ring = pass.ring;
+        passes.set(msg.id, pass);
         if (port) partners.set(msg.id, port);
         if (busy) counters.set(msg.id, busy);
         return;
@@ -165,15 +176,18 @@ export function handle(msg: ToWorker): void {
       }
       case "nar-compress": {
         const port = partners.get(msg.id);
-        if (port) {
+        const busy = counters.get(msg.id);
+        // the partner compresses, unless it is backed up: then this worker takes the batch
+        // (its own parsing and cutting wait meanwhile, but the partner is the slower of the two)
+        if (port && !(busy && Atomics.load(busy, 0) >= COMPRESS_HERE_FROM)) {
           const out = forPartner("compress", msg.batch, pass.chunks(msg.batch, msg.indexes), pass.ring);
-          const busy = counters.get(msg.id);
+          out.msg.ask = msg.ask;
           if (busy) Atomics.add(busy, 0, 1);
           port.postMessage(out.msg, out.transfer);
           return;
         }
         const { data, lengths, fileHashes } = pass.frames(msg.batch, msg.indexes);
-        send({ kind: "nar-frames", id: msg.id, batch: msg.batch, data, lengths, fileHashes }, [data.buffer as ArrayBuffer]);
+        send({ kind: "nar-frames", id: msg.id, batch: msg.batch, ask: msg.ask, data, lengths, fileHashes, ...(port ? { byCutter: true as const } : {}) }, [data.buffer as ArrayBuffer]);
         return;
       }
     }

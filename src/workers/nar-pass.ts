@@ -9,7 +9,8 @@ import { HeldChunker } from "../chunking/held.ts";
 import { NarListing } from "../nix/nar/listing.ts";
 import { tookIn } from "./collect.ts";
 import { compressBatch, frameCompressor, syncStream, type FrameCompressor, type SyncStream } from "./frames.ts";
-import type { ChunkBatch, NarPassOptions, NarPassResult } from "./protocol.ts";
+import type { ChunkBatch, NarPassOptions, NarPassResult, WireRing } from "./protocol.ts";
+import { wasmCutter } from "../chunking/gear-wasm.ts";
 
 /** Output pieces of a whole NAR's compressor: big pieces, few messages. */
 const WHOLE_CHUNK = 256 * 1024;
@@ -71,14 +72,19 @@ export class NarPass {
   /** batches the main thread has not released: their chunks' bytes */
   private readonly held = new Map<number, Uint8Array[]>();
 
-  /** the pass's ring (ring.ts), when the main thread writes the NAR there */
+  /** the memory of the pass's ring (ring.ts), when the main thread writes the NAR there, and where the ring starts in it */
   readonly ring: SharedArrayBuffer | null;
+  private readonly ringBase: number;
 
-  constructor(options: NarPassOptions, delegate: HashDelegate | null = null, ring: SharedArrayBuffer | null = null) {
-    this.ring = ring;
+  constructor(options: NarPassOptions, delegate: HashDelegate | null = null, ring: WireRing | null = null) {
+    const memory = ring && ring.shared instanceof WebAssembly.Memory ? ring.shared : null;
+    this.ring = ring ? (memory ? (memory.buffer as unknown as SharedArrayBuffer) : (ring.shared as SharedArrayBuffer)) : null;
+    this.ringBase = ring?.base ?? 0;
     this.batchSize = options.batchSize;
     this.delegate = delegate;
-    this.chunker = options.chunking ? new HeldChunker(options.chunking) : null;
+    // in a WebAssembly memory, chunks are cut by the WebAssembly loop, in place
+    const wasm = memory ? wasmCutter(memory) : null;
+    this.chunker = options.chunking ? new HeldChunker(options.chunking, wasm && this.ring ? { buffer: this.ring, cut: wasm } : null) : null;
     this.whole = options.chunking ? null : new WholeStream(options.codec);
     // raw: the bytes themselves (the main thread's codec takes them)
     this.compressor = frameCompressor(options.codec.raw ? "none" : options.codec.type, options.codec.level);
@@ -91,11 +97,12 @@ export class NarPass {
   updateRing(at: number, length: number, wrapped: boolean): { batches: ChunkBatch[]; out: Uint8Array[] } {
     const ring = this.ring;
     if (!ring || !this.chunker) throw new Error("this pass has no ring");
+    const start = this.ringBase + at;
     if (wrapped) {
       const n = this.chunker.carried;
-      this.chunker.moveCarry(new Uint8Array(ring, at - n, n));
+      this.chunker.moveCarry(new Uint8Array(ring, start - n, n));
     }
-    return this.update(new Uint8Array(ring, at, length), false);
+    return this.update(new Uint8Array(ring, start, length), false);
   }
 
   /**

@@ -23,9 +23,9 @@ export type ToWorker =
    * the batches it is given while it has nothing else to do (both cores busy on one upload, new
    * data or not); `busy` (shared by both) counts the jobs sent to the partner not yet done
    */
-  | { kind: "nar-open"; id: number; options: NarPassOptions; port?: MessagePort; busy?: Int32Array; ring?: SharedArrayBuffer }
+  | { kind: "nar-open"; id: number; options: NarPassOptions; port?: MessagePort; busy?: Int32Array; ring?: WireRing }
   /** be the partner of pass `id`: compress (or hash) what comes through `port`, answer the main thread */
-  | { kind: "frames-open"; id: number; port: MessagePort; codec: NarPassOptions["codec"]; busy?: Int32Array; ring?: SharedArrayBuffer }
+  | { kind: "frames-open"; id: number; port: MessagePort; codec: NarPassOptions["codec"]; busy?: Int32Array; ring?: WireRing }
   /** bytes of the NAR, moved in (a whole NAR's pass) */
   | { kind: "nar-data"; id: number; piece: Uint8Array }
   /** bytes of the NAR written into the pass's ring (ring.ts) at `at`; `wrapped`: a new lap, move the carry before them */
@@ -38,7 +38,16 @@ export type ToWorker =
    * `released` (on this and the messages above): batches the main thread is done with since its
    * last message, their views dropped (one message fewer per batch)
    */
-  | { kind: "nar-compress"; id: number; batch: number; indexes: number[]; released?: number[] };
+  | { kind: "nar-compress"; id: number; batch: number; ask: number; indexes: number[]; released?: number[] };
+
+/**
+ * A chunked pass's ring (ring.ts) as posted to its workers: the shared memory (a WebAssembly
+ * memory the worker cuts in, or a plain SharedArrayBuffer) and where the ring's bytes start in it.
+ */
+export interface WireRing {
+  shared: WebAssembly.Memory | SharedArrayBuffer;
+  base: number;
+}
 
 /** A run of chunks cut from the NAR, in order: their hex SHA-256 and sizes, never their bytes. */
 export interface ChunkBatch {
@@ -70,8 +79,8 @@ export type FromWorker =
   | { kind: "nar-progress"; id: number; batches: ChunkBatch[]; out: Uint8Array[]; result?: NarPassResult; sealed: number }
   /** a batch whose chunks the partner hashed (it may arrive before or after batches before it: `seq` orders them) */
   | { kind: "nar-batch"; id: number; batch: ChunkBatch }
-  /** frames of a batch's chunks (as asked, in that order), back to back in `data` (moved), with each one's length and hex SHA-256 */
-  | { kind: "nar-frames"; id: number; batch: number; data: Uint8Array; lengths: number[]; fileHashes: string[] };
+  /** frames of a batch's chunks (as asked by `ask`, in that order), back to back in `data` (moved), with each one's length and hex SHA-256 */
+  | { kind: "nar-frames"; id: number; batch: number; ask: number; data: Uint8Array; lengths: number[]; fileHashes: string[]; byCutter?: true };
 
 /**
  * From a pass's worker to its partner: chunks of a batch, the new ones to compress, or all of a
@@ -81,6 +90,8 @@ export type FromWorker =
 export interface ToPartner {
   kind: "compress" | "hash";
   batch: number;
+  /** compress: the main thread's ask, echoed with the frames */
+  ask?: number;
   data?: Uint8Array;
   offsets?: number[];
   sizes: number[];

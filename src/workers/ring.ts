@@ -1,4 +1,4 @@
-// The shared ring of a chunked NAR pass: one SharedArrayBuffer per pass that the main thread
+// The shared ring of a chunked NAR pass: one shared memory per pass that the main thread
 // writes the body into and both workers of the pass read from (the cutting worker parses, hashes
 // and cuts it in place; its partner compresses or hashes chunks as views of it). No byte of the
 // NAR is allocated, moved or collected per piece: the ring is the pass's whole working memory.
@@ -13,6 +13,24 @@
 // it asks for their frames).
 //
 // Positions are virtual (monotonic: a lap adds `size`); physical offset = virtual - lap start.
+// Where WebAssembly has shared memories (Node 24 does), the ring is one, its bytes after the first
+// page (chunking/gear-wasm.ts: the gear table lives there), and the worker cuts with the
+// WebAssembly loop in place; physical offsets count from `base`.
+import { cuttingMemory, RESERVED } from "../chunking/gear-wasm.ts";
+
+/** A pass's ring: its bytes are `buffer[base, base + size)`; `memory` is the WebAssembly memory that buffer belongs to, if any. */
+export interface Ring {
+  buffer: SharedArrayBuffer;
+  base: number;
+  size: number;
+  memory: WebAssembly.Memory | null;
+}
+
+export function newRing(size: number): Ring {
+  const memory = cuttingMemory(size);
+  if (memory) return { buffer: memory.buffer as unknown as SharedArrayBuffer, base: RESERVED, size, memory };
+  return { buffer: new SharedArrayBuffer(size), base: 0, size, memory: null };
+}
 
 export interface RingPlace {
   /** physical offset of the piece in the ring */

@@ -14,7 +14,7 @@ import { NixHash } from "../../nix/hash.ts";
 import { NarError } from "../../nix/nar/parser.ts";
 import { workerPool, type Job } from "../../workers/pool.ts";
 import type { ChunkBatch, FromWorker, NarPassOptions } from "../../workers/protocol.ts";
-import { RingLayout, ringSize } from "../../workers/ring.ts";
+import { newRing, RingLayout, ringSize, type Ring } from "../../workers/ring.ts";
 
 const PIECES_IN_FLIGHT = 4;
 const QUEUED = 4;
@@ -77,15 +77,19 @@ export class NarPassSession {
   private readonly source: AsyncIterable<Uint8Array>;
   private readonly job: Job;
   private readonly options: PassOptions;
-  private readonly asked = new Map<number, { resolve(f: StoredFrame[]): void; reject(e: Error): void }[]>();
+  /** frames asked for and not answered yet, by ask number (either worker of the pass may answer) */
+  private readonly asked = new Map<number, { resolve(f: StoredFrame[]): void; reject(e: Error): void }>();
+  private nextAsk = 0;
   /** batches the worker has cut (some hashed by its partner); the next one to queue; those arrived early */
   private sealed = 0;
   private nextSeq = 0;
   private readonly early = new Map<number, ChunkBatch>();
   /** batches the partner hashed (the rest were hashed by the cutting worker) */
   hashedByPartner = 0;
+  /** frames the cutting worker compressed itself, its partner being backed up */
+  compressedByCutter = 0;
   /** chunked: the ring the body is written into (workers/ring.ts) and where its bytes are */
-  private readonly ring: SharedArrayBuffer | null = null;
+  private readonly ring: Ring | null = null;
   private readonly layout: RingLayout | null = null;
   /** NAR offset of each batch handed out and not released yet, in NAR order; bytes in batches handed out */
   private readonly unreleased = new Map<number, number>();
@@ -101,10 +105,10 @@ export class NarPassSession {
     if (options.chunking) {
       const max = options.chunking.maxSize;
       const size = ringSize(options.narSize ?? 0, max, options.batchSize, RING_PIECE, PIECES_IN_FLIGHT);
-      this.ring = new SharedArrayBuffer(size);
+      this.ring = newRing(size);
       this.layout = new RingLayout(size, max);
     }
-    const ring = this.ring ?? undefined;
+    const ring = this.ring ? { shared: this.ring.memory ?? this.ring.buffer, base: this.ring.base } : undefined;
     if (this.job.partnered) {
       const { port1, port2 } = new MessageChannel();
       const busy = new Int32Array(new SharedArrayBuffer(4));
@@ -135,12 +139,9 @@ export class NarPassSession {
   async frames(batch: number, indexes: readonly number[]): Promise<StoredFrame[]> {
     if (indexes.length === 0) return [];
     if (this.error) throw this.error;
-    const answer = new Promise<StoredFrame[]>((resolve, reject) => {
-      let list = this.asked.get(batch);
-      if (!list) this.asked.set(batch, (list = []));
-      list.push({ resolve, reject });
-    });
-    this.job.post({ kind: "nar-compress", id: this.job.id, batch, indexes: [...indexes], ...this.takeReleased() });
+    const ask = this.nextAsk++;
+    const answer = new Promise<StoredFrame[]>((resolve, reject) => this.asked.set(ask, { resolve, reject }));
+    this.job.post({ kind: "nar-compress", id: this.job.id, batch, ask, indexes: [...indexes], ...this.takeReleased() });
     const frames = await answer;
     const c = this.options.compression;
     if (c.type !== "xz") return frames;
@@ -225,9 +226,10 @@ export class NarPassSession {
       this.hashedByPartner++;
       this.arrive(msg.batch);
     } else if (msg.kind === "nar-frames") {
-      const waiter = this.asked.get(msg.batch)?.shift();
+      if (msg.byCutter) this.compressedByCutter++;
+      const waiter = this.asked.get(msg.ask);
       if (!waiter) return;
-      if (this.asked.get(msg.batch)!.length === 0) this.asked.delete(msg.batch);
+      this.asked.delete(msg.ask);
       // one buffer for the batch: each frame a view into it
       const data = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
       let at = 0;
@@ -266,7 +268,7 @@ export class NarPassSession {
 
   private fail(err: Error): void {
     this.error ??= err;
-    for (const list of this.asked.values()) for (const w of list) w.reject(this.error);
+    for (const w of this.asked.values()) w.reject(this.error);
     this.asked.clear();
     this.notify();
   }
@@ -291,8 +293,8 @@ export class NarPassSession {
    * to back, each handed to the cutting worker by its place; waits for released batches when
    * the ring is full.
    */
-  private async pumpRing(ring: SharedArrayBuffer, layout: RingLayout): Promise<void> {
-    const bytes = new Uint8Array(ring);
+  private async pumpRing(ring: Ring, layout: RingLayout): Promise<void> {
+    const bytes = new Uint8Array(ring.buffer, ring.base, ring.size);
     const declared = this.options.narSize ?? Number.POSITIVE_INFINITY;
     let written = 0;
     let place: { at: number; wrapped: boolean; room: number } | null = null;

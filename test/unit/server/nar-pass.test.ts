@@ -150,3 +150,40 @@ test("on a pool of two, the partner hashes batches while it has nothing to compr
     await pool.close();
   }
 });
+
+test("a NAR bigger than its ring, many batches stored at once: the ring laps, frames come back to their asks from either worker, all intact", async () => {
+  const pool = new WorkerPool({ size: 2 });
+  const previous = replaceWorkerPool(pool);
+  try {
+    const nar = fileNar(seededBytes(48_000_000, 13));
+    const expected: Buffer[] = [];
+    for await (const c of chunkStream(pieces(nar, 65_536), PARAMS)) expected.push(c);
+    const pass = new NarPassSession(pieces(nar, 65_536), { chunking: PARAMS, compression: ZSTD, batchSize: 16, narSize: nar.length });
+    const inFlight = new Set<Promise<void>>();
+    let checked = 0;
+    try {
+      for await (const batch of pass.batches()) {
+        // every chunk new, as with new data; up to 6 batches stored at once, as the upload does
+        const stored = pass.frames(batch.seq, batch.hashes.map((_, i) => i)).then((frames) => {
+          frames.forEach((f, i) => {
+            assert.ok(zlib.zstdDecompressSync(f.frame).equals(expected[batch.seq * 16 + i]!), `batch ${batch.seq} chunk ${i}`);
+            checked++;
+          });
+          pass.release(batch.seq);
+        });
+        const p = stored.finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (inFlight.size >= 6) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      assert.equal(checked, expected.length);
+      assert.ok(pass.result().narHash.digest.equals(createHash("sha256").update(nar).digest()));
+      assert.ok(pass.compressedByCutter > 0, "the cutting worker compressed some batches while its partner was backed up");
+    } finally {
+      pass.close();
+    }
+  } finally {
+    replaceWorkerPool(previous);
+    await pool.close();
+  }
+});

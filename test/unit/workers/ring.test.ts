@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { test } from "node:test";
 import { NarPass } from "../../../src/workers/nar-pass.ts";
 import type { ChunkBatch, NarPassOptions } from "../../../src/workers/protocol.ts";
-import { RingLayout, ringSize } from "../../../src/workers/ring.ts";
+import { newRing, RingLayout, ringSize, type Ring } from "../../../src/workers/ring.ts";
 import { fileNar, seededBytes } from "../../helpers/nar.ts";
 
 test("pieces go back to back; a piece that does not fit starts a new lap after the gap", () => {
@@ -86,11 +86,14 @@ test("a pass cutting in a small ring: the reference chunks, each intact until re
   // a small ring: exactly the least ringSize() allows for these parameters (it laps many times)
   const small = (options.batchSize + 2) * chunking.maxSize + piece + chunking.maxSize;
   assert.ok(small < nar.length / 20);
-  for (const ringBytes of [small, small + 12345]) {
-    const sab = new SharedArrayBuffer(ringBytes);
-    const bytes = new Uint8Array(sab);
+  for (const [kind, ringBytes] of [["wasm", small], ["wasm", small + 12345], ["plain", small + 777]] as const) {
+    // the ring the server makes (a WebAssembly memory, cut by the WebAssembly loop), or a plain shared buffer
+    const ring: Ring = kind === "wasm" ? newRing(ringBytes) : { buffer: new SharedArrayBuffer(ringBytes), base: 0, size: ringBytes, memory: null };
+    if (kind === "wasm") assert.ok(ring.memory, "Node 24 has shared WebAssembly memories");
+    const sab = ring.buffer;
+    const bytes = new Uint8Array(sab, ring.base, ringBytes);
     const layout = new RingLayout(ringBytes, chunking.maxSize);
-    const pass = new NarPass(options, null, sab);
+    const pass = new NarPass(options, null, { shared: ring.memory ?? ring.buffer, base: ring.base });
     const got: ChunkBatch[] = [];
     const held = new Map<number, { start: number; hashes: string[] }>();
     let handedOut = 0;
@@ -142,6 +145,7 @@ test("a pass cutting in a small ring: the reference chunks, each intact until re
     assert.deepEqual(
       got.map((b) => b.hashes),
       ref.map((b) => b.hashes),
+      `${kind} ring of ${ringBytes} bytes`,
     );
   }
 });
