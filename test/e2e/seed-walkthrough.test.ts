@@ -46,6 +46,11 @@ function run(cmd: string, args: string[], options: { input?: string } = {}): Pro
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, stdout, stderr }));
+    // a command that exits without reading its input (most do) closes the pipe first: EPIPE here
+    // is not the command's failure, its exit code and output say how it went
+    child.stdin.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "EPIPE") reject(err);
+    });
     child.stdin.end(options.input ?? "");
   });
 }

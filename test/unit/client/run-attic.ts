@@ -21,6 +21,10 @@ export function runAttic(args: string[], options: { env: NodeJS.ProcessEnv; inpu
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, stdout, stderr }));
+    // attic exiting before it reads its input closes the pipe first: its exit code says how it went
+    child.stdin.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "EPIPE") reject(err);
+    });
     child.stdin.end(options.input ?? "");
   });
 }
