@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { addToStore, nix, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
 import { childrenCpuSeconds, cpuSeconds } from "./lib/cpu.ts";
 import { formatThreadCpu, threadCpu, threadCpuDelta } from "./lib/threads.ts";
-import { stopBackendServices } from "./backends.ts";
+import { servicePids, stopBackendServices } from "./backends.ts";
 
 const { values } = parseArgs({
   options: {
@@ -36,6 +36,24 @@ const level = Number(values.level);
 const runs = Number(values.runs);
 const backends = values.backends!.split(",");
 const MB = 1e6;
+
+/**
+ * Starts counting the CPU of what else runs during a push: this process (the client's HTTP
+ * upload, and on S3 the counting proxy), `nix-store --dump` (a child, counted once waited for),
+ * and the S3 server and PostgreSQL the bench started; call the result to format the deltas.
+ */
+function elsewhere(): () => string {
+  const own = process.cpuUsage();
+  const children = childrenCpuSeconds();
+  const services = servicePids();
+  const before = Object.fromEntries(Object.entries(services).map(([name, pids]) => [name, cpuSeconds(pids)]));
+  return () => {
+    const used = process.cpuUsage(own);
+    const parts = [`bench process (client, proxy) ${((used.user + used.system) / 1e6).toFixed(2)}`, `nix-store --dump ${(childrenCpuSeconds() - children).toFixed(2)}`];
+    for (const [name, pids] of Object.entries(services)) parts.push(`${name} ${(cpuSeconds(pids) - before[name]!).toFixed(2)}`);
+    return parts.join(" · ");
+  };
+}
 
 function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
@@ -152,6 +170,7 @@ async function benchBig(): Promise<void> {
         const pid = server.proc.child.pid!;
         const cpu = cpuSeconds([pid]);
         const threads = threadCpu(pid);
+        const others = elsewhere();
         await server.push("bench", info);
         const s = seconds(t);
         const serverCpu = cpuSeconds([pid]) - cpu;
@@ -162,6 +181,7 @@ async function benchBig(): Promise<void> {
             `peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`,
         );
         say(`      per thread (CPU s): ${formatThreadCpu(perThread.parts)}`);
+        say(`      elsewhere on this machine (CPU s): ${others()}`);
       } finally {
         await server.stop();
       }
@@ -200,6 +220,7 @@ async function benchVersion(): Promise<void> {
         const pid = server.proc.child.pid!;
         const cpu = cpuSeconds([pid]);
         const threads = threadCpu(pid);
+        const others = elsewhere();
         await server.push("bench", v2);
         const second = seconds(t);
         const serverCpu = cpuSeconds([pid]) - cpu;
@@ -211,6 +232,7 @@ async function benchVersion(): Promise<void> {
             `v2 server CPU ${serverCpu.toFixed(2)} s vs nix copy ${anchorCpu.toFixed(2)} s`,
         );
         say(`      v2 per thread (CPU s): ${formatThreadCpu(perThread.parts)}`);
+        say(`      elsewhere on this machine (CPU s): ${others()}`);
       } finally {
         await server.stop();
       }

@@ -14,6 +14,8 @@ export interface S3Server {
   secretAccessKey: string;
   /** Create a bucket (idempotent). */
   createBucket(name: string): Promise<void>;
+  /** the s3rver process (benchmarks count its CPU) */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -36,6 +38,7 @@ export async function startS3(): Promise<S3Server> {
   });
   const endpoint = `http://127.0.0.1:${port}`;
   const server: S3Server = {
+    ...(child.pid !== undefined ? { pid: child.pid } : {}),
     endpoint,
     region: "us-east-1",
     accessKeyId: "S3RVER",
