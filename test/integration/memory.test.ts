@@ -33,12 +33,22 @@ const backends = backendsFromEnv([
   { db: "postgres", storage: "s3" },
 ]);
 
+/**
+ * A first start and stop on the same config, so that the measured process finds Node's compile
+ * cache filled (SOURCE_COMPILE_CACHE in the helpers), as every start from source after the first
+ * does: it then weighs what the installed JavaScript does, without Node's type stripper.
+ */
+async function warmStart(setup: { configToml: string; dir: string }): Promise<void> {
+  await (await spawnAtticd({ configToml: setup.configToml, dir: setup.dir })).stop();
+}
+
 for (const backend of backends) {
   const limit = backend.storage === "s3" ? PEAK_RSS_LIMIT_S3 : PEAK_RSS_LIMIT;
   describe(`memory (${backendName(backend)})`, () => {
     test(`a ${FILE_SIZE / MiB} MiB NAR up and down: atticd's peak RSS stays under ${limit / MiB} MiB`, async () => {
       const { narHash, narSize } = await hashNarStream(syntheticNar(FILE_SIZE));
       const setup = await prepareServer({ backend });
+      await warmStart(setup);
       const server = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
       try {
         const auth = { authorization: `Bearer ${mintHs256(setup.secret, atticClaims("memory", { "*": ALL }))}` };
@@ -91,6 +101,7 @@ test(`a ${SESSION_NAR / MiB} MiB NAR in ${SESSION_PART / MiB} MiB parts, two at 
   const { narHash, narSize } = await hashNarStream(syntheticNar(SESSION_NAR));
   const staging = mkdtempSync(join(tmpdir(), "attic-staging-"));
   const setup = await prepareServer({ top: `[upload]\nmax-chunk-size = "${SESSION_PART / MiB} MiB"\nstaging-path = ${JSON.stringify(staging)}` });
+  await warmStart(setup);
   const server = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
   try {
     const auth = { authorization: `Bearer ${mintHs256(setup.secret, atticClaims("memory", { "*": ALL }))}` };
