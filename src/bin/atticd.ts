@@ -1,13 +1,10 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2
 // The line above is atticd's memory tuning, measured with bench/upload-memory.ts: a small young
-// generation (V8's default grows to 64 MiB of mostly garbage under upload load), two malloc
-// arenas (one per thread grows RSS with freed chunk buffers) and malloc's mmap threshold held at
-// its default of 128 KiB: glibc otherwise raises it to the size of each big buffer freed (up to
-// 32 MiB), so that every buffer below it (chunks, part buffers, socket reads) then comes from the
-// heap, which keeps their freed pages (bench/memory.ts: 20-25 MiB of a 2 GiB push's peak).
-// `npm start`, the systemd units and the test helpers run atticd with the same settings
-// (test/unit/deploy checks they agree); so does the launcher when it starts a supported Node in
-// place of an older one (it passes on this process's flags and environment).
+// generation (V8's default grows to 64 MiB of mostly garbage under upload load) and two malloc
+// arenas (one per thread grows RSS with freed chunk buffers). `npm start`, the systemd units and
+// the test helpers run atticd with the same settings (test/unit/deploy checks they agree); so
+// does the launcher when it starts a supported Node in place of an older one (it passes on
+// this process's flags and environment).
 // `atticd`, the server. Everything lives in src/server; this file only runs it (on a supported
 // Node: launch.ts).
 import { launch } from "./launch.ts";
