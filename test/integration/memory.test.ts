@@ -19,7 +19,7 @@ const FILE_SIZE = 512 * MiB;
 const PEAK_RSS_LIMIT = 300 * MiB;
 /**
  * PostgreSQL + S3 (the AWS SDK and pg in the main heap, and the S3 driver's part buffers: a pack is
- * streamed into a multipart upload, 6 × 8 MiB in flight when measured, 5 since) measured 275 and 287 MiB in two runs on a
+ * streamed into a multipart upload, 6 × 8 MiB in flight, then 5: 296) measured 275 and 287 MiB in two runs on a
  * loaded 2-core machine (the download's peak; the upload's 269 and 282), with Node's compile cache
  * warm (warmStart); SQLite + local 273 and 275 under its 300 MiB (the upload's 243 and 244).
  * This bound leaves room for that noise and still catches a pack held whole in memory again (two
