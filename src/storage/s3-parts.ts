@@ -1,5 +1,7 @@
 // Cuts a stream of Buffers into parts of exactly `partSize` bytes (the last one shorter) and
-// knows which part is the last, by reading one chunk ahead. Parts are assembled in buffers from a
+// knows which part is the last, by reading one chunk ahead (only when asked: the first part, which
+// decides between one PutObject and a multipart upload; past it, a part fed by a PartFeed is a
+// whole part buffer, and reading it ahead would hold one more part's bytes). Parts are assembled in buffers from a
 // PartBuffers pool when one is given (reused part after part: an upload of any size allocates no
 // part buffer once the pool holds enough), else in fresh ones.
 export class PartCutter {
@@ -16,8 +18,13 @@ export class PartCutter {
     this.buffers = buffers;
   }
 
-  async next(): Promise<{ data: Buffer; last: boolean }> {
-    while (!this.ended && this.pendingBytes <= this.partSize) {
+  /**
+   * The next part. With `lookahead` (the default) `last` is exact; without it a part may come back
+   * with `last` false and the next call return an empty last part (the source ended on a part
+   * boundary).
+   */
+  async next(lookahead = true): Promise<{ data: Buffer; last: boolean }> {
+    while (!this.ended && (lookahead ? this.pendingBytes <= this.partSize : this.pendingBytes < this.partSize)) {
       const r = await this.source.next();
       if (r.done) this.ended = true;
       else if (r.value.length > 0) {

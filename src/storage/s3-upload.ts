@@ -107,7 +107,9 @@ async function uploadMultipart(ctx: UploadContext, cutter: PartCutter, firstPart
       if (part.last) break;
       await inFlight.room(() => failure !== undefined);
       if (failure) break;
-      part = await cutter.next();
+      // no read-ahead: a multipart upload may end on a full part (an empty last part is not sent)
+      part = await cutter.next(false);
+      if (part.last && part.data.length === 0) break;
     }
     await inFlight.settled();
     if (failure) throw failure.error;

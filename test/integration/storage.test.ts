@@ -521,6 +521,19 @@ describe("s3 specifics", () => {
     assert.deepEqual(await digestOf(await d.get(large)), { sha256: body.sha256(), size: 17 * MIB });
   });
 
+  test("openWrite of exactly two parts: two UploadPart requests, no empty third, and the object round-trips", async () => {
+    const d = s3.driver!;
+    const mark = s3.proxy!.seen.length;
+    const { remoteFile } = d.remoteFileFor(newPackKey());
+    const data = randomBytes(16 * MIB);
+    const writer = d.openWrite(remoteFile);
+    for (let at = 0; at < data.length; at += MIB) await writer.write(data.subarray(at, at + MIB));
+    assert.deepEqual(await writer.finish(), { size: 16 * MIB });
+    const parts = seenSince(mark).filter((r) => r.method === "PUT" && r.url.includes("partNumber="));
+    assert.equal(parts.length, 2);
+    assert.ok((await readAll(await d.get(remoteFile))).equals(data));
+  });
+
   test("putMany stores a buffered file (a sealed pack) with one PutObject whatever its size; a ranged GET reads part of it", async () => {
     const d = s3.driver!;
     const mark = s3.proxy!.seen.length;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { DockerfileParser, type Copy, type From, type Instruction } from "dockerfile-ast";
 import { parseConfig } from "../../../src/server/config/load.ts";
 import { createMetrics } from "../../../src/server/metrics.ts";
-import { atticdLaunch } from "../../helpers/atticd-process.ts";
+import { SOURCE_COMPILE_CACHE, atticdLaunch } from "../../helpers/atticd-process.ts";
 import { DEPLOY, REPO, parseUnit, readDeploy, unitValue, type Unit } from "./files.ts";
 
 const KEYWORDS = new Set([
@@ -204,10 +204,11 @@ test("server.systemd.toml: accepted by the loader, and every path it writes lies
   assert.equal(unitValue(unit, "Service", "WorkingDirectory"), state.replace(/\/$/, ""));
 });
 
-test("npm start runs atticd with the memory tuning of its start line", () => {
+test("npm start runs atticd with the memory tuning of its start line, and the compile cache the test helpers give a run from source", () => {
   const start = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.start!;
   const launch = atticdLaunch();
-  const expected = [...Object.entries(launch.env).map(([k, v]) => `${k}=${v}`), "node", ...launch.nodeArgs, "src/bin/atticd.ts"].join(" ");
+  const env = { NODE_COMPILE_CACHE: SOURCE_COMPILE_CACHE, ...launch.env };
+  const expected = [...Object.entries(env).map(([k, v]) => `${k}=${v}`), "node", ...launch.nodeArgs, "src/bin/atticd.ts"].join(" ");
   assert.equal(start, expected);
 });
 

@@ -18,6 +18,24 @@ async function cutAll(chunks: Buffer[], partSize: number): Promise<{ data: Buffe
   }
 }
 
+test("past the first part, next(false) reads no part ahead (a multipart upload holds one part fewer); a source that ends on a part boundary then gives an empty last part", async () => {
+  let pulled = 0;
+  async function* counted(): AsyncGenerator<Buffer> {
+    for (let i = 0; i < 3; i++) {
+      pulled++;
+      yield Buffer.alloc(8, i);
+    }
+  }
+  const cutter = new PartCutter(counted(), 8);
+  assert.deepEqual(await cutter.next(), { data: Buffer.alloc(8, 0), last: false });
+  assert.equal(pulled, 2, "the first part looks one piece ahead: PutObject or multipart");
+  assert.deepEqual(await cutter.next(false), { data: Buffer.alloc(8, 1), last: false });
+  assert.equal(pulled, 2, "the second part was already read; nothing more is pulled");
+  assert.deepEqual(await cutter.next(false), { data: Buffer.alloc(8, 2), last: false });
+  assert.equal(pulled, 3);
+  assert.deepEqual(await cutter.next(false), { data: Buffer.alloc(0), last: true });
+});
+
 test("an empty source is one empty last part", async () => {
   assert.deepEqual(await cutAll([], 8), [{ data: Buffer.alloc(0), last: true }]);
 });
