@@ -12,6 +12,7 @@
 // it is measured.
 //
 //   node bench/memory.ts [--size 2147483648] [--part "32 MiB"] [--backends sqlite-local,postgres-s3] [--push-only]
+import { warmWorkers } from "../test/helpers/warm.ts";
 import { mkdtempSync, mkdirSync, rmSync, createWriteStream } from "node:fs";
 import { createCipheriv, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -73,8 +74,10 @@ try {
       const login = await runAttic(["login", "bench", server.url, server.token], { env });
       if (login.code !== 0) throw new Error(`attic login: ${login.stderr}`);
 
-      // a fresh process that finds Node's compile cache filled by the first (as any start from
-      // source after the first does: no type stripper in its RSS, as with the installed JS)
+      // a fresh process that finds Node's compile cache filled by the first, workers' modules
+      // included (as any start from source after the first does: no type stripper in its RSS, as
+      // with the installed JS)
+      await warmWorkers(server.url, server.token);
       await server.restart();
       const serverBefore = server.proc.peakRss();
       let client = 0;

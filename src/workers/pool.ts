@@ -5,7 +5,7 @@
 import { availableParallelism } from "node:os";
 import { Worker, type MessagePort } from "node:worker_threads";
 import type { FromWorker, ToWorker } from "./protocol.ts";
-import { BOOTSTRAP, strippedGraph } from "./sources.ts";
+import { BOOTSTRAP, compileCacheOn, strippedGraph } from "./sources.ts";
 
 // from src/ the worker is the .ts file, from dist/ the emitted .js beside this one
 const WORKER_URL = new URL(`./worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
@@ -126,7 +126,10 @@ export class WorkerPool {
     // chunk bytes live outside the heap; the heap holds the NAR's listing tree while it is parsed,
     // which grows with the number of files (not measured for huge trees: a generous cap, not a reservation)
     const resourceLimits = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 2 };
-    if (this.stripped === undefined) this.stripped = this.url.pathname.endsWith(".ts") ? strippedGraph(this.url) : null;
+    // run from .ts: with Node's compile cache on (npm start, the tests), each worker takes its
+    // modules from the cache, stripped once by whichever process compiled them first, and nobody
+    // loads the type stripper again; without it, the main thread strips the graph for them
+    if (this.stripped === undefined) this.stripped = this.url.pathname.endsWith(".ts") && !compileCacheOn() ? strippedGraph(this.url) : null;
     const worker = this.stripped
       ? new Worker(BOOTSTRAP, { eval: true, name, resourceLimits, workerData: { entry: this.url.href, sources: this.stripped } })
       : new Worker(this.url, { name, resourceLimits });

@@ -4,9 +4,17 @@
 // strips the worker's module graph once, and each worker takes the stripped sources through a
 // module load hook (`registerHooks`, in the worker's own thread) instead of stripping them again.
 // A module the graph walk missed still loads, stripped by Node as usual. From dist/ (emitted .js)
-// none of this runs.
+// none of this runs, nor with Node's compile cache on (NODE_COMPILE_CACHE, as `npm start` and the
+// tests set it): a worker then loads its modules from the cache, and only a module not yet in it
+// (the first run after an edit) is stripped, in that worker.
 import { readFileSync } from "node:fs";
 import * as nodeModule from "node:module";
+
+/** Node's compile cache is on for this process (its workers use it too). */
+export function compileCacheOn(): boolean {
+  const get = (nodeModule as { getCompileCacheDir?: () => string | undefined }).getCompileCacheDir;
+  return typeof get === "function" && get() !== undefined;
+}
 
 /** relative .ts specifiers of static imports, re-exports and dynamic imports */
 const RELATIVE_TS = /(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+\.ts)["']/g;

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { spawnAtticd } from "../helpers/atticd-process.ts";
+import { warmWorkers } from "../helpers/warm.ts";
 import { backendName, backendsFromEnv, prepareServer } from "../helpers/server.ts";
 import { atticClaims, ALL, mintHs256 } from "../helpers/tokens.ts";
 import { hashNarStream, randomStorePathHash, syntheticNar } from "../helpers/nar.ts";
@@ -35,12 +36,18 @@ const backends = backendsFromEnv([
 ]);
 
 /**
- * A first start and stop on the same config, so that the measured process finds Node's compile
- * cache filled (SOURCE_COMPILE_CACHE in the helpers), as every start from source after the first
- * does: it then weighs what the installed JavaScript does, without Node's type stripper.
+ * A first run on the same config, one small push through it (helpers/warm.ts), so that the
+ * measured process finds Node's compile cache filled (SOURCE_COMPILE_CACHE in the helpers) for
+ * its main thread and its workers, as every start from source after the first does: it then
+ * weighs what the installed JavaScript does, without Node's type stripper.
  */
-async function warmStart(setup: { configToml: string; dir: string }): Promise<void> {
-  await (await spawnAtticd({ configToml: setup.configToml, dir: setup.dir })).stop();
+async function warmStart(setup: { configToml: string; dir: string; secret: Buffer }): Promise<void> {
+  const first = await spawnAtticd({ configToml: setup.configToml, dir: setup.dir });
+  try {
+    await warmWorkers(first.url, mintHs256(setup.secret, atticClaims("warm", { "*": ALL })));
+  } finally {
+    await first.stop();
+  }
 }
 
 for (const backend of backends) {
