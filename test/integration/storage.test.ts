@@ -546,7 +546,7 @@ describe("s3 specifics", () => {
     assert.deepEqual(seenSince(since).map((r) => `${r.method} ${r.range}`), [`GET bytes=${9 * MIB}-${12 * MIB - 1}`]);
   });
 
-  test("multipart keeps at most 4 parts in flight against a slow server, and memory bounded", async (t) => {
+  test("multipart keeps at most 2 parts in flight against a slow server (the default), and memory bounded", async (t) => {
     const d = new S3Storage(s3.config!);
     try {
       s3.proxy!.rule = (r) => (r.method === "PUT" && r.url.includes("partNumber=") ? { delayMs: 150 } : undefined);
@@ -563,7 +563,7 @@ describe("s3 specifics", () => {
         clearInterval(sampler);
         s3.proxy!.rule = undefined;
       }
-      assert.equal(d.stats.maxPartsInFlight, 4);
+      assert.equal(d.stats.maxPartsInFlight, 2);
       assert.equal(d.stats.multipartCompleted, 1);
       const growthMiB = (peak - baseline) / MIB;
       t.diagnostic(`64 MiB multipart put: rss grew by ${growthMiB.toFixed(1)} MiB`);
