@@ -17,15 +17,20 @@ import { hashNarStream, randomStorePathHash, syntheticNar } from "../helpers/nar
 
 const MiB = 2 ** 20;
 const FILE_SIZE = 512 * MiB;
-const PEAK_RSS_LIMIT = 300 * MiB;
+/**
+ * SQLite + local, with the chunked pass's shared ring (workers/ring.ts) and the workers' modules
+ * from Node's compile cache: 232, 234 and 234 MiB overall in three runs (the upload's 196-197; in
+ * parts, 192-193), December 2026, 2-core machine; it was 273-275 before. The bound leaves some
+ * 35 MiB of room for noise.
+ */
+const PEAK_RSS_LIMIT = 270 * MiB;
 /**
  * PostgreSQL + S3 (the AWS SDK and pg in the main heap, and the S3 driver's part buffers: a pack is
- * streamed into a multipart upload, 6 × 8 MiB in flight, then 5: 296) measured 275 and 287 MiB in two runs on a
- * loaded 2-core machine (the download's peak; the upload's 269 and 282), with Node's compile cache
- * warm (warmStart); SQLite + local 273 and 275 under its 300 MiB (the upload's 243 and 244).
- * This bound leaves room for that noise and still catches a pack held whole in memory again (two
- * sealing 64 MiB packs and their copies: 409 MiB).
- * Issue 26's target is 256 MiB on both pairs: not met yet (see docs/operations.md, Memory).
+ * streamed into a multipart upload, 2 parts in flight and 1 being filled, 3 × 8 MiB) measured 268,
+ * 285 and 265 MiB overall in three runs (the upload's 250-267), with Node's compile cache warm
+ * (warmStart). This bound leaves room for that noise and still catches a pack held whole in memory
+ * again (two sealing 64 MiB packs and their copies: 409 MiB).
+ * Issue 26's target is 256 MiB on both pairs: not met on this pair yet (see docs/operations.md, Memory).
  */
 const PEAK_RSS_LIMIT_S3 = 320 * MiB;
 
