@@ -5,7 +5,8 @@ import { type Backend } from "../test/helpers/server.ts";
 import { startPostgres } from "../test/helpers/postgres.ts";
 import { startS3 } from "../test/helpers/s3.ts";
 
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { withChildren } from "./lib/cpu.ts";
 
 const services: { stop(): unknown }[] = [];
 /** what the benchmarks started: the S3 server's process, the PostgreSQL cluster's data folder */
@@ -48,16 +49,7 @@ export function servicePids(): Record<string, number[]> {
   if (started.pgDataDir) {
     try {
       const postmaster = Number(readFileSync(`${started.pgDataDir}/postmaster.pid`, "utf8").split("\n")[0]);
-      const pids = [postmaster];
-      for (const name of readdirSync("/proc")) {
-        if (!/^\d+$/.test(name)) continue;
-        try {
-          const ppid = Number(readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
-          if (ppid === postmaster) pids.push(Number(name));
-        } catch {
-          // gone
-        }
-      }
+      const pids = withChildren(postmaster);
       out.PostgreSQL = pids;
     } catch {
       // not running

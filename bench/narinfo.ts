@@ -11,14 +11,14 @@
 //                                             summarize with node bench/lib/cpu-profile.ts FILE --requests N)
 //                         [--cases public,token,miss,cache-info] [--only rate|sequential|both] [--no-anchor]
 //                                            (one case and one mode: a profile of that alone)
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { addToStore, nix, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
-import { cpuSeconds } from "./lib/cpu.ts";
+import { cpuSeconds, withChildren } from "./lib/cpu.ts";
 import { startNginx } from "./lib/nginx.ts";
 import { stopBackendServices } from "./backends.ts";
 
@@ -58,20 +58,6 @@ interface Row {
 }
 
 
-/** nginx's master and worker processes (children of the one we started). */
-function withChildren(pid: number): number[] {
-  const out = [pid];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const ppid = Number(readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 async function rate(url: string, headers: Record<string, string> = {}, expect = 200): Promise<{ rps: number; p99: number }> {
   if (warmup > 0) await autocannon({ url, connections, duration: warmup, headers });

@@ -1,6 +1,6 @@
 // CPU time from /proc: what a process (or its waited-for children) spent, user + system. On a
 // shared, noisy machine the CPU a run costs is steadier than its wall time.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 const TICK = 100; // USER_HZ on Linux
 
@@ -26,4 +26,18 @@ export function cpuSeconds(pids: number[]): number {
 export function childrenCpuSeconds(): number {
   const f = statFields("self");
   return (Number(f[13]) + Number(f[14])) / TICK;
+}
+
+/** A process and its children (found through /proc by parent): nginx's workers, PostgreSQL's backends. */
+export function withChildren(pid: number): number[] {
+  const out = [pid];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (Number(statFields(Number(entry))[1]) === pid) out.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }

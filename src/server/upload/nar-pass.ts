@@ -293,70 +293,51 @@ export class NarPassSession {
    * to back, each handed to the cutting worker by its place; waits for released batches when
    * the ring is full.
    */
-  private async pumpRing(ring: Ring, layout: RingLayout): Promise<void> {
+  private pumpRing(ring: Ring, layout: RingLayout): Promise<void> {
     const bytes = new Uint8Array(ring.buffer, ring.base, ring.size);
     const declared = this.options.narSize ?? Number.POSITIVE_INFINITY;
     let written = 0;
-    let place: { at: number; wrapped: boolean; room: number } | null = null;
-    let filled = 0;
-    const open = async (): Promise<boolean> => {
-      const room = Math.max(1, Math.min(RING_PIECE, declared - written));
-      for (;;) {
-        if (this.closed || this.error) return false;
-        const p = layout.place(room);
-        if (p) {
-          place = { ...p, room };
-          filled = 0;
-          return true;
+    return this.gather(
+      async () => {
+        const room = Math.max(1, Math.min(RING_PIECE, declared - written));
+        for (;;) {
+          if (this.closed || this.error) return null;
+          const p = layout.place(room);
+          if (p) return { bytes, at: p.at, room, wrapped: p.wrapped };
+          await new Promise<void>((resolve) => (this.wakePump = resolve));
         }
-        await new Promise<void>((resolve) => (this.wakePump = resolve));
-      }
-    };
-    const send = async (p: { at: number; wrapped: boolean }) => {
-      layout.commit(filled);
-      written += filled;
-      this.inFlight++;
-      this.job.post({ kind: "nar-ring", id: this.job.id, at: p.at, length: filled, wrapped: p.wrapped, ...this.takeReleased() });
-      place = null;
-      await this.backPressure();
-    };
-    try {
-      for await (const raw of this.source) {
-        if (this.closed || this.error) return;
-        this.received += raw.length;
-        let at = 0;
-        while (at < raw.length) {
-          if (!place && !(await open())) return;
-          const p: { at: number; wrapped: boolean; room: number } = place!;
-          const n = Math.min(raw.length - at, p.room - filled);
-          bytes.set(raw.subarray(at, at + n), p.at + filled);
-          filled += n;
-          at += n;
-          if (filled === p.room) await send(p);
-          if (this.closed || this.error) return;
-        }
-      }
-      const last: { at: number; wrapped: boolean } | null = place;
-      if (last && filled > 0) await send(last);
-      else if (last) layout.commit(0);
-      if (!this.closed && !this.error) {
-        this.inFlight++;
-        this.job.post({ kind: "nar-end", id: this.job.id, ...this.takeReleased() });
-      }
-    } catch (err) {
-      this.fail(err as Error);
-    }
+      },
+      (piece, filled) => {
+        layout.commit(filled);
+        written += filled;
+        if (filled > 0) this.job.post({ kind: "nar-ring", id: this.job.id, at: piece.at, length: filled, wrapped: piece.wrapped, ...this.takeReleased() });
+        return filled > 0;
+      },
+    );
   }
 
   /** Reads the body into the worker, in pieces of PIECE_SIZE, while it has room. */
-  private async pump(): Promise<void> {
+  private pump(): Promise<void> {
     if (this.ring && this.layout) return this.pumpRing(this.ring, this.layout);
-    let piece = new Uint8Array(PIECE_SIZE);
+    return this.gather(
+      async () => ({ bytes: new Uint8Array(PIECE_SIZE), at: 0, room: PIECE_SIZE, wrapped: false }),
+      (piece, filled) => {
+        if (filled > 0) this.job.post({ kind: "nar-data", id: this.job.id, piece: piece.bytes.subarray(0, filled) }, [piece.bytes.buffer as ArrayBuffer]);
+        return filled > 0;
+      },
+    );
+  }
+
+  /**
+   * Copies the body into pieces (`open` says where the next one goes: null, stop), hands each
+   * filled one on (`hand`: true when it went to the worker, which answers it), then ends the NAR.
+   */
+  private async gather(open: () => Promise<GatherPiece | null>, hand: (piece: GatherPiece, filled: number) => boolean): Promise<void> {
+    let piece: GatherPiece | null = null;
     let filled = 0;
-    const send = async () => {
-      this.inFlight++;
-      this.job.post({ kind: "nar-data", id: this.job.id, piece: filled === piece.length ? piece : piece.subarray(0, filled) }, [piece.buffer]);
-      piece = new Uint8Array(PIECE_SIZE);
+    const send = async (p: GatherPiece) => {
+      piece = null;
+      if (hand(p, filled)) this.inFlight++;
       filled = 0;
       await this.backPressure();
     };
@@ -366,15 +347,19 @@ export class NarPassSession {
         this.received += raw.length;
         let at = 0;
         while (at < raw.length) {
-          const n = Math.min(raw.length - at, PIECE_SIZE - filled);
-          piece.set(raw.subarray(at, at + n), filled);
+          piece ??= await open();
+          if (!piece) return;
+          const p: GatherPiece = piece;
+          const n = Math.min(raw.length - at, p.room - filled);
+          p.bytes.set(raw.subarray(at, at + n), p.at + filled);
           filled += n;
           at += n;
-          if (filled === PIECE_SIZE) await send();
+          if (filled === p.room) await send(p);
           if (this.closed || this.error) return;
         }
       }
-      if (filled > 0) await send();
+      const last: GatherPiece | null = piece;
+      if (last) await send(last);
       if (!this.closed && !this.error) {
         this.inFlight++;
         this.job.post({ kind: "nar-end", id: this.job.id, ...this.takeReleased() });
@@ -383,4 +368,12 @@ export class NarPassSession {
       this.fail(err as Error);
     }
   }
+}
+
+/** Where a piece of the body is gathered: `bytes[at, at + room)`; `wrapped`: a new lap of the ring. */
+interface GatherPiece {
+  bytes: Uint8Array;
+  at: number;
+  room: number;
+  wrapped: boolean;
 }

@@ -109,7 +109,9 @@ test("an invalid NAR fails with a NarError; a failing body with its own error", 
 });
 
 test("a consumer that stops early leaves no work behind", async () => {
-  const nar = fileNar(seededBytes(3_000_000, 9));
+  // more than the pieces in flight and the batches queued can hold (the ring is 16 MiB, its pieces
+  // 1 MiB): the pass cannot have ended by itself when the consumer stops after one batch
+  const nar = fileNar(seededBytes(40_000_000, 9));
   const pass = new NarPassSession(pieces(nar), { chunking: PARAMS, compression: ZSTD, batchSize: 16 });
   for await (const _ of pass.batches()) break;
   pass.close();
