@@ -105,6 +105,47 @@ async function inSealedPacks(s: TestServer, paths: string[], n: number): Promise
   throw new Error(`fewer than ${n} pushed paths lie in sealed packs only`);
 }
 
+/** The packs holding the chunks of each path. */
+async function packsOf(s: TestServer, paths: string[]): Promise<Map<string, Set<number>>> {
+  const out = new Map<string, Set<number>>();
+  for (const path of paths) {
+    const rows = await s.db.kysely
+      .selectFrom("object")
+      .innerJoin("chunkref", "chunkref.nar_id", "object.nar_id")
+      .innerJoin("chunk", "chunk.id", "chunkref.chunk_id")
+      .select("chunk.pack_id as pack")
+      .where("object.store_path_hash", "=", basename(path).slice(0, 32))
+      .execute();
+    out.set(path, new Set(rows.flatMap((r) => (r.pack === null ? [] : [Number(r.pack)]))));
+  }
+  return out;
+}
+
+/**
+ * `n` paths in sealed packs only, at least one of whose packs also holds chunks of a path not
+ * chosen: deleting them leaves holes that a compaction must copy around (packs holding nothing
+ * else would be dropped whole, without a read, however the uploads' appends interleaved).
+ */
+async function holesAmongLive(s: TestServer, paths: string[], n: number): Promise<string[]> {
+  const candidates = (await Promise.all(paths.map((p) => inSealedPacks(s, [p], 1).catch(() => [])))).flat();
+  const packs = await packsOf(s, paths);
+  const pick = (from: number, chosen: string[]): string[] | null => {
+    if (chosen.length === n) {
+      const dead = new Set(chosen.flatMap((p) => [...packs.get(p)!]));
+      const live = paths.filter((p) => !chosen.includes(p)).flatMap((p) => [...packs.get(p)!]);
+      return live.some((pack) => dead.has(pack)) ? chosen : null;
+    }
+    for (let i = from; i < candidates.length; i++) {
+      const found = pick(i + 1, [...chosen, candidates[i]!]);
+      if (found) return found;
+    }
+    return null;
+  };
+  const found = pick(0, []);
+  if (!found) throw new Error(`no ${n} paths in sealed packs share a pack with a path kept`);
+  return found;
+}
+
 async function until(what: string, check: () => boolean | Promise<boolean>, log: () => string, ms = 90_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
@@ -195,7 +236,7 @@ for (const backend of backends) {
         const paths = await randomPaths(`move-${Date.now()}`, 6);
         await c.run(["login", "local", s.url, s.rootToken()]);
         await c.run(["push", "local:m", ...paths]);
-        const gone = await inSealedPacks(s, paths, 2);
+        const gone = await holesAmongLive(s, paths, 2);
         await deletePaths(s, "m", gone);
         const kept = paths.filter((p) => !gone.includes(p));
         const sharing = await sharingPaths(`move-${Date.now()}`, kept);
