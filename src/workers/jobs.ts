@@ -8,6 +8,7 @@ import { NarError } from "../nix/nar/parser.ts";
 import { tookIn } from "./collect.ts";
 import { compressBatch, frameCompressor } from "./frames.ts";
 import { hashBatch, NarPass, type HashDelegate } from "./nar-pass.ts";
+import { ringBuffer } from "./ring.ts";
 import type { FromWorker, NarPassOptions, ToPartner, ToWorker, WireRing } from "./protocol.ts";
 
 const port = parentPort!;
@@ -57,7 +58,7 @@ const COMPRESS_HERE_FROM = 3;
 
 /** Compress (or hash) what pass `id`'s worker sends through `port`; the results go to the main thread. */
 function partner(id: number, port: MessagePort, codec: NarPassOptions["codec"], busy: Int32Array | undefined, wire: WireRing | undefined): void {
-  const ring = wire ? (wire.shared instanceof WebAssembly.Memory ? (wire.shared.buffer as unknown as SharedArrayBuffer) : wire.shared) : undefined;
+  const ring = wire ? ringBuffer(wire.shared) : undefined;
   const compressor = frameCompressor(codec.raw ? "none" : codec.type, codec.level);
   port.on("message", (msg: ToPartner) => {
     try {

@@ -11,6 +11,7 @@ import { tookIn } from "./collect.ts";
 import { compressBatch, frameCompressor, syncStream, type FrameCompressor, type SyncStream } from "./frames.ts";
 import type { ChunkBatch, NarPassOptions, NarPassResult, WireRing } from "./protocol.ts";
 import { wasmCutter } from "../chunking/gear-wasm.ts";
+import { ringBuffer } from "./ring.ts";
 
 /** Output pieces of a whole NAR's compressor: big pieces, few messages. */
 const WHOLE_CHUNK = 256 * 1024;
@@ -78,7 +79,7 @@ export class NarPass {
 
   constructor(options: NarPassOptions, delegate: HashDelegate | null = null, ring: WireRing | null = null) {
     const memory = ring && ring.shared instanceof WebAssembly.Memory ? ring.shared : null;
-    this.ring = ring ? (memory ? (memory.buffer as unknown as SharedArrayBuffer) : (ring.shared as SharedArrayBuffer)) : null;
+    this.ring = ring ? ringBuffer(ring.shared) : null;
     this.ringBase = ring?.base ?? 0;
     this.batchSize = options.batchSize;
     this.delegate = delegate;

@@ -26,9 +26,14 @@ export interface Ring {
   memory: WebAssembly.Memory | null;
 }
 
+/** The shared bytes of a ring as posted to a worker (a WebAssembly memory's buffer, or the buffer itself). */
+export function ringBuffer(shared: WebAssembly.Memory | SharedArrayBuffer): SharedArrayBuffer {
+  return shared instanceof WebAssembly.Memory ? (shared.buffer as unknown as SharedArrayBuffer) : shared;
+}
+
 export function newRing(size: number): Ring {
   const memory = cuttingMemory(size);
-  if (memory) return { buffer: memory.buffer as unknown as SharedArrayBuffer, base: RESERVED, size, memory };
+  if (memory) return { buffer: ringBuffer(memory), base: RESERVED, size, memory };
   return { buffer: new SharedArrayBuffer(size), base: 0, size, memory: null };
 }
 
