@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
-import { openDatabase, transaction, type Db } from "../../src/db/connect.ts";
+import { isRetryable, openDatabase, transaction, type Db } from "../../src/db/connect.ts";
 import { migrate, MigrationError, OWN_MIGRATION_NAMES, pendingMigrations, UPSTREAM_VERSIONS } from "../../src/db/migrations/index.ts";
 import {
   createCache,
@@ -559,6 +559,70 @@ for (const engine of ["sqlite", "postgres"] as const) {
         await assert.rejects(claimChunks(db, [row(fresh), row(fresh)], new Date()), /distinct/);
         assert.deepEqual(await claimChunks(db, [], new Date()), []);
       });
+
+      test("claimChunks with a link: found and created chunks linked at their positions in the claim's transaction, without holds; busy ones left", async () => {
+        const row = (hash: string) => ({
+          chunk_hash: hash,
+          chunk_size: 10,
+          compression: "zstd",
+          remote_file: JSON.stringify({ Local: { name: `${uniq("f")}.chunk` } }),
+          remote_file_id: uniq("local:"),
+          holders_count: 0,
+        });
+        const validHash = sha();
+        const valid = await newChunk(db, { hash: validHash });
+        await releaseChunk(db, valid);
+        const youngPending = sha();
+        await insertPendingChunk(db, row(youngPending));
+        const fresh = sha();
+        const narId = await insertNar(db, { state: "P", nar_hash: sha(), nar_size: 1, compression: "zstd", num_chunks: 0 });
+        const claims = await claimChunks(db, [row(validHash), row(youngPending), row(fresh)], new Date(Date.now() - 60_000), { narId, seqs: [16, 17, 18] });
+        assert.deepEqual(claims.map((c) => c.kind), ["found", "busy", "created"]);
+        const created = (claims[2] as { id: number }).id;
+        const refs = await db.kysely.selectFrom("chunkref").select(["seq", "chunk_id"]).where("nar_id", "=", narId).orderBy("seq").execute();
+        assert.deepEqual(refs.map((r) => [r.seq, Number(r.chunk_id)]), [[16, valid], [18, created]], "the busy one is left to link");
+        assert.equal((await getChunk(db, valid))!.holders_count, 0, "a linked chunk takes no hold");
+        assert.deepEqual([(await getChunk(db, created))!.state, (await getChunk(db, created))!.holders_count], ["P", 0]);
+        // what the links keep: GC takes neither
+        await markOrphanChunksDeleted(db);
+        assert.equal((await getChunk(db, valid))!.state, "V");
+
+        // a NAR that is no longer pending (GC reaped it): nothing of the claim is left
+        const gone = await insertNar(db, { state: "P", nar_hash: sha(), nar_size: 1, compression: "zstd", num_chunks: 0 });
+        await deleteNar(db, gone);
+        const lost = sha();
+        await assert.rejects(claimChunks(db, [row(lost), row(validHash)], new Date(Date.now() - 60_000), { narId: gone, seqs: [0, 1] }), /no longer pending/);
+        assert.equal((await db.kysely.selectFrom("chunk").select("id").where("chunk_hash", "=", lost).execute()).length, 0, "rolled back");
+        await assert.rejects(claimChunks(db, [row(sha())], new Date(), { narId, seqs: [] }), /one seq per row/);
+      });
+
+      if (engine === "postgres") {
+        test("claimChunks with a link: a GC whose snapshot predates the claim cannot mark the found chunk deleted", async () => {
+          const hash = sha();
+          const chunk = await newChunk(db, { hash });
+          await releaseChunk(db, chunk);
+          const narId = await insertNar(db, { state: "P", nar_hash: sha(), nar_size: 1, compression: "zstd", num_chunks: 0 });
+          const row = { chunk_hash: hash, chunk_size: 100, compression: "zstd", remote_file: "{}", remote_file_id: uniq("rf-"), holders_count: 0 };
+          await assert.rejects(
+            transaction(
+              db,
+              async (gc) => {
+                // the collector's snapshot: the chunk is an orphan
+                await gc.kysely.selectFrom("chunk").select("id").where("id", "=", chunk).execute();
+                // meanwhile an upload finds it and links it, on another connection, and commits
+                const claims = await claimChunks(db, [row], new Date(Date.now() - 60_000), { narId, seqs: [0] });
+                assert.equal(claims[0]!.kind, "found");
+                await markOrphanChunksDeleted(gc);
+              },
+              { isolation: "repeatable read" },
+            ),
+            (err: unknown) => isRetryable(err),
+            "the stale collector fails (and is retried on fresh data) instead of taking a linked chunk",
+          );
+          await markOrphanChunksDeleted(db);
+          assert.equal((await getChunk(db, chunk))!.state, "V");
+        });
+      }
 
       test("markChunksValid: many pending chunks valid in one transaction; none if one is not pending", async () => {
         const ids = [];

@@ -159,6 +159,10 @@ describe("an upload that outlives the stale grace period", () => {
       proxy.rule = (req) => (req.method === "PUT" ? { hold: held } : undefined);
       const upload = uploadNar(s, narFixture(seededBytes(300_000, 41), "outlived"), { cache: "c", token: s.rootToken() });
       await waitFor(() => proxy.seen.some((r) => r.method === "PUT"), { what: "the first chunk write to reach S3" });
+      // while the upload renews its claim, its pending chunks are linked into its pending NAR: kept
+      assert.deepEqual(await reapStalePending(s.db, new Date(Date.now() + 3_600_000)), { nars: 0, chunks: 0 });
+      // the upload's claim lapsed (its renewals failed while the database was away): GC takes it for dead
+      await s.db.kysely.deleteFrom("attic_ts_lease").where("name", "like", "nar-upload:%").execute();
       const reaped = await reapStalePending(s.db, new Date(Date.now() + 3_600_000));
       assert.ok(reaped.chunks > 0, JSON.stringify(reaped));
       await deleteChunkFiles(s.db, s.storage, new AbortController().signal);

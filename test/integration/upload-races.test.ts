@@ -5,7 +5,8 @@
 //     out (seconds), not after the 2-minute busy window.
 //   - GC leaves a pending NAR alone while its upload renews the claim, even past the grace period.
 //   - An upload whose pending NAR or held chunks GC did reap gets a 503 with a message (the
-//     client retries), never a 500.
+//     client retries), never a 500. (Chunks a batch's claim links take no hold; the held ones are
+//     those claimed one at a time, e.g. while another replica was writing them.)
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "kysely";
@@ -15,6 +16,10 @@ import { ALL } from "../helpers/tokens.ts";
 import { runGarbageCollectionOnce } from "../../src/gc/index.ts";
 import { insertNar, narClaimLeaseName } from "../../src/db/queries/nars.ts";
 import { takeLease } from "../../src/db/queries/leases.ts";
+import { insertPendingChunk, markChunkValid, releaseChunk } from "../../src/db/queries/chunks.ts";
+import { newChunkKey } from "../../src/storage/index.ts";
+import { cutLengths } from "../helpers/chunking-reference.ts";
+import { createHash } from "node:crypto";
 
 const MiB = 2 ** 20;
 const HOUR = 3600_000;
@@ -118,14 +123,49 @@ for (const backend of backendsFromEnv([{ db: "sqlite", storage: "local" }, { db:
 
     test("an upload whose held chunks GC reaped gets a retryable 503 with a message, not a 500", async () => {
       const fx = narFixture(seededBytes(2 * MiB, seed++), "reaped-chunks");
+      // A batch's claim links the chunks it finds or creates at once (no hold). A chunk another
+      // replica is writing when its batch is claimed is claimed again alone once valid, and held
+      // until its link is written (128 at a time): play that replica for four chunks of the
+      // NAR's first MiB, with young pending rows of their own.
+      const { minSize, avgSize, maxSize } = s.config.chunking;
+      const lengths = cutLengths(fx.nar, { minSize, avgSize, maxSize });
+      const offsets = lengths.map((_, i) => lengths.slice(0, i).reduce((a, b) => a + b, 0));
+      const picked = [2, 3, 4, 5].filter((i) => offsets[i]! + lengths[i]! <= MiB);
+      assert.equal(picked.length, 4);
+      const twins: number[] = [];
+      for (const i of picked) {
+        const chunk = fx.nar.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
+        const { remoteFile, remoteFileId } = s.storage.remoteFileFor(newChunkKey());
+        twins.push(
+          await insertPendingChunk(s.db, {
+            chunk_hash: createHash("sha256").update(chunk).digest("hex"),
+            chunk_size: chunk.length,
+            compression: s.config.compression.narinfoName,
+            remote_file: JSON.stringify(remoteFile),
+            remote_file_id: remoteFileId,
+          }),
+        );
+      }
+      const held = async () => count(`SELECT count(*) AS n FROM chunk WHERE id IN (${twins.join(", ")}) AND state = 'V' AND holders_count > 0`);
       const gated = gatedBody(fx, (3 * MiB) / 2);
       const upload = uploadNar(s, fx, { cache: "races", token, body: gated.body });
-      // a first batch of chunks stored and held, not yet linked (links are written 128 at a time)
-      await until("held chunks", async () => (await count(`SELECT count(*) AS n FROM chunk WHERE state = 'V' AND holders_count > 0`)) >= 16);
+      // the first batch claimed (and its other chunks linked), the twins found busy
+      const linkedFirst = () =>
+        count(`SELECT count(*) AS n FROM chunkref JOIN nar ON nar.id = chunkref.nar_id WHERE nar.nar_hash = '${fx.narHash}' AND chunkref.seq IN (0, 1)`);
+      await until("the upload's first batch claimed", async () => (await linkedFirst()) === 2).catch((err: unknown) => {
+        gated.open();
+        throw err;
+      });
+      // the other replica finishes: its chunks valid, its holds given up (its own links do not matter here)
+      for (const id of twins) {
+        await markChunkValid(s.db, id, { fileHash: `sha256:${"0".repeat(64)}`, fileSize: 1 });
+        await releaseChunk(s.db, id);
+      }
+      await until("the upload holding the twins", async () => (await held()) === twins.length);
       // the upload stalled past the grace period: GC takes its holds for leaked ones
       await age("chunk", 2 * HOUR);
       await gc();
-      assert.ok((await count(`SELECT count(*) AS n FROM chunk WHERE state = 'V' AND holders_count > 0`)) === 0, "GC reaped the held chunks");
+      assert.equal(await held(), 0, "GC reaped the held chunks");
       gated.open();
       const res = await upload;
       const body = (await res.json()) as { error: string; message: string };

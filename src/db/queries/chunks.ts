@@ -69,19 +69,29 @@ export async function claimChunk(db: Db, row: NewChunkRow, busyAfter: Date): Pro
  * compression. Rows must have distinct hashes. Returns one claim per row, in order. On
  * PostgreSQL the advisory locks are taken in sorted order, so two replicas claiming overlapping
  * batches queue up instead of deadlocking.
+ *
+ * With `link`, the same transaction also links every chunk found or created into the pending NAR
+ * at its position: those claims take no hold (the chunkref keeps them alive, so there is nothing
+ * to give up later); rows should then be inserted with `holders_count: 0`. Only "busy" claims are
+ * left for the caller to claim again and link. On PostgreSQL a found chunk's row is still updated
+ * (`held_at`): a garbage collection whose snapshot predates this commit then fails to mark it
+ * deleted (REPEATABLE READ, gc.ts's header) instead of missing the new chunkref.
  */
-export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfter: Date): Promise<ChunkClaim[]> {
+export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfter: Date, link?: ClaimLink): Promise<ChunkClaim[]> {
   if (rows.length === 0) return [];
   const compression = rows[0]!.compression;
   if (rows.some((r) => r.compression !== compression)) throw new Error("claimChunks: one compression per batch");
   const hashes = rows.map((r) => r.chunk_hash);
   if (new Set(hashes).size !== hashes.length) throw new Error("claimChunks: hashes must be distinct");
   if (rows.length > maxBatch(db, 8)) throw new Error(`claimChunks: at most ${maxBatch(db, 8)} rows per batch`);
+  if (link && link.seqs.length !== rows.length) throw new Error("claimChunks: one seq per row");
   return transaction(db, async (tx) => {
     await tx.dialect.lockKeys(tx.kysely, hashes.map((h) => `chunk:${h}/${compression}`));
     const now = new Date();
-    // one valid row per hash, held (the lowest id, as findAndLockChunk picks)
-    const found = await CLAIM_FOUND.run<Record<string, unknown>>(tx, [now, batchParam(tx, hashes), compression]);
+    // one valid row per hash (the lowest id, as findAndLockChunk picks): held, or touched when linked here
+    const found = link
+      ? await CLAIM_FOUND_LINKED.run<Record<string, unknown>>(tx, tx.engine === "sqlite" ? [batchParam(tx, hashes), compression] : [now, hashes, compression])
+      : await CLAIM_FOUND.run<Record<string, unknown>>(tx, [now, batchParam(tx, hashes), compression]);
     const byHash = new Map<string, ChunkClaim>();
     for (const raw of found.rows) {
       const chunk = toChunkRow(raw);
@@ -113,8 +123,40 @@ export async function claimChunks(db: Db, rows: readonly NewChunkRow[], busyAfte
         for (const row of inserted.rows) byHash.set(row.chunk_hash, { kind: "created", id: toInt(row.id) });
       }
     }
-    return rows.map((r) => byHash.get(r.chunk_hash)!);
-  });
+    const claims = rows.map((r) => byHash.get(r.chunk_hash)!);
+    if (link) {
+      const links: [number, number][] = [];
+      claims.forEach((c, k) => {
+        if (c.kind !== "busy") links.push([link.seqs[k]!, c.kind === "found" ? c.chunk.id : c.id]);
+      });
+      await insertChunkRefs(tx, link.narId, links);
+    }
+    return claims;
+    // a deadlock with another replica's linkChunks (rows locked in another order) is retried whole
+  }, { retries: 3 });
+}
+
+/**
+ * Chunkrefs (position, chunk id) of a pending NAR, in the caller's transaction, which has made sure
+ * the chunks stay alive until it commits (claimChunks, nars.ts linkChunks). The NAR is key-share
+ * locked until then (GC cannot delete it under the new links; linkers and claimers of one NAR do
+ * not wait for each other), taken after the chunk rows in both callers: no lock cycle between them.
+ */
+export async function insertChunkRefs(tx: Db, narId: number, links: readonly (readonly [seq: number, chunkId: number])[]): Promise<void> {
+  if (links.length === 0) return;
+  if ((await LOCK_PENDING_NAR.run(tx, [narId])).rows.length === 0) throw new UploadRowsReaped(`the pending NAR ${narId} is no longer pending`);
+  await INSERT_CHUNKREFS.run(tx, tx.engine === "sqlite" ? [narId, batchParam(tx, links)] : [narId, links.map((l) => l[0]), links.map((l) => l[1])]);
+}
+
+const INSERT_CHUNKREFS = fixedStatement({
+  sqlite: "INSERT INTO chunkref (nar_id, seq, chunk_id) SELECT ?, r.value ->> 0, r.value ->> 1 FROM json_each(?) AS r",
+  postgres: "INSERT INTO chunkref (nar_id, seq, chunk_id) SELECT $1::bigint, s, c FROM unnest($2::integer[], $3::bigint[]) AS r(s, c)",
+});
+
+/** Where the chunks a claimChunks call links go: the pending NAR, and each row's position in it. */
+export interface ClaimLink {
+  narId: number;
+  seqs: readonly number[];
 }
 
 // claimChunks' statements, fixed text (prepared.ts): the batch is one parameter
@@ -127,6 +169,21 @@ const CLAIM_FOUND = fixedStatement({
     "UPDATE chunk SET holders_count = holders_count + 1, held_at = $1 WHERE id IN (SELECT min(candidate.id) FROM chunk AS candidate " +
     "WHERE candidate.chunk_hash = ANY($2::text[]) AND candidate.compression = $3 AND candidate.state = 'V' " +
     `GROUP BY candidate.chunk_hash) AND state = 'V' RETURNING ${CHUNK_COLUMNS.join(", ")}`,
+});
+const CLAIM_FOUND_LINKED = fixedStatement({
+  // SQLite has one writer at a time: GC cannot mark the row deleted between this look and the link
+  sqlite:
+    `SELECT ${CHUNK_COLUMNS.join(", ")} FROM chunk WHERE id IN (SELECT min(candidate.id) FROM chunk AS candidate ` +
+    "WHERE candidate.chunk_hash IN (SELECT value FROM json_each(?)) AND candidate.compression = ? AND +candidate.state = 'V' " +
+    "GROUP BY candidate.chunk_hash) AND +state = 'V'",
+  postgres:
+    "UPDATE chunk SET held_at = $1 WHERE id IN (SELECT min(candidate.id) FROM chunk AS candidate " +
+    "WHERE candidate.chunk_hash = ANY($2::text[]) AND candidate.compression = $3 AND candidate.state = 'V' " +
+    `GROUP BY candidate.chunk_hash) AND state = 'V' RETURNING ${CHUNK_COLUMNS.join(", ")}`,
+});
+const LOCK_PENDING_NAR = fixedStatement({
+  sqlite: "SELECT id FROM nar WHERE id = ? AND +state = 'P'",
+  postgres: "SELECT id FROM nar WHERE id = $1 AND state = 'P' FOR KEY SHARE",
 });
 const CLAIM_OTHERS = fixedStatement({
   sqlite: "SELECT chunk_hash, state, created_at FROM chunk WHERE chunk_hash IN (SELECT value FROM json_each(?)) AND compression = ? AND +state IN ('V', 'P')",

@@ -4,7 +4,8 @@
 //
 // Safety against concurrent uploads (several replicas on one PostgreSQL):
 //   - Uploads hold a NAR/chunk (holders_count + 1, a row update) before linking to it and release
-//     it after; a link (object, chunkref) or a hold always exists while the row is in use.
+//     it after, or link it in the transaction that finds it (claimChunks with a link, which still
+//     updates the row); a link (object, chunkref) or a hold always exists while the row is in use.
 //   - The reaping statements skip rows another transaction has locked (FOR UPDATE SKIP LOCKED)
 //     and run under REPEATABLE READ: a row changed after the statement's snapshot (a new hold,
 //     a release after linking) makes it fail and be retried on fresh data, so GC never acts on

@@ -7,7 +7,7 @@ import { transaction, type Db } from "../connect.ts";
 import { parseTimestamp } from "../values.ts";
 import type { NarRow, RowState } from "../schema.ts";
 import { notIndexed } from "./plan.ts";
-import { releaseChunks } from "./chunks.ts";
+import { insertChunkRefs, releaseChunks } from "./chunks.ts";
 import { batchParam, fixedStatement } from "./prepared.ts";
 import { NAR_COLUMNS, toNarRow } from "./rows.ts";
 
@@ -204,21 +204,15 @@ export async function linkChunks(db: Db, narId: number, links: readonly ChunkLin
   await transaction(db, async (tx) => {
     const ids = [...new Set(links.map((l) => l.chunkId))].sort((a, b) => a - b);
     // locked for update in id order: two replicas linking overlapping batches queue up instead of
-    // deadlocking on a share lock each wants to upgrade for the release below
+    // deadlocking on a share lock each wants to upgrade for the release below (NO KEY UPDATE, the
+    // release's own lock: it leaves the key-share locks of chunkrefs inserted by a claim alone)
     const valid = await LINK_LOCK_CHUNKS.run<{ id: unknown }>(tx, [batchParam(tx, ids)]);
     if (valid.rows.length !== ids.length) {
       const found = new Set(valid.rows.map((v) => Number(v.id)));
       const missing = ids.filter((id) => !found.has(id));
       throw new UploadRowsReaped(`chunks ${missing.join(", ")}, to be linked into NAR ${narId}, are not valid`);
     }
-    // the pending NAR itself, locked until the commit: linking into a NAR GC deleted would be a
-    // foreign-key failure, and GC cannot delete it in between
-    const nar = await LINK_LOCK_NAR.run(tx, [narId]);
-    if (nar.rows.length === 0) throw new UploadRowsReaped(`the pending NAR ${narId} is no longer pending`);
-    await LINK_INSERT.run(
-      tx,
-      tx.engine === "sqlite" ? [narId, batchParam(tx, links.map((l) => [l.seq, l.chunkId]))] : [narId, links.map((l) => l.seq), links.map((l) => l.chunkId)],
-    );
+    await insertChunkRefs(tx, narId, links.map((l) => [l.seq, l.chunkId] as const));
     await releaseChunks(tx, links.map((l) => l.chunkId));
   }, { retries: 3 });
 }
@@ -226,13 +220,5 @@ export async function linkChunks(db: Db, narId: number, links: readonly ChunkLin
 // linkChunks' statements, fixed text (prepared.ts): the batch is one parameter
 const LINK_LOCK_CHUNKS = fixedStatement({
   sqlite: "SELECT id FROM chunk WHERE id IN (SELECT value FROM json_each(?)) AND +state IN ('V', 'P') ORDER BY id",
-  postgres: "SELECT id FROM chunk WHERE id = ANY($1::bigint[]) AND state IN ('V', 'P') ORDER BY id FOR UPDATE",
-});
-const LINK_LOCK_NAR = fixedStatement({
-  sqlite: "SELECT id FROM nar WHERE id = ? AND +state = 'P'",
-  postgres: "SELECT id FROM nar WHERE id = $1 AND state = 'P' FOR UPDATE",
-});
-const LINK_INSERT = fixedStatement({
-  sqlite: "INSERT INTO chunkref (nar_id, seq, chunk_id) SELECT ?, r.value ->> 0, r.value ->> 1 FROM json_each(?) AS r",
-  postgres: "INSERT INTO chunkref (nar_id, seq, chunk_id) SELECT $1::bigint, s, c FROM unnest($2::integer[], $3::bigint[]) AS r(s, c)",
+  postgres: "SELECT id FROM chunk WHERE id = ANY($1::bigint[]) AND state IN ('V', 'P') ORDER BY id FOR NO KEY UPDATE",
 });

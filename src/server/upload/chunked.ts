@@ -116,7 +116,8 @@ async function storeBatch(
 ): Promise<{ fileSize: number; newFileBytes: number; dedupBytes: number }> {
   let held;
   try {
-    held = await deps.chunks.storeBatch(batch, (indexes) => pass.frames(batch.seq, indexes), created, signal);
+    // the claim links what it finds or creates (one transaction); only chunks claimed one at a time are left to link
+    held = await deps.chunks.storeBatch(batch, (indexes) => pass.frames(batch.seq, indexes), created, signal, { narId: links.narId, firstSeq });
   } finally {
     pass.release(batch.seq);
   }
@@ -130,6 +131,6 @@ async function storeBatch(
     deps.metrics.inc(chunk.deduplicated ? "attic_chunks_deduplicated_total" : "attic_chunks_uploaded_total");
   }
   // all of them at once: a failing link batch then leaves every hold with `links` to give up
-  await links.add(held.map((chunk, i) => ({ seq: firstSeq + i, chunkId: chunk.id })));
+  await links.add(held.flatMap((chunk, i) => (chunk.linked ? [] : [{ seq: firstSeq + i, chunkId: chunk.id }])));
   return { fileSize, newFileBytes, dedupBytes };
 }

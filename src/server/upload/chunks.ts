@@ -25,6 +25,14 @@ export interface HeldChunk {
   /** compressed size */
   fileSize: number;
   deduplicated: boolean;
+  /** already linked into the NAR by its claim (storeBatch's `link`): no hold to give up, no link to write */
+  linked?: boolean;
+}
+
+/** Where storeBatch links what its claim finds or creates: the pending NAR and the batch's first position in it. */
+export interface BatchLink {
+  narId: number;
+  firstSeq: number;
 }
 
 /**
@@ -42,6 +50,14 @@ interface Joinable {
   id: number;
   fileSize: number;
   group: PackedGroup;
+}
+
+/** A chunk a batch's claim created: its index in the batch, its row and file, whether the claim linked it. */
+interface FreshChunk {
+  i: number;
+  id: number;
+  remoteFile: RemoteFile;
+  linked: boolean;
 }
 
 /** A batch's place in its upload's order of appends (takeTurn). */
@@ -210,13 +226,21 @@ export class ChunkStore {
    * the upload commits; else one transaction now). Chunks another upload in this process is
    * writing, repeats within the batch and chunks another replica is writing take the
    * one-at-a-time path. Every chunk comes back held, in order; if the batch fails, it gives up the
-   * holds it took first.
+   * holds it took first. With `link`, the claim's transaction also links every chunk it finds or
+   * creates into the NAR (claims and links of a batch are one transaction): those come back
+   * `linked`, without a hold; only the one-at-a-time chunks are left to link.
    */
-  async storeBatch(batch: Pick<ChunkBatch, "hashes" | "sizes">, frames: FrameSource, created: CreatedChunks, signal: AbortSignal): Promise<HeldChunk[]> {
+  async storeBatch(
+    batch: Pick<ChunkBatch, "hashes" | "sizes">,
+    frames: FrameSource,
+    created: CreatedChunks,
+    signal: AbortSignal,
+    link?: BatchLink,
+  ): Promise<HeldChunk[]> {
     // taken before the first await: batches append in the order they were launched
     const turn = this.packs ? this.takeTurn(created) : null;
     try {
-      return await this.storeBatchInTurn(batch, frames, created, signal, turn);
+      return await this.storeBatchInTurn(batch, frames, created, signal, turn, link);
     } finally {
       turn?.done();
     }
@@ -228,6 +252,7 @@ export class ChunkStore {
     created: CreatedChunks,
     signal: AbortSignal,
     turn: Turn | null,
+    link: BatchLink | undefined,
   ): Promise<HeldChunk[]> {
     const { hashes, sizes } = batch;
     const results: HeldChunk[] = new Array<HeldChunk>(hashes.length);
@@ -254,24 +279,27 @@ export class ChunkStore {
         compression: this.compression.narinfoName,
         remote_file: JSON.stringify(files[k]!.remoteFile),
         remote_file_id: files[k]!.remoteFileId,
-        holders_count: 1,
+        // linked by the claim: its chunkref keeps it alive, no hold needed
+        holders_count: link ? 0 : 1,
       })),
       new Date(Date.now() - BUSY_WINDOW_MS),
+      link ? { narId: link.narId, seqs: claimed.map((i) => link.firstSeq + i) } : undefined,
     );
-    const fresh: { i: number; id: number; remoteFile: RemoteFile }[] = [];
+    const linked = link !== undefined;
+    const fresh: FreshChunk[] = [];
     const writing: string[] = [];
     claims.forEach((claim, k) => {
       const i = claimed[k]!;
       if (claim.kind === "found") {
-        held.push(claim.chunk.id);
-        results[i] = { id: claim.chunk.id, fileSize: claim.chunk.file_size ?? 0, deduplicated: true };
+        if (!linked) held.push(claim.chunk.id);
+        results[i] = { id: claim.chunk.id, fileSize: claim.chunk.file_size ?? 0, deduplicated: true, linked };
       } else if (claim.kind === "busy") {
         slow.push(i);
       } else {
         created.push({ id: claim.id, remoteFile: files[k]!.remoteFile });
-        held.push(claim.id);
+        if (!linked) held.push(claim.id);
         writing.push(this.keyOf(hashes[i]!));
-        fresh.push({ i, id: claim.id, remoteFile: files[k]!.remoteFile });
+        fresh.push({ i, id: claim.id, remoteFile: files[k]!.remoteFile, linked });
       }
     });
     // only chunks found new are compressed; others wanting them wait until they are valid, then
@@ -307,7 +335,7 @@ export class ChunkStore {
   /** Packs: the batch's new chunks' frames, appended; their rows turn valid when the upload commits. */
   private async writeFreshPacked(
     hashes: readonly string[],
-    fresh: readonly { i: number; id: number }[],
+    fresh: readonly FreshChunk[],
     frames: FrameSource,
     results: HeldChunk[],
     created: CreatedChunks,
@@ -320,12 +348,12 @@ export class ChunkStore {
       fresh.map((f, j) => ({ id: f.id, key: this.keyOf(hashes[f.i]!), frame: stored[j]!.frame, fileHash: stored[j]!.fileHash })),
       turn,
     );
-    fresh.forEach((f, j) => (results[f.i] = { id: f.id, fileSize: fileSizes[j]!, deduplicated: false }));
+    fresh.forEach((f, j) => (results[f.i] = { id: f.id, fileSize: fileSizes[j]!, deduplicated: false, linked: f.linked }));
   }
 
   /** The batch's new chunks' frames, each written as its own file; their rows are marked valid by the caller. */
   private async writeFresh(
-    fresh: readonly { i: number; id: number; remoteFile: RemoteFile }[],
+    fresh: readonly FreshChunk[],
     frames: FrameSource,
     results: HeldChunk[],
     signal: AbortSignal,
@@ -335,7 +363,7 @@ export class ChunkStore {
     await putAll(this.storage, fresh.map((f, j) => ({ remoteFile: f.remoteFile, data: stored[j]!.frame })), signal);
     return fresh.map((f, j) => {
       const fileSize = stored[j]!.frame.length;
-      results[f.i] = { id: f.id, fileSize, deduplicated: false };
+      results[f.i] = { id: f.id, fileSize, deduplicated: false, linked: f.linked };
       return { id: f.id, fileHash: stored[j]!.fileHash, fileSize };
     });
   }

@@ -1,6 +1,8 @@
-// Linking a NAR's chunks in batches. Each stored or found chunk comes back held by the upload (a
-// hold keeps GC and failed uploads elsewhere away from it); the chunkref rows that keep it alive
-// for good are written LINK_BATCH at a time, and the holds given up in the same transaction.
+// Linking a NAR's chunks in batches. Most chunks are linked by the transaction that claims their
+// batch (ChunkStore.storeBatch); those claimed one at a time (repeats, chunks another upload is
+// writing) come back held by the upload (a hold keeps GC and failed uploads elsewhere away from
+// it): their chunkref rows are written LINK_BATCH at a time, and the holds given up in the same
+// transaction.
 // One transaction per batch instead of two statements per chunk: the database work per chunk was
 // the largest cost of an upload after compression.
 import type { Db } from "../../db/connect.ts";
@@ -16,7 +18,7 @@ export class ChunkLinks {
   private tail: Promise<void> = Promise.resolve();
 
   private readonly db: Db;
-  private readonly narId: number;
+  readonly narId: number;
 
   constructor(db: Db, narId: number) {
     this.db = db;
