@@ -88,8 +88,8 @@ export type FromWorker =
   | { kind: "nar-batch"; id: number; batch: ChunkBatch }
   /** frames of a batch's chunks (as asked by `ask`, in that order), back to back in `data` (moved), with each one's length and hex SHA-256 */
   | { kind: "nar-frames"; id: number; batch: number; ask: number; data: Uint8Array; lengths: number[]; fileHashes: string[]; byCutter?: true }
-  /** a `sha256-data` piece was hashed (flow control) */
-  | { kind: "sha256-took"; id: number }
+  /** a `sha256-data` piece was hashed (flow control): moved back, to be filled again */
+  | { kind: "sha256-took"; id: number; piece: Uint8Array }
   /** hex SHA-256 and byte count (a `sha256-digest`, or a `sha256-file`) */
   | { kind: "sha256"; id: number; digest: string; size: number };
 

@@ -2,9 +2,9 @@
 // worker of the pool (pool.ts): an upload session's parts (each part's hash answers resends),
 // a proof of possession's body, a `nix copy` NAR file's FileHash (read by the worker from the
 // file itself). The main thread's only per-byte work is one copy into pieces it moves to the
-// worker (request bodies are views of socket buffers it cannot move); at most PIECES_IN_FLIGHT
-// pieces wait there, so memory stays bounded however slowly the worker hashes. A worker that
-// dies fails the hashes it held, and only those.
+// worker (request bodies are views of socket buffers it cannot move), which moves each back once
+// hashed to be filled again; at most PIECES_IN_FLIGHT pieces are there, so memory stays bounded
+// however slowly the worker hashes. A worker that dies fails the hashes it held, and only those.
 import { workerPool, type Job, type WorkerPool } from "./pool.ts";
 import type { FromWorker } from "./protocol.ts";
 
@@ -26,6 +26,8 @@ export class PoolSha256 {
   private job: Job | null = null;
   private readonly pool: () => WorkerPool;
   private piece: Buffer | null = null;
+  /** pieces the worker moved back, to fill again */
+  private readonly spare: Buffer[] = [];
   private filled = 0;
   private inFlight = 0;
   private wakeWriter: (() => void) | null = null;
@@ -48,7 +50,7 @@ export class PoolSha256 {
     let at = 0;
     while (at < bytes.length) {
       this.check();
-      this.piece ??= Buffer.allocUnsafeSlow(PIECE_SIZE);
+      this.piece ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(PIECE_SIZE);
       const n = Math.min(bytes.length - at, PIECE_SIZE - this.filled);
       this.piece.set(at === 0 && n === bytes.length ? bytes : bytes.subarray(at, at + n), this.filled);
       this.filled += n;
@@ -76,6 +78,7 @@ export class PoolSha256 {
     if (this.ended) return;
     this.ended = true;
     this.piece = null;
+    this.spare.length = 0;
     if (this.job) {
       this.job.post({ kind: "sha256-close", id: this.job.id });
       this.job.end();
@@ -120,6 +123,7 @@ export class PoolSha256 {
   private receive(msg: FromWorker): void {
     if (msg.kind === "sha256-took") {
       this.inFlight--;
+      if (!this.ended && msg.piece.buffer.byteLength === PIECE_SIZE) this.spare.push(Buffer.from(msg.piece.buffer));
       this.wake();
     } else if (msg.kind === "sha256") {
       this.asked.shift()?.resolve({ digest: Buffer.from(msg.digest, "hex"), size: msg.size });
