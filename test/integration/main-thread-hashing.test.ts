@@ -4,7 +4,8 @@
 // this thread (the server runs in this process; its pool's workers load their own node:crypto),
 // through the real exports every module of the server imports (syncBuiltinESMExports), and the
 // SHA-256 bytes it sees during each upload are counted: a few hundred per request (a token's
-// cache key) are fine, the NAR's bytes are not.
+// cache key) are fine, the NAR's bytes are not. And a worker dying while it hashes a part fails
+// that session (no resend could be checked), nothing else.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
@@ -16,6 +17,7 @@ import { backendName, backendsFromEnv, createCacheViaApi, startServer, type Test
 import { narFixture, seededBytes, uploadInfo, uploadNar, type NarFixture } from "../helpers/nar.ts";
 import { ALL } from "../helpers/tokens.ts";
 import { NixHash } from "../../src/nix/hash.ts";
+import { replaceWorkerPool, WorkerPool } from "../../src/workers/pool.ts";
 
 const PART = 256 * 1024;
 const realCreateHash = crypto.createHash;
@@ -51,7 +53,7 @@ async function ok(res: Response): Promise<Record<string, unknown>> {
   return text === "" ? {} : (JSON.parse(text) as Record<string, unknown>);
 }
 
-for (const backend of backendsFromEnv()) {
+for (const backend of backendsFromEnv([{ db: "sqlite", storage: "local" }, { db: "postgres", storage: "s3" }])) {
   describe(`the main thread hashes no upload bytes (${backendName(backend)})`, () => {
     let s: TestServer;
     let token: string;
@@ -128,6 +130,36 @@ for (const backend of backendsFromEnv()) {
       assert.ok(hashed < allowance(file.length), `${hashed} bytes of a ${file.length}-byte NAR file hashed on the main thread`);
       const served = await s.fetch(`/a/${fx.storePathHash}.narinfo`, { token });
       assert.equal(served.status, 200);
+    });
+
+    test("a worker dying while it hashes a session's part: that session fails, nothing visible; the next one completes", async () => {
+      const fx = narFixture(seededBytes(2 * PART + 17, 29), "crash");
+      const start = async () =>
+        (await ok(await s.fetch("/_api/v1/upload-path/sessions", { method: "POST", token, headers: { "content-type": "application/json" }, body: JSON.stringify({ nar_info: uploadInfo(fx, "a") }) })))
+          .session_id as string;
+      const put = (id: string, seq: number) => s.fetch(`/_api/v1/upload-path/sessions/${id}/parts/${seq}`, { method: "PUT", token, body: fx.nar.subarray(seq * PART, (seq + 1) * PART) });
+      const crashing = new WorkerPool({ size: 2, url: new URL("../helpers/hash-crashing-worker.ts", import.meta.url) });
+      const shared = replaceWorkerPool(crashing);
+      try {
+        const id = await start();
+        // the part is answered as any part of a failed session: 409, start again
+        const res = await put(id, 0);
+        const text = await res.text();
+        assert.equal(res.status, 409, text);
+        assert.equal((JSON.parse(text) as { error: string }).error, "UploadSessionFailed");
+        assert.match(text, /attic-worker-\d+ crashed: scripted crash/);
+        const status = (await ok(await s.fetch(`/_api/v1/upload-path/sessions/${id}`, { token }))) as { state: string };
+        assert.equal(status.state, "failed");
+        assert.equal((await s.fetch(`/a/${fx.storePathHash}.narinfo`, { token })).status, 404);
+      } finally {
+        replaceWorkerPool(shared);
+        await crashing.close();
+      }
+      const id = await start();
+      for (let seq = 0; seq < 3; seq++) await ok(await put(id, seq));
+      const done = await ok(await s.fetch(`/_api/v1/upload-path/sessions/${id}/finalize`, { method: "POST", token }));
+      assert.equal((done.result as { kind: string } | undefined)?.kind, "Uploaded", JSON.stringify(done));
+      assert.equal((await s.fetch(`/a/${fx.storePathHash}.narinfo`, { token })).status, 200);
     });
   });
 }
