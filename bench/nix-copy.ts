@@ -4,13 +4,18 @@
 // Nix's own work (dump, compress, hash); atticd then stages, verifies, decompresses, chunks and
 // stores. Each run pushes to a fresh server, so nothing is deduplicated.
 //
-//   node bench/nix-copy.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--level 3] [--runs 2]
+// Beside each, the CPU of the anchor's `nix copy` and atticd's CPU per thread; --cpu-prof DIR writes
+// atticd's CPU profiles (every thread) into DIR/<backend>-<run> (bench/profile-top.ts sums them up).
+//
+//   node bench/nix-copy.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--level 3] [--runs 2] [--cpu-prof DIR]
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { addToStore, nix, NIX_OPTS, startBenchServer } from "./lib/atticd.ts";
+import { childrenCpuSeconds } from "./lib/cpu.ts";
+import { formatThreadCpu, threadCpu, threadCpuDelta } from "./lib/threads.ts";
 import { stopBackendServices } from "./backends.ts";
 
 const { values } = parseArgs({
@@ -19,6 +24,7 @@ const { values } = parseArgs({
     backends: { type: "string", default: "sqlite-local,postgres-s3" },
     level: { type: "string", default: "3" },
     runs: { type: "string", default: "2" },
+    "cpu-prof": { type: "string" },
   },
 });
 const level = Number(values.level);
@@ -45,20 +51,27 @@ async function main(): Promise<void> {
     console.log(`path: ${info.path} (NAR ${(info.narSize / MB).toFixed(1)} MB), zstd level ${level} on both sides`);
     for (let run = 1; run <= runs; run++) {
       const ref = join(work, `file-${run}`);
+      const nixCpu = childrenCpuSeconds();
       const fileSecs = timedCopy(`file://${ref}?${query}`, info.path);
       rmSync(ref, { recursive: true, force: true });
-      console.log(`run ${run}: nix copy --to file://        ${fileSecs.toFixed(2)} s  ${rate(fileSecs)}`);
+      console.log(`run ${run}: nix copy --to file://        ${fileSecs.toFixed(2)} s  ${rate(fileSecs)}  (nix CPU ${(childrenCpuSeconds() - nixCpu).toFixed(2)} s)`);
       for (const spec of backends) {
-        const server = await startBenchServer(spec, { type: "zstd", level });
+        const prof = values["cpu-prof"] ? join(values["cpu-prof"], `${spec}-${run}`) : null;
+        if (prof) mkdirSync(prof, { recursive: true });
+        const server = await startBenchServer(spec, { type: "zstd", level }, "", prof ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${prof}` } : {});
         try {
           await server.createCache("bench", false);
           const netrc = join(work, "netrc");
           writeFileSync(netrc, `machine 127.0.0.1\npassword ${server.token}\n`, { mode: 0o600 });
+          const pid = server.proc.child.pid!;
+          const threads = threadCpu(pid);
           const secs = timedCopy(`${server.url}/bench?${query}`, info.path, ["--option", "netrc-file", netrc]);
+          const cpu = threadCpuDelta(pid, threads, threadCpu(pid));
           const stored = await server.storedBytes();
           console.log(
             `run ${run}: nix copy --to http (${spec.padEnd(15)}) ${secs.toFixed(2)} s  ${rate(secs)}  ${(fileSecs / secs).toFixed(2)}× file://  (stored ${(stored / MB).toFixed(1)} MB)`,
           );
+          console.log(`       atticd CPU ${cpu.total.toFixed(2)} s: ${formatThreadCpu(cpu.parts)}`);
         } finally {
           await server.stop();
         }

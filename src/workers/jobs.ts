@@ -1,8 +1,10 @@
 // What a CPU worker of the pool (pool.ts, worker.ts) does with each message: one-shot
-// compressions and NAR passes (nar-pass.ts), any number of jobs at once, each keyed by its id.
+// compressions, NAR passes (nar-pass.ts) and SHA-256s (sha256.ts), any number of jobs at once,
+// each keyed by its id.
 // Every failure is answered on its job; a crash of the thread itself is the pool's to report (it
 // fails this worker's jobs, and only those).
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
+import { open } from "node:fs/promises";
 import { parentPort, type MessagePort } from "node:worker_threads";
 import { NarError } from "../nix/nar/parser.ts";
 import { tookIn } from "./collect.ts";
@@ -17,6 +19,11 @@ const passes = new Map<number, NarPass>();
 const partners = new Map<number, MessagePort>();
 /** per pass with a partner: the jobs sent to it not yet done (shared with it) */
 const counters = new Map<number, Int32Array>();
+/** running SHA-256s (sha256.ts) and their byte counts */
+const hashes = new Map<number, { hash: Hash; size: number }>();
+
+/** A file's hash is read in pieces of this size, each awaited: the worker's other jobs run between them. */
+const FILE_PIECE = 1024 * 1024;
 
 function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
@@ -37,6 +44,7 @@ function forget(id: number): void {
   const ring = passes.get(id)?.ring;
   if (ring) tookIn(ring.byteLength);
   passes.delete(id);
+  hashes.delete(id);
   partners.get(id)?.close();
   partners.delete(id);
   counters.delete(id);
@@ -118,6 +126,24 @@ function joined(chunks: readonly Uint8Array[]): { data: Uint8Array; sizes: numbe
   return { data, sizes: chunks.map((c) => c.byteLength) };
 }
 
+async function hashFile(id: number, path: string): Promise<void> {
+  const file = await open(path, "r");
+  try {
+    const hash = createHash("sha256");
+    const buf = Buffer.allocUnsafeSlow(FILE_PIECE);
+    let size = 0;
+    for (;;) {
+      const { bytesRead } = await file.read(buf, 0, FILE_PIECE, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      size += bytesRead;
+    }
+    send({ kind: "sha256", id, digest: hash.digest("hex"), size });
+  } finally {
+    await file.close();
+  }
+}
+
 export function handle(msg: ToWorker): void {
   try {
     switch (msg.kind) {
@@ -152,7 +178,26 @@ export function handle(msg: ToWorker): void {
         partner(msg.id, msg.port, msg.codec, msg.busy, msg.ring);
         return;
       case "nar-close":
+      case "sha256-close":
         forget(msg.id);
+        return;
+      case "sha256-data": {
+        let h = hashes.get(msg.id);
+        if (!h) hashes.set(msg.id, (h = { hash: createHash("sha256"), size: 0 }));
+        h.hash.update(msg.piece);
+        h.size += msg.piece.byteLength;
+        // back to the main thread, which fills it again (no allocation, no page faults per piece)
+        send({ kind: "sha256-took", id: msg.id, piece: msg.piece }, [msg.piece.buffer as ArrayBuffer]);
+        return;
+      }
+      case "sha256-digest": {
+        const h = hashes.get(msg.id) ?? { hash: createHash("sha256"), size: 0 };
+        if (msg.final) hashes.delete(msg.id);
+        send({ kind: "sha256", id: msg.id, digest: (msg.final ? h.hash : h.hash.copy()).digest("hex"), size: h.size });
+        return;
+      }
+      case "sha256-file":
+        hashFile(msg.id, msg.path).catch((err: unknown) => fail(msg.id, err));
         return;
     }
     const pass = passes.get(msg.id);

@@ -1,5 +1,5 @@
 // Messages between the main thread (pool.ts and its callers) and a CPU worker (worker.ts). Every
-// message carries the id of its job; a job is a one-shot compression or one NAR's pass
+// message carries the id of its job; a job is a one-shot compression, one NAR's pass, or a SHA-256
 // (docs/architecture.md, "The life of an upload").
 import type { MessagePort } from "node:worker_threads";
 import type { ChunkingParams } from "../chunking/fastcdc.ts";
@@ -38,7 +38,14 @@ export type ToWorker =
    * `released` (on this and the messages above): batches the main thread is done with since its
    * last message, their views dropped (one message fewer per batch)
    */
-  | { kind: "nar-compress"; id: number; batch: number; ask: number; indexes: number[]; released?: number[] };
+  | { kind: "nar-compress"; id: number; batch: number; ask: number; indexes: number[]; released?: number[] }
+  /** bytes for job `id`'s running SHA-256 (sha256.ts), moved in; answered by `sha256-took` */
+  | { kind: "sha256-data"; id: number; piece: Uint8Array }
+  /** the SHA-256 of the bytes so far; `final`: and forget it */
+  | { kind: "sha256-digest"; id: number; final: boolean }
+  | { kind: "sha256-close"; id: number }
+  /** the SHA-256 of a file, read here */
+  | { kind: "sha256-file"; id: number; path: string };
 
 /**
  * A chunked pass's ring (ring.ts) as posted to its workers: the shared memory (a WebAssembly
@@ -80,7 +87,11 @@ export type FromWorker =
   /** a batch whose chunks the partner hashed (it may arrive before or after batches before it: `seq` orders them) */
   | { kind: "nar-batch"; id: number; batch: ChunkBatch }
   /** frames of a batch's chunks (as asked by `ask`, in that order), back to back in `data` (moved), with each one's length and hex SHA-256 */
-  | { kind: "nar-frames"; id: number; batch: number; ask: number; data: Uint8Array; lengths: number[]; fileHashes: string[]; byCutter?: true };
+  | { kind: "nar-frames"; id: number; batch: number; ask: number; data: Uint8Array; lengths: number[]; fileHashes: string[]; byCutter?: true }
+  /** a `sha256-data` piece was hashed (flow control): moved back, to be filled again */
+  | { kind: "sha256-took"; id: number; piece: Uint8Array }
+  /** hex SHA-256 and byte count (a `sha256-digest`, or a `sha256-file`) */
+  | { kind: "sha256"; id: number; digest: string; size: number };
 
 /**
  * From a pass's worker to its partner: chunks of a batch, the new ones to compress, or all of a

@@ -5,10 +5,7 @@
 // makes the object visible only at the end). The staged file goes once the narinfo is answered,
 // except after a 5xx: Nix retries the narinfo then, and needs the NAR still there. The file's
 // name is remembered: the pushing Nix will ask for it again (served-files.ts).
-import { createHash } from "node:crypto";
 import { basename } from "node:path";
-import { pipeline } from "node:stream/promises";
-import { Writable } from "node:stream";
 import { decodeNixFile, nixFileCompression, NixFileDecodeError } from "../../compression/nix-file.ts";
 import type { Db } from "../../db/connect.ts";
 import { getNar } from "../../db/queries/nars.ts";
@@ -21,6 +18,7 @@ import { NixHash } from "../../nix/hash.ts";
 import { NarInfoError, parseNarInfo, type NarInfo } from "../../nix/narinfo.ts";
 import { storeDirOf } from "../../nix/store-path.ts";
 import { NarStaging, reapStagedNars, STAGED_NAR_RE, StagedNarTooLargeError, StagingFullError, type StagedFile } from "../../storage/staging.ts";
+import { sha256OfFile } from "../../workers/sha256.ts";
 import type { Config } from "../config/types.ts";
 import { narTooLarge, requestError, ServerError, stagingFull } from "../errors.ts";
 import { BodyReader } from "../upload/body.ts";
@@ -87,7 +85,7 @@ export class NixPush {
     if (!staged) return this.commitKnownFile(cache, hash, narinfo, fileName, sub);
     let keep = false;
     try {
-      await checkFile(staged, narinfo, this.staging);
+      await checkFile(staged, narinfo);
       const file = this.staging.open(staged);
       const decoded = decodeNixFile(compression, file);
       try {
@@ -150,15 +148,14 @@ function parseChecked(text: string, hash: string, storeDir: string): NarInfo {
   return narinfo;
 }
 
-/** FileSize and FileHash of the narinfo against the staged file (hashing it costs little beside decoding it). */
-async function checkFile(staged: StagedFile, narinfo: NarInfo, staging: NarStaging): Promise<void> {
+/** FileSize and FileHash of the narinfo against the staged file (hashed by a worker of the pool, which reads the file itself). */
+async function checkFile(staged: StagedFile, narinfo: NarInfo): Promise<void> {
   if (narinfo.fileSize !== undefined && narinfo.fileSize !== staged.size) {
     throw requestError(`FileSize ${narinfo.fileSize} does not match the NAR file pushed (${staged.size} bytes)`);
   }
   if (narinfo.fileHash === undefined) return;
   const expected = NixHash.parse(narinfo.fileHash);
   if (expected.algo !== "sha256") throw requestError("FileHash must be a sha256 hash");
-  const h = createHash("sha256");
-  await pipeline(staging.open(staged), new Writable({ write: (piece: Buffer, _e, cb) => (h.update(piece), cb()) }));
-  if (!NixHash.fromDigest("sha256", h.digest()).equals(expected)) throw requestError("FileHash does not match the NAR file pushed");
+  const { digest } = await sha256OfFile(staged.path);
+  if (!NixHash.fromDigest("sha256", digest).equals(expected)) throw requestError("FileHash does not match the NAR file pushed");
 }

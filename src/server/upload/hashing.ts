@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { NixHash } from "../../nix/hash.ts";
+import { sha256OfStream } from "../../workers/sha256.ts";
 
 /** Pass-through that counts bytes (and optionally hashes them: the compressed file's hash). */
 export class ByteCounter extends Transform {
@@ -26,13 +27,8 @@ export class ByteCounter extends Transform {
   }
 }
 
-/** SHA-256 and length of a whole stream (proof of possession). */
+/** SHA-256 and length of a whole stream (proof of possession), hashed on the worker pool. */
 export async function hashStream(source: AsyncIterable<Buffer>): Promise<{ hash: NixHash; size: number }> {
-  const h = createHash("sha256");
-  let size = 0;
-  for await (const piece of source) {
-    h.update(piece);
-    size += piece.length;
-  }
-  return { hash: NixHash.fromDigest("sha256", h.digest()), size };
+  const { digest, size } = await sha256OfStream(source);
+  return { hash: NixHash.fromDigest("sha256", digest), size };
 }

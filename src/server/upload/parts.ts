@@ -3,12 +3,13 @@
 // early waits in a file (at most STAGED_AHEAD parts ahead, so staging stays bounded) and follows
 // when its turn comes. A part cut off mid-way keeps what it gave: the resent part's first bytes
 // are checked against them (sha256) and only the rest is fed. Every part received whole is
-// remembered by its sha256, so a resend is answered without feeding anything twice.
-import { createHash, type Hash } from "node:crypto";
+// remembered by its sha256, so a resend is answered without feeding anything twice. The hashes
+// run on the worker pool (workers/sha256.ts), never on this thread.
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { PoolSha256 } from "../../workers/sha256.ts";
 import { requestError } from "../errors.ts";
 
 /** Parts accepted ahead of the one being fed; further ones wait for their turn to come closer. */
@@ -39,7 +40,7 @@ export class PartStream {
   #next = 0;
   /** bytes of part #next already fed, and their hash */
   #offset = 0;
-  #prefix: Hash = createHash("sha256");
+  #prefix = new PoolSha256();
   readonly #staged = new Map<number, string>();
   readonly #busy = new Set<number>();
   #feeder: Feeder | null = null;
@@ -81,6 +82,7 @@ export class PartStream {
   /** Stop: the NAR stream and every waiting part fail with `err`; staged parts are removed. */
   async fail(err: Error): Promise<void> {
     this.#failure ??= err;
+    this.#prefix.close();
     this.#feeder?.settle(err);
     this.#notify();
     await rm(this.plan.stagingDir, { recursive: true, force: true });
@@ -136,6 +138,8 @@ export class PartStream {
         } catch (err) {
           // the request failed (cut off, wrong bytes): it answers for itself; wait for a resend
           outcome = err;
+          // unless the fed bytes' hash is lost (its worker died): no resend can be checked, the session fails
+          if (this.#prefix.broken && !this.#failure) void this.fail(err as Error);
         } finally {
           feeder.settle(outcome);
           if (this.#feeder === feeder) this.#feeder = null;
@@ -150,31 +154,36 @@ export class PartStream {
   async *#feedPieces(feeder: Feeder): AsyncGenerator<Buffer> {
     const expected = this.partSize(feeder.seq);
     let skip = this.#offset;
-    const check = skip > 0 ? createHash("sha256") : null;
+    const check = skip > 0 ? new PoolSha256() : null;
     let got = 0;
-    for await (const raw of detached(feeder.body)) {
-      this.#throwIfFailed();
-      this.lastActivity = Date.now();
-      this.#onBytes(raw.length);
-      got += raw.length;
-      if (got > expected) throw requestError(`Part ${feeder.seq} is larger than its size of ${expected} bytes`);
-      let piece = raw;
-      if (skip > 0) {
-        const n = Math.min(skip, piece.length);
-        check!.update(piece.subarray(0, n));
-        skip -= n;
-        piece = piece.subarray(n);
-        if (skip === 0 && !check!.digest().equals(this.#prefix.copy().digest())) {
-          throw requestError(`Part ${feeder.seq} was resent with different bytes`);
+    try {
+      for await (const raw of detached(feeder.body)) {
+        this.#throwIfFailed();
+        this.lastActivity = Date.now();
+        this.#onBytes(raw.length);
+        got += raw.length;
+        if (got > expected) throw requestError(`Part ${feeder.seq} is larger than its size of ${expected} bytes`);
+        let piece = raw;
+        if (skip > 0) {
+          const n = Math.min(skip, piece.length);
+          await check!.update(piece.subarray(0, n));
+          skip -= n;
+          piece = piece.subarray(n);
+          if (skip === 0) {
+            const [resent, fed] = await Promise.all([check!.digest(), this.#prefix.peek()]);
+            if (!resent.digest.equals(fed)) throw requestError(`Part ${feeder.seq} was resent with different bytes`);
+          }
+          if (piece.length === 0) continue;
         }
-        if (piece.length === 0) continue;
+        await this.#prefix.update(piece);
+        this.#offset += piece.length;
+        yield piece;
       }
-      this.#prefix.update(piece);
-      this.#offset += piece.length;
-      yield piece;
+    } finally {
+      check?.close();
     }
     if (got < expected) throw requestError(`Part ${feeder.seq} is shorter than its size of ${expected} bytes`);
-    this.#hashes.set(this.#prefix.digest(), feeder.seq * 32);
+    this.#hashes.set((await this.#prefix.digest()).digest, feeder.seq * 32);
     this.#received[feeder.seq] = 1;
     this.#advance();
   }
@@ -211,20 +220,22 @@ export class PartStream {
     this.#busy.add(seq);
     const file = join(this.plan.stagingDir, `${seq}.part`);
     const temp = `${file}.tmp`;
+    const hash = new PoolSha256();
     try {
       await mkdir(this.plan.stagingDir, { recursive: true });
-      const hash = createHash("sha256");
       const size = await this.#measured(seq, body, hash, (pieces) => pipeline(pieces, createWriteStream(temp)));
       if (size < this.partSize(seq)) throw requestError(`Part ${seq} is shorter than its size of ${this.partSize(seq)} bytes`);
+      const { digest } = await hash.digest();
       this.#throwIfFailed();
       await rename(temp, file);
-      this.#hashes.set(hash.digest(), seq * 32);
+      this.#hashes.set(digest, seq * 32);
       this.#staged.set(seq, file);
       this.#received[seq] = 1;
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
     } finally {
+      hash.close();
       this.#busy.delete(seq);
       this.#notify();
     }
@@ -232,17 +243,21 @@ export class PartStream {
 
   /** A part received before: the same bytes are fine (a retry), others are refused. */
   async #compare(seq: number, body: AsyncIterable<Buffer>): Promise<void> {
-    const hash = createHash("sha256");
-    const size = await this.#measured(seq, body, hash, async (pieces) => {
-      for await (const _ of pieces);
-    });
-    if (size !== this.partSize(seq) || !hash.digest().equals(this.#hashes.subarray(seq * 32, seq * 32 + 32))) {
-      throw requestError(`Part ${seq} was already received with different bytes`);
+    const hash = new PoolSha256();
+    try {
+      const size = await this.#measured(seq, body, hash, async (pieces) => {
+        for await (const _ of pieces);
+      });
+      if (size !== this.partSize(seq) || !(await hash.digest()).digest.equals(this.#hashes.subarray(seq * 32, seq * 32 + 32))) {
+        throw requestError(`Part ${seq} was already received with different bytes`);
+      }
+    } finally {
+      hash.close();
     }
   }
 
   /** Run `sink` over the body, hashing and counting it, refusing more than the part's size. */
-  async #measured(seq: number, body: AsyncIterable<Buffer>, hash: Hash, sink: (pieces: AsyncIterable<Buffer>) => Promise<unknown>): Promise<number> {
+  async #measured(seq: number, body: AsyncIterable<Buffer>, hash: PoolSha256, sink: (pieces: AsyncIterable<Buffer>) => Promise<unknown>): Promise<number> {
     const expected = this.partSize(seq);
     let size = 0;
     const counted = async function* (this: PartStream): AsyncGenerator<Buffer> {
@@ -251,7 +266,7 @@ export class PartStream {
         this.#onBytes(piece.length);
         size += piece.length;
         if (size > expected) throw requestError(`Part ${seq} is larger than its size of ${expected} bytes`);
-        hash.update(piece);
+        await hash.update(piece);
         yield piece;
       }
     }.call(this);
@@ -262,7 +277,8 @@ export class PartStream {
   #advance(): void {
     this.#next++;
     this.#offset = 0;
-    this.#prefix = createHash("sha256");
+    this.#prefix.close();
+    this.#prefix = new PoolSha256();
     this.#notify();
   }
 
