@@ -15,6 +15,7 @@ import { PackWriter, type Placement } from "../../storage/packs.ts";
 import { holdChunk, markPackedChunksValid, type PackedChunk } from "../../db/queries/packs.ts";
 import { leasedPackHooks } from "./pack-leases.ts";
 import type { ChunkBatch, StoredFrame } from "./nar-pass.ts";
+import { release as releaseMoved } from "../../util/moved.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
 export const BUSY_WINDOW_MS = 120_000;
@@ -167,6 +168,8 @@ export class ChunkStore {
     } finally {
       turn.done();
     }
+    // copied or written by the pack writer: the buffer they came in from a worker is freed now
+    releaseMoved(frames.map((f) => f.frame));
     const group = new PackedGroup();
     frames.forEach((f, j) => {
       const p = placements[j]!;
@@ -333,11 +336,13 @@ export class ChunkStore {
     if (fresh.length === 0) return [];
     const stored = await frames(fresh.map((f) => f.i));
     await putAll(this.storage, fresh.map((f, j) => ({ remoteFile: f.remoteFile, data: stored[j]!.frame })), signal);
-    return fresh.map((f, j) => {
+    const valid = fresh.map((f, j) => {
       const fileSize = stored[j]!.frame.length;
       results[f.i] = { id: f.id, fileSize, deduplicated: false };
       return { id: f.id, fileHash: stored[j]!.fileHash, fileSize };
     });
+    releaseMoved(stored.map((s) => s.frame));
+    return valid;
   }
 
   /**
