@@ -40,10 +40,10 @@ const MAX_SEALING = 2;
 
 /**
  * A buffering writer whose driver can stream an object (`openWrite`) holds at most this many bytes
- * of the open pack before it starts the object and streams the rest (S3's part size: smaller packs
- * go with one put, as a streamed object of one part would).
+ * of the open pack before it starts the object and streams the rest (S3's streamed part size:
+ * smaller packs go with one put, as a streamed object of one part would).
  */
-const STREAM_AFTER = 8 * 2 ** 20;
+const STREAM_AFTER = 5 * 2 ** 20;
 
 interface Pack {
   id: number;
