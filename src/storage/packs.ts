@@ -40,10 +40,10 @@ const MAX_SEALING = 2;
 
 /**
  * A buffering writer whose driver can stream an object (`openWrite`) holds at most this many bytes
- * of the open pack before it starts the object and streams the rest (S3's part size: smaller packs
- * go with one put, as a streamed object of one part would).
+ * of the open pack before it starts the object and streams the rest (S3's streamed part size:
+ * smaller packs go with one put, as a streamed object of one part would).
  */
-const STREAM_AFTER = 8 * 2 ** 20;
+const STREAM_AFTER = 5 * 2 ** 20;
 
 interface Pack {
   id: number;
@@ -53,9 +53,12 @@ interface Pack {
   chunks: number;
   /** appendable: the file; buffering: null */
   file: AppendFile | null;
-  /** buffering: frames held until the pack is stored or streamed */
-  frames: Uint8Array[];
-  /** buffering, past STREAM_AFTER: the object being streamed (frames is then empty) */
+  /**
+   * buffering: the pack's bytes so far (`size` of them), copied in, held until the pack is stored
+   * or streamed (a copy, so the caller's buffers are free once `append` resolves)
+   */
+  held: Buffer | null;
+  /** buffering, past STREAM_AFTER: the object being streamed (held is then null) */
   writer: ObjectWriter | null;
   /** bytes known durable */
   synced: number;
@@ -88,7 +91,7 @@ export class PackWriter {
   /**
    * Append frames back to back, in order. They land contiguous in one pack when they fit (a
    * frame larger than the pack size gets a pack of its own). Resolves once they are written (not
-   * yet durable: see `durable`).
+   * yet durable: see `durable`); the frames are then copied or written, and no longer read.
    */
   append(frames: readonly Uint8Array[]): Promise<Placement[]> {
     const run = this.tail.then(() => this.appendNow(frames));
@@ -133,7 +136,7 @@ export class PackWriter {
       } catch (err) {
         pack.failed ??= err as Error;
         if (this.current === pack) this.current = null;
-        pack.frames = [];
+        pack.held = null;
         await pack.writer?.abort().catch(() => {});
         await this.discardIfUnused(pack);
         throw err;
@@ -146,8 +149,9 @@ export class PackWriter {
   }
 
   /**
-   * A buffering pack takes frames: held, or written to its streamed object (started once the pack
-   * grows past STREAM_AFTER; the driver copies them, so the caller's buffers are not retained).
+   * A buffering pack takes frames: copied into its held bytes, or written to its streamed object
+   * (started once the pack grows past STREAM_AFTER; the driver copies them). Either way the
+   * caller's buffers are not retained.
    */
   private async hold(pack: Pack, frames: readonly Uint8Array[], end: number): Promise<void> {
     if (!pack.writer && this.storage.openWrite && end > STREAM_AFTER) {
@@ -155,15 +159,32 @@ export class PackWriter {
       // (a pack still completing would double them)
       while (this.streamed.size > 0) await Promise.race(this.streamed).catch(() => {});
       pack.writer = this.storage.openWrite(pack.remoteFile);
-      const held = pack.frames;
-      pack.frames = [];
-      for (const f of held) await pack.writer.write(f);
+      const held = pack.held;
+      pack.held = null;
+      if (held) {
+        await pack.writer.write(held.subarray(0, pack.size));
+        free(held);
+      }
     }
-    if (!pack.writer) {
-      pack.frames.push(...frames);
+    if (pack.writer) {
+      for (const f of frames) await pack.writer.write(f);
       return;
     }
-    for (const f of frames) await pack.writer.write(f);
+    let at = pack.size;
+    if (!pack.held || pack.held.length < end) {
+      // grown by doubling (a small pack, one upload's few chunks, holds little), up to what streams
+      const limit = this.storage.openWrite ? STREAM_AFTER : this.packSize;
+      const grown = Buffer.allocUnsafeSlow(Math.max(end, Math.min(2 * (pack.held?.length ?? 0), limit), 64 * 1024));
+      if (pack.held) {
+        pack.held.copy(grown, 0, 0, pack.size);
+        free(pack.held);
+      }
+      pack.held = grown;
+    }
+    for (const f of frames) {
+      pack.held.set(f, at);
+      at += f.byteLength;
+    }
   }
 
   private async openPack(): Promise<Pack> {
@@ -173,7 +194,7 @@ export class PackWriter {
     const { remoteFile, remoteFileId } = this.storage.remoteFileFor(newPackKey());
     const id = await this.hooks.open({ remoteFile, remoteFileId });
     const file = this.storage.openAppend ? await this.storage.openAppend(remoteFile) : null;
-    const pack: Pack = { id, remoteFile, size: 0, chunks: 0, file, frames: [], writer: null, synced: 0, syncing: null, sealing: null, failed: null };
+    const pack: Pack = { id, remoteFile, size: 0, chunks: 0, file, held: null, writer: null, synced: 0, syncing: null, sealing: null, failed: null };
     this.current = pack;
     return pack;
   }
@@ -211,12 +232,11 @@ export class PackWriter {
         await pack.writer.finish();
         pack.synced = pack.size;
       } else {
-        const frames = pack.frames;
-        pack.frames = [];
-        const data = frames.length === 1 ? frames[0]! : Buffer.concat(frames, pack.size);
-        // the frames (views into the buffers uploads' batches came in) can go while the pack is stored
-        frames.length = 0;
-        await putAll(this.storage, [{ remoteFile: pack.remoteFile, data }]);
+        const held = pack.held;
+        pack.held = null;
+        await putAll(this.storage, [{ remoteFile: pack.remoteFile, data: held?.subarray(0, pack.size) ?? Buffer.alloc(0) }]);
+        // stored, and read by no one any more (on a failure a request might still be sending it)
+        if (held) free(held);
         pack.synced = pack.size;
       }
     } catch (err) {
@@ -302,6 +322,11 @@ export class PackWriter {
     await this.flush().catch(() => {});
     this.closed = true;
   }
+}
+
+/** Our own held bytes, read by no one any more: freed now rather than at V8's next collection. */
+function free(held: Buffer): void {
+  (held.buffer as ArrayBuffer).transfer(0);
 }
 
 /** What reading one chunk needs: its own object, or its pack and place in it. */

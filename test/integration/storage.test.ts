@@ -21,7 +21,7 @@ import {
   type StorageDriver,
 } from "../../src/storage/index.ts";
 import { S3Storage } from "../../src/storage/s3.ts";
-import { newPackKey } from "../../src/storage/packs.ts";
+import { newPackKey, PackWriter, type Placement } from "../../src/storage/packs.ts";
 import { startFaultProxy, type FaultProxy } from "../helpers/s3-fault-proxy.ts";
 
 const MIB = 1024 * 1024;
@@ -177,6 +177,32 @@ function conformance(backend: Backend): void {
       await assert.rejects(writer.write(Buffer.alloc(1)));
       assert.equal(await d.has(remoteFile), false);
       assert.deepEqual(await backend.leftovers(), []);
+    });
+
+    test("a pack writer on the driver no longer reads an append's frames once it resolves: their buffers may be freed at once (held, streamed or appended)", async () => {
+      const d = backend.driver();
+      const packs: RemoteFile[] = [];
+      const hooks = { open: async (p: { remoteFile: RemoteFile }) => packs.push(p.remoteFile) - 1, sealed: async () => {}, discarded: async () => {} };
+      const writer = new PackWriter(d, hooks, { packSize: 16 * MIB });
+      // a big pack (on S3: held, then streamed past its first part) and a small one (one put)
+      for (const [appends, size] of [[12, 400_000], [3, 1000]] as const) {
+        const expected: Buffer[] = [];
+        const placements: Placement[] = [];
+        for (let i = 0; i < appends; i++) {
+          const batch = new Uint8Array(2 * size);
+          batch.set(randomBytes(batch.length));
+          expected.push(Buffer.from(batch));
+          placements.push(...(await writer.append([batch.subarray(0, size), batch.subarray(size)])));
+          // what the upload path does with a batch's frames moved in from a worker
+          batch.buffer.transfer(0);
+        }
+        await writer.durable(placements);
+        const first = placements[0]!;
+        assert.ok(placements.every((p) => p.packId === first.packId), "one pack");
+        const stored = await readAll(await d.getRange(packs[first.packId]!, first.offset, appends * 2 * size));
+        assert.ok(stored.equals(Buffer.concat(expected)), `${appends} appends of ${2 * size} bytes`);
+      }
+      await writer.close();
     });
 
     test("empty put/get round trip", async () => {
@@ -525,10 +551,11 @@ describe("s3 specifics", () => {
     const d = s3.driver!;
     const mark = s3.proxy!.seen.length;
     const { remoteFile } = d.remoteFileFor(newPackKey());
-    const data = randomBytes(16 * MIB);
+    // openWrite's parts are 5 MiB (streamPartSize)
+    const data = randomBytes(10 * MIB);
     const writer = d.openWrite(remoteFile);
     for (let at = 0; at < data.length; at += MIB) await writer.write(data.subarray(at, at + MIB));
-    assert.deepEqual(await writer.finish(), { size: 16 * MIB });
+    assert.deepEqual(await writer.finish(), { size: 10 * MIB });
     const parts = seenSince(mark).filter((r) => r.method === "PUT" && r.url.includes("partNumber="));
     assert.equal(parts.length, 2);
     assert.ok((await readAll(await d.get(remoteFile))).equals(data));

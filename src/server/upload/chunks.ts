@@ -12,9 +12,10 @@ import { newChunkKey, newChunkKeys, putAll } from "../../storage/index.ts";
 import { remoteFileId } from "../../storage/remote-file.ts";
 import type { RemoteFile, StorageDriver } from "../../storage/types.ts";
 import { PackWriter, type Placement } from "../../storage/packs.ts";
-import { holdChunk, markPackedChunksValid, type PackedChunk } from "../../db/queries/packs.ts";
+import { holdChunk, markPackedSlicesValid, type PackedChunks } from "../../db/queries/packs.ts";
 import { leasedPackHooks } from "./pack-leases.ts";
 import type { ChunkBatch, StoredFrame } from "./nar-pass.ts";
+import { release as releaseMoved } from "../../util/moved.ts";
 
 /** a pending NAR or chunk younger than this is being written by another upload: wait for it */
 export const BUSY_WINDOW_MS = 120_000;
@@ -36,20 +37,73 @@ export interface BatchLink {
 }
 
 /**
- * Chunks appended to a pack together (docs/packs.md): their rows are still pending; they turn
- * valid together, once their bytes are durable, when an upload that uses them commits.
+ * Chunks appended to a pack together (docs/packs.md), one append: their rows are still pending;
+ * they turn valid together, once their bytes are durable, when an upload that uses them commits.
+ * Kept in columns, not an object per chunk: an upload keeps every chunk it appended until it
+ * commits, some 16,000 per GiB of new NAR (objects, placements and hash strings per chunk were
+ * about 10 MiB of the main heap per GiB).
  */
+const SHA256_HEX = /^sha256:[0-9a-f]{64}$/;
+
 export class PackedGroup {
-  readonly entries: { chunk: PackedChunk; placement: Placement; key: string }[] = [];
+  /** where the frames lie: back to back in one pack from `placement.offset`, `placement.length` bytes in all */
+  readonly placement: Placement;
+  readonly ids: readonly number[];
+  /** each frame's stored size */
+  readonly lengths: readonly number[];
+  /** each frame's SHA-256, 32 bytes each (the typed hex strings, should one not be `sha256:<hex>`) */
+  private readonly fileHashes: Buffer | readonly string[];
+  /** the key others join each chunk by (`appended`), or null (a whole NAR: nobody joins it) */
+  readonly keys: readonly (string | null)[];
   /** set once a commit took the group: resolves when its rows are valid */
   marking: Promise<void> | null = null;
+
+  constructor(frames: readonly { id: number; key: string | null; fileHash: string }[], placements: readonly Placement[]) {
+    const first = placements[0]!;
+    const last = placements[placements.length - 1]!;
+    this.placement = { packId: first.packId, offset: first.offset, length: last.offset + last.length - first.offset, pack: first.pack };
+    this.ids = frames.map((f) => f.id);
+    this.lengths = placements.map((p) => p.length);
+    this.keys = frames.map((f) => f.key);
+    if (frames.every((f) => SHA256_HEX.test(f.fileHash))) {
+      const bytes = Buffer.allocUnsafeSlow(32 * frames.length);
+      frames.forEach((f, i) => bytes.write(f.fileHash.slice(7), 32 * i, 32, "hex"));
+      this.fileHashes = bytes;
+    } else {
+      this.fileHashes = frames.map((f) => f.fileHash);
+    }
+  }
+
+  /** The chunk rows to mark valid, appended to `into`'s columns. */
+  addTo(into: PackedChunks): void {
+    let offset = this.placement.offset;
+    this.ids.forEach((id, i) => {
+      const length = this.lengths[i]!;
+      into.ids.push(id);
+      const hashes = this.fileHashes;
+      into.fileHashes.push(Buffer.isBuffer(hashes) ? `sha256:${hashes.toString("hex", 32 * i, 32 * i + 32)}` : hashes[i]!);
+      into.fileSizes.push(length);
+      into.packIds.push(this.placement.packId);
+      into.packOffsets.push(offset);
+      offset += length;
+    });
+  }
 }
 
-/** A chunk appended by an upload in this process, which others may join before it is valid. */
-interface Joinable {
-  id: number;
-  fileSize: number;
-  group: PackedGroup;
+/** Rows to mark valid per statement (markPackedSlicesValid). */
+const MARK_SLICE = 2048;
+
+/** The groups' chunk rows, in slices of about MARK_SLICE, each built when asked for. */
+function* slicesOf(groups: readonly PackedGroup[]): Generator<PackedChunks> {
+  let rows: PackedChunks = { ids: [], fileHashes: [], fileSizes: [], packIds: [], packOffsets: [] };
+  for (const g of groups) {
+    g.addTo(rows);
+    if (rows.ids.length >= MARK_SLICE) {
+      yield rows;
+      rows = { ids: [], fileHashes: [], fileSizes: [], packIds: [], packOffsets: [] };
+    }
+  }
+  if (rows.ids.length > 0) yield rows;
 }
 
 /** A chunk a batch's claim created: its index in the batch, its row and file, whether the claim linked it. */
@@ -94,8 +148,8 @@ export class ChunkStore {
   private readonly compression: { type: CompressionType; level: number; narinfoName: string };
   /** the atticd's pack writer, shared by every upload; null: one object per chunk (upstream's layout) */
   private readonly packs: PackWriter | null;
-  /** packed chunks not yet valid, by hash: other uploads (and repeats) join them instead of waiting */
-  private readonly appended = new Map<string, Joinable>();
+  /** packed chunks not yet valid, by key, with the group they are in: other uploads (and repeats) join them instead of waiting */
+  private readonly appended = new Map<string, PackedGroup>();
   /** per upload (its CreatedChunks): the groups its chunks are in, and its chain of appends (NAR order) */
   private readonly groups = new WeakMap<CreatedChunks, Set<PackedGroup>>();
   private readonly appendChain = new WeakMap<CreatedChunks, Promise<void>>();
@@ -135,14 +189,13 @@ export class ChunkStore {
     if (groups.length === 0) return;
     const todo = groups.filter((g) => g.marking === null);
     if (todo.length > 0) {
-      const entries = todo.flatMap((g) => g.entries);
       const marking = (async () => {
-        await this.packs!.durable(entries.map((e) => e.placement));
-        await markPackedChunksValid(this.db, entries.map((e) => e.chunk));
+        await this.packs!.durable(todo.map((g) => g.placement));
+        await markPackedSlicesValid(this.db, () => slicesOf(todo));
       })();
       for (const g of todo) g.marking = marking;
       const forget = () => {
-        for (const e of entries) if (this.appended.get(e.key)?.id === e.chunk.id) this.appended.delete(e.key);
+        for (const g of todo) for (const key of g.keys) if (key !== null && this.appended.get(key) === g) this.appended.delete(key);
       };
       marking.then(forget, forget);
     }
@@ -183,13 +236,10 @@ export class ChunkStore {
     } finally {
       turn.done();
     }
-    const group = new PackedGroup();
-    frames.forEach((f, j) => {
-      const p = placements[j]!;
-      const key = f.key ?? "";
-      group.entries.push({ chunk: { id: f.id, fileHash: f.fileHash, fileSize: p.length, packId: p.packId, packOffset: p.offset }, placement: p, key });
-      if (f.key !== null) this.appended.set(f.key, { id: f.id, fileSize: p.length, group });
-    });
+    // copied or written by the pack writer: the buffer they came in from a worker is freed now
+    releaseMoved(frames.map((f) => f.frame));
+    const group = new PackedGroup(frames, placements);
+    for (const key of group.keys) if (key !== null) this.appended.set(key, group);
     this.usedBy(created).add(group);
     return { group, fileSizes: placements.map((p) => p.length) };
   }
@@ -209,14 +259,16 @@ export class ChunkStore {
 
   /** Join a packed chunk another upload of this process appended: held by id, valid with its group. */
   private async joinPacked(key: string, created: CreatedChunks): Promise<HeldChunk | null> {
-    const joinable = this.appended.get(key);
-    if (!joinable) return null;
-    if (!(await holdChunk(this.db, joinable.id))) {
-      if (this.appended.get(key) === joinable) this.appended.delete(key);
+    const group = this.appended.get(key);
+    if (!group) return null;
+    const i = group.keys.indexOf(key);
+    const id = group.ids[i]!;
+    if (!(await holdChunk(this.db, id))) {
+      if (this.appended.get(key) === group) this.appended.delete(key);
       return null;
     }
-    this.usedBy(created).add(joinable.group);
-    return { id: joinable.id, fileSize: joinable.fileSize, deduplicated: true };
+    this.usedBy(created).add(group);
+    return { id, fileSize: group.lengths[i]!, deduplicated: true };
   }
 
   /**
@@ -361,11 +413,13 @@ export class ChunkStore {
     if (fresh.length === 0) return [];
     const stored = await frames(fresh.map((f) => f.i));
     await putAll(this.storage, fresh.map((f, j) => ({ remoteFile: f.remoteFile, data: stored[j]!.frame })), signal);
-    return fresh.map((f, j) => {
+    const valid = fresh.map((f, j) => {
       const fileSize = stored[j]!.frame.length;
       results[f.i] = { id: f.id, fileSize, deduplicated: false, linked: f.linked };
       return { id: f.id, fileHash: stored[j]!.fileHash, fileSize };
     });
+    releaseMoved(stored.map((s) => s.frame));
+    return valid;
   }
 
   /**

@@ -15,6 +15,7 @@ import { NarError } from "../../nix/nar/parser.ts";
 import { workerPool, type Job } from "../../workers/pool.ts";
 import type { ChunkBatch, FromWorker, NarPassOptions } from "../../workers/protocol.ts";
 import { newRing, RingLayout, ringSize, type Ring } from "../../workers/ring.ts";
+import { adopt } from "../../util/moved.ts";
 
 const PIECES_IN_FLIGHT = 4;
 const QUEUED = 4;
@@ -232,6 +233,8 @@ export class NarPassSession {
       this.asked.delete(msg.ask);
       // one buffer for the batch: each frame a view into it
       const data = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+      // freed as soon as its frames are stored (ChunkStore), not at the next collection
+      adopt(data.buffer);
       let at = 0;
       waiter.resolve(
         msg.lengths.map((n, i) => {
