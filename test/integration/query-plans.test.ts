@@ -57,6 +57,9 @@ test("the statements of an upload's chunk batches have one text whatever the bat
         const ids = claims.map((c) => (c.kind === "found" ? c.chunk.id : (c as { id: number }).id));
         await markPackedChunksValid(db, ids.slice(1).map((id, i) => ({ id, fileHash: sha(), fileSize: 5, packId, packOffset: 5 * i })));
         await linkChunks(db, narId, ids.map((chunkId, seq) => ({ seq, chunkId })));
+        // and claimed with their links in one transaction, as uploads claim (one found, n - 1 created)
+        const linked = [chunkRow(oldHash), ...Array.from({ length: n - 1 }, () => chunkRow())];
+        await claimChunks(db, linked, new Date(Date.now() - 60_000), { narId, seqs: linked.map((_, i) => n + i) });
         size = 0;
       }
       // n = 1 creates nothing, so it runs fewer statements; each text it runs is one of the others'
