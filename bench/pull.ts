@@ -14,7 +14,8 @@
 // to serve its NAR once (docs/packs.md).
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -67,6 +68,13 @@ async function nixPull(work: string, cacheUrl: string, storePath: string): Promi
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   rmSync(dir, { recursive: true, force: true });
   return seconds;
+}
+
+/** A process's resident set (VmRSS, MiB) and thread count now. */
+function restingState(pid: number): string {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
+  return `RSS ${(field("VmRSS") / 1024).toFixed(1)} MiB, ${field("Threads")} threads`;
 }
 
 function requestsSince(before: Record<string, number>, now: Record<string, number>): Record<string, number> {
@@ -148,6 +156,9 @@ try {
     }
   }
   for (const server of servers) console.log(`${server.url}: peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`);
+  // at rest after the runs: the pool's workers (spawned by the push and the pulls) are still there
+  await sleep(3000);
+  for (const server of servers) console.log(`${server.url}: at rest 3 s after the last request: ${restingState(server.proc.child.pid!)}`);
 
   console.log("\nratio to nginx, per run (higher is better: speed ours/nginx, time nginx/ours)");
   for (const c of cases) {
