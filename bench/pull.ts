@@ -8,7 +8,9 @@
 //
 //   node bench/pull.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--runs 2] [--level 3]
 //                      [--only curl|nix] [--cpu-prof DIR]   (--cpu-prof: atticd writes a profile there on exit)
-//                      [--storage-extra "packs = false"]
+//                      [--storage-extra "packs = false"] [--restart]
+// --restart: atticd is restarted after the push, so the pulls (and the RSS at rest printed at the
+// end) are those of a process that has only served.
 // Printed too, per backend: the S3 requests (by method, counted at a proxy in front of the S3
 // server) and the files written under the storage folder to push the path, and the S3 requests
 // to serve its NAR once (docs/packs.md).
@@ -33,6 +35,7 @@ const { values } = parseArgs({
     "cpu-prof": { type: "string" },
     /** extra `[storage]` lines for atticd, e.g. "packs = false" (upstream's one object per chunk) */
     "storage-extra": { type: "string", default: "" },
+    restart: { type: "boolean", default: false },
   },
 });
 const MB = 1e6;
@@ -120,6 +123,7 @@ try {
     const beforePush = server.s3Requests();
     await server.push("pub", info);
     const pushed = requestsSince(beforePush, server.s3Requests());
+    if (values.restart) await server.restart();
     const cacheUrl = `${server.url}/pub`;
     const narUrl = await narUrlOf(cacheUrl, hash);
     const beforeServe = server.s3Requests();

@@ -5,6 +5,8 @@
 // worker of the process's pool (workers/pool.ts) as one job; the worker opens, reads and closes
 // each file with synchronous calls (workers/read-files.ts) and sends the buffers back in one
 // message, moved rather than copied. A cold page cache blocks that worker, never the event loop.
+// Reads spawn a worker only when the pool has none: a download keeps one worker busy at most
+// (the reader's own single worker measured as fast as two), and a worker is an isolate's memory.
 // A worker that dies fails the reads it had, and only those (the pool replaces it).
 import { workerPool } from "../workers/pool.ts";
 import type { FileReadAnswer } from "../workers/protocol.ts";
@@ -69,7 +71,8 @@ export class LocalReader {
   private send(batch: Pending[]): void {
     const files = batch.map(({ path, size }) => ({ path, size }));
     workerPool()
-      .request((id) => ({ kind: "read-files", id, files }))
+      // light: reads share a busy worker rather than spawn another isolate (workers/pool.ts)
+      .request((id) => ({ kind: "read-files", id, files }), [], { light: true })
       .then((answer) => {
         if (answer.kind !== "files") throw new Error(`file reads: ${answer.kind === "error" ? answer.message : `unexpected answer ${answer.kind}`}`);
         batch.forEach((job, i) => settle(job, answer.results[i]));

@@ -1,8 +1,10 @@
 // Whole-file reads for downloads on the process's CPU worker pool (storage/local-reader.ts,
-// workers/read-files.ts): the reads asked for in one turn go to the pool as one job (64 at most),
-// a file of another size than recorded is an error naming it, a missing one keeps ENOENT, and a
-// worker that dies fails the reads it had and no others; the pool replaces it. The pool's workers
-// here are scripted (test/helpers/scripted-worker.ts): a file named `crash` or `exit` kills one.
+// workers/read-files.ts): the reads asked for in one turn go to the pool as one job (64 at most)
+// and share a busy worker rather than spawn another, a file of another size than recorded is an
+// error naming it, a missing one keeps ENOENT, and a worker that dies fails the jobs it had and no
+// others; the pool replaces it. The pool's workers here are scripted
+// (test/helpers/scripted-worker.ts): a file named `crash` or `exit` kills one, and a compress job
+// whose first byte is 0 is answered after a while.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -11,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MessagePort } from "node:worker_threads";
 import { LocalReader } from "../../../src/storage/local-reader.ts";
-import { replaceWorkerPool, WorkerPool } from "../../../src/workers/pool.ts";
+import { replaceWorkerPool, WorkerPool, type JobOptions } from "../../../src/workers/pool.ts";
 import type { FromWorker, ToWorker } from "../../../src/workers/protocol.ts";
 
 const SCRIPTED_WORKER = new URL("../../helpers/scripted-worker.ts", import.meta.url);
@@ -28,13 +30,13 @@ const files = Array.from({ length: 70 }, (_, i) => {
 /** A pool that counts the read jobs it is given and the files in each. */
 class CountingPool extends WorkerPool {
   readonly batches: number[] = [];
-  override request(msg: (id: number) => ToWorker, transfer?: (ArrayBuffer | MessagePort)[]): Promise<FromWorker> {
+  override request(msg: (id: number) => ToWorker, transfer?: (ArrayBuffer | MessagePort)[], options?: JobOptions): Promise<FromWorker> {
     const counted = (id: number) => {
       const m = msg(id);
       if (m.kind === "read-files") this.batches.push(m.files.length);
       return m;
     };
-    return super.request(counted, transfer);
+    return super.request(counted, transfer, options);
   }
 }
 
@@ -56,7 +58,7 @@ function outcome(p: Promise<unknown>): Promise<string> {
   );
 }
 
-test("the reads of one turn go to the pool as one job of at most 64 files, each file's bytes exactly", async () => {
+test("the reads of one turn go to the pool as one job of at most 64 files, on one worker; each file's bytes exactly", async () => {
   const pool = new CountingPool({ size: 2 });
   await withPool(pool, async () => {
     const reader = new LocalReader();
@@ -67,8 +69,15 @@ test("the reads of one turn go to the pool as one job of at most 64 files, each 
     const all = await Promise.all(files.map((f) => reader.read(f.path, f.bytes.length)));
     assert.deepEqual(pool.batches, [10, 64, 6]);
     all.forEach((b, i) => assert.ok(b.equals(files[i]!.bytes), `file ${i}`));
+    assert.equal(pool.running, 1, "two jobs of reads at once shared the one worker: no second isolate for them");
   });
 });
+
+/** Two compress jobs at once: the pool spawns both its workers (the scripted ones answer after a while). */
+async function spawnBoth(pool: WorkerPool): Promise<void> {
+  await Promise.all([0, 1].map(() => pool.request((id) => ({ kind: "compress", id, type: "zstd", level: 1, data: Uint8Array.of(0), hash: false }))));
+  assert.equal(pool.running, 2);
+}
 
 test("a file of another size than recorded is an error naming it; a missing one keeps ENOENT", async () => {
   await withPool(new WorkerPool({ size: 1 }), async () => {
@@ -90,8 +99,9 @@ for (const [how, name, message] of [
   test(`a worker that ${how} mid-read fails only its own reads; the pool goes on with a replacement`, async () => {
     const pool = new CountingPool({ size: 2, url: SCRIPTED_WORKER });
     await withPool(pool, async () => {
+      await spawnBoth(pool);
       const reader = new LocalReader();
-      // one turn: the first 64 reads (the killer among them) go to worker 1, the rest to worker 2
+      // one turn, both workers idle: the first 64 reads (the killer among them) go to worker 1, the rest to worker 2
       const reads = files.map((f, i) => (i === 5 ? reader.read(join(dir, name), 1) : reader.read(f.path, f.bytes.length)));
       const results = await Promise.all(reads.map(outcome));
       assert.deepEqual(pool.batches, [64, 6]);
@@ -100,10 +110,11 @@ for (const [how, name, message] of [
         else assert.equal(r, "resolved", `read ${i} was on the other worker`);
       }
 
-      // two jobs again: the surviving worker takes one, a new one (the pool has room) the other
+      assert.equal(pool.running, 1, "the dead worker left the pool");
       const again = await Promise.all(files.map((f) => reader.read(f.path, f.bytes.length)));
-      assert.deepEqual(pool.batches, [64, 6, 64, 6]);
       again.forEach((b, i) => assert.ok(b.equals(files[i]!.bytes), `file ${i}`));
+      await spawnBoth(pool); // and it spawns a replacement when it needs one
+      assert.ok((await reader.read(files[0]!.path, files[0]!.bytes.length)).equals(files[0]!.bytes));
     });
   });
 }
