@@ -11,6 +11,8 @@
 //                      [--storage-extra "packs = false"] [--restart]
 // --restart: atticd is restarted after the push, so the pulls (and the RSS at rest printed at the
 // end) are those of a process that has only served.
+// Beside each of atticd's figures: the CPU seconds its threads spent on the case (its warm-up
+// fetch included), by kind: main, workers (the CPU worker pool), libuv (the thread pool), V8.
 // Printed too, per backend: the S3 requests (by method, counted at a proxy in front of the S3
 // server) and the files written under the storage folder to push the path, and the S3 requests
 // to serve its NAR once (docs/packs.md).
@@ -22,6 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { addToStore, nix, NIX_ENV, NIX_OPTS, startBenchServer, type BenchServer } from "./lib/atticd.ts";
+import { threadCpuSeconds } from "./lib/cpu.ts";
 import { startNginx, type Nginx } from "./lib/nginx.ts";
 import { stopBackendServices } from "./backends.ts";
 
@@ -95,6 +98,17 @@ interface Side {
   name: string;
   cacheUrl: string;
   narUrl: string;
+  /** atticd's pid: its CPU per thread kind is printed beside each figure */
+  pid?: number;
+}
+
+/** CPU seconds per thread kind spent since `before` (kinds with at least 0.01 s). */
+function cpuSince(before: Record<string, number>, now: Record<string, number>): string {
+  const parts = Object.entries(now)
+    .map(([kind, s]) => [kind, s - (before[kind] ?? 0)] as const)
+    .filter(([, s]) => s >= 0.01)
+    .map(([kind, s]) => `${kind} ${s.toFixed(2)}`);
+  return parts.length === 0 ? "" : `   atticd CPU s: ${parts.join(", ")}`;
 }
 
 async function narUrlOf(cacheUrl: string, hash: string): Promise<string> {
@@ -133,7 +147,10 @@ try {
       `atticd ${spec}: push: S3 requests ${show(pushed)}, files under the storage folder ${server.storageFiles()}; ` +
         `serving the NAR once: S3 requests ${show(served)} (GET+HEAD ${(served.GET ?? 0) + (served.HEAD ?? 0)})`,
     );
-    sides.push({ name: `atticd ${spec}`, cacheUrl, narUrl });
+    const side: Side = { name: `atticd ${spec}`, cacheUrl, narUrl };
+    // a getter: --restart may have started another process
+    Object.defineProperty(side, "pid", { get: () => server.proc.child.pid, enumerable: true });
+    sides.push(side);
   }
 
   type Case = { name: string; unit: "MB/s" | "s"; measure(side: Side): Promise<number> };
@@ -152,10 +169,12 @@ try {
   for (let run = 1; run <= runs; run++) {
     for (const c of cases) {
       for (const side of sides) {
+        const cpuBefore = side.pid ? threadCpuSeconds(side.pid) : {};
         const value = await c.measure(side);
+        const cpu = side.pid ? cpuSince(cpuBefore, threadCpuSeconds(side.pid)) : "";
         const key = `${c.name}|${side.name}`;
         results.set(key, [...(results.get(key) ?? []), value]);
-        console.log(`run ${run}  ${c.name.padEnd(20)} ${side.name.padEnd(22)} ${value.toFixed(c.unit === "s" ? 2 : 0).padStart(7)} ${c.unit}`);
+        console.log(`run ${run}  ${c.name.padEnd(20)} ${side.name.padEnd(22)} ${value.toFixed(c.unit === "s" ? 2 : 0).padStart(7)} ${c.unit}${cpu}`);
       }
     }
   }
