@@ -13,6 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MessagePort } from "node:worker_threads";
 import { LocalReader } from "../../../src/storage/local-reader.ts";
+import { NarPassSession } from "../../../src/server/upload/nar-pass.ts";
+import { fileNar, seededBytes } from "../../helpers/nar.ts";
 import { replaceWorkerPool, WorkerPool, type JobOptions } from "../../../src/workers/pool.ts";
 import type { FromWorker, ToWorker } from "../../../src/workers/protocol.ts";
 
@@ -118,3 +120,45 @@ for (const [how, name, message] of [
     });
   });
 }
+
+test("reads and an upload's pass share the pool's workers: reads are answered while the pass runs, and the pass goes on", async (t) => {
+  const pool = new CountingPool({ size: 2 });
+  await withPool(pool, async () => {
+    const reader = new LocalReader();
+    const nar = fileNar(seededBytes(24_000_000, 5));
+    async function* pieces(): AsyncGenerator<Buffer> {
+      for (let at = 0; at < nar.length; at += 256 * 1024) yield nar.subarray(at, at + 256 * 1024);
+    }
+    // the pass takes both workers (its cutter and its partner): reads then share a busy one
+    const pass = new NarPassSession(pieces(), { chunking: { minSize: 16384, avgSize: 65536, maxSize: 262144 }, compression: { type: "zstd", level: 3 }, batchSize: 16 });
+    let passing = true;
+    let readsDuringPass = 0;
+    // reads one batch after another, as a download does, for as long as the pass runs
+    const reading = (async () => {
+      while (passing) {
+        const got = await Promise.all(files.slice(0, 32).map((f) => reader.read(f.path, f.bytes.length)));
+        got.forEach((b, i) => assert.ok(b.equals(files[i]!.bytes)));
+        if (passing) readsDuringPass++;
+      }
+    })();
+    let batches = 0;
+    try {
+      for await (const batch of pass.batches()) {
+        // every batch's chunks are new: the partner compresses them, so both workers stay busy
+        await pass.frames(batch.seq, batch.hashes.map((_, i) => i));
+        pass.release(batch.seq);
+        batches++;
+      }
+      assert.equal(pass.result().narSize, nar.length);
+    } finally {
+      passing = false;
+      pass.close();
+    }
+    await reading;
+    t.diagnostic(`${batches} batches of the pass; ${readsDuringPass} batches of 32 reads answered meanwhile`);
+    assert.equal(pool.running, 2, "no worker beyond the pass's two");
+    assert.ok(batches > 15);
+    assert.ok(readsDuringPass >= 2, `${readsDuringPass} batches of reads answered while the pass ran`);
+    assert.ok(pool.batches.length >= readsDuringPass, "the reads went to the pool");
+  });
+});
