@@ -12,7 +12,7 @@
 // --restart: atticd is restarted after the push, so the pulls (and the RSS at rest printed at the
 // end) are those of a process that has only served.
 // Beside each of atticd's figures: the CPU seconds its threads spent on the case (its warm-up
-// fetch included), by kind: main, workers (the CPU worker pool), libuv (the thread pool), V8.
+// fetch included): main, each worker of the pool, libuv (the thread pool), v8.
 // Printed too, per backend: the S3 requests (by method, counted at a proxy in front of the S3
 // server) and the files written under the storage folder to push the path, and the S3 requests
 // to serve its NAR once (docs/packs.md).
@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { addToStore, nix, NIX_ENV, NIX_OPTS, startBenchServer, type BenchServer } from "./lib/atticd.ts";
-import { threadCpuSeconds } from "./lib/cpu.ts";
+import { formatThreadCpu, threadCpu, threadCpuDelta, type ThreadCpu } from "./lib/threads.ts";
 import { startNginx, type Nginx } from "./lib/nginx.ts";
 import { stopBackendServices } from "./backends.ts";
 
@@ -102,13 +102,10 @@ interface Side {
   pid?: number;
 }
 
-/** CPU seconds per thread kind spent since `before` (kinds with at least 0.01 s). */
-function cpuSince(before: Record<string, number>, now: Record<string, number>): string {
-  const parts = Object.entries(now)
-    .map(([kind, s]) => [kind, s - (before[kind] ?? 0)] as const)
-    .filter(([, s]) => s >= 0.01)
-    .map(([kind, s]) => `${kind} ${s.toFixed(2)}`);
-  return parts.length === 0 ? "" : `   atticd CPU s: ${parts.join(", ")}`;
+/** CPU seconds atticd's threads spent since `before` (lib/threads.ts: main, each worker, libuv, v8). */
+function cpuSince(pid: number, before: ThreadCpu[]): string {
+  const { total, parts } = threadCpuDelta(pid, before, threadCpu(pid));
+  return `   atticd CPU ${total.toFixed(2)} s: ${formatThreadCpu(parts.filter(([, s]) => s >= 0.01))}`;
 }
 
 async function narUrlOf(cacheUrl: string, hash: string): Promise<string> {
@@ -169,9 +166,9 @@ try {
   for (let run = 1; run <= runs; run++) {
     for (const c of cases) {
       for (const side of sides) {
-        const cpuBefore = side.pid ? threadCpuSeconds(side.pid) : {};
+        const cpuBefore = side.pid ? threadCpu(side.pid) : [];
         const value = await c.measure(side);
-        const cpu = side.pid ? cpuSince(cpuBefore, threadCpuSeconds(side.pid)) : "";
+        const cpu = side.pid ? cpuSince(side.pid, cpuBefore) : "";
         const key = `${c.name}|${side.name}`;
         results.set(key, [...(results.get(key) ?? []), value]);
         console.log(`run ${run}  ${c.name.padEnd(20)} ${side.name.padEnd(22)} ${value.toFixed(c.unit === "s" ? 2 : 0).padStart(7)} ${c.unit}${cpu}`);

@@ -41,35 +41,3 @@ export function withChildren(pid: number): number[] {
   }
   return out;
 }
-
-/** Thread kinds of a Node process, by thread name (/proc/<pid>/task/<tid>/comm). */
-function threadKind(comm: string): string {
-  if (comm === "MainThread") return "main";
-  // the pool's workers are named attic-worker-N (workers/pool.ts); an unnamed worker is WorkerThread
-  if (comm.startsWith("attic-worker") || comm === "WorkerThread") return "workers";
-  if (comm.startsWith("libuv-worker")) return "libuv";
-  if (comm.startsWith("V8") || comm.startsWith("DelayedTask")) return "V8";
-  return "other";
-}
-
-/** CPU seconds so far of a process's live threads, summed by kind: main, workers, libuv (thread pool), V8 (GC helpers), other. */
-export function threadCpuSeconds(pid: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tasks) {
-    try {
-      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
-      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      const kind = threadKind(comm);
-      out[kind] = (out[kind] ?? 0) + (Number(f[11]) + Number(f[12])) / TICK;
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
