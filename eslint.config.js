@@ -12,7 +12,8 @@ const allowed = {
   // the CPU worker pool and what runs on it (the NAR pass): per-byte work off the main thread
   workers: ["nix", "chunking"],
   api: ["nix"],
-  storage: ["nix"],
+  // storage/local-reader.ts reads chunk files whole on the CPU worker pool
+  storage: ["nix", "workers"],
   db: [],
   token: [],
   server: ["nix", "chunking", "compression", "api", "storage", "db", "token", "gc", "cli", "workers"],

@@ -8,17 +8,23 @@
 //
 //   node bench/pull.ts [--path /usr/lib/jvm] [--backends sqlite-local,postgres-s3] [--runs 2] [--level 3]
 //                      [--only curl|nix] [--cpu-prof DIR]   (--cpu-prof: atticd writes a profile there on exit)
-//                      [--storage-extra "packs = false"]
+//                      [--storage-extra "packs = false"] [--restart]
+// --restart: atticd is restarted after the push, so the pulls (and the RSS at rest printed at the
+// end) are those of a process that has only served.
+// Beside each of atticd's figures: the CPU seconds its threads spent on the case (its warm-up
+// fetch included): main, each worker of the pool, libuv (the thread pool), v8.
 // Printed too, per backend: the S3 requests (by method, counted at a proxy in front of the S3
 // server) and the files written under the storage folder to push the path, and the S3 requests
 // to serve its NAR once (docs/packs.md).
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { addToStore, nix, NIX_ENV, NIX_OPTS, startBenchServer, type BenchServer } from "./lib/atticd.ts";
+import { formatThreadCpu, threadCpu, threadCpuDelta, type ThreadCpu } from "./lib/threads.ts";
 import { startNginx, type Nginx } from "./lib/nginx.ts";
 import { stopBackendServices } from "./backends.ts";
 
@@ -32,6 +38,7 @@ const { values } = parseArgs({
     "cpu-prof": { type: "string" },
     /** extra `[storage]` lines for atticd, e.g. "packs = false" (upstream's one object per chunk) */
     "storage-extra": { type: "string", default: "" },
+    restart: { type: "boolean", default: false },
   },
 });
 const MB = 1e6;
@@ -69,6 +76,13 @@ async function nixPull(work: string, cacheUrl: string, storePath: string): Promi
   return seconds;
 }
 
+/** A process's resident set (VmRSS, MiB) and thread count now. */
+function restingState(pid: number): string {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
+  return `RSS ${(field("VmRSS") / 1024).toFixed(1)} MiB, ${field("Threads")} threads`;
+}
+
 function requestsSince(before: Record<string, number>, now: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [method, n] of Object.entries(now)) if (n - (before[method] ?? 0) > 0) out[method] = n - (before[method] ?? 0);
@@ -84,6 +98,14 @@ interface Side {
   name: string;
   cacheUrl: string;
   narUrl: string;
+  /** atticd's pid: its CPU per thread kind is printed beside each figure */
+  pid?: number;
+}
+
+/** CPU seconds atticd's threads spent since `before` (lib/threads.ts: main, each worker, libuv, v8). */
+function cpuSince(pid: number, before: ThreadCpu[]): string {
+  const { total, parts } = threadCpuDelta(pid, before, threadCpu(pid));
+  return `   atticd CPU ${total.toFixed(2)} s: ${formatThreadCpu(parts.filter(([, s]) => s >= 0.01))}`;
 }
 
 async function narUrlOf(cacheUrl: string, hash: string): Promise<string> {
@@ -112,6 +134,7 @@ try {
     const beforePush = server.s3Requests();
     await server.push("pub", info);
     const pushed = requestsSince(beforePush, server.s3Requests());
+    if (values.restart) await server.restart();
     const cacheUrl = `${server.url}/pub`;
     const narUrl = await narUrlOf(cacheUrl, hash);
     const beforeServe = server.s3Requests();
@@ -121,7 +144,10 @@ try {
       `atticd ${spec}: push: S3 requests ${show(pushed)}, files under the storage folder ${server.storageFiles()}; ` +
         `serving the NAR once: S3 requests ${show(served)} (GET+HEAD ${(served.GET ?? 0) + (served.HEAD ?? 0)})`,
     );
-    sides.push({ name: `atticd ${spec}`, cacheUrl, narUrl });
+    const side: Side = { name: `atticd ${spec}`, cacheUrl, narUrl };
+    // a getter: --restart may have started another process
+    Object.defineProperty(side, "pid", { get: () => server.proc.child.pid, enumerable: true });
+    sides.push(side);
   }
 
   type Case = { name: string; unit: "MB/s" | "s"; measure(side: Side): Promise<number> };
@@ -140,14 +166,19 @@ try {
   for (let run = 1; run <= runs; run++) {
     for (const c of cases) {
       for (const side of sides) {
+        const cpuBefore = side.pid ? threadCpu(side.pid) : [];
         const value = await c.measure(side);
+        const cpu = side.pid ? cpuSince(side.pid, cpuBefore) : "";
         const key = `${c.name}|${side.name}`;
         results.set(key, [...(results.get(key) ?? []), value]);
-        console.log(`run ${run}  ${c.name.padEnd(20)} ${side.name.padEnd(22)} ${value.toFixed(c.unit === "s" ? 2 : 0).padStart(7)} ${c.unit}`);
+        console.log(`run ${run}  ${c.name.padEnd(20)} ${side.name.padEnd(22)} ${value.toFixed(c.unit === "s" ? 2 : 0).padStart(7)} ${c.unit}${cpu}`);
       }
     }
   }
   for (const server of servers) console.log(`${server.url}: peak RSS ${(server.proc.peakRss() / 2 ** 20).toFixed(0)} MiB`);
+  // at rest after the runs: the pool's workers (spawned by the push and the pulls) are still there
+  await sleep(3000);
+  for (const server of servers) console.log(`${server.url}: at rest 3 s after the last request: ${restingState(server.proc.child.pid!)}`);
 
   console.log("\nratio to nginx, per run (higher is better: speed ours/nginx, time nginx/ours)");
   for (const c of cases) {

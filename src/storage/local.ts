@@ -279,8 +279,8 @@ export class LocalStorage implements StorageDriver {
 
   /**
    * The whole file in one buffer, read by the batched file reader (local-reader.ts): the reads
-   * asked for in one turn of the event loop cost one message to a worker, not three thread-pool
-   * trips each.
+   * asked for in one turn of the event loop cost one message to a worker of the pool, not three
+   * thread-pool trips each.
    */
   async read(remoteFile: RemoteFile, size: number, signal?: AbortSignal): Promise<Buffer> {
     const path = this.pathOf(remoteFile);
@@ -294,10 +294,6 @@ export class LocalStorage implements StorageDriver {
 
   async has(remoteFile: RemoteFile): Promise<boolean> {
     return this.reader.exists(this.pathOf(remoteFile));
-  }
-
-  async close(): Promise<void> {
-    await this.reader.close();
   }
 
   async deleteMany(remoteFiles: RemoteFile[]): Promise<{ failed: { remoteFile: RemoteFile; error: Error }[] }> {

@@ -1,6 +1,6 @@
 // What a CPU worker of the pool (pool.ts, worker.ts) does with each message: one-shot
-// compressions, NAR passes (nar-pass.ts) and SHA-256s (sha256.ts), any number of jobs at once,
-// each keyed by its id.
+// compressions, batches of file reads (read-files.ts), NAR passes (nar-pass.ts) and SHA-256s
+// (sha256.ts), any number of jobs at once, each keyed by its id.
 // Every failure is answered on its job; a crash of the thread itself is the pool's to report (it
 // fails this worker's jobs, and only those).
 import { createHash, type Hash } from "node:crypto";
@@ -10,6 +10,7 @@ import { NarError } from "../nix/nar/parser.ts";
 import { tookIn } from "./collect.ts";
 import { compressBatch, frameCompressor } from "./frames.ts";
 import { hashBatch, NarPass, type HashDelegate } from "./nar-pass.ts";
+import { readFiles } from "./read-files.ts";
 import { ringBuffer } from "./ring.ts";
 import type { FromWorker, NarPassOptions, ToPartner, ToWorker, WireRing } from "./protocol.ts";
 
@@ -151,6 +152,11 @@ export function handle(msg: ToWorker): void {
         const out = frameCompressor(msg.type, msg.level).compress(msg.data);
         const sha256 = msg.hash ? createHash("sha256").update(out).digest("hex") : undefined;
         send({ kind: "compressed", id: msg.id, out, ...(sha256 ? { sha256 } : {}) }, [out.buffer as ArrayBuffer]);
+        return;
+      }
+      case "read-files": {
+        const { results, transfer } = readFiles(msg.files);
+        send({ kind: "files", id: msg.id, results }, transfer);
         return;
       }
       case "nar-open": {

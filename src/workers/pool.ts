@@ -1,7 +1,9 @@
-// The process's one pool of CPU worker threads (worker.ts): NAR passes of uploads and one-shot
-// compressions share it. Sized to the cores. A job is placed on the worker with the fewest jobs;
-// a worker that dies (crash or exit) fails its own jobs, and only those, and leaves the pool, so
-// the next job spawns a fresh one. Idle workers do not keep the process alive.
+// The process's one pool of CPU worker threads (worker.ts): NAR passes of uploads, one-shot
+// compressions and downloads' batches of file reads share it. Sized to the cores. A job is placed
+// on an idle worker, else a new one while there is room (a batch of reads: only if there is none),
+// else the worker with the fewest jobs. A worker that dies (crash or exit) fails its own jobs, and
+// only those, and leaves the pool, so the next job spawns a fresh one. Idle workers do not keep
+// the process alive.
 import { availableParallelism } from "node:os";
 import { Worker, type MessagePort } from "node:worker_threads";
 import type { FromWorker, ToWorker } from "./protocol.ts";
@@ -17,6 +19,18 @@ export interface JobHandler {
 }
 
 type Transfer = ArrayBuffer | MessagePort;
+
+export interface JobOptions {
+  /** a second worker shares the job (an upload's pass: see open) */
+  pair?: boolean;
+  /**
+   * a short job that mostly waits on the disk (a batch of file reads): it shares a busy worker
+   * rather than spawn one more (an isolate's memory, some 20 MiB), unless the pool has none. It
+   * waits there behind what that worker was already sent (an upload's pass keeps a few pieces
+   * in flight: milliseconds), and the pass waits for it in turn: neither starves the other.
+   */
+  light?: boolean;
+}
 
 export interface Job {
   readonly id: number;
@@ -59,9 +73,9 @@ export class WorkerPool {
    * Start a job on the least busy worker; with `pair`, a second worker shares it (an upload's
    * pass on one, its compression on the other). Either one dying fails the job.
    */
-  open(handler: JobHandler, options: { pair?: boolean } = {}): Job {
-    const slot = this.pick();
-    const partner = options.pair ? this.pick(slot) : null;
+  open(handler: JobHandler, options: JobOptions = {}): Job {
+    const slot = this.pick(options.light === true);
+    const partner = options.pair ? this.pick(false, slot) : null;
     const id = this.nextId++;
     const slots = partner ? [slot, partner] : [slot];
     for (const s of slots) {
@@ -88,9 +102,9 @@ export class WorkerPool {
   }
 
   /** One message in, one answer out (a one-shot job). */
-  request(msg: (id: number) => ToWorker, transfer: Transfer[] = []): Promise<FromWorker> {
+  request(msg: (id: number) => ToWorker, transfer: Transfer[] = [], options: JobOptions = {}): Promise<FromWorker> {
     return new Promise<FromWorker>((resolve, reject) => {
-      const job = this.open({
+      const handler: JobHandler = {
         receive: (answer) => {
           job.end();
           resolve(answer);
@@ -99,9 +113,15 @@ export class WorkerPool {
           job.end();
           reject(err);
         },
-      });
+      };
+      const job = this.open(handler, options);
       job.post(msg(job.id), transfer);
     });
+  }
+
+  /** workers alive now */
+  get running(): number {
+    return this.slots.length;
   }
 
   async close(): Promise<void> {
@@ -109,14 +129,18 @@ export class WorkerPool {
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
-  /** The least busy worker (an idle one, else a new one while the pool has room); `besides`: another than that one, if the pool allows. */
-  private pick(): Slot;
-  private pick(besides: Slot): Slot | null;
-  private pick(besides?: Slot): Slot | null {
+  /**
+   * The least busy worker: an idle one, else a new one while the pool has room (`light`: only
+   * when it has none), else the one with the fewest jobs; `besides`: another than that one, if
+   * the pool allows.
+   */
+  private pick(light: boolean): Slot;
+  private pick(light: boolean, besides: Slot): Slot | null;
+  private pick(light: boolean, besides?: Slot): Slot | null {
     const others = besides ? this.slots.filter((s) => s !== besides) : this.slots;
     const idle = others.find((s) => s.jobs.size === 0);
     if (idle) return idle;
-    if (this.slots.length < this.size) return this.spawn();
+    if (this.slots.length < this.size && !(light && others.length > 0)) return this.spawn();
     if (others.length === 0) return null;
     return others.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
   }

@@ -1,6 +1,7 @@
 // Messages between the main thread (pool.ts and its callers) and a CPU worker (worker.ts). Every
-// message carries the id of its job; a job is a one-shot compression, one NAR's pass, or a SHA-256
-// (docs/architecture.md, "The life of an upload").
+// message carries the id of its job; a job is a one-shot compression, a batch of whole-file reads
+// for downloads (storage/local-reader.ts), one NAR's pass or a SHA-256 (docs/architecture.md, "The
+// life of an upload").
 import type { MessagePort } from "node:worker_threads";
 import type { ChunkingParams } from "../chunking/fastcdc.ts";
 
@@ -16,8 +17,26 @@ export interface NarPassOptions {
   batchSize: number;
 }
 
+/** A file to read whole: `size` bytes expected, or -1 to ask only whether it exists. */
+export interface FileRead {
+  path: string;
+  size: number;
+}
+
+/**
+ * A file read's outcome: its bytes (moved; one byte longer than asked, the probe that found no
+ * more), nothing (it exists), or an error with its errno code (ENOENT: not found).
+ */
+export interface FileReadAnswer {
+  bytes?: Uint8Array;
+  error?: string;
+  code?: string;
+}
+
 export type ToWorker =
   | { kind: "compress"; id: number; type: "zstd" | "brotli"; level: number; data: Uint8Array; hash: boolean }
+  /** read these files whole (read-files.ts), answered in one `files` message */
+  | { kind: "read-files"; id: number; files: FileRead[] }
   /**
    * `port`: to a partner worker that compresses this pass's new chunks, and hashes the chunks of
    * the batches it is given while it has nothing else to do (both cores busy on one upload, new
@@ -76,6 +95,8 @@ export interface NarPassResult {
 
 export type FromWorker =
   | { kind: "compressed"; id: number; out: Uint8Array; sha256?: string }
+  /** the answers to a `read-files`, in its order */
+  | { kind: "files"; id: number; results: FileReadAnswer[] }
   /** `narOffset` is set when the NAR itself is invalid (a NarError in the worker) */
   | { kind: "error"; id: number; message: string; narOffset?: number }
   /**

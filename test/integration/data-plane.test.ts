@@ -367,6 +367,36 @@ describe("data plane options", () => {
     }
   });
 
+  test("a CPU worker dying mid-download (chunk files read whole): that body breaks off, nothing is marked lost, the next download is served", async () => {
+    // one object per chunk: the download reads its chunk files whole, in batches, on the pool
+    const s = await startServer({ chunking: { threshold: 1, min: 16384, avg: 65536, max: 262144 }, storageExtra: "packs = false" });
+    // a pool of one worker that crashes on its second batch of reads (the first one's bytes sent)
+    const crashing = new WorkerPool({ size: 1, url: new URL("../helpers/read-crashing-worker.ts", import.meta.url) });
+    let shared: WorkerPool | null = null;
+    try {
+      await createCacheViaApi(s, "c");
+      // some 45 chunk files: more than one read-ahead (32), so the reads take two batches at least
+      const big = narFixture(seededBytes(3_000_000, 15), "big");
+      const small = narFixture(seededBytes(150_000, 16), "small");
+      for (const fx of [big, small]) await resultOf(await uploadNar(s, fx, { cache: "c", token: s.rootToken() }));
+      shared = replaceWorkerPool(crashing);
+
+      const info = parseNarInfo((await narinfoOf(s, "c", big.storePathHash, s.rootToken())).text);
+      const res = await s.fetch(`/c/${info.url}`, { token: s.rootToken() });
+      assert.equal(res.status, 200, "the checks before the first byte passed");
+      await assert.rejects(res.arrayBuffer(), "the body breaks off: never a short NAR that looks whole");
+      const states = await s.db.kysely.selectFrom("chunk").select("state").execute();
+      assert.deepEqual([...new Set(states.map((c) => c.state))], ["V"], "a dead worker is not a lost file");
+
+      // the pool replaced its worker: the small NAR's reads (one batch) are served by the new one
+      assert.ok((await downloadNar(s, "c", small.storePathHash, s.rootToken())).body.equals(small.nar));
+    } finally {
+      if (shared) replaceWorkerPool(shared);
+      await crashing.close();
+      await s.stop();
+    }
+  });
+
   test("threshold 0 never chunks; proof of possession off dedups without reading the body", async () => {
     const s = await startServer({ chunking: { threshold: 0, min: 16384, avg: 65536, max: 262144 }, top: "require-proof-of-possession = false" });
     try {
